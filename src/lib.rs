@@ -1,0 +1,21 @@
+//! session-proxy: SSH `ProxyCommand` and SOCKS5 multiplexer over AWS Systems Manager Session
+//! Manager.
+//!
+//! ```text
+//!  ssh ──stdin/stdout──▶ cli::stdio ─┐
+//!  curl ──SOCKS5──▶ socks::server ──▶ route ──▶ upstream::pool ──russh──┐
+//!                                                                      ▼
+//!                         ssm::driver (WebSocket) ◀── ssm::channel (sans-IO core)
+//!                                  │                        ▲
+//!                                  ▼                        │ (same core, agent role)
+//!                     AWS data channel  /  sim::service ── sim::agent ──▶ TCP target
+//! ```
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+
+pub mod ssm;

@@ -1,0 +1,666 @@
+//! The data-channel state machine, sans-IO, for both ends (client and agent).
+//!
+//! Shape (after quinn-proto): the caller feeds [`Channel::handle_frame`] with each received
+//! WebSocket message, [`Channel::write`] with application bytes and [`Channel::handle_timeout`]
+//! when [`Channel::poll_timeout`] passes; after any of these it drains
+//! [`Channel::poll_transmit`] (frames to send) and [`Channel::poll_event`] until `None`, and
+//! reads delivered bytes with [`Channel::read`]. The channel never reads a clock, sleeps or
+//! spawns: time comes in as `now`.
+//!
+//! Reliability follows reference §6 (per-message acks, RTO from RTT, reorder buffer,
+//! re-acknowledged duplicates) with two deliberate departures: pacing is a bounded in-flight
+//! window instead of a 1 ms sleep per message, and every overdue message is resent on a tick
+//! instead of only the oldest, so one loss does not stall a full window for seconds.
+
+mod handshake;
+mod recv;
+mod rtt;
+mod send;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+pub use handshake::{agent_judge, agent_request, client_response, SessionInfo};
+pub use stats::Stats;
+
+use crate::ssm::message::{flags, DecodeError, Message, MessageType, PayloadType};
+use crate::ssm::payload::{
+    Acknowledge, ChannelClosed, Flag, HandshakeComplete, HandshakeRequest, HandshakeResponse,
+};
+use recv::RecvBuffer;
+use rtt::RttEstimator;
+use send::SendBuffer;
+
+/// ClientVersion we report. Below 1.1.70 the agent never switches a port session to smux
+/// multiplexing (§4.3, §7), so SSH and port sessions stay plain byte streams.
+pub const CLIENT_VERSION: &str = "1.1.0.0";
+
+/// How often overdue messages are looked for (the reference's resend tick, §6.3).
+pub const RESEND_TICK: Duration = Duration::from_millis(100);
+
+/// At most this many messages are retransmitted per tick, so a dead link is not flooded.
+const MAX_RESENDS_PER_TICK: usize = 256;
+
+/// Which end of the data channel this core plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Agent,
+}
+
+/// Tunables. Defaults suit a client talking to the real service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub role: Role,
+    /// Largest payload per outgoing stream message (the official ends use 1024).
+    pub chunk_size: usize,
+    /// Cap on written-but-unacknowledged payload bytes; `write` accepts no more past it.
+    pub send_buffer: usize,
+    /// Cap on bytes held for messages that arrived ahead of a gap.
+    pub reorder_buffer: usize,
+    /// Cap on delivered bytes the application has not read yet.
+    pub ready_buffer: usize,
+    /// Client role: the ClientVersion reported in the HandshakeResponse.
+    pub client_version: String,
+    /// Agent role: the AgentVersion reported in the HandshakeRequest.
+    pub agent_version: String,
+    /// Agent role: SessionType and document properties offered in the handshake.
+    pub session_type: String,
+    pub properties: serde_json::Value,
+    /// Agent role: false imitates agents (and shells) that skip the handshake.
+    pub require_handshake: bool,
+    /// Agent role: how long to wait for the HandshakeResponse (15 s in the agent).
+    pub handshake_timeout: Duration,
+    /// Seed for message ids; any value works, a random one in production.
+    pub id_seed: u64,
+    /// Unix time in ms corresponding to the `now` given to [`Channel::new`] (for CreatedDate).
+    pub unix_ms_at_start: u64,
+}
+
+impl Config {
+    pub fn new(role: Role) -> Self {
+        Self {
+            role,
+            chunk_size: 1024,
+            send_buffer: 1 << 20,
+            reorder_buffer: 4 << 20,
+            ready_buffer: 4 << 20,
+            client_version: CLIENT_VERSION.to_owned(),
+            agent_version: "3.3.0.0".to_owned(),
+            session_type: "Port".to_owned(),
+            properties: serde_json::json!({"portNumber": "22"}),
+            require_handshake: true,
+            handshake_timeout: Duration::from_secs(15),
+            id_seed: 0x5e55_1011,
+            unix_ms_at_start: 1_700_000_000_000,
+        }
+    }
+}
+
+/// Something the application should know about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The handshake finished (or the agent skipped it); data may flow. `session` is what the
+    /// agent offered (empty when it sent no HandshakeRequest).
+    Ready { session: SessionInfo, customer_message: String },
+    /// Agent role: the client's HandshakeResponse refused an action, or it never came.
+    HandshakeFailed(String),
+    /// New bytes are available from [`Channel::read`].
+    Readable,
+    /// A Flag payload from the peer (TerminateSession, DisconnectToPort, ConnectToPortError).
+    Flag(Flag),
+    /// The service closed the channel; `output` carries its reason text, if any.
+    Closed { output: String },
+    /// Everything written was acknowledged (after the write side was closed).
+    Flushed,
+}
+
+/// Handshake progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Client: waiting for HandshakeRequest or first output. Agent: waiting for the response.
+    Handshaking,
+    /// Client: responded, waiting for HandshakeComplete.
+    Responded,
+    Ready,
+    Failed,
+}
+
+/// The data-channel state machine. See the module docs for the calling contract.
+#[derive(Debug)]
+pub struct Channel {
+    cfg: Config,
+    start: Instant,
+    phase: Phase,
+    send: SendBuffer,
+    recv: RecvBuffer,
+    rtt: RttEstimator,
+    outbox: VecDeque<Bytes>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    paused: bool,
+    connected: bool,
+    closed: bool,
+    write_closed: bool,
+    flushed_reported: bool,
+    next_tick: Option<Instant>,
+    handshake_deadline: Option<Instant>,
+    agent_request: Option<HandshakeRequest>,
+    id_state: u64,
+    handshake_started: Option<Instant>,
+    pending_session: Option<SessionInfo>,
+}
+
+impl Channel {
+    /// Creates a channel. In the agent role the HandshakeRequest (sequence 0) is queued at once
+    /// unless `require_handshake` is false.
+    pub fn new(cfg: Config, now: Instant) -> Self {
+        let mut ch = Self {
+            id_state: cfg.id_seed,
+            cfg,
+            start: now,
+            phase: Phase::Handshaking,
+            send: SendBuffer::default(),
+            recv: RecvBuffer::default(),
+            rtt: RttEstimator::default(),
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            paused: false,
+            connected: true,
+            closed: false,
+            write_closed: false,
+            flushed_reported: false,
+            next_tick: None,
+            handshake_deadline: None,
+            agent_request: None,
+            handshake_started: None,
+            pending_session: None,
+        };
+        if ch.cfg.role == Role::Agent {
+            if ch.cfg.require_handshake {
+                let req = agent_request(&ch.cfg.agent_version, &ch.cfg.session_type, &ch.cfg.properties);
+                ch.transmit_stream(now, PayloadType::HandshakeRequest, Bytes::from(req.to_bytes()));
+                ch.agent_request = Some(req);
+                ch.handshake_deadline = Some(now + ch.cfg.handshake_timeout);
+                ch.handshake_started = Some(now);
+            } else {
+                ch.become_ready(SessionInfo::default(), String::new());
+            }
+        }
+        ch
+    }
+
+    pub fn role(&self) -> Role {
+        self.cfg.role
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.phase == Phase::Ready
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Current retransmission timeout.
+    pub fn rto(&self) -> Duration {
+        self.rtt.rto()
+    }
+
+    /// Bytes `write` would accept right now.
+    pub fn send_capacity(&self) -> usize {
+        if self.write_closed || self.closed {
+            return 0;
+        }
+        self.cfg.send_buffer.saturating_sub(self.send.buffered_bytes())
+    }
+
+    /// True when everything written has been acknowledged by the peer.
+    pub fn is_flushed(&self) -> bool {
+        self.send.is_empty()
+    }
+
+    pub fn unacked_bytes(&self) -> usize {
+        self.send.unacked_bytes()
+    }
+
+    pub fn buffered_send_bytes(&self) -> usize {
+        self.send.buffered_bytes()
+    }
+
+    pub fn reorder_bytes(&self) -> usize {
+        self.recv.reorder_bytes()
+    }
+
+    pub fn ready_bytes(&self) -> usize {
+        self.recv.ready_bytes()
+    }
+
+    /// Accepts up to [`send_capacity`](Self::send_capacity) bytes of stream data, split into
+    /// `chunk_size` messages. Returns how many bytes were taken (0 means "try again later").
+    pub fn write(&mut self, now: Instant, data: &[u8]) -> usize {
+        let n = data.len().min(self.send_capacity());
+        let Some(accepted) = data.get(..n) else {
+            return 0;
+        };
+        for chunk in accepted.chunks(self.cfg.chunk_size.max(1)) {
+            self.send.push_pending(PayloadType::Output, Bytes::copy_from_slice(chunk));
+        }
+        self.stats.peak_send_buffer_bytes = self
+            .stats
+            .peak_send_buffer_bytes
+            .max(self.send.buffered_bytes() as u64);
+        self.flush_pending(now);
+        n
+    }
+
+    /// Sends a Flag message (sequenced and acknowledged like data, §7.5).
+    pub fn send_flag(&mut self, now: Instant, flag: Flag) {
+        self.send.push_pending(PayloadType::Flag, Bytes::copy_from_slice(&flag.to_bytes()));
+        self.flush_pending(now);
+    }
+
+    /// Sends a stream message of any payload type (e.g. Size for terminals).
+    pub fn send_payload(&mut self, now: Instant, ptype: PayloadType, payload: Bytes) {
+        if payload.is_empty() {
+            return;
+        }
+        self.send.push_pending(ptype, payload);
+        self.flush_pending(now);
+    }
+
+    /// The application will write no more. [`Event::Flushed`] follows once all is acknowledged.
+    pub fn close_write(&mut self) {
+        self.write_closed = true;
+        self.check_flushed();
+    }
+
+    /// Copies delivered bytes into `buf`; returns 0 when none are ready.
+    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        self.recv.read_into(buf)
+    }
+
+    /// Takes the next delivered chunk without copying.
+    pub fn read_chunk(&mut self) -> Option<Bytes> {
+        self.recv.pop_ready()
+    }
+
+    /// Next frame to put on the WebSocket (binary message).
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.outbox.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let tick = if self.send.unacked_bytes() > 0 || !self.send.is_empty() {
+            self.next_tick
+        } else {
+            None
+        };
+        match (tick, self.handshake_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs timers: retransmission of overdue messages and the agent's handshake deadline.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(d) = self.handshake_deadline {
+            if now >= d && self.phase != Phase::Ready {
+                self.handshake_deadline = None;
+                self.phase = Phase::Failed;
+                self.events.push_back(Event::HandshakeFailed(
+                    "timed out waiting for the client's HandshakeResponse".into(),
+                ));
+            }
+        }
+        if let Some(t) = self.next_tick {
+            if now >= t {
+                self.next_tick = Some(now + RESEND_TICK);
+                if self.connected && !self.paused {
+                    let frames = self.send.overdue(now, self.rtt.rto(), MAX_RESENDS_PER_TICK);
+                    self.stats.retransmits += frames.len() as u64;
+                    self.outbox.extend(frames);
+                }
+            }
+        }
+    }
+
+    /// The transport went away: nothing can be sent until [`on_reconnect`](Self::on_reconnect).
+    /// Frames not yet taken from `poll_transmit` are discarded (they are retransmitted later).
+    pub fn on_disconnect(&mut self) {
+        self.connected = false;
+        self.outbox.clear();
+    }
+
+    /// A new WebSocket is open (resume): clear pause, resend everything unacknowledged at once,
+    /// and send anything that was held back. Sequence state is kept (§9.3).
+    pub fn on_reconnect(&mut self, now: Instant) {
+        self.connected = true;
+        self.paused = false;
+        self.outbox.clear();
+        let frames = self.send.all_unacked(now);
+        self.stats.retransmits += frames.len() as u64;
+        self.outbox.extend(frames);
+        self.flush_pending(now);
+    }
+
+    /// Handles one received WebSocket message. Undecodable frames are dropped unacknowledged
+    /// (as both official ends do) and reported; the channel stays usable.
+    pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> Result<(), DecodeError> {
+        let msg = match Message::decode(frame) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.decode_errors += 1;
+                return Err(e);
+            }
+        };
+        self.handle_message(now, msg);
+        Ok(())
+    }
+
+    /// Handles one decoded message.
+    pub fn handle_message(&mut self, now: Instant, msg: Message) {
+        match &msg.message_type {
+            MessageType::Acknowledge => {
+                self.paused = false;
+                self.on_ack(now, &msg);
+            }
+            t if *t == self.incoming_stream_type() => {
+                self.paused = false;
+                self.on_stream(now, msg);
+            }
+            MessageType::ChannelClosed => {
+                let output = ChannelClosed::from_bytes(&msg.payload)
+                    .map(|c| c.output)
+                    .unwrap_or_default();
+                if !self.closed {
+                    self.closed = true;
+                    self.events.push_back(Event::Closed { output });
+                }
+            }
+            MessageType::PausePublication => self.paused = true,
+            MessageType::StartPublication => {
+                self.paused = false;
+                self.flush_pending(now);
+            }
+            // Our own stream type echoed back, agent_session_state, unknown types: ignore.
+            _ => {}
+        }
+    }
+
+    fn incoming_stream_type(&self) -> MessageType {
+        match self.cfg.role {
+            Role::Client => MessageType::OutputStreamData,
+            Role::Agent => MessageType::InputStreamData,
+        }
+    }
+
+    fn outgoing_stream_type(&self) -> MessageType {
+        match self.cfg.role {
+            Role::Client => MessageType::InputStreamData,
+            Role::Agent => MessageType::OutputStreamData,
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, msg: &Message) {
+        let Ok(ack) = Acknowledge::from_bytes(&msg.payload) else {
+            self.stats.decode_errors += 1;
+            return;
+        };
+        self.stats.acks_received += 1;
+        if let Some(sample) = self.send.on_ack(ack.sequence_number, now) {
+            if let Some(r) = sample {
+                self.rtt.on_sample(r);
+            }
+        }
+        self.flush_pending(now);
+        self.check_flushed();
+    }
+
+    fn on_stream(&mut self, now: Instant, msg: Message) {
+        let seq = msg.sequence_number;
+        let expected = self.recv.expected;
+        if seq < expected || self.recv.holds_early(seq) {
+            self.stats.duplicates_received += 1;
+            self.send_ack(now, &msg);
+            return;
+        }
+        if seq > expected {
+            if self.recv.store_early(msg.clone(), self.cfg.reorder_buffer) {
+                self.stats.reordered += 1;
+                self.stats.peak_reorder_bytes =
+                    self.stats.peak_reorder_bytes.max(self.recv.reorder_bytes() as u64);
+                self.send_ack(now, &msg);
+            } else {
+                self.stats.dropped_no_room += 1;
+            }
+            return;
+        }
+        // In order. Data beyond the ready cap is left unacknowledged: the peer resends it.
+        if msg.payload_type == PayloadType::Output
+            && self.recv.ready_bytes() >= self.cfg.ready_buffer
+        {
+            self.stats.dropped_no_room += 1;
+            return;
+        }
+        self.send_ack(now, &msg);
+        self.deliver(now, msg);
+        while let Some(early) = self.recv.take_next_early() {
+            self.deliver(now, early);
+        }
+    }
+
+    /// Processes the in-order message at `expected` (already acknowledged) and advances.
+    fn deliver(&mut self, now: Instant, msg: Message) {
+        self.recv.expected += 1;
+        self.stats.messages_received += 1;
+        match (self.cfg.role, msg.payload_type) {
+            (Role::Client, PayloadType::HandshakeRequest) => self.on_handshake_request(now, &msg),
+            (Role::Client, PayloadType::HandshakeComplete) => {
+                let c = HandshakeComplete::from_bytes(&msg.payload).unwrap_or(HandshakeComplete {
+                    handshake_time_to_complete: 0,
+                    customer_message: String::new(),
+                });
+                let info = self.pending_session.take().unwrap_or_default();
+                self.become_ready(info, c.customer_message);
+                self.flush_pending(now);
+            }
+            (Role::Agent, PayloadType::HandshakeResponse) => self.on_handshake_response(now, &msg),
+            (_, PayloadType::Flag) => {
+                if let Ok(f) = Flag::from_bytes(&msg.payload) {
+                    self.events.push_back(Event::Flag(f));
+                }
+            }
+            (_, PayloadType::Output) => {
+                match (self.cfg.role, self.phase) {
+                    (_, Phase::Ready) | (Role::Client, Phase::Responded) => {}
+                    // An agent that skips the handshake sends output first (§4.4).
+                    (Role::Client, _) => {
+                        self.become_ready(SessionInfo::default(), String::new());
+                        self.flush_pending(now);
+                    }
+                    // The agent acknowledges and discards client data before the handshake.
+                    (Role::Agent, _) => {
+                        self.stats.discarded_before_handshake += 1;
+                        return;
+                    }
+                }
+                if msg.payload.is_empty() {
+                    return;
+                }
+                self.stats.bytes_delivered += msg.payload.len() as u64;
+                self.recv.push_ready(msg.payload);
+                self.stats.peak_ready_bytes =
+                    self.stats.peak_ready_bytes.max(self.recv.ready_bytes() as u64);
+                self.events.push_back(Event::Readable);
+            }
+            // Size, Parameter, StdErr, ExitCode, encryption challenges: not used by port sessions.
+            _ => {}
+        }
+    }
+
+    fn on_handshake_request(&mut self, now: Instant, msg: &Message) {
+        let Ok(req) = HandshakeRequest::from_bytes(&msg.payload) else {
+            self.stats.decode_errors += 1;
+            return;
+        };
+        let (resp, info) = client_response(&req, &self.cfg.client_version);
+        self.pending_session = Some(info);
+        self.phase = Phase::Responded;
+        // The response jumps the queue: it must take the next sequence number (§4.2).
+        self.transmit_stream(now, PayloadType::HandshakeResponse, Bytes::from(resp.to_bytes()));
+    }
+
+    fn on_handshake_response(&mut self, now: Instant, msg: &Message) {
+        if self.phase != Phase::Handshaking {
+            return;
+        }
+        self.handshake_deadline = None;
+        let verdict = match (HandshakeResponse::from_bytes(&msg.payload), &self.agent_request) {
+            (Ok(resp), Some(req)) => agent_judge(req, &resp).map(|()| resp),
+            (Err(e), _) => Err(e.to_string()),
+            (Ok(_), None) => Err("unexpected HandshakeResponse".into()),
+        };
+        match verdict {
+            Ok(resp) => {
+                let elapsed = self
+                    .handshake_started
+                    .map(|s| now.saturating_duration_since(s))
+                    .unwrap_or_default();
+                let done = HandshakeComplete {
+                    handshake_time_to_complete: i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX),
+                    customer_message: String::new(),
+                };
+                self.transmit_stream(now, PayloadType::HandshakeComplete, Bytes::from(done.to_bytes()));
+                let info = SessionInfo {
+                    agent_version: resp.client_version,
+                    session_type: Some(self.cfg.session_type.clone()),
+                    properties: self.cfg.properties.clone(),
+                };
+                self.become_ready(info, String::new());
+                self.flush_pending(now);
+            }
+            Err(reason) => {
+                self.phase = Phase::Failed;
+                self.events.push_back(Event::HandshakeFailed(reason));
+            }
+        }
+    }
+
+    fn become_ready(&mut self, session: SessionInfo, customer_message: String) {
+        if self.phase == Phase::Ready {
+            return;
+        }
+        self.phase = Phase::Ready;
+        self.events.push_back(Event::Ready {
+            session,
+            customer_message,
+        });
+    }
+
+    fn check_flushed(&mut self) {
+        if self.write_closed && !self.flushed_reported && self.send.is_empty() {
+            self.flushed_reported = true;
+            self.events.push_back(Event::Flushed);
+        }
+    }
+
+    /// Sequences and transmits pending data while allowed.
+    fn flush_pending(&mut self, now: Instant) {
+        if self.phase != Phase::Ready || self.paused || !self.connected {
+            return;
+        }
+        while let Some((ptype, chunk)) = self.send.pop_pending() {
+            self.transmit_stream(now, ptype, chunk);
+        }
+    }
+
+    /// Assigns the next sequence number, encodes, queues for sending and keeps for resends.
+    fn transmit_stream(&mut self, now: Instant, ptype: PayloadType, payload: Bytes) {
+        let seq = self.send.next_seq;
+        let flags = if self.cfg.role == Role::Agent && seq == 0 { flags::SYN } else { 0 };
+        let msg = Message {
+            message_type: self.outgoing_stream_type(),
+            schema_version: 1,
+            created_date: self.created_ms(now),
+            sequence_number: seq,
+            flags,
+            message_id: self.next_id(),
+            payload_type: ptype,
+            payload,
+        };
+        let frame = Bytes::from(msg.to_bytes());
+        let len = msg.payload.len();
+        self.send.push_unacked(frame.clone(), len, now);
+        self.stats.messages_sent += 1;
+        self.stats.bytes_sent += len as u64;
+        self.stats.peak_send_buffer_bytes =
+            self.stats.peak_send_buffer_bytes.max(self.send.buffered_bytes() as u64);
+        if self.connected && !self.paused {
+            self.outbox.push_back(frame);
+        }
+        if self.next_tick.is_none() {
+            self.next_tick = Some(now + RESEND_TICK);
+        }
+    }
+
+    fn send_ack(&mut self, now: Instant, of: &Message) {
+        let ack = Acknowledge {
+            message_type: of.message_type.as_str().to_owned(),
+            message_id: of.message_id.hyphenated().to_string(),
+            sequence_number: of.sequence_number,
+            is_sequential: true,
+        };
+        let msg = Message {
+            message_type: MessageType::Acknowledge,
+            schema_version: 1,
+            created_date: self.created_ms(now),
+            sequence_number: 0,
+            flags: flags::SYN_FIN,
+            message_id: self.next_id(),
+            payload_type: PayloadType::Undefined,
+            payload: Bytes::from(ack.to_bytes()),
+        };
+        self.stats.acks_sent += 1;
+        if self.connected {
+            self.outbox.push_back(Bytes::from(msg.to_bytes()));
+        }
+    }
+
+    fn created_ms(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.start).as_millis() as u64;
+        self.cfg.unix_ms_at_start.max(1).saturating_add(since)
+    }
+
+    /// Deterministic v4-shaped ids from a splitmix64 stream (unique per channel, no OS RNG).
+    fn next_id(&mut self) -> Uuid {
+        let mut next = || {
+            self.id_state = self.id_state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.id_state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let v = (u128::from(next()) << 64) | u128::from(next());
+        uuid::Builder::from_random_bytes(v.to_be_bytes()).into_uuid()
+    }
+}

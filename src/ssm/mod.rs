@@ -1,0 +1,6 @@
+//! The Session Manager data channel: wire codec, typed payloads, the sans-IO channel state
+//! machine, and the tokio shell that drives it over a WebSocket.
+
+pub mod message;
+pub mod payload;
+pub mod channel;
