@@ -19,3 +19,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 pub mod ssm;
+
+pub mod redact;
+pub mod cli;
+pub mod exit;

@@ -4,3 +4,7 @@
 pub mod message;
 pub mod payload;
 pub mod channel;
+pub mod driver;
+pub mod api;
+pub mod session;
+pub mod target;

@@ -38,6 +38,7 @@ impl RttEstimator {
         self.rto
     }
 
+    #[cfg(test)]
     pub(crate) fn srtt(&self) -> Duration {
         self.srtt
     }

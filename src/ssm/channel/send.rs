@@ -15,7 +15,6 @@ use crate::ssm::message::PayloadType;
 /// One transmitted stream message kept until acknowledged; retransmissions send `frame` as is.
 #[derive(Debug)]
 pub(crate) struct Unacked {
-    pub(crate) seq: i64,
     pub(crate) frame: Bytes,
     pub(crate) payload_len: usize,
     pub(crate) last_sent: Instant,
@@ -45,10 +44,6 @@ impl SendBuffer {
         self.unacked_bytes
     }
 
-    pub(crate) fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
     pub(crate) fn is_empty(&self) -> bool {
         self.pending.is_empty() && self.unacked_count == 0
     }
@@ -72,7 +67,6 @@ impl SendBuffer {
             self.base_seq = seq;
         }
         self.unacked.push_back(Some(Unacked {
-            seq,
             frame,
             payload_len,
             last_sent: now,
@@ -125,9 +119,5 @@ impl SendBuffer {
                 e.frame.clone()
             })
             .collect()
-    }
-
-    pub(crate) fn oldest_unacked_sent(&self) -> Option<Instant> {
-        self.unacked.iter().flatten().map(|e| e.last_sent).min()
     }
 }

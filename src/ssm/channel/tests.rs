@@ -252,7 +252,6 @@ fn heavy_fault_shard(shard: u64) {
 macro_rules! shards {
     ($($name:ident = $n:expr),*) => {$(
         #[test]
-        #[cfg_attr(debug_assertions, ignore = "heavy: run with --release (CI does)")]
         fn $name() { heavy_fault_shard($n) }
     )*};
 }

@@ -1,0 +1,77 @@
+//! Command-line interface: one clap definition (also the source of completions and man pages),
+//! one module per subcommand with `run(&GlobalArgs, Args) -> anyhow::Result<ExitCode>`.
+
+pub mod generate;
+
+pub mod stdio;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+/// SSH ProxyCommand and SOCKS5 multiplexer over AWS Systems Manager Session Manager.
+#[derive(Debug, Parser)]
+#[command(name = "session-proxy", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// More logging on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Configuration file (default: ./config.yaml, then the XDG config dir).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand).
+    Stdio(stdio::StdioArgs),
+    /// Write shell completions and man pages.
+    Generate(generate::GenerateArgs),
+}
+
+/// The clap command, for generators and tests.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Stdio(a) => stdio::run(&cli.global, a).await,
+        Command::Generate(a) => generate::run(&cli.global, a),
+    }
+}
+
+/// Sets up stderr logging; the library never writes to stdout.
+pub fn init_tracing(g: &GlobalArgs) {
+    let level = if g.quiet {
+        "error"
+    } else {
+        match g.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SESSION_PROXY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("session_proxy={level},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

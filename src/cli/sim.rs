@@ -1,0 +1,148 @@
+//! `sim`: runs the simulator on loopback until SIGINT/SIGTERM, printing `eval`-able
+//! environment lines once ready and per-session stats on exit.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::GlobalArgs;
+use crate::exit::UsageError;
+use crate::sim::agent::AgentKnobs;
+use crate::sim::faults::{DirFaults, FaultPlan};
+use crate::sim::{instances, Sim, SimOptions};
+
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Address to listen on (loopback only).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// An instance: `i-0123456789abcdef0=127.0.0.1:2222[,name=web,ip=10.0.0.5,computer=host,offline,agent=3.3.987.0]`.
+    #[arg(long = "target", value_name = "SPEC")]
+    pub targets: Vec<String>,
+    /// YAML file listing instances.
+    #[arg(long, value_name = "FILE")]
+    pub instances: Option<PathBuf>,
+    /// Milliseconds the agent sleeps per chunk read (1 imitates the real agent's ~1 MB/s).
+    #[arg(long, default_value_t = 0)]
+    pub pace_ms: u64,
+    /// Bytes per agent output message.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub chunk: u32,
+    /// AgentVersion to report in the handshake (default: each instance's).
+    #[arg(long)]
+    pub agent_version: Option<String>,
+    /// Imitate agents that skip the handshake.
+    #[arg(long)]
+    pub legacy_agent: bool,
+    /// Seed of the fault plan (printed so a failure can be replayed).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Drop rate (0..1) of frames in both directions.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop: f64,
+    /// Duplicate rate (0..1) of frames in both directions.
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicate: f64,
+    /// Reorder rate (0..1) of frames in both directions.
+    #[arg(long, default_value_t = 0.0)]
+    pub reorder: f64,
+    /// Extra delay in milliseconds for every frame.
+    #[arg(long, default_value_t = 0)]
+    pub delay_ms: u64,
+    /// Close the client's WebSocket (code 1000) after this many bytes, repeatedly.
+    #[arg(long)]
+    pub kill_after_bytes: Option<u64>,
+    /// Close the client's WebSocket (code 1000) every this many seconds.
+    #[arg(long)]
+    pub kill_every_secs: Option<u64>,
+    /// Seconds a session may wait for its client to resume before it is closed.
+    #[arg(long, default_value_t = 1200)]
+    pub idle_timeout_secs: u64,
+    /// Write per-session stats (JSON) here on exit.
+    #[arg(long, value_name = "FILE")]
+    pub stats_file: Option<PathBuf>,
+}
+
+fn rate(name: &str, v: f64) -> Result<f64, UsageError> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(UsageError::Usage(format!("--{name} must be between 0 and 1, got {v}")))
+    }
+}
+
+impl SimArgs {
+    pub fn options(&self) -> anyhow::Result<SimOptions> {
+        if !self.listen.ip().is_loopback() {
+            return Err(UsageError::Usage(format!("--listen {} is not a loopback address; the simulator only serves 127.0.0.0/8 or ::1", self.listen)).into());
+        }
+        let mut list = Vec::new();
+        if let Some(p) = &self.instances {
+            list.extend(instances::load_file(p).map_err(|e| UsageError::Config(e.to_string()))?);
+        }
+        for t in &self.targets {
+            list.push(instances::parse_target_flag(t).map_err(|e| UsageError::Usage(format!("--target {t}: {e}")))?);
+        }
+        let dir = DirFaults {
+            drop: rate("drop", self.drop)?,
+            duplicate: rate("duplicate", self.duplicate)?,
+            reorder: rate("reorder", self.reorder)?,
+            delay: Duration::from_millis(self.delay_ms),
+        };
+        Ok(SimOptions {
+            instances: list,
+            knobs: AgentKnobs {
+                pace: (self.pace_ms > 0).then(|| Duration::from_millis(self.pace_ms)),
+                chunk: self.chunk as usize,
+                legacy: self.legacy_agent,
+                agent_version: self.agent_version.clone(),
+            },
+            faults: FaultPlan {
+                seed: self.seed,
+                to_agent: dir,
+                to_client: dir,
+                kill_after_bytes: self.kill_after_bytes,
+                kill_every: self.kill_every_secs.map(Duration::from_secs),
+            },
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+        })
+    }
+}
+
+pub async fn run(_g: &GlobalArgs, a: SimArgs) -> anyhow::Result<ExitCode> {
+    let opts = a.options()?;
+    if opts.instances.is_empty() {
+        return Err(UsageError::Usage("no instances: give --target i-…=HOST:PORT or --instances FILE".into()).into());
+    }
+    let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("binding {}", a.listen))?;
+    let sim = Sim::start(listener, opts.clone())?;
+    if !opts.faults.is_quiet() {
+        eprintln!("# fault plan seed {} (replay with --seed {})", opts.faults.seed, opts.faults.seed);
+    }
+    print!("{}", sim.env_lines());
+    for i in &opts.instances {
+        eprintln!("# instance {} → {}{}", i.id, i.address, if i.online { "" } else { " (offline)" });
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = sigint.recv() => {}
+        _ = sigterm.recv() => {}
+    }
+    let stats = sim.stats();
+    let open = sim.open_sessions();
+    let json = serde_json::json!({ "sessions": stats, "open_sessions": open });
+    let text = serde_json::to_string_pretty(&json)?;
+    if let Some(p) = &a.stats_file {
+        std::fs::write(p, &text).with_context(|| format!("writing {}", p.display()))?;
+    }
+    eprintln!("{text}");
+    sim.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,74 @@
+//! `stdio <target> [-p PORT]`: the OpenSSH `ProxyCommand`. Starts an `AWS-StartSSHSession`
+//! session and bridges stdin/stdout to it byte for byte; nothing but session bytes ever goes to
+//! stdout. Ends cleanly: stdin EOF keeps delivering output until the service closes the
+//! channel; signals send TerminateSession; the session is always terminated on the way out.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::GlobalArgs;
+use crate::ssm::api::{AwsSettings, SessionRequest, SsmApi};
+use crate::ssm::driver::End;
+use crate::ssm::session::{Session, SessionOptions};
+use crate::ssm::target;
+
+#[derive(Debug, Clone, Args)]
+pub struct StdioArgs {
+    /// Instance id (i-…, mi-…), Name tag, IP address, computer name, or a `hosts:` alias.
+    pub target: String,
+    /// Port on the instance (portNumber of the session document).
+    #[arg(short, long, default_value_t = 22)]
+    pub port: u16,
+    /// AWS profile (default: AWS_PROFILE or the default profile).
+    #[arg(long, env = "AWS_PROFILE", hide_env_values = true)]
+    pub profile: Option<String>,
+    /// AWS region (default: AWS_REGION or the profile's region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Session document.
+    #[arg(long, default_value = "AWS-StartSSHSession")]
+    pub document: String,
+    /// Bytes per outgoing data-channel message.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub chunk: u32,
+}
+
+pub async fn run(_g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
+    let settings = AwsSettings { profile: a.profile.clone(), region: a.region.clone(), credentials: None };
+    let api = Arc::new(SsmApi::new(&settings).await);
+    let instance = target::resolve(&api, &a.target).await?;
+    let mut req = SessionRequest::ssh(&instance, a.port);
+    req.document = a.document.clone();
+    let mut opts = SessionOptions::default();
+    opts.channel.chunk_size = a.chunk as usize;
+    let app = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
+    let session = Session::start(api, &req, app, opts)
+        .await
+        .with_context(|| format!("starting a session to {instance} port {}", a.port))?;
+    tracing::info!(session_id = %session.session_id, "session started");
+
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let mut status = session.status();
+    let stopped = tokio::select! {
+        _ = sigint.recv() => true,
+        _ = sigterm.recv() => true,
+        _ = sighup.recv() => true,
+        // The driver marks itself disconnected for good when it ends.
+        _ = async { while status.changed().await.is_ok() {} } => false,
+    };
+    if stopped {
+        session.request_stop().await;
+    }
+    let end = session.finish().await?;
+    match end {
+        End::ChannelClosed { output } if !output.is_empty() => tracing::info!("session closed: {output}"),
+        other => tracing::info!("session ended: {other:?}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,83 @@
+//! The simulated agent: the protocol core in the agent role, driven by the same driver as the
+//! client, bridging the session to a TCP connection it opens after the handshake (§7.1).
+
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::sim::memlink::MemLink;
+use crate::sim::registry::{DialTarget, SessionSpec};
+use crate::ssm::channel::{Channel, Config, Role};
+use crate::ssm::driver::{self, BoxFuture, End, Options, ReconnectError, Status, Transport};
+
+/// Agent behaviour knobs (from `sim` flags).
+#[derive(Debug, Clone)]
+pub struct AgentKnobs {
+    /// `--pace-ms`: sleep per chunk read from the target (the real agent: 1 ms).
+    pub pace: Option<Duration>,
+    /// `--chunk`: bytes per output message (the real agent: 1024).
+    pub chunk: usize,
+    /// `--legacy-agent`: skip the handshake, as agents before 2.3 did.
+    pub legacy: bool,
+    /// `--agent-version`: overrides the instance's version in the HandshakeRequest.
+    pub agent_version: Option<String>,
+}
+
+impl Default for AgentKnobs {
+    fn default() -> Self {
+        Self { pace: None, chunk: 1024, legacy: false, agent_version: None }
+    }
+}
+
+/// The agent's link to the service never drops (only the client's WebSocket does).
+struct NoReconnect;
+
+impl Transport<MemLink> for NoReconnect {
+    fn reconnect(&mut self, _attempt: u32) -> BoxFuture<Result<MemLink, ReconnectError>> {
+        Box::pin(async { Err(ReconnectError::Fatal("agent link to the service closed".into())) })
+    }
+}
+
+async fn dial(target: DialTarget) -> std::io::Result<TcpStream> {
+    let s = match target {
+        DialTarget::Addr(a) => TcpStream::connect(a).await?,
+        DialTarget::Host(h, p) => TcpStream::connect((h.as_str(), p)).await?,
+    };
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+/// Runs one agent session until the target closes, the client terminates, or the service
+/// ends it. Returns the text the service puts in `channel_closed`'s Output.
+pub async fn run(
+    spec: &SessionSpec,
+    knobs: &AgentKnobs,
+    link: MemLink,
+    status: watch::Sender<Status>,
+) -> String {
+    let mut cfg = Config::new(Role::Agent);
+    cfg.session_type = spec.session_type.clone();
+    cfg.properties = spec.properties.clone();
+    cfg.agent_version = knobs.agent_version.clone().unwrap_or_else(|| spec.agent_version.clone());
+    cfg.require_handshake = !knobs.legacy;
+    cfg.chunk_size = knobs.chunk.max(1);
+    cfg.id_seed = rand::random();
+    cfg.unix_ms_at_start = driver::unix_ms();
+    let ch = Channel::new(cfg, Instant::now());
+    let target = spec.dial.clone();
+    let app: BoxFuture<std::io::Result<TcpStream>> = Box::pin(dial(target));
+    let opts = Options { pace: knobs.pace.map(|p| (p, knobs.chunk.max(1))), ..Options::default() };
+    let (_cmd_tx, cmd_rx) = mpsc::channel(1);
+    let mut terminated = spec.terminated.clone();
+    let shutdown = async move {
+        let _ = terminated.wait_for(|t| *t).await;
+    };
+    let (end, _) = driver::run(ch, Some(link), app, NoReconnect, opts, cmd_rx, status, shutdown).await;
+    match end {
+        Ok(End::TargetClosed | End::AppClosed) => String::new(),
+        Ok(End::PeerTerminated(_)) | Ok(End::Cancelled) => String::new(),
+        Ok(End::ChannelClosed { output }) => output,
+        Err(e) => e.to_string(),
+    }
+}

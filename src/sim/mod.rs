@@ -1,0 +1,303 @@
+//! `session-proxy sim`: a local stand-in for the AWS side of Session Manager.
+//!
+//! One loopback TCP port serves both the SSM JSON API (`POST /`, [`http`] + [`api`]) and the
+//! data-channel WebSockets (`GET /v1/data-channel/<id>`, [`service`]); a peek at the request
+//! line tells them apart. Each session runs the protocol core in the agent role ([`agent`])
+//! behind a relay that plays the service and injects the [`faults`] plan.
+
+pub mod agent;
+pub mod api;
+pub mod faults;
+pub mod http;
+pub mod instances;
+pub mod memlink;
+pub mod registry;
+pub mod service;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::MaybeTlsStream;
+
+use agent::AgentKnobs;
+use faults::{FaultCounts, FaultPlan};
+use instances::Instance;
+use registry::Registry;
+use service::{close_with, read_open_frame, relay, RelayParams};
+use crate::ssm::channel::Stats;
+use crate::ssm::driver::{ws_config, Status, WsStream};
+
+/// Path prefix of data-channel WebSockets (the real service's form, §1.4).
+pub const DATA_CHANNEL_PATH: &str = "/v1/data-channel/";
+
+/// Everything `sim` can be told.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    pub instances: Vec<Instance>,
+    pub knobs: AgentKnobs,
+    pub faults: FaultPlan,
+    /// A session whose client is gone this long is closed (the service's idle timeout).
+    pub idle_timeout: Duration,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            instances: Vec::new(),
+            knobs: AgentKnobs::default(),
+            faults: FaultPlan::default(),
+            idle_timeout: Duration::from_secs(20 * 60),
+        }
+    }
+}
+
+/// Per-session counters, written to `--stats-file` and printed on exit.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SessionStats {
+    pub session_id: String,
+    pub instance_id: String,
+    pub open: bool,
+    pub client_reconnects: u32,
+    /// The agent's channel counters (frames, resends, duplicates...).
+    pub agent: Stats,
+    pub faults: FaultCounts,
+}
+
+struct SessionHandle {
+    instance_id: String,
+    attach: mpsc::Sender<WsStream>,
+    status: watch::Receiver<Status>,
+    faults: Arc<Mutex<FaultCounts>>,
+    attaches: u32,
+    open: bool,
+}
+
+type Sessions = Arc<Mutex<HashMap<String, SessionHandle>>>;
+
+/// A running simulator.
+pub struct Sim {
+    addr: SocketAddr,
+    registry: Registry,
+    sessions: Sessions,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Sim {
+    /// Serves on `listener` (the caller binds, e.g. `127.0.0.1:0`).
+    pub fn start(listener: TcpListener, opts: SimOptions) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let registry = Registry::new(opts.instances.clone(), format!("ws://{addr}"));
+        let sessions: Sessions = Arc::default();
+        let (shutdown, mut stop) = watch::channel(false);
+        let ctx = Arc::new(Ctx { registry: registry.clone(), sessions: sessions.clone(), opts });
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break,
+                    acc = listener.accept() => match acc {
+                        Ok((stream, _)) => {
+                            let ctx = ctx.clone();
+                            tokio::spawn(async move { ctx.serve(stream).await });
+                        }
+                        Err(e) => {
+                            tracing::warn!("sim accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Self { addr, registry, sessions, shutdown, task })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The SSM endpoint URL to give the AWS SDK (`AWS_ENDPOINT_URL`).
+    pub fn endpoint_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Sessions started and not yet closed or terminated.
+    pub fn open_sessions(&self) -> usize {
+        self.registry.open_session_count()
+    }
+
+    /// Shell lines a user can `eval` to point AWS tools at this simulator.
+    pub fn env_lines(&self) -> String {
+        format!(
+            "export AWS_ENDPOINT_URL={}\nexport AWS_ACCESS_KEY_ID=AKIASIMULATOR0000000\nexport AWS_SECRET_ACCESS_KEY=simulator-secret-key\nexport AWS_REGION=us-east-1\nexport AWS_EC2_METADATA_DISABLED=true\n",
+            self.endpoint_url()
+        )
+    }
+
+    pub fn stats(&self) -> Vec<SessionStats> {
+        let Ok(map) = self.sessions.lock() else {
+            return Vec::new();
+        };
+        let mut v: Vec<SessionStats> = map
+            .iter()
+            .map(|(id, h)| SessionStats {
+                session_id: id.clone(),
+                instance_id: h.instance_id.clone(),
+                open: h.open,
+                client_reconnects: h.attaches.saturating_sub(1),
+                agent: h.status.borrow().stats.clone(),
+                faults: h.faults.lock().map(|f| f.clone()).unwrap_or_default(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        v
+    }
+
+    /// Stops accepting; running sessions end when their tasks notice (process exit ends all).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+struct Ctx {
+    registry: Registry,
+    sessions: Sessions,
+    opts: SimOptions,
+}
+
+impl Ctx {
+    async fn serve(self: Arc<Self>, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        match sniff_websocket(&stream).await {
+            Some(true) => self.serve_websocket(stream).await,
+            Some(false) => http::serve_api_connection(stream, self.registry.clone()).await,
+            None => {}
+        }
+    }
+
+    async fn serve_websocket(self: Arc<Self>, stream: TcpStream) {
+        let mut path = None;
+        let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+            path = Some(req.uri().path().to_owned());
+            Ok(resp)
+        };
+        let mut ws = match tokio_tungstenite::accept_hdr_async_with_config(
+            MaybeTlsStream::Plain(stream),
+            callback,
+            Some(ws_config()),
+        )
+        .await
+        {
+            Ok(ws) => ws,
+            Err(e) => {
+                tracing::debug!("sim: WebSocket upgrade failed: {e}");
+                return;
+            }
+        };
+        let session_id = path
+            .as_deref()
+            .and_then(|p| p.strip_prefix(DATA_CHANNEL_PATH))
+            .unwrap_or_default()
+            .to_owned();
+        let open = match read_open_frame(&mut ws).await {
+            Ok(o) => o,
+            Err(msg) => {
+                close_with(&mut ws, CloseCode::Policy, &msg).await;
+                return;
+            }
+        };
+        let spec = match self.registry.attach(&session_id, &open.token_value) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!("sim: refused data channel for {session_id}: {e}");
+                close_with(&mut ws, CloseCode::Policy, &e.to_string()).await;
+                return;
+            }
+        };
+        if !spec.first_attach {
+            let tx = self.sessions.lock().ok().and_then(|mut m| {
+                m.get_mut(&session_id).map(|h| {
+                    h.attaches += 1;
+                    h.attach.clone()
+                })
+            });
+            match tx {
+                Some(tx) => {
+                    if let Err(mpsc::error::SendError(mut ws)) = tx.send(ws).await {
+                        close_with(&mut ws, CloseCode::Away, "session is over").await;
+                    }
+                }
+                None => close_with(&mut ws, CloseCode::Away, "session is over").await,
+            }
+            return;
+        }
+        let (agent_link, service_link) = memlink::pair(1024);
+        let (attach_tx, attach_rx) = mpsc::channel(4);
+        let (status_tx, status_rx) = watch::channel(Status::default());
+        let counts = Arc::new(Mutex::new(FaultCounts::default()));
+        let (out_tx, out_rx) = oneshot::channel();
+        if let Ok(mut m) = self.sessions.lock() {
+            m.insert(
+                session_id.clone(),
+                SessionHandle {
+                    instance_id: spec.instance_id.clone(),
+                    attach: attach_tx,
+                    status: status_rx,
+                    faults: counts.clone(),
+                    attaches: 1,
+                    open: true,
+                },
+            );
+        }
+        let knobs = self.opts.knobs.clone();
+        let terminated = spec.terminated.clone();
+        tokio::spawn(async move {
+            let out = agent::run(&spec, &knobs, agent_link, status_tx).await;
+            let _ = out_tx.send(out);
+        });
+        let params = RelayParams {
+            session_id: session_id.clone(),
+            plan: self.opts.faults.clone(),
+            idle_timeout: self.opts.idle_timeout,
+            salt: self.sessions.lock().map(|m| m.len() as u64).unwrap_or(0),
+        };
+        let end = relay(params, ws, service_link, attach_rx, terminated, counts, out_rx).await;
+        tracing::debug!("sim: session {session_id} ended: {end:?}");
+        self.registry.mark_closed(&session_id);
+        if let Ok(mut m) = self.sessions.lock() {
+            if let Some(h) = m.get_mut(&session_id) {
+                h.open = false;
+            }
+        }
+    }
+}
+
+/// Peeks at the request line: `Some(true)` for a data-channel WebSocket, `Some(false)` for
+/// anything else HTTP, `None` if the peer sent nothing usable within a few seconds.
+async fn sniff_websocket(stream: &TcpStream) -> Option<bool> {
+    let mut buf = [0u8; 64];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        let head = buf.get(..n).unwrap_or_default();
+        let prefix = format!("GET {DATA_CHANNEL_PATH}");
+        if n >= prefix.len() || head.contains(&b'\n') {
+            return Some(head.starts_with(prefix.as_bytes()));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}

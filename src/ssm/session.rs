@@ -1,0 +1,184 @@
+//! Client sessions: StartSession → data-channel WebSocket → driver, with a transport that
+//! resumes (ResumeSession + reconnect) when the WebSocket drops, and TerminateSession at the end.
+//! This is the one entry point `stdio` and the upstream pools use.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::ssm::api::{ApiError, SessionRequest, SessionTicket, SsmApi};
+use crate::ssm::channel::{Channel, Config, Role, CLIENT_VERSION};
+use crate::ssm::driver::{
+    self, BoxFuture, Command, DriverError, End, Options, ReconnectError, Status, Transport, WsStream,
+};
+
+/// Why a session could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("could not open the data channel WebSocket for session {session_id}: {message}")]
+    Connect { session_id: String, message: String },
+}
+
+/// Client-side session tunables.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    pub channel: Config,
+    pub driver: Options,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self { channel: Config::new(Role::Client), driver: Options::default() }
+    }
+}
+
+/// Reconnects a dropped data channel: ResumeSession for a new token, then dial (§9.3).
+struct Resumer {
+    api: Arc<SsmApi>,
+    session_id: String,
+    original_url: String,
+    client_id: String,
+}
+
+impl Transport<WsStream> for Resumer {
+    fn reconnect(&mut self, _attempt: u32) -> BoxFuture<Result<WsStream, ReconnectError>> {
+        let api = self.api.clone();
+        let id = self.session_id.clone();
+        let original = self.original_url.clone();
+        let client_id = self.client_id.clone();
+        Box::pin(async move {
+            let t = match api.resume_session(&id).await {
+                Ok(t) => t,
+                Err(ApiError::SessionGone(_)) => {
+                    return Err(ReconnectError::Fatal(format!("session {id} timed out or was terminated")))
+                }
+                Err(e @ ApiError::Credentials { .. }) => return Err(ReconnectError::Retry(e.to_string())),
+                Err(e) => return Err(ReconnectError::Retry(e.to_string())),
+            };
+            // Prefer the URL ResumeSession returns; the plugin always reuses the original (§9.3).
+            let mut urls = vec![];
+            if !t.stream_url.is_empty() {
+                urls.push(t.stream_url.clone());
+            }
+            if t.stream_url != original {
+                urls.push(original);
+            }
+            let mut last = String::new();
+            for url in urls {
+                match driver::open(&url, t.token.expose(), &client_id, CLIENT_VERSION).await {
+                    Ok(ws) => return Ok(ws),
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            Err(ReconnectError::Retry(last))
+        })
+    }
+}
+
+/// A running client session.
+pub struct Session {
+    pub session_id: String,
+    api: Arc<SsmApi>,
+    commands: mpsc::Sender<Command>,
+    status: watch::Receiver<Status>,
+    task: JoinHandle<Result<End, DriverError>>,
+}
+
+impl Session {
+    /// Starts a session and runs its data channel in the background, bridged to `app`.
+    pub async fn start<A>(
+        api: Arc<SsmApi>,
+        req: &SessionRequest,
+        app: A,
+        opts: SessionOptions,
+    ) -> Result<Self, OpenError>
+    where
+        A: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let ticket = api.start_session(req).await?;
+        Self::attach(api, ticket, app, opts).await
+    }
+
+    /// Opens the data channel of an already started session.
+    pub async fn attach<A>(
+        api: Arc<SsmApi>,
+        ticket: SessionTicket,
+        app: A,
+        opts: SessionOptions,
+    ) -> Result<Self, OpenError>
+    where
+        A: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let client_id = uuid::Uuid::new_v4().to_string();
+        let mut ws = None;
+        let mut last = String::new();
+        // The first dial is retried with the same token, as the plugin does (§9.3 item 5).
+        for attempt in 0..4u32 {
+            match driver::open(&ticket.stream_url, ticket.token.expose(), &client_id, CLIENT_VERSION).await {
+                Ok(w) => {
+                    ws = Some(w);
+                    break;
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+            }
+        }
+        let Some(ws) = ws else {
+            let _ = api.terminate_session(&ticket.session_id).await;
+            return Err(OpenError::Connect { session_id: ticket.session_id, message: last });
+        };
+        let mut cfg = opts.channel;
+        cfg.role = Role::Client;
+        cfg.id_seed = rand::random();
+        cfg.unix_ms_at_start = driver::unix_ms();
+        let ch = Channel::new(cfg, Instant::now());
+        let transport = Resumer {
+            api: api.clone(),
+            session_id: ticket.session_id.clone(),
+            original_url: ticket.stream_url.clone(),
+            client_id,
+        };
+        let (cmd_tx, cmd_rx) = mpsc::channel(8);
+        let (status_tx, status_rx) = watch::channel(Status::default());
+        let app: BoxFuture<std::io::Result<A>> = Box::pin(async move { Ok(app) });
+        let driver_opts = opts.driver;
+        let task = tokio::spawn(async move {
+            let (end, ws) =
+                driver::run(ch, Some(ws), app, transport, driver_opts, cmd_rx, status_tx, std::future::pending()).await;
+            if let Some(mut ws) = ws {
+                let _ = tokio::time::timeout(Duration::from_millis(500), futures_util::SinkExt::close(&mut ws)).await;
+            }
+            end
+        });
+        Ok(Self { session_id: ticket.session_id, api, commands: cmd_tx, status: status_rx, task })
+    }
+
+    pub fn status(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
+    /// Asks the driver to stop (TerminateSession flag, brief wait for its acknowledge).
+    pub async fn request_stop(&self) {
+        let _ = self.commands.send(Command::Terminate).await;
+    }
+
+    /// Waits for the data channel to end, then terminates the session on the service side so
+    /// nothing is left open (a no-op for sessions that already ended there).
+    pub async fn finish(self) -> Result<End, DriverError> {
+        let end = match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(DriverError::ResumeFailed(format!("session task failed: {e}"))),
+        };
+        if let Err(e) = self.api.terminate_session(&self.session_id).await {
+            tracing::debug!("TerminateSession {}: {e}", self.session_id);
+        }
+        end
+    }
+}
