@@ -19,6 +19,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 pub mod ssm;
+pub mod ssh;
+pub mod upstream;
 
 pub mod redact;
 pub mod cli;

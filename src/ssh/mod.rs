@@ -1,0 +1,661 @@
+//! SSH client over an arbitrary byte stream (in practice an SSM data channel), built on russh.
+//!
+//! It owns the SSH side of an upstream connection: the handshake with host key verification
+//! ([`host_keys`]), public-key authentication from identity files and/or ssh-agent, keepalives
+//! that notice a dead bastion, and opening `direct-tcpip` channels whose destination is resolved
+//! by the bastion. Pooling, reconnecting and accounting belong to `upstream`.
+
+pub mod host_keys;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, DisconnectReason, Handle, Msg};
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
+use russh::{ChannelOpenFailure, ChannelStream};
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
+use tokio::sync::watch;
+
+use crate::ssm::api::{SessionRequest, SsmApi};
+use crate::ssm::session::{OpenError, Session, SessionOptions};
+pub use host_keys::{HostKeyError, HostKeyPolicy, KnownHosts};
+
+/// Size of each direction of the in-memory pipe between the SSM session and russh: large enough
+/// to keep a long-RTT data channel busy, small enough that a stalled peer holds little memory.
+pub const PIPE_BYTES: usize = 256 * 1024;
+
+/// How many unanswered keepalives mean the connection is dead.
+pub const KEEPALIVE_MAX: usize = 3;
+
+/// A `direct-tcpip` channel as a byte stream.
+pub type SshStream = ChannelStream<Msg>;
+
+/// How to authenticate and verify one upstream's bastions.
+#[derive(Debug, Clone)]
+pub struct SshSettings {
+    pub user: String,
+    pub identity_files: Vec<PathBuf>,
+    pub ssh_agent: bool,
+    pub host_key_policy: HostKeyPolicy,
+    pub known_hosts: KnownHosts,
+    /// Silence after which a keepalive is sent; [`KEEPALIVE_MAX`] unanswered ones end the link.
+    pub keepalive: Duration,
+}
+
+/// Why an SSH connection could not be made or used.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("SSM session to {instance} failed: {source}")]
+    Session {
+        instance: String,
+        #[source]
+        source: OpenError,
+    },
+    #[error(transparent)]
+    HostKey(#[from] HostKeyError),
+    #[error("SSH handshake with {instance} failed: {message}")]
+    Handshake { instance: String, message: String },
+    #[error("SSH authentication as {user} on {instance} failed; tried: {}", describe_tried(.tried))]
+    Auth {
+        user: String,
+        instance: String,
+        tried: Vec<String>,
+    },
+    #[error("{instance} refused to connect to {host}:{port}: {} ({description})", .kind.describe())]
+    Rejected {
+        instance: String,
+        host: String,
+        port: u16,
+        kind: RejectKind,
+        description: String,
+    },
+    #[error("SSH connection to {instance} is closed: {message}")]
+    Closed { instance: String, message: String },
+}
+
+fn describe_tried(tried: &[String]) -> String {
+    if tried.is_empty() {
+        "no keys (set identity_files, or ssh_agent with keys loaded in the agent)".into()
+    } else {
+        tried.join("; ")
+    }
+}
+
+/// Why the bastion would not open a `direct-tcpip` channel, in the terms a SOCKS reply uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RejectKind {
+    /// The destination answered with a reset (nothing listening).
+    Refused,
+    /// The name did not resolve, or the host did not answer / has no route.
+    HostUnreachable,
+    /// The bastion has no route to the destination network.
+    NetworkUnreachable,
+    /// sshd's configuration forbids forwarding there (`AllowTcpForwarding`, `PermitOpen`).
+    Prohibited,
+    /// Anything else (resource shortage, unknown channel type).
+    Other,
+}
+
+impl RejectKind {
+    /// The RFC 1928 reply code for this failure.
+    pub fn socks_reply(self) -> u8 {
+        match self {
+            Self::Refused => 5,
+            Self::HostUnreachable => 4,
+            Self::NetworkUnreachable => 3,
+            Self::Prohibited => 2,
+            Self::Other => 1,
+        }
+    }
+
+    /// Short human description, for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Refused => "connection refused",
+            Self::HostUnreachable => "host unreachable",
+            Self::NetworkUnreachable => "network unreachable",
+            Self::Prohibited => "forwarding not permitted by the bastion's sshd",
+            Self::Other => "channel open failed",
+        }
+    }
+}
+
+/// Maps a CHANNEL_OPEN_FAILURE to a kind. OpenSSH reports every connect error as
+/// `ConnectFailed` and puts `strerror()` or the resolver's message in the description, so the
+/// text is what tells refused from unreachable.
+pub fn classify_open_failure(reason: ChannelOpenFailure, description: &str) -> RejectKind {
+    let d = description.to_ascii_lowercase();
+    match reason {
+        ChannelOpenFailure::AdministrativelyProhibited => RejectKind::Prohibited,
+        ChannelOpenFailure::ConnectFailed | ChannelOpenFailure::Unknown => {
+            if d.contains("refused") {
+                RejectKind::Refused
+            } else if d.contains("network is unreachable") || d.contains("network unreachable") {
+                RejectKind::NetworkUnreachable
+            } else if reason == ChannelOpenFailure::Unknown && d.is_empty() {
+                RejectKind::Other
+            } else {
+                // "No route to host", "Connection timed out", "Name or service not known", ...
+                RejectKind::HostUnreachable
+            }
+        }
+        ChannelOpenFailure::UnknownChannelType | ChannelOpenFailure::ResourceShortage => {
+            RejectKind::Other
+        }
+    }
+}
+
+/// Open failures reported to the handler, waiting to be claimed by the `open` call they
+/// belong to. russh returns only the reason code to the caller; the description (which tells
+/// "refused" from "unreachable") arrives through the handler, shortly after, without the
+/// caller knowing the channel id. So callers claim the oldest failure with their reason code.
+/// Two concurrent failures with the same code may swap descriptions; both are failures of
+/// the same class, so the worst case is a slightly wrong reply code.
+#[derive(Debug, Default)]
+struct OpenFailures {
+    queue: Mutex<VecDeque<(ChannelOpenFailure, String)>>,
+    notify: tokio::sync::Notify,
+}
+
+impl OpenFailures {
+    const CAP: usize = 64;
+
+    fn push(&self, reason: ChannelOpenFailure, description: String) {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= Self::CAP {
+            q.pop_front();
+        }
+        q.push_back((reason, description));
+        drop(q);
+        self.notify.notify_waiters();
+    }
+
+    fn take(&self, reason: ChannelOpenFailure) -> Option<String> {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let i = q.iter().position(|(r, _)| *r == reason)?;
+        q.remove(i).map(|(_, d)| d)
+    }
+
+    async fn claim(&self, reason: ChannelOpenFailure, wait: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.notify.notified();
+            if let Some(d) = self.take(reason) {
+                return d;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return String::new();
+            }
+        }
+    }
+}
+
+/// State shared between the russh handler (inside russh's session task) and [`SshConnection`].
+#[derive(Debug)]
+struct Shared {
+    failures: OpenFailures,
+    host_key_error: Mutex<Option<HostKeyError>>,
+    /// Why the connection ended, once it has.
+    end: watch::Sender<Option<String>>,
+}
+
+struct ClientHandler {
+    instance: String,
+    policy: HostKeyPolicy,
+    known_hosts: KnownHosts,
+    shared: Arc<Shared>,
+}
+
+impl Drop for ClientHandler {
+    /// russh drops the handler when its session task ends, however it ends; this is the one
+    /// signal that covers EOF from the SSM side, keepalive timeout and protocol errors alike.
+    fn drop(&mut self) {
+        self.shared.end.send_if_modified(|e| {
+            if e.is_none() {
+                *e = Some("SSH session ended".into());
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+impl client::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKey) -> Result<bool, Self::Error> {
+        match self.known_hosts.verify(&self.instance, key, self.policy) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                *self
+                    .shared
+                    .host_key_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Ok(false)
+            }
+        }
+    }
+
+    async fn channel_open_failure(
+        &mut self,
+        _channel: russh::ChannelId,
+        reason: ChannelOpenFailure,
+        description: &str,
+        _language: &str,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        self.shared.failures.push(reason, description.to_owned());
+        Ok(())
+    }
+
+    async fn disconnected(
+        &mut self,
+        reason: DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        let (text, result) = match reason {
+            DisconnectReason::ReceivedDisconnect(info) => (
+                format!(
+                    "bastion disconnected ({:?}): {}",
+                    info.reason_code, info.message
+                ),
+                Ok(()),
+            ),
+            DisconnectReason::Error(e) => (format!("SSH connection lost: {e}"), Err(e)),
+        };
+        self.shared.end.send_replace(Some(text));
+        result
+    }
+}
+
+/// An authenticated SSH connection to one bastion.
+pub struct SshConnection {
+    instance: String,
+    handle: Handle<ClientHandler>,
+    shared: Arc<Shared>,
+}
+
+impl SshConnection {
+    /// Runs the SSH handshake and authentication over `stream`.
+    pub async fn connect<S>(
+        stream: S,
+        instance: &str,
+        settings: &SshSettings,
+    ) -> Result<Self, SshError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let config = client::Config {
+            keepalive_interval: Some(settings.keepalive),
+            keepalive_max: KEEPALIVE_MAX,
+            ..client::Config::default()
+        };
+        let (end, _) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            failures: OpenFailures::default(),
+            host_key_error: Mutex::new(None),
+            end,
+        });
+        let handler = ClientHandler {
+            instance: instance.to_owned(),
+            policy: settings.host_key_policy,
+            known_hosts: settings.known_hosts.clone(),
+            shared: shared.clone(),
+        };
+        let handle = match client::connect_stream(Arc::new(config), stream, handler).await {
+            Ok(h) => h,
+            Err(e) => {
+                let hk = shared
+                    .host_key_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
+                return Err(match hk {
+                    Some(hk) => SshError::HostKey(hk),
+                    None => SshError::Handshake {
+                        instance: instance.to_owned(),
+                        message: e.to_string(),
+                    },
+                });
+            }
+        };
+        let mut conn = Self {
+            instance: instance.to_owned(),
+            handle,
+            shared,
+        };
+        conn.authenticate(settings).await?;
+        Ok(conn)
+    }
+
+    /// Tries every identity file, then every agent key, until one is accepted.
+    async fn authenticate(&mut self, s: &SshSettings) -> Result<(), SshError> {
+        let mut tried = Vec::new();
+        for path in &s.identity_files {
+            let shown = path.display();
+            let key = match russh::keys::load_secret_key(path, None) {
+                Ok(k) => k,
+                Err(russh::keys::Error::KeyIsEncrypted) => {
+                    tried.push(format!(
+                        "{shown} (skipped: passphrase-protected; load it into ssh-agent with \
+                         `ssh-add {shown}` and enable ssh_agent)"
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    tried.push(format!("{shown} (skipped: cannot load: {e})"));
+                    continue;
+                }
+            };
+            let hash = self.rsa_hash(key.algorithm().is_rsa()).await;
+            let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+            match self.handle.authenticate_publickey(&s.user, key).await {
+                Ok(r) if r.success() => return Ok(()),
+                Ok(_) => tried.push(format!("{shown} (not accepted)")),
+                Err(e) => return Err(self.closed_or(e.to_string())),
+            }
+        }
+        if s.ssh_agent && self.authenticate_agent(&s.user, &mut tried).await? {
+            return Ok(());
+        }
+        Err(SshError::Auth {
+            user: s.user.clone(),
+            instance: self.instance.clone(),
+            tried,
+        })
+    }
+
+    /// Tries the agent's keys; `Ok(true)` once one is accepted.
+    async fn authenticate_agent(
+        &mut self,
+        user: &str,
+        tried: &mut Vec<String>,
+    ) -> Result<bool, SshError> {
+        let mut agent = match russh::keys::agent::client::AgentClient::connect_env().await {
+            Ok(a) => a,
+            Err(e) => {
+                tried.push(format!(
+                    "ssh-agent (unavailable: {e}; is SSH_AUTH_SOCK set?)"
+                ));
+                return Ok(false);
+            }
+        };
+        let keys = match agent.request_identities().await {
+            Ok(k) => k,
+            Err(e) => {
+                tried.push(format!("ssh-agent (listing keys failed: {e})"));
+                return Ok(false);
+            }
+        };
+        if keys.is_empty() {
+            tried.push("ssh-agent (no keys loaded)".into());
+        }
+        for key in keys {
+            let label = format!(
+                "agent key {} {}",
+                key.fingerprint(HashAlg::Sha256),
+                key.comment()
+            );
+            let hash = self.rsa_hash(key.algorithm().is_rsa()).await;
+            match self
+                .handle
+                .authenticate_publickey_with(user, key, hash, &mut agent)
+                .await
+            {
+                Ok(r) if r.success() => return Ok(true),
+                Ok(_) => tried.push(format!("{} (not accepted)", label.trim_end())),
+                Err(e) => tried.push(format!("{} (agent failed to sign: {e})", label.trim_end())),
+            }
+            if self.handle.is_closed() {
+                return Err(self.closed_or("closed during authentication".into()));
+            }
+        }
+        Ok(false)
+    }
+
+    /// RSA keys need a signature hash the server accepts; other key types ignore it.
+    async fn rsa_hash(&self, is_rsa: bool) -> Option<HashAlg> {
+        if !is_rsa {
+            return None;
+        }
+        match self.handle.best_supported_rsa_hash().await {
+            Ok(Some(h)) => h,
+            _ => Some(HashAlg::Sha256),
+        }
+    }
+
+    fn closed_or(&self, message: String) -> SshError {
+        let message = self.shared.end.borrow().clone().unwrap_or(message);
+        SshError::Closed {
+            instance: self.instance.clone(),
+            message,
+        }
+    }
+
+    /// The instance this connection reaches.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Opens a `direct-tcpip` channel to `host:port` as seen from the bastion. Names are passed
+    /// through unresolved so the bastion's (private) DNS applies.
+    pub async fn open_direct_tcpip(&self, host: &str, port: u16) -> Result<SshStream, SshError> {
+        match self
+            .handle
+            .channel_open_direct_tcpip(host, u32::from(port), "127.0.0.1", 0)
+            .await
+        {
+            Ok(ch) => Ok(ch.into_stream()),
+            Err(russh::Error::ChannelOpenFailure(reason)) => {
+                let description = self
+                    .shared
+                    .failures
+                    .claim(reason, Duration::from_millis(250))
+                    .await;
+                Err(SshError::Rejected {
+                    instance: self.instance.clone(),
+                    host: host.to_owned(),
+                    port,
+                    kind: classify_open_failure(reason, &description),
+                    description,
+                })
+            }
+            Err(e) => Err(self.closed_or(e.to_string())),
+        }
+    }
+
+    /// True once the SSH session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed() || self.shared.end.borrow().is_some()
+    }
+
+    /// Resolves when the SSH session ends, with the reason.
+    pub async fn closed(&self) -> String {
+        let mut rx = self.shared.end.subscribe();
+        loop {
+            if let Some(why) = rx.borrow_and_update().clone() {
+                return why;
+            }
+            if self.handle.is_closed() {
+                return "SSH session ended".into();
+            }
+            // The sender lives in `shared`, which we hold, so `changed` only fails if the
+            // channel closed; poll `is_closed` now and then as a second signal.
+            let _ = tokio::time::timeout(Duration::from_secs(1), rx.changed()).await;
+        }
+    }
+
+    /// Sends SSH_MSG_DISCONNECT (best effort).
+    pub async fn disconnect(&self) {
+        let _ = self
+            .handle
+            .disconnect(
+                russh::Disconnect::ByApplication,
+                "session-proxy closing",
+                "en",
+            )
+            .await;
+    }
+}
+
+/// A connected bastion: the SSM session carrying SSH, and the SSH connection over it.
+pub struct Bastion {
+    pub session: Session,
+    pub ssh: SshConnection,
+}
+
+/// Starts an `AWS-StartSSHSession` session to `instance:port` and runs SSH over it through an
+/// in-memory pipe. On an SSH failure the session is stopped and terminated before returning.
+pub async fn connect_via_ssm(
+    api: Arc<SsmApi>,
+    instance: &str,
+    port: u16,
+    settings: &SshSettings,
+    session_options: SessionOptions,
+) -> Result<Bastion, SshError> {
+    let (ssm_end, ssh_end): (DuplexStream, DuplexStream) = tokio::io::duplex(PIPE_BYTES);
+    let req = SessionRequest::ssh(instance, port);
+    let session = Session::start(api, &req, ssm_end, session_options)
+        .await
+        .map_err(|source| SshError::Session {
+            instance: instance.to_owned(),
+            source,
+        })?;
+    match SshConnection::connect(ssh_end, instance, settings).await {
+        Ok(ssh) => Ok(Bastion { session, ssh }),
+        Err(e) => {
+            session.request_stop().await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), session.finish()).await;
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_failures_map_to_socks_replies() {
+        use ChannelOpenFailure::*;
+        let cases = [
+            (ConnectFailed, "Connection refused", RejectKind::Refused, 5),
+            (
+                ConnectFailed,
+                "connect failed: Connection refused",
+                RejectKind::Refused,
+                5,
+            ),
+            (
+                ConnectFailed,
+                "No route to host",
+                RejectKind::HostUnreachable,
+                4,
+            ),
+            (
+                ConnectFailed,
+                "Connection timed out",
+                RejectKind::HostUnreachable,
+                4,
+            ),
+            (
+                ConnectFailed,
+                "Name or service not known",
+                RejectKind::HostUnreachable,
+                4,
+            ),
+            (ConnectFailed, "", RejectKind::HostUnreachable, 4),
+            (
+                ConnectFailed,
+                "Network is unreachable",
+                RejectKind::NetworkUnreachable,
+                3,
+            ),
+            (
+                AdministrativelyProhibited,
+                "open failed",
+                RejectKind::Prohibited,
+                2,
+            ),
+            (ResourceShortage, "", RejectKind::Other, 1),
+            (UnknownChannelType, "", RejectKind::Other, 1),
+            (Unknown, "", RejectKind::Other, 1),
+        ];
+        for (reason, text, kind, reply) in cases {
+            let got = classify_open_failure(reason, text);
+            assert_eq!(got, kind, "{reason:?} {text:?}");
+            assert_eq!(got.socks_reply(), reply, "{reason:?} {text:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn open_failure_descriptions_are_claimed_by_reason_in_arrival_order() {
+        let f = OpenFailures::default();
+        f.push(ChannelOpenFailure::ConnectFailed, "first".into());
+        f.push(
+            ChannelOpenFailure::AdministrativelyProhibited,
+            "admin".into(),
+        );
+        f.push(ChannelOpenFailure::ConnectFailed, "second".into());
+        let wait = Duration::from_millis(10);
+        assert_eq!(
+            f.claim(ChannelOpenFailure::ConnectFailed, wait).await,
+            "first"
+        );
+        assert_eq!(
+            f.claim(ChannelOpenFailure::ConnectFailed, wait).await,
+            "second"
+        );
+        assert_eq!(f.claim(ChannelOpenFailure::ConnectFailed, wait).await, "");
+        assert_eq!(
+            f.claim(ChannelOpenFailure::AdministrativelyProhibited, wait)
+                .await,
+            "admin"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_description_arriving_after_the_error_is_still_claimed() {
+        let f = Arc::new(OpenFailures::default());
+        let f2 = f.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            f2.push(ChannelOpenFailure::ConnectFailed, "late".into());
+        });
+        let got = f
+            .claim(ChannelOpenFailure::ConnectFailed, Duration::from_secs(5))
+            .await;
+        assert_eq!(got, "late");
+    }
+
+    #[test]
+    fn auth_error_names_user_instance_and_every_key_tried() {
+        let e = SshError::Auth {
+            user: "ec2-user".into(),
+            instance: "i-0123456789abcdef0".into(),
+            tried: vec![
+                "/k/id_ed25519 (not accepted)".into(),
+                "ssh-agent (no keys loaded)".into(),
+            ],
+        };
+        let m = e.to_string();
+        for want in [
+            "ec2-user",
+            "i-0123456789abcdef0",
+            "/k/id_ed25519",
+            "ssh-agent",
+        ] {
+            assert!(m.contains(want), "{m}");
+        }
+        let none = SshError::Auth {
+            user: "u".into(),
+            instance: "i".into(),
+            tried: vec![],
+        };
+        assert!(none.to_string().contains("identity_files"), "{none}");
+    }
+}

@@ -1,0 +1,637 @@
+//! [shell] One upstream's pool: `pool_size` SSH connections, each carried by its own SSM
+//! session, spread round-robin over the upstream's instances and rebuilt with backoff when they
+//! fail (moving to the next instance).
+//!
+//! Each slot has a background task that connects, waits for the connection to die, and
+//! reconnects; the decisions (which instance, how long to wait, which connection gets a new
+//! stream) come from [`super::state`]. Streams are `direct-tcpip` channels wrapped so that the
+//! pool counts open streams and bytes per connection for `status`.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{watch, OnceCell};
+use tokio::task::JoinHandle;
+
+use super::state::{self, BackoffPolicy, ConnView, PoolState, Slot};
+use super::{validate, UpstreamConfig, UpstreamError};
+use crate::ssh::{self, Bastion, KnownHosts, SshConnection, SshError, SshSettings, SshStream};
+use crate::ssm::api::SsmApi;
+use crate::ssm::session::{Session, SessionOptions};
+use crate::ssm::target;
+
+/// Pool tunables that are not part of the user's upstream config.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub backoff: BackoffPolicy,
+    /// Limit for StartSession + SSH handshake + authentication.
+    pub connect_timeout: Duration,
+    /// How long `open_stream` waits for a first connection (lazy start, reconnect in progress).
+    pub open_wait: Duration,
+    /// How long a slot's shutdown may take (SSH disconnect, TerminateSession).
+    pub close_timeout: Duration,
+    pub session: SessionOptions,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            backoff: BackoffPolicy::default(),
+            connect_timeout: Duration::from_secs(60),
+            open_wait: Duration::from_secs(20),
+            close_timeout: Duration::from_secs(5),
+            session: SessionOptions::default(),
+        }
+    }
+}
+
+/// Status of one connection slot.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConnStatus {
+    pub slot: usize,
+    pub phase: &'static str,
+    /// The instance the slot is connected to, or will try next.
+    pub instance: Option<String>,
+    pub session_id: Option<String>,
+    pub open_streams: usize,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub connects: u64,
+    pub failures: u32,
+    pub last_error: Option<String>,
+}
+
+/// Status of a pool, for `session-proxy status` and tests.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PoolStatus {
+    pub name: String,
+    pub state: PoolState,
+    /// Instances with a live connection.
+    pub instances: Vec<String>,
+    pub connections_up: usize,
+    pub connections_total: usize,
+    pub open_streams: usize,
+    /// Bytes from destinations to clients, over the pool's life.
+    pub bytes_in: u64,
+    /// Bytes from clients to destinations, over the pool's life.
+    pub bytes_out: u64,
+    pub last_error: Option<String>,
+    pub connections: Vec<ConnStatus>,
+}
+
+/// A live connection, shared by its slot task and the streams opened on it.
+struct Conn {
+    ssh: SshConnection,
+    session_id: String,
+    open_streams: AtomicUsize,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    /// Set when a stream open failed as if the connection were gone, before the slot task
+    /// notices, so `pick` skips it.
+    suspect: AtomicBool,
+}
+
+impl Conn {
+    fn healthy(&self) -> bool {
+        !self.suspect.load(Ordering::Relaxed) && !self.ssh.is_closed()
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    open_streams: AtomicUsize,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+struct SlotEntry {
+    slot: Slot,
+    conn: Option<Arc<Conn>>,
+    /// Resolved instance id of the current or last attempt.
+    instance: Option<String>,
+}
+
+struct Inner {
+    cfg: UpstreamConfig,
+    opts: PoolOptions,
+    ssh: SshSettings,
+    api: OnceCell<Arc<SsmApi>>,
+    slots: Mutex<Vec<SlotEntry>>,
+    /// Bumped on every slot change; `wait_ready` waits on it.
+    changed: watch::Sender<u64>,
+    stop: watch::Sender<bool>,
+    totals: Arc<Totals>,
+    cursor: AtomicUsize,
+}
+
+/// A pool of SSH connections for one upstream.
+pub struct Pool {
+    inner: Arc<Inner>,
+    tasks: Mutex<Option<Vec<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("name", &self.inner.cfg.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Pool {
+    /// Slot tasks are owned by the pool; `shutdown` is the graceful path, this is the backstop.
+    fn drop(&mut self) {
+        if let Some(tasks) = lock(&self.tasks).take() {
+            for t in tasks {
+                t.abort();
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Pool {
+    /// Builds the pool without connecting; see [`Pool::start`].
+    pub fn new(cfg: UpstreamConfig, opts: PoolOptions) -> Result<Self, UpstreamError> {
+        validate(&cfg)?;
+        let slots = (0..cfg.pool_size)
+            .map(|i| SlotEntry {
+                slot: Slot::new(i, cfg.targets.len()),
+                conn: None,
+                instance: None,
+            })
+            .collect();
+        let ssh = SshSettings {
+            user: cfg.user.clone(),
+            identity_files: cfg.identity_files.clone(),
+            ssh_agent: cfg.ssh_agent,
+            host_key_policy: cfg.host_key_policy,
+            known_hosts: KnownHosts::new(cfg.known_hosts.clone()),
+            keepalive: cfg.keepalive,
+        };
+        let inner = Inner {
+            cfg,
+            opts,
+            ssh,
+            api: OnceCell::new(),
+            slots: Mutex::new(slots),
+            changed: watch::channel(0).0,
+            stop: watch::channel(false).0,
+            totals: Arc::default(),
+            cursor: AtomicUsize::new(0),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+            tasks: Mutex::new(None),
+        })
+    }
+
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.inner.cfg
+    }
+
+    /// Starts the slot tasks (idempotent). Must run inside a tokio runtime.
+    pub fn start(&self) {
+        let mut tasks = lock(&self.tasks);
+        if tasks.is_some() || *self.inner.stop.borrow() {
+            return;
+        }
+        let handles = (0..self.inner.cfg.pool_size)
+            .map(|i| tokio::spawn(run_slot(self.inner.clone(), i)))
+            .collect();
+        *tasks = Some(handles);
+    }
+
+    /// Waits until at least one connection is up.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), UpstreamError> {
+        self.start();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = self.inner.changed.subscribe();
+        loop {
+            rx.borrow_and_update();
+            if *self.inner.stop.borrow() {
+                return Err(self.inner.shut_down());
+            }
+            if lock(&self.inner.slots).iter().any(|e| e.slot.is_up()) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return Err(self.inner.not_ready(timeout));
+            }
+        }
+    }
+
+    /// Opens a `direct-tcpip` stream to `host:port` (resolved by the bastion) on the least
+    /// loaded healthy connection. If the connection turns out to be dead, tries another; a
+    /// refusal by the bastion is returned as is (another bastion would most likely agree).
+    pub async fn open_stream(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<UpstreamStream, UpstreamError> {
+        self.start();
+        let attempts = self.inner.cfg.pool_size + 1;
+        let mut last_error = String::from("no connection was available");
+        for _ in 0..attempts {
+            let Some(lease) = self.inner.reserve() else {
+                if state::failing_persistently(&self.inner.slot_copies()) {
+                    return Err(self.inner.not_ready(Duration::ZERO));
+                }
+                self.wait_ready(self.inner.opts.open_wait).await?;
+                continue;
+            };
+            match lease.conn.ssh.open_direct_tcpip(host, port).await {
+                Ok(stream) => return Ok(UpstreamStream { stream, lease }),
+                Err(SshError::Rejected {
+                    instance,
+                    kind,
+                    description,
+                    ..
+                }) => {
+                    return Err(UpstreamError::Rejected {
+                        upstream: self.inner.cfg.name.clone(),
+                        instance,
+                        host: host.to_owned(),
+                        port,
+                        kind,
+                        description,
+                    })
+                }
+                Err(e) => {
+                    tracing::debug!(upstream = %self.inner.cfg.name, "stream open failed, trying another connection: {e}");
+                    lease.conn.suspect.store(true, Ordering::Relaxed);
+                    last_error = e.to_string();
+                }
+            }
+        }
+        Err(UpstreamError::ConnectionsLost {
+            upstream: self.inner.cfg.name.clone(),
+            host: host.to_owned(),
+            port,
+            last_error,
+        })
+    }
+
+    /// A consistent view of the pool.
+    pub fn snapshot(&self) -> PoolStatus {
+        let inner = &self.inner;
+        let slots = lock(&inner.slots);
+        let copies: Vec<Slot> = slots.iter().map(|e| e.slot.clone()).collect();
+        let connections: Vec<ConnStatus> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, e)| ConnStatus {
+                slot: i,
+                phase: e.slot.phase.label(),
+                instance: e.instance.clone(),
+                session_id: e.conn.as_ref().map(|c| c.session_id.clone()),
+                open_streams: e
+                    .conn
+                    .as_ref()
+                    .map_or(0, |c| c.open_streams.load(Ordering::Relaxed)),
+                bytes_in: e
+                    .conn
+                    .as_ref()
+                    .map_or(0, |c| c.bytes_in.load(Ordering::Relaxed)),
+                bytes_out: e
+                    .conn
+                    .as_ref()
+                    .map_or(0, |c| c.bytes_out.load(Ordering::Relaxed)),
+                connects: e.slot.connects,
+                failures: e.slot.failures,
+                last_error: e.slot.last_error.clone(),
+            })
+            .collect();
+        let mut instances: Vec<String> = slots
+            .iter()
+            .filter(|e| e.conn.is_some())
+            .filter_map(|e| e.instance.clone())
+            .collect();
+        instances.sort();
+        instances.dedup();
+        PoolStatus {
+            name: inner.cfg.name.clone(),
+            state: state::pool_state(&copies),
+            instances,
+            connections_up: copies.iter().filter(|s| s.is_up()).count(),
+            connections_total: copies.len(),
+            open_streams: inner.totals.open_streams.load(Ordering::Relaxed),
+            bytes_in: inner.totals.bytes_in.load(Ordering::Relaxed),
+            bytes_out: inner.totals.bytes_out.load(Ordering::Relaxed),
+            last_error: inner.last_error_locked(&slots),
+            connections,
+        }
+    }
+
+    /// Stops every slot: SSH disconnect, then stop and TerminateSession for each SSM session.
+    /// Open streams end with their connections.
+    pub async fn shutdown(&self) {
+        self.inner.stop.send_replace(true);
+        let tasks = lock(&self.tasks).take().unwrap_or_default();
+        let limit = self.inner.opts.close_timeout + Duration::from_secs(1);
+        for t in tasks {
+            let abort = t.abort_handle();
+            if tokio::time::timeout(limit, t).await.is_err() {
+                abort.abort();
+            }
+        }
+        for e in lock(&self.inner.slots).iter_mut() {
+            e.slot.on_stopped();
+            e.conn = None;
+        }
+        self.inner.bump();
+    }
+}
+
+impl Inner {
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn slot_copies(&self) -> Vec<Slot> {
+        lock(&self.slots).iter().map(|e| e.slot.clone()).collect()
+    }
+
+    fn last_error_locked(&self, slots: &[SlotEntry]) -> Option<String> {
+        slots.iter().find_map(|e| e.slot.last_error.clone())
+    }
+
+    fn not_ready(&self, waited: Duration) -> UpstreamError {
+        let slots = lock(&self.slots);
+        UpstreamError::NotReady {
+            upstream: self.cfg.name.clone(),
+            waited,
+            last_error: self
+                .last_error_locked(&slots)
+                .unwrap_or_else(|| "still connecting".into()),
+        }
+    }
+
+    fn shut_down(&self) -> UpstreamError {
+        UpstreamError::ShutDown {
+            upstream: self.cfg.name.clone(),
+        }
+    }
+
+    /// Picks a connection and counts the stream on it before opening, so concurrent opens see
+    /// each other's load.
+    fn reserve(&self) -> Option<Lease> {
+        let slots = lock(&self.slots);
+        let views: Vec<ConnView> = slots
+            .iter()
+            .map(|e| match &e.conn {
+                Some(c) => ConnView {
+                    healthy: c.healthy(),
+                    open_streams: c.open_streams.load(Ordering::Relaxed),
+                },
+                None => ConnView {
+                    healthy: false,
+                    open_streams: 0,
+                },
+            })
+            .collect();
+        let start = self.cursor.fetch_add(1, Ordering::Relaxed);
+        let i = state::pick_from(&views, start)?;
+        let conn = slots.get(i)?.conn.clone()?;
+        Some(Lease::new(conn, self.totals.clone()))
+    }
+
+    fn update<R>(&self, index: usize, f: impl FnOnce(&mut SlotEntry) -> R) -> Option<R> {
+        let r = lock(&self.slots).get_mut(index).map(f);
+        self.bump();
+        r
+    }
+
+    async fn api(&self) -> Arc<SsmApi> {
+        self.api
+            .get_or_init(|| async { Arc::new(SsmApi::new(&self.cfg.aws).await) })
+            .await
+            .clone()
+    }
+
+    /// Resolves the slot's target and connects to it.
+    async fn connect(&self, index: usize, target_name: &str) -> Result<Bastion, String> {
+        let api = self.api().await;
+        let instance = target::resolve(&api, target_name)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.update(index, |e| e.instance = Some(instance.clone()));
+        ssh::connect_via_ssm(
+            api,
+            &instance,
+            self.cfg.port,
+            &self.ssh,
+            self.opts.session.clone(),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Uniform in `[0, 1)` for backoff jitter.
+fn unit() -> f64 {
+    rand::random::<f64>()
+}
+
+/// Resolves when the SSM session's driver has stopped (its status sender is dropped).
+async fn session_ended(session: &Session) {
+    let mut rx = session.status();
+    while rx.changed().await.is_ok() {}
+}
+
+async fn close(conn: &Conn, session: Session, limit: Duration) {
+    let _ = tokio::time::timeout(limit, conn.ssh.disconnect()).await;
+    session.request_stop().await;
+    if tokio::time::timeout(limit, session.finish()).await.is_err() {
+        tracing::debug!(
+            "session {} did not finish within {limit:?}",
+            conn.session_id
+        );
+    }
+}
+
+/// One slot's life: connect, serve until the connection dies, back off, reconnect elsewhere.
+async fn run_slot(inner: Arc<Inner>, index: usize) {
+    let name = inner.cfg.name.clone();
+    let mut stop = inner.stop.subscribe();
+    let policy = inner.opts.backoff;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let Some(target_index) = inner.update(index, |e| {
+            e.slot.on_connecting();
+            e.slot.target
+        }) else {
+            break;
+        };
+        let Some(target_name) = inner.cfg.targets.get(target_index).cloned() else {
+            break;
+        };
+        let attempt = tokio::time::timeout(
+            inner.opts.connect_timeout,
+            inner.connect(index, &target_name),
+        );
+        // Stopping abandons a connect in progress: waiting for it could hold shutdown for the
+        // whole connect timeout. A session started by it expires on the service side.
+        let result = tokio::select! {
+            r = attempt => r,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let delay = match result {
+            Ok(Ok(Bastion { session, ssh })) => {
+                let instance = ssh.instance().to_owned();
+                let conn = Arc::new(Conn {
+                    ssh,
+                    session_id: session.session_id.clone(),
+                    open_streams: AtomicUsize::new(0),
+                    bytes_in: AtomicU64::new(0),
+                    bytes_out: AtomicU64::new(0),
+                    suspect: AtomicBool::new(false),
+                });
+                inner.update(index, |e| {
+                    e.conn = Some(conn.clone());
+                    e.slot.on_up(Instant::now());
+                });
+                tracing::info!(upstream = %name, "connection {index} up via {instance} (session {})", conn.session_id);
+                let why = tokio::select! {
+                    w = conn.ssh.closed() => Some(w),
+                    _ = session_ended(&session) => Some("SSM session ended".to_owned()),
+                    _ = stop.wait_for(|s| *s) => None,
+                };
+                inner.update(index, |e| e.conn = None);
+                close(&conn, session, inner.opts.close_timeout).await;
+                let Some(why) = why else { break };
+                let why = format!("connection to {instance} lost: {why}");
+                tracing::warn!(upstream = %name, "connection {index}: {why}; reconnecting");
+                inner.update(index, |e| {
+                    e.slot.on_lost(Instant::now(), why, &policy, unit())
+                })
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(upstream = %name, "connection {index} to {target_name} failed: {e}");
+                inner.update(index, |s| {
+                    s.slot.on_connect_failed(Instant::now(), e, &policy, unit())
+                })
+            }
+            Err(_) => {
+                let e = format!(
+                    "connecting to {target_name} timed out after {:?}",
+                    inner.opts.connect_timeout
+                );
+                tracing::warn!(upstream = %name, "connection {index}: {e}");
+                inner.update(index, |s| {
+                    s.slot.on_connect_failed(Instant::now(), e, &policy, unit())
+                })
+            }
+        };
+        let Some(delay) = delay else { break };
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    inner.update(index, |e| {
+        e.slot.on_stopped();
+        e.conn = None;
+    });
+}
+
+/// Counts a stream on its connection and in the pool totals for as long as it lives.
+struct Lease {
+    conn: Arc<Conn>,
+    totals: Arc<Totals>,
+}
+
+impl Lease {
+    fn new(conn: Arc<Conn>, totals: Arc<Totals>) -> Self {
+        conn.open_streams.fetch_add(1, Ordering::Relaxed);
+        totals.open_streams.fetch_add(1, Ordering::Relaxed);
+        Self { conn, totals }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.conn.open_streams.fetch_sub(1, Ordering::Relaxed);
+        self.totals.open_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A stream through an upstream, counting its bytes for the pool's status.
+pub struct UpstreamStream {
+    stream: SshStream,
+    lease: Lease,
+}
+
+impl std::fmt::Debug for UpstreamStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamStream")
+            .field("instance", &self.instance())
+            .field("session_id", &self.session_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamStream {
+    /// The instance (bastion) this stream goes through.
+    pub fn instance(&self) -> &str {
+        self.lease.conn.ssh.instance()
+    }
+
+    /// The SSM session carrying this stream.
+    pub fn session_id(&self) -> &str {
+        &self.lease.conn.session_id
+    }
+}
+
+impl AsyncRead for UpstreamStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.stream).poll_read(cx, buf);
+        let n = buf.filled().len().saturating_sub(before) as u64;
+        if n > 0 {
+            self.lease.conn.bytes_in.fetch_add(n, Ordering::Relaxed);
+            self.lease.totals.bytes_in.fetch_add(n, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for UpstreamStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            let n = n as u64;
+            self.lease.conn.bytes_out.fetch_add(n, Ordering::Relaxed);
+            self.lease.totals.bytes_out.fetch_add(n, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
