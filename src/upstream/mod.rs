@@ -7,6 +7,7 @@
 
 pub mod pool;
 pub mod state;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,8 +16,9 @@ use std::time::Duration;
 
 use crate::ssh::{HostKeyPolicy, RejectKind};
 use crate::ssm::api::AwsSettings;
-pub use pool::{ConnStatus, Pool, PoolOptions, PoolStatus, UpstreamStream};
+pub use pool::{ConnStatus, Pool, PoolOptions, PoolStatus};
 pub use state::PoolState;
+pub use stream::UpstreamStream;
 
 /// One upstream: where its bastions are and how to log in to them.
 #[derive(Debug, Clone)]

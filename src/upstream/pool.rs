@@ -7,19 +7,17 @@
 //! stream) come from [`super::state`]. Streams are `direct-tcpip` channels wrapped so that the
 //! pool counts open streams and bytes per connection for `status`.
 
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{watch, OnceCell};
 use tokio::task::JoinHandle;
 
 use super::state::{self, BackoffPolicy, ConnView, PoolState, Slot};
+use super::stream::{Conn, Lease, Totals, UpstreamStream};
 use super::{validate, UpstreamConfig, UpstreamError};
-use crate::ssh::{self, Bastion, KnownHosts, SshConnection, SshError, SshSettings, SshStream};
+use crate::ssh::{self, Bastion, KnownHosts, SshError, SshSettings};
 use crate::ssm::api::SsmApi;
 use crate::ssm::session::{Session, SessionOptions};
 use crate::ssm::target;
@@ -81,31 +79,6 @@ pub struct PoolStatus {
     pub bytes_out: u64,
     pub last_error: Option<String>,
     pub connections: Vec<ConnStatus>,
-}
-
-/// A live connection, shared by its slot task and the streams opened on it.
-struct Conn {
-    ssh: SshConnection,
-    session_id: String,
-    open_streams: AtomicUsize,
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
-    /// Set when a stream open failed as if the connection were gone, before the slot task
-    /// notices, so `pick` skips it.
-    suspect: AtomicBool,
-}
-
-impl Conn {
-    fn healthy(&self) -> bool {
-        !self.suspect.load(Ordering::Relaxed) && !self.ssh.is_closed()
-    }
-}
-
-#[derive(Default)]
-struct Totals {
-    open_streams: AtomicUsize,
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
 }
 
 struct SlotEntry {
@@ -491,14 +464,7 @@ async fn run_slot(inner: Arc<Inner>, index: usize) {
         let delay = match result {
             Ok(Ok(Bastion { session, ssh })) => {
                 let instance = ssh.instance().to_owned();
-                let conn = Arc::new(Conn {
-                    ssh,
-                    session_id: session.session_id.clone(),
-                    open_streams: AtomicUsize::new(0),
-                    bytes_in: AtomicU64::new(0),
-                    bytes_out: AtomicU64::new(0),
-                    suspect: AtomicBool::new(false),
-                });
+                let conn = Arc::new(Conn::new(ssh, session.session_id.clone()));
                 inner.update(index, |e| {
                     e.conn = Some(conn.clone());
                     e.slot.on_up(Instant::now());
@@ -545,93 +511,4 @@ async fn run_slot(inner: Arc<Inner>, index: usize) {
         e.slot.on_stopped();
         e.conn = None;
     });
-}
-
-/// Counts a stream on its connection and in the pool totals for as long as it lives.
-struct Lease {
-    conn: Arc<Conn>,
-    totals: Arc<Totals>,
-}
-
-impl Lease {
-    fn new(conn: Arc<Conn>, totals: Arc<Totals>) -> Self {
-        conn.open_streams.fetch_add(1, Ordering::Relaxed);
-        totals.open_streams.fetch_add(1, Ordering::Relaxed);
-        Self { conn, totals }
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.conn.open_streams.fetch_sub(1, Ordering::Relaxed);
-        self.totals.open_streams.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A stream through an upstream, counting its bytes for the pool's status.
-pub struct UpstreamStream {
-    stream: SshStream,
-    lease: Lease,
-}
-
-impl std::fmt::Debug for UpstreamStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamStream")
-            .field("instance", &self.instance())
-            .field("session_id", &self.session_id())
-            .finish_non_exhaustive()
-    }
-}
-
-impl UpstreamStream {
-    /// The instance (bastion) this stream goes through.
-    pub fn instance(&self) -> &str {
-        self.lease.conn.ssh.instance()
-    }
-
-    /// The SSM session carrying this stream.
-    pub fn session_id(&self) -> &str {
-        &self.lease.conn.session_id
-    }
-}
-
-impl AsyncRead for UpstreamStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.stream).poll_read(cx, buf);
-        let n = buf.filled().len().saturating_sub(before) as u64;
-        if n > 0 {
-            self.lease.conn.bytes_in.fetch_add(n, Ordering::Relaxed);
-            self.lease.totals.bytes_in.fetch_add(n, Ordering::Relaxed);
-        }
-        r
-    }
-}
-
-impl AsyncWrite for UpstreamStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.stream).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            let n = n as u64;
-            self.lease.conn.bytes_out.fetch_add(n, Ordering::Relaxed);
-            self.lease.totals.bytes_out.fetch_add(n, Ordering::Relaxed);
-        }
-        r
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
 }

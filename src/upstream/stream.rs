@@ -1,0 +1,136 @@
+//! Streams handed out by a pool, and the per-connection accounting they feed: open streams
+//! and bytes each way, counted on the connection and in the pool's lifetime totals.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::ssh::{SshConnection, SshStream};
+
+/// A live connection, shared by its slot task and the streams opened on it.
+pub(super) struct Conn {
+    pub(super) ssh: SshConnection,
+    pub(super) session_id: String,
+    pub(super) open_streams: AtomicUsize,
+    pub(super) bytes_in: AtomicU64,
+    pub(super) bytes_out: AtomicU64,
+    /// Set when a stream open failed as if the connection were gone, before the slot task
+    /// notices, so `pick` skips it.
+    pub(super) suspect: AtomicBool,
+}
+
+impl Conn {
+    pub(super) fn new(ssh: SshConnection, session_id: String) -> Self {
+        Self {
+            ssh,
+            session_id,
+            open_streams: AtomicUsize::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            suspect: AtomicBool::new(false),
+        }
+    }
+
+    pub(super) fn healthy(&self) -> bool {
+        !self.suspect.load(Ordering::Relaxed) && !self.ssh.is_closed()
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Totals {
+    pub(super) open_streams: AtomicUsize,
+    pub(super) bytes_in: AtomicU64,
+    pub(super) bytes_out: AtomicU64,
+}
+
+/// Counts a stream on its connection and in the pool totals for as long as it lives.
+pub(super) struct Lease {
+    pub(super) conn: Arc<Conn>,
+    totals: Arc<Totals>,
+}
+
+impl Lease {
+    pub(super) fn new(conn: Arc<Conn>, totals: Arc<Totals>) -> Self {
+        conn.open_streams.fetch_add(1, Ordering::Relaxed);
+        totals.open_streams.fetch_add(1, Ordering::Relaxed);
+        Self { conn, totals }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.conn.open_streams.fetch_sub(1, Ordering::Relaxed);
+        self.totals.open_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A stream through an upstream, counting its bytes for the pool's status.
+pub struct UpstreamStream {
+    pub(super) stream: SshStream,
+    pub(super) lease: Lease,
+}
+
+impl std::fmt::Debug for UpstreamStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamStream")
+            .field("instance", &self.instance())
+            .field("session_id", &self.session_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamStream {
+    /// The instance (bastion) this stream goes through.
+    pub fn instance(&self) -> &str {
+        self.lease.conn.ssh.instance()
+    }
+
+    /// The SSM session carrying this stream.
+    pub fn session_id(&self) -> &str {
+        &self.lease.conn.session_id
+    }
+}
+
+impl AsyncRead for UpstreamStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.stream).poll_read(cx, buf);
+        let n = buf.filled().len().saturating_sub(before) as u64;
+        if n > 0 {
+            self.lease.conn.bytes_in.fetch_add(n, Ordering::Relaxed);
+            self.lease.totals.bytes_in.fetch_add(n, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for UpstreamStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            let n = n as u64;
+            self.lease.conn.bytes_out.fetch_add(n, Ordering::Relaxed);
+            self.lease.totals.bytes_out.fetch_add(n, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
