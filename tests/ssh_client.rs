@@ -208,3 +208,51 @@ async fn connection_reports_closed_when_the_bastion_goes_away() {
     assert!(conn.is_closed(), "{why}");
     assert!(conn.open_direct_tcpip("127.0.0.1", 1).await.is_err());
 }
+
+/// Relays between `a` and `b` until `freeze` fires, then holds both open without moving a byte:
+/// a bastion that vanished without closing anything (a dead NAT entry, a hung agent).
+async fn freezable_relay(
+    a: tokio::io::DuplexStream,
+    b: TcpStream,
+    mut freeze: tokio::sync::watch::Receiver<bool>,
+) {
+    let (mut ar, mut aw) = tokio::io::split(a);
+    let (mut br, mut bw) = b.into_split();
+    tokio::select! {
+        _ = tokio::io::copy(&mut ar, &mut bw) => {}
+        _ = tokio::io::copy(&mut br, &mut aw) => {}
+        _ = freeze.wait_for(|f| *f) => {}
+    }
+    std::future::pending::<()>().await;
+    drop((ar, aw, br, bw));
+}
+
+#[tokio::test]
+async fn keepalives_detect_a_bastion_that_stops_answering() {
+    let sshd = Sshd::start("").await;
+    let mut s = settings(&sshd, sshd.dir.path().join("kh"), HostKeyPolicy::AcceptNew);
+    s.keepalive = Duration::from_millis(500);
+    let (mine, theirs) = tokio::io::duplex(64 * 1024);
+    let (freeze, frozen) = tokio::sync::watch::channel(false);
+    let tcp = TcpStream::connect(sshd.addr).await.unwrap();
+    let relay = tokio::spawn(freezable_relay(theirs, tcp, frozen));
+    let conn = SshConnection::connect(mine, INSTANCE, &s).await.unwrap();
+    // Idle but answering: keepalives are replied to, the connection stays up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !conn.is_closed(),
+        "an idle, answering bastion must not be dropped"
+    );
+    freeze.send_replace(true);
+    let started = std::time::Instant::now();
+    let why = tokio::time::timeout(Duration::from_secs(15), conn.closed())
+        .await
+        .expect("keepalive timeout ends the connection");
+    assert!(why.to_lowercase().contains("keepalive"), "{why}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    relay.abort();
+}
