@@ -1,5 +1,6 @@
 //! The SSH client (`session_proxy::ssh`) against a real OpenSSH sshd on loopback, over plain
-//! TCP (no SSM): host key policies, key authentication and its errors, `direct-tcpip` data and
+//! TCP (no SSM): host key policies, identity-file and ssh-agent authentication and their
+//! errors, keepalive detection of a silent bastion, `direct-tcpip` data and
 //! the mapping of the bastion's refusals to SOCKS reply codes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -255,4 +256,76 @@ async fn keepalives_detect_a_bastion_that_stops_answering() {
         started.elapsed()
     );
     relay.abort();
+}
+
+/// A private `ssh-agent` on a socket in `dir`; killed on drop.
+struct Agent {
+    sock: PathBuf,
+    child: std::process::Child,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Agent {
+    async fn start(dir: &std::path::Path) -> Self {
+        let sock = dir.join("agent.sock");
+        let child = std::process::Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("ssh-agent runs");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !sock.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ssh-agent socket never appeared"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self { sock, child }
+    }
+
+    fn add(&self, key: &std::path::Path) {
+        let out = std::process::Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &self.sock)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ssh-add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn ssh_agent_keys_are_tried_when_enabled() {
+    // The only test in this binary that reads SSH_AUTH_SOCK.
+    let sshd = Sshd::start("").await;
+    let agent = Agent::start(sshd.dir.path()).await;
+    std::env::set_var("SSH_AUTH_SOCK", &agent.sock);
+    let mut s = settings(&sshd, sshd.dir.path().join("kh"), HostKeyPolicy::AcceptNew);
+    s.identity_files.clear();
+    s.ssh_agent = true;
+    let msg = connect(&sshd, &s)
+        .await
+        .err()
+        .expect("empty agent")
+        .to_string();
+    assert!(msg.contains("ssh-agent (no keys loaded)"), "{msg}");
+    let wrong = sshd.dir.path().join("wrong");
+    keygen(&wrong, "");
+    agent.add(&wrong);
+    agent.add(&sshd.client_key);
+    connect(&sshd, &s)
+        .await
+        .unwrap_or_else(|e| panic!("agent key rejected: {e}"));
 }
