@@ -336,7 +336,8 @@ impl Inner {
     }
 
     fn last_error_locked(&self, slots: &[SlotEntry]) -> Option<String> {
-        slots.iter().find_map(|e| e.slot.last_error.clone())
+        let copies: Vec<Slot> = slots.iter().map(|e| e.slot.clone()).collect();
+        state::last_error(&copies).map(str::to_owned)
     }
 
     fn not_ready(&self, waited: Duration) -> UpstreamError {

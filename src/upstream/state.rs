@@ -90,6 +90,8 @@ pub struct Slot {
     /// Successful connects over the slot's life (the first one is not a reconnect).
     pub connects: u64,
     pub last_error: Option<String>,
+    /// When `last_error` happened.
+    pub failed_at: Option<Instant>,
 }
 
 impl Slot {
@@ -105,6 +107,7 @@ impl Slot {
             up_since: None,
             connects: 0,
             last_error: None,
+            failed_at: None,
         }
     }
 
@@ -161,6 +164,7 @@ impl Slot {
         self.up_since = None;
         self.target = (self.target + 1) % self.targets;
         self.last_error = Some(error);
+        self.failed_at = Some(now);
         let delay = policy.delay(self.failures, unit);
         self.phase = Phase::Waiting { until: now + delay };
         delay
@@ -211,6 +215,15 @@ pub fn pool_state(slots: &[Slot]) -> PoolState {
     } else {
         PoolState::Down
     }
+}
+
+/// The most recent error of any slot.
+pub fn last_error(slots: &[Slot]) -> Option<&str> {
+    slots
+        .iter()
+        .filter_map(|s| Some((s.failed_at?, s.last_error.as_deref()?)))
+        .max_by_key(|&(at, _)| at)
+        .map(|(_, e)| e)
 }
 
 /// True when no slot is up and every slot has failed at least twice in a row: opening a
@@ -380,6 +393,18 @@ mod tests {
         for (slots, want) in cases {
             assert_eq!(pool_state(&slots), want, "{slots:?}");
         }
+    }
+
+    #[test]
+    fn last_error_is_the_most_recent_failure_of_any_slot() {
+        let p = BackoffPolicy::default();
+        let t0 = Instant::now();
+        let mut a = Slot::new(0, 2);
+        let mut b = Slot::new(1, 2);
+        assert_eq!(last_error(&[a.clone(), b.clone()]), None);
+        b.on_connect_failed(t0 + ms(5), "newer".into(), &p, 0.0);
+        a.on_connect_failed(t0, "older".into(), &p, 0.0);
+        assert_eq!(last_error(&[a, b]), Some("newer"));
     }
 
     #[test]
