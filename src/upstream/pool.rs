@@ -182,8 +182,14 @@ impl Pool {
         *tasks = Some(handles);
     }
 
-    /// Waits until at least one connection is up.
+    /// Waits until at least one connection is up, through any number of failed attempts.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), UpstreamError> {
+        self.wait_usable(timeout, false).await
+    }
+
+    /// Like `wait_ready`; with `fail_fast`, gives up as soon as every slot keeps failing, so a
+    /// client asking for a stream through a broken upstream hears why at once.
+    async fn wait_usable(&self, timeout: Duration, fail_fast: bool) -> Result<(), UpstreamError> {
         self.start();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = self.inner.changed.subscribe();
@@ -192,8 +198,12 @@ impl Pool {
             if *self.inner.stop.borrow() {
                 return Err(self.inner.shut_down());
             }
-            if lock(&self.inner.slots).iter().any(|e| e.slot.is_up()) {
+            let slots = self.inner.slot_copies();
+            if slots.iter().any(Slot::is_up) {
                 return Ok(());
+            }
+            if fail_fast && state::failing_persistently(&slots) {
+                return Err(self.inner.not_ready(Duration::ZERO));
             }
             if tokio::time::timeout_at(deadline, rx.changed())
                 .await
@@ -217,10 +227,7 @@ impl Pool {
         let mut last_error = String::from("no connection was available");
         for _ in 0..attempts {
             let Some(lease) = self.inner.reserve() else {
-                if state::failing_persistently(&self.inner.slot_copies()) {
-                    return Err(self.inner.not_ready(Duration::ZERO));
-                }
-                self.wait_ready(self.inner.opts.open_wait).await?;
+                self.wait_usable(self.inner.opts.open_wait, true).await?;
                 continue;
             };
             match lease.conn.ssh.open_direct_tcpip(host, port).await {
