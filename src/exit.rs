@@ -38,6 +38,9 @@ fn code_for(err: &anyhow::Error) -> u8 {
                 UsageError::Config(_) => codes::CONFIG,
             };
         }
+        if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
+            return codes::CONFIG;
+        }
         if let Some(e) = cause.downcast_ref::<TargetError>() {
             return match e {
                 TargetError::Api(a) => api_code(a),
@@ -71,7 +74,10 @@ fn api_code(e: &ApiError) -> u8 {
 /// Prints `err` (with its causes) to stderr and returns its exit code.
 pub fn report(err: &anyhow::Error) -> ExitCode {
     // A closed stdout (e.g. `| head`) is not a failure.
-    if err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
+    if err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    }) {
         return ExitCode::SUCCESS;
     }
     eprintln!("session-proxy: {err:#}");

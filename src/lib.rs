@@ -16,12 +16,26 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod ssm;
 pub mod ssh;
 pub mod upstream;
 
-pub mod redact;
 pub mod cli;
+pub mod config;
 pub mod exit;
+pub mod paths;
+pub mod redact;
+pub mod relay;
+pub mod route;
+pub mod sim;
+pub mod socks;

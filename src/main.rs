@@ -6,7 +6,10 @@ use session_proxy::{cli, exit};
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     cli::init_tracing(&args.global);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("session-proxy: cannot start the async runtime: {e}");

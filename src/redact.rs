@@ -75,7 +75,10 @@ mod tests {
             user: String,
             password: Redacted<String>,
         }
-        let c = Creds { user: "alice".into(), password: "s3cret".to_owned().into() };
+        let c = Creds {
+            user: "alice".into(),
+            password: "s3cret".to_owned().into(),
+        };
         let dbg = format!("{c:?}");
         assert!(dbg.contains("alice"));
         assert!(!dbg.contains("s3cret"), "{dbg}");

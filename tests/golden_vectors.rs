@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use session_proxy::ssm::message::{Message, MessageType, PayloadType};
 use session_proxy::ssm::payload::{
-    Acknowledge, Flag, HandshakeResponse, ProcessedClientAction, action_status,
+    action_status, Acknowledge, Flag, HandshakeResponse, ProcessedClientAction,
 };
 use uuid::Uuid;
 
@@ -14,7 +14,14 @@ fn hex(s: &str) -> Vec<u8> {
     hex::decode(s).expect("valid hex in test vector")
 }
 
-fn msg(t: MessageType, seq: i64, flags: u64, id: &str, pt: PayloadType, payload: Vec<u8>) -> Message {
+fn msg(
+    t: MessageType,
+    seq: i64,
+    flags: u64,
+    id: &str,
+    pt: PayloadType,
+    payload: Vec<u8>,
+) -> Message {
     Message {
         message_type: t,
         schema_version: 1,
@@ -43,7 +50,14 @@ const EX5_HANDSHAKE_RESPONSE: &str = "00000074696e7075745f73747265616d5f64617461
 
 #[test]
 fn example1_keystrokes_match_plugin_bytes() {
-    let m = msg(MessageType::InputStreamData, 0, 0, "dd01e56b-ff48-483e-a508-b5f073f31b16", PayloadType::Output, b"ls\r".to_vec());
+    let m = msg(
+        MessageType::InputStreamData,
+        0,
+        0,
+        "dd01e56b-ff48-483e-a508-b5f073f31b16",
+        PayloadType::Output,
+        b"ls\r".to_vec(),
+    );
     roundtrip(EX1_KEYSTROKES, &m);
 }
 
@@ -55,23 +69,50 @@ fn example2_acknowledge_matches_plugin_bytes() {
         sequence_number: 5,
         is_sequential: true,
     };
-    let m = msg(MessageType::Acknowledge, 0, 3, "11111111-2222-3333-4444-555555555555", PayloadType::Undefined, ack.to_bytes());
+    let m = msg(
+        MessageType::Acknowledge,
+        0,
+        3,
+        "11111111-2222-3333-4444-555555555555",
+        PayloadType::Undefined,
+        ack.to_bytes(),
+    );
     roundtrip(EX2_ACK, &m);
     let back = Message::decode(&hex(EX2_ACK)).expect("decodes");
-    assert_eq!(Acknowledge::from_bytes(&back.payload).expect("ack json"), ack);
+    assert_eq!(
+        Acknowledge::from_bytes(&back.payload).expect("ack json"),
+        ack
+    );
 }
 
 #[test]
 fn example3_terminate_flag_matches_plugin_bytes() {
-    let m = msg(MessageType::InputStreamData, 7, 0, "5b4c3d2e-1f0a-4b9c-8d7e-6f5a4b3c2d1e", PayloadType::Flag, Flag::TerminateSession.to_bytes().to_vec());
+    let m = msg(
+        MessageType::InputStreamData,
+        7,
+        0,
+        "5b4c3d2e-1f0a-4b9c-8d7e-6f5a4b3c2d1e",
+        PayloadType::Flag,
+        Flag::TerminateSession.to_bytes().to_vec(),
+    );
     roundtrip(EX3_FLAG_TERMINATE, &m);
     let back = Message::decode(&hex(EX3_FLAG_TERMINATE)).expect("decodes");
-    assert_eq!(Flag::from_bytes(&back.payload).expect("flag"), Flag::TerminateSession);
+    assert_eq!(
+        Flag::from_bytes(&back.payload).expect("flag"),
+        Flag::TerminateSession
+    );
 }
 
 #[test]
 fn example4_terminal_size_matches_plugin_bytes() {
-    let m = msg(MessageType::InputStreamData, 1, 0, "5b4c3d2e-1f0a-4b9c-8d7e-6f5a4b3c2d1e", PayloadType::Size, br#"{"cols":120,"rows":40}"#.to_vec());
+    let m = msg(
+        MessageType::InputStreamData,
+        1,
+        0,
+        "5b4c3d2e-1f0a-4b9c-8d7e-6f5a4b3c2d1e",
+        PayloadType::Size,
+        br#"{"cols":120,"rows":40}"#.to_vec(),
+    );
     roundtrip(EX4_SIZE, &m);
 }
 
@@ -87,24 +128,47 @@ fn example5_handshake_response_matches_plugin_bytes() {
         }],
         errors: None,
     };
-    let m = msg(MessageType::InputStreamData, 0, 0, "dd01e56b-ff48-483e-a508-b5f073f31b16", PayloadType::HandshakeResponse, resp.to_bytes());
+    let m = msg(
+        MessageType::InputStreamData,
+        0,
+        0,
+        "dd01e56b-ff48-483e-a508-b5f073f31b16",
+        PayloadType::HandshakeResponse,
+        resp.to_bytes(),
+    );
     roundtrip(EX5_HANDSHAKE_RESPONSE, &m);
     let back = Message::decode(&hex(EX5_HANDSHAKE_RESPONSE)).expect("decodes");
-    assert_eq!(HandshakeResponse::from_bytes(&back.payload).expect("json"), resp);
+    assert_eq!(
+        HandshakeResponse::from_bytes(&back.payload).expect("json"),
+        resp
+    );
 }
 
 #[test]
 fn message_id_halves_are_swapped_on_the_wire() {
     let id = Uuid::parse_str("dd01e56b-ff48-483e-a508-b5f073f31b16").expect("uuid");
-    assert_eq!(hex::encode(session_proxy::ssm::message::uuid_to_wire(&id)), "a508b5f073f31b16dd01e56bff48483e");
+    assert_eq!(
+        hex::encode(session_proxy::ssm::message::uuid_to_wire(&id)),
+        "a508b5f073f31b16dd01e56bff48483e"
+    );
 }
 
 #[test]
 fn every_prefix_of_a_vector_needs_more_and_consumes_nothing() {
-    for v in [EX1_KEYSTROKES, EX2_ACK, EX3_FLAG_TERMINATE, EX4_SIZE, EX5_HANDSHAKE_RESPONSE] {
+    for v in [
+        EX1_KEYSTROKES,
+        EX2_ACK,
+        EX3_FLAG_TERMINATE,
+        EX4_SIZE,
+        EX5_HANDSHAKE_RESPONSE,
+    ] {
         let b = hex(v);
         for n in 0..b.len() {
-            assert_eq!(Message::parse(&b[..n]).expect("prefix is not an error"), None, "prefix {n}");
+            assert_eq!(
+                Message::parse(&b[..n]).expect("prefix is not an error"),
+                None,
+                "prefix {n}"
+            );
         }
         let (_, used) = Message::parse(&b).expect("ok").expect("complete");
         assert_eq!(used, b.len());
@@ -116,5 +180,8 @@ fn corrupted_payload_is_rejected_by_digest() {
     let mut b = hex(EX1_KEYSTROKES);
     let last = b.len() - 1;
     b[last] ^= 1;
-    assert_eq!(Message::decode(&b), Err(session_proxy::ssm::message::DecodeError::PayloadDigest));
+    assert_eq!(
+        Message::decode(&b),
+        Err(session_proxy::ssm::message::DecodeError::PayloadDigest)
+    );
 }

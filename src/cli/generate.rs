@@ -23,8 +23,15 @@ pub struct GenerateArgs {
 /// Writes every generated file; returns the paths written.
 pub fn write_all(completions: &Path, man: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    std::fs::create_dir_all(completions).with_context(|| format!("creating {}", completions.display()))?;
-    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Elvish, Shell::PowerShell] {
+    std::fs::create_dir_all(completions)
+        .with_context(|| format!("creating {}", completions.display()))?;
+    for shell in [
+        Shell::Bash,
+        Shell::Zsh,
+        Shell::Fish,
+        Shell::Elvish,
+        Shell::PowerShell,
+    ] {
         let mut cmd = super::command();
         let p = clap_complete::generate_to(shell, &mut cmd, "session-proxy", completions)
             .with_context(|| format!("writing {shell} completions"))?;

@@ -2,6 +2,9 @@
 //! one module per subcommand with `run(&GlobalArgs, Args) -> anyhow::Result<ExitCode>`.
 
 pub mod generate;
+pub mod load;
+pub mod route;
+pub mod sim;
 
 pub mod stdio;
 
@@ -38,6 +41,10 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand).
     Stdio(stdio::StdioArgs),
+    /// Run a local simulator of the AWS side of Session Manager (no AWS account needed).
+    Sim(sim::SimArgs),
+    /// Show which route, upstream or default a destination takes under the config.
+    Route(route::RouteArgs),
     /// Write shell completions and man pages.
     Generate(generate::GenerateArgs),
 }
@@ -51,6 +58,8 @@ pub fn command() -> clap::Command {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Stdio(a) => stdio::run(&cli.global, a).await,
+        Command::Sim(a) => sim::run(&cli.global, a).await,
+        Command::Route(a) => route::run(&cli.global, a),
         Command::Generate(a) => generate::run(&cli.global, a),
     }
 }
@@ -67,8 +76,10 @@ pub fn init_tracing(g: &GlobalArgs) {
             _ => "trace",
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SESSION_PROXY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("session_proxy={level},warn")));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("SESSION_PROXY_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("session_proxy={level},warn"))
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -71,7 +71,9 @@ fn rate(name: &str, v: f64) -> Result<f64, UsageError> {
     if (0.0..=1.0).contains(&v) {
         Ok(v)
     } else {
-        Err(UsageError::Usage(format!("--{name} must be between 0 and 1, got {v}")))
+        Err(UsageError::Usage(format!(
+            "--{name} must be between 0 and 1, got {v}"
+        )))
     }
 }
 
@@ -85,7 +87,10 @@ impl SimArgs {
             list.extend(instances::load_file(p).map_err(|e| UsageError::Config(e.to_string()))?);
         }
         for t in &self.targets {
-            list.push(instances::parse_target_flag(t).map_err(|e| UsageError::Usage(format!("--target {t}: {e}")))?);
+            list.push(
+                instances::parse_target_flag(t)
+                    .map_err(|e| UsageError::Usage(format!("--target {t}: {e}")))?,
+            );
         }
         let dir = DirFaults {
             drop: rate("drop", self.drop)?,
@@ -116,16 +121,29 @@ impl SimArgs {
 pub async fn run(_g: &GlobalArgs, a: SimArgs) -> anyhow::Result<ExitCode> {
     let opts = a.options()?;
     if opts.instances.is_empty() {
-        return Err(UsageError::Usage("no instances: give --target i-…=HOST:PORT or --instances FILE".into()).into());
+        return Err(UsageError::Usage(
+            "no instances: give --target i-…=HOST:PORT or --instances FILE".into(),
+        )
+        .into());
     }
-    let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("binding {}", a.listen))?;
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("binding {}", a.listen))?;
     let sim = Sim::start(listener, opts.clone())?;
     if !opts.faults.is_quiet() {
-        eprintln!("# fault plan seed {} (replay with --seed {})", opts.faults.seed, opts.faults.seed);
+        eprintln!(
+            "# fault plan seed {} (replay with --seed {})",
+            opts.faults.seed, opts.faults.seed
+        );
     }
     print!("{}", sim.env_lines());
     for i in &opts.instances {
-        eprintln!("# instance {} → {}{}", i.id, i.address, if i.online { "" } else { " (offline)" });
+        eprintln!(
+            "# instance {} → {}{}",
+            i.id,
+            i.address,
+            if i.online { "" } else { " (offline)" }
+        );
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();

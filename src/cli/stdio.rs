@@ -20,11 +20,12 @@ use crate::ssm::target;
 pub struct StdioArgs {
     /// Instance id (i-…, mi-…), Name tag, IP address, computer name, or a `hosts:` alias.
     pub target: String,
-    /// Port on the instance (portNumber of the session document).
-    #[arg(short, long, default_value_t = 22)]
-    pub port: u16,
-    /// AWS profile (default: AWS_PROFILE or the default profile).
-    #[arg(long, env = "AWS_PROFILE", hide_env_values = true)]
+    /// Port on the instance (portNumber of the session document). Default: the alias's port,
+    /// else 22.
+    #[arg(short, long)]
+    pub port: Option<u16>,
+    /// AWS profile (default: the alias's, else AWS_PROFILE or the default profile).
+    #[arg(long)]
     pub profile: Option<String>,
     /// AWS region (default: AWS_REGION or the profile's region).
     #[arg(long)]
@@ -37,18 +38,38 @@ pub struct StdioArgs {
     pub chunk: u32,
 }
 
-pub async fn run(_g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
-    let settings = AwsSettings { profile: a.profile.clone(), region: a.region.clone(), credentials: None };
+pub async fn run(g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
+    let cfg = super::load::optional(g)?;
+    // A `hosts:` alias supplies target, profile, region and port; flags still win.
+    let alias = cfg.as_ref().and_then(|c| c.hosts.get(&a.target));
+    let (name, port) = match alias {
+        Some(h) => (
+            h.target.as_str().to_owned(),
+            a.port.or(h.port).unwrap_or(22),
+        ),
+        None => (a.target.clone(), a.port.unwrap_or(22)),
+    };
+    let settings = AwsSettings {
+        profile: a
+            .profile
+            .clone()
+            .or_else(|| alias.and_then(|h| h.profile.clone())),
+        region: a
+            .region
+            .clone()
+            .or_else(|| alias.and_then(|h| h.region.clone())),
+        credentials: None,
+    };
     let api = Arc::new(SsmApi::new(&settings).await);
-    let instance = target::resolve(&api, &a.target).await?;
-    let mut req = SessionRequest::ssh(&instance, a.port);
+    let instance = target::resolve(&api, &name).await?;
+    let mut req = SessionRequest::ssh(&instance, port);
     req.document = a.document.clone();
     let mut opts = SessionOptions::default();
     opts.channel.chunk_size = a.chunk as usize;
     let app = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
     let session = Session::start(api, &req, app, opts)
         .await
-        .with_context(|| format!("starting a session to {instance} port {}", a.port))?;
+        .with_context(|| format!("starting a session to {instance} port {port}"))?;
     tracing::info!(session_id = %session.session_id, "session started");
 
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -67,7 +88,9 @@ pub async fn run(_g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
     }
     let end = session.finish().await?;
     match end {
-        End::ChannelClosed { output } if !output.is_empty() => tracing::info!("session closed: {output}"),
+        End::ChannelClosed { output } if !output.is_empty() => {
+            tracing::info!("session closed: {output}")
+        }
         other => tracing::info!("session ended: {other:?}"),
     }
     Ok(ExitCode::SUCCESS)

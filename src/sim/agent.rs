@@ -26,7 +26,12 @@ pub struct AgentKnobs {
 
 impl Default for AgentKnobs {
     fn default() -> Self {
-        Self { pace: None, chunk: 1024, legacy: false, agent_version: None }
+        Self {
+            pace: None,
+            chunk: 1024,
+            legacy: false,
+            agent_version: None,
+        }
     }
 }
 
@@ -35,7 +40,11 @@ struct NoReconnect;
 
 impl Transport<MemLink> for NoReconnect {
     fn reconnect(&mut self, _attempt: u32) -> BoxFuture<Result<MemLink, ReconnectError>> {
-        Box::pin(async { Err(ReconnectError::Fatal("agent link to the service closed".into())) })
+        Box::pin(async {
+            Err(ReconnectError::Fatal(
+                "agent link to the service closed".into(),
+            ))
+        })
     }
 }
 
@@ -59,7 +68,10 @@ pub async fn run(
     let mut cfg = Config::new(Role::Agent);
     cfg.session_type = spec.session_type.clone();
     cfg.properties = spec.properties.clone();
-    cfg.agent_version = knobs.agent_version.clone().unwrap_or_else(|| spec.agent_version.clone());
+    cfg.agent_version = knobs
+        .agent_version
+        .clone()
+        .unwrap_or_else(|| spec.agent_version.clone());
     cfg.require_handshake = !knobs.legacy;
     cfg.chunk_size = knobs.chunk.max(1);
     cfg.id_seed = rand::random();
@@ -67,13 +79,26 @@ pub async fn run(
     let ch = Channel::new(cfg, Instant::now());
     let target = spec.dial.clone();
     let app: BoxFuture<std::io::Result<TcpStream>> = Box::pin(dial(target));
-    let opts = Options { pace: knobs.pace.map(|p| (p, knobs.chunk.max(1))), ..Options::default() };
+    let opts = Options {
+        pace: knobs.pace.map(|p| (p, knobs.chunk.max(1))),
+        ..Options::default()
+    };
     let (_cmd_tx, cmd_rx) = mpsc::channel(1);
     let mut terminated = spec.terminated.clone();
     let shutdown = async move {
         let _ = terminated.wait_for(|t| *t).await;
     };
-    let (end, _) = driver::run(ch, Some(link), app, NoReconnect, opts, cmd_rx, status, shutdown).await;
+    let (end, _) = driver::run(
+        ch,
+        Some(link),
+        app,
+        NoReconnect,
+        opts,
+        cmd_rx,
+        status,
+        shutdown,
+    )
+    .await;
     match end {
         Ok(End::TargetClosed | End::AppClosed) => String::new(),
         Ok(End::PeerTerminated(_)) | Ok(End::Cancelled) => String::new(),

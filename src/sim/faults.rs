@@ -83,7 +83,10 @@ impl Faults {
     pub fn decide(&mut self, f: &DirFaults) -> Verdict {
         if self.chance(f.drop) {
             self.counts.dropped += 1;
-            return Verdict { copies: 0, delay: Duration::ZERO };
+            return Verdict {
+                copies: 0,
+                delay: Duration::ZERO,
+            };
         }
         let copies = if self.chance(f.duplicate) {
             self.counts.duplicated += 1;
@@ -106,7 +109,12 @@ mod tests {
 
     #[test]
     fn same_seed_gives_same_decisions() {
-        let f = DirFaults { drop: 0.2, duplicate: 0.2, reorder: 0.2, delay: Duration::ZERO };
+        let f = DirFaults {
+            drop: 0.2,
+            duplicate: 0.2,
+            reorder: 0.2,
+            delay: Duration::ZERO,
+        };
         let mut a = Faults::new(42, 1);
         let mut b = Faults::new(42, 1);
         for _ in 0..1000 {
@@ -116,7 +124,12 @@ mod tests {
 
     #[test]
     fn rates_are_roughly_honoured() {
-        let f = DirFaults { drop: 0.1, duplicate: 0.1, reorder: 0.1, delay: Duration::ZERO };
+        let f = DirFaults {
+            drop: 0.1,
+            duplicate: 0.1,
+            reorder: 0.1,
+            delay: Duration::ZERO,
+        };
         let mut a = Faults::new(7, 0);
         for _ in 0..100_000 {
             a.decide(&f);
@@ -130,7 +143,13 @@ mod tests {
     fn quiet_plan_never_faults() {
         let mut a = Faults::new(1, 2);
         for _ in 0..1000 {
-            assert_eq!(a.decide(&DirFaults::default()), Verdict { copies: 1, delay: Duration::ZERO });
+            assert_eq!(
+                a.decide(&DirFaults::default()),
+                Verdict {
+                    copies: 1,
+                    delay: Duration::ZERO
+                }
+            );
         }
     }
 }

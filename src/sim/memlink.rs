@@ -27,7 +27,10 @@ pub struct MemLink {
 pub fn pair(capacity: usize) -> (MemLink, MemLink) {
     let (a_tx, b_rx) = mpsc::channel(capacity);
     let (b_tx, a_rx) = mpsc::channel(capacity);
-    (MemLink { tx: a_tx, rx: a_rx }, MemLink { tx: b_tx, rx: b_rx })
+    (
+        MemLink { tx: a_tx, rx: a_rx },
+        MemLink { tx: b_tx, rx: b_rx },
+    )
 }
 
 impl Stream for MemLink {

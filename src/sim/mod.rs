@@ -26,13 +26,13 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::MaybeTlsStream;
 
+use crate::ssm::channel::Stats;
+use crate::ssm::driver::{ws_config, Status, WsStream};
 use agent::AgentKnobs;
 use faults::{FaultCounts, FaultPlan};
 use instances::Instance;
 use registry::Registry;
 use service::{close_with, read_open_frame, relay, RelayParams};
-use crate::ssm::channel::Stats;
-use crate::ssm::driver::{ws_config, Status, WsStream};
 
 /// Path prefix of data-channel WebSockets (the real service's form, §1.4).
 pub const DATA_CHANNEL_PATH: &str = "/v1/data-channel/";
@@ -97,11 +97,15 @@ impl Sim {
         let registry = Registry::new(opts.instances.clone(), format!("ws://{addr}"));
         let sessions: Sessions = Arc::default();
         let (shutdown, mut stop) = watch::channel(false);
-        let ctx = Arc::new(Ctx { registry: registry.clone(), sessions: sessions.clone(), opts });
+        let ctx = Arc::new(Ctx {
+            registry: registry.clone(),
+            sessions: sessions.clone(),
+            opts,
+        });
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = stop.wait_for(|s| *s) => break,
+                    () = async { let _ = stop.wait_for(|s| *s).await; } => break,
                     acc = listener.accept() => match acc {
                         Ok((stream, _)) => {
                             let ctx = ctx.clone();
@@ -115,7 +119,13 @@ impl Sim {
                 }
             }
         });
-        Ok(Self { addr, registry, sessions, shutdown, task })
+        Ok(Self {
+            addr,
+            registry,
+            sessions,
+            shutdown,
+            task,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -272,7 +282,16 @@ impl Ctx {
             idle_timeout: self.opts.idle_timeout,
             salt: self.sessions.lock().map(|m| m.len() as u64).unwrap_or(0),
         };
-        let end = relay(params, ws, service_link, attach_rx, terminated, counts, out_rx).await;
+        let end = relay(
+            params,
+            ws,
+            service_link,
+            attach_rx,
+            terminated,
+            counts,
+            out_rx,
+        )
+        .await;
         tracing::debug!("sim: session {session_id} ended: {end:?}");
         self.registry.mark_closed(&session_id);
         if let Ok(mut m) = self.sessions.lock() {
@@ -289,7 +308,10 @@ async fn sniff_websocket(stream: &TcpStream) -> Option<bool> {
     let mut buf = [0u8; 64];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await.ok()?.ok()?;
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
         if n == 0 {
             return None;
         }

@@ -5,7 +5,7 @@
 //! `start_publication`. It sends `channel_closed` when the session ends.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::sim::faults::{DirFaults, FaultCounts, FaultPlan, Faults};
 use crate::sim::memlink::MemLink;
-use crate::ssm::driver::{pump_out, unix_ms, WsStream};
+use crate::ssm::driver::{unix_ms, Outbox, WsStream};
 use crate::ssm::message::{flags, Message, MessageType, PayloadType};
 use crate::ssm::payload::{ChannelClosed, OpenDataChannel};
 
@@ -30,10 +30,12 @@ pub async fn read_open_frame(ws: &mut WsStream) -> Result<OpenDataChannel, Strin
         .await
         .map_err(|_| "no OpenDataChannel frame within 10 s".to_owned())?;
     match first {
-        Some(Ok(WsMessage::Text(t))) => {
-            OpenDataChannel::from_bytes(t.as_bytes()).map_err(|e| format!("bad OpenDataChannel frame: {e}"))
-        }
-        Some(Ok(other)) => Err(format!("first frame must be a text OpenDataChannel frame, got {}", kind(&other))),
+        Some(Ok(WsMessage::Text(t))) => OpenDataChannel::from_bytes(t.as_bytes())
+            .map_err(|e| format!("bad OpenDataChannel frame: {e}")),
+        Some(Ok(other)) => Err(format!(
+            "first frame must be a text OpenDataChannel frame, got {}",
+            kind(&other)
+        )),
         Some(Err(e)) => Err(format!("WebSocket error before OpenDataChannel: {e}")),
         None => Err("closed before OpenDataChannel".into()),
     }
@@ -52,8 +54,15 @@ fn kind(m: &WsMessage) -> &'static str {
 
 /// Closes a WebSocket with a code and reason (best effort).
 pub async fn close_with(ws: &mut WsStream, code: CloseCode, reason: &str) {
-    let frame = CloseFrame { code, reason: reason.to_owned().into() };
-    let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(WsMessage::Close(Some(frame)))).await;
+    let frame = CloseFrame {
+        code,
+        reason: reason.to_owned().into(),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        ws.send(WsMessage::Close(Some(frame))),
+    )
+    .await;
 }
 
 fn control(t: MessageType) -> WsMessage {
@@ -142,13 +151,13 @@ fn apply(
     f: &DirFaults,
     frame: &[u8],
     now: Instant,
-    q: &mut VecDeque<WsMessage>,
+    q: &mut Outbox,
     delayed: &mut Delayed,
 ) {
     let v = faults.decide(f);
     for _ in 0..v.copies {
         if v.delay.is_zero() && delayed.heap.is_empty() {
-            q.push_back(WsMessage::Binary(Bytes::copy_from_slice(frame)));
+            q.push(WsMessage::Binary(Bytes::copy_from_slice(frame)));
         } else {
             delayed.push(now + v.delay, frame);
         }
@@ -171,7 +180,7 @@ pub async fn relay(
         (Some(s), Some(r))
     };
     let (mut a_sink, mut a_stream) = agent.split();
-    let (mut to_client, mut to_agent) = (VecDeque::new(), VecDeque::new());
+    let (mut to_client, mut to_agent) = (Outbox::default(), Outbox::default());
     let (mut d_client, mut d_agent) = (Delayed::default(), Delayed::default());
     let mut bytes_since_kill: u64 = 0;
     let mut next_kill = p.plan.kill_every.map(|d| Instant::now() + d);
@@ -182,35 +191,44 @@ pub async fn relay(
         }
         let now = Instant::now();
         while let Some(f) = d_agent.pop_due(now) {
-            to_agent.push_back(WsMessage::Binary(Bytes::from(f)));
+            to_agent.push(WsMessage::Binary(Bytes::from(f)));
         }
         while let Some(f) = d_client.pop_due(now) {
             if c_sink.is_some() {
-                to_client.push_back(WsMessage::Binary(Bytes::from(f)));
+                to_client.push(WsMessage::Binary(Bytes::from(f)));
             }
         }
-        let kill_now = p.plan.kill_after_bytes.is_some_and(|n| bytes_since_kill >= n)
+        let kill_now = p
+            .plan
+            .kill_after_bytes
+            .is_some_and(|n| bytes_since_kill >= n)
             || next_kill.is_some_and(|t| now >= t);
         if kill_now && c_sink.is_some() {
             faults.counts.kills += 1;
             bytes_since_kill = 0;
             next_kill = p.plan.kill_every.map(|d| now + d);
             if let (Some(mut s), Some(r)) = (c_sink.take(), c_stream.take()) {
-                let _ = tokio::time::timeout(Duration::from_millis(200), pump_out(&mut s, &mut to_client)).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(200), to_client.pump(&mut s)).await;
                 if let Ok(mut ws) = s.reunite(r) {
                     close_with(&mut ws, CloseCode::Normal, "Bye").await;
                 }
             }
             to_client.clear();
-            to_agent.push_back(control(MessageType::PausePublication));
+            to_agent.push(control(MessageType::PausePublication));
             gone_since = Some(now);
         }
-        let wake = [d_agent.next_at(), d_client.next_at(), next_kill, gone_since.map(|t| t + p.idle_timeout)]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake = [
+            d_agent.next_at(),
+            d_client.next_at(),
+            next_kill,
+            gone_since.map(|t| t + p.idle_timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         tokio::select! {
-            _ = terminated.wait_for(|t| *t) => break RelayEnd::Terminated,
+            () = async { let _ = terminated.wait_for(|t| *t).await; } => break RelayEnd::Terminated,
             m = async { match c_stream.as_mut() { Some(s) => s.next().await, None => std::future::pending().await } }, if c_stream.is_some() => {
                 match m {
                     Some(Ok(WsMessage::Binary(b))) => {
@@ -225,7 +243,7 @@ pub async fn relay(
                         c_sink = None;
                         c_stream = None;
                         to_client.clear();
-                        to_agent.push_back(control(MessageType::PausePublication));
+                        to_agent.push(control(MessageType::PausePublication));
                         gone_since = Some(Instant::now());
                     }
                 }
@@ -247,20 +265,20 @@ pub async fn relay(
                     c_stream = Some(r);
                     to_client.clear();
                     gone_since = None;
-                    to_agent.push_back(control(MessageType::StartPublication));
+                    to_agent.push(control(MessageType::StartPublication));
                 }
                 None => break RelayEnd::ClientGone,
             },
-            r = async { match c_sink.as_mut() { Some(s) => pump_out(s, &mut to_client).await, None => Ok(()) } }, if c_sink.is_some() && !to_client.is_empty() => {
+            r = async { match c_sink.as_mut() { Some(s) => to_client.pump(s).await, None => Ok(()) } }, if c_sink.is_some() && !to_client.is_idle() => {
                 if r.is_err() {
                     c_sink = None;
                     c_stream = None;
                     to_client.clear();
-                    to_agent.push_back(control(MessageType::PausePublication));
+                    to_agent.push(control(MessageType::PausePublication));
                     gone_since = Some(Instant::now());
                 }
             }
-            r = pump_out(&mut a_sink, &mut to_agent), if !to_agent.is_empty() => {
+            r = to_agent.pump(&mut a_sink), if !to_agent.is_idle() => {
                 if r.is_err() {
                     break RelayEnd::AgentDone;
                 }
@@ -281,7 +299,7 @@ pub async fn relay(
             while let Ok(Some(Ok(WsMessage::Binary(b)))) =
                 tokio::time::timeout(Duration::from_millis(50), a_stream.next()).await
             {
-                to_client.push_back(WsMessage::Binary(b));
+                to_client.push(WsMessage::Binary(b));
             }
         }
         let output = match end {
@@ -292,8 +310,8 @@ pub async fn relay(
                 .unwrap_or_default(),
             RelayEnd::Terminated | RelayEnd::ClientGone => String::new(),
         };
-        to_client.push_back(channel_closed(&p.session_id, &output));
-        let _ = tokio::time::timeout(Duration::from_secs(2), pump_out(&mut s, &mut to_client)).await;
+        to_client.push(channel_closed(&p.session_id, &output));
+        let _ = tokio::time::timeout(Duration::from_secs(2), to_client.pump(&mut s)).await;
         if let Ok(mut ws) = s.reunite(r) {
             close_with(&mut ws, CloseCode::Normal, "session closed").await;
         }

@@ -21,9 +21,16 @@ pub enum ApiError {
     #[error("AWS credentials are not usable: {message}{hint}")]
     Credentials { message: String, hint: String },
     #[error("SSM {operation} failed: {message}")]
-    Service { operation: &'static str, code: String, message: String },
+    Service {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
     #[error("could not reach SSM for {operation}: {message}")]
-    Transport { operation: &'static str, message: String },
+    Transport {
+        operation: &'static str,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -32,7 +39,9 @@ impl ApiError {
         match self {
             Self::Transport { .. } => true,
             Self::Service { code, .. } => {
-                code.contains("Throttl") || code.contains("InternalServer") || code.contains("ServiceUnavailable")
+                code.contains("Throttl")
+                    || code.contains("InternalServer")
+                    || code.contains("ServiceUnavailable")
             }
             _ => false,
         }
@@ -56,11 +65,16 @@ where
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_)
             if !looks_like_credentials(&text) =>
         {
-            ApiError::Transport { operation, message: text }
+            ApiError::Transport {
+                operation,
+                message: text,
+            }
         }
         _ if looks_like_credentials(&text) => {
             let lower = text.to_ascii_lowercase();
-            let hint = if lower.contains("sso") || lower.contains("token") && lower.contains("expired") {
+            let hint = if lower.contains("sso")
+                || lower.contains("token") && lower.contains("expired")
+            {
                 match profile {
                     Some(p) => format!("; run `aws sso login --profile {p}`"),
                     None => "; run `aws sso login` (add --profile for a named profile)".into(),
@@ -68,9 +82,15 @@ where
             } else {
                 "; set AWS_PROFILE or --profile, or configure credentials (aws configure)".into()
             };
-            ApiError::Credentials { message: text, hint }
+            ApiError::Credentials {
+                message: text,
+                hint,
+            }
         }
-        _ => ApiError::Transport { operation, message: text },
+        _ => ApiError::Transport {
+            operation,
+            message: text,
+        },
     }
 }
 
@@ -159,11 +179,18 @@ impl SsmApi {
             ));
         }
         let conf = loader.load().await;
-        Self { client: aws_sdk_ssm::Client::new(&conf), profile: s.profile.clone() }
+        Self {
+            client: aws_sdk_ssm::Client::new(&conf),
+            profile: s.profile.clone(),
+        }
     }
 
     pub async fn start_session(&self, req: &SessionRequest) -> Result<SessionTicket, ApiError> {
-        let mut b = self.client.start_session().target(&req.target).document_name(&req.document);
+        let mut b = self
+            .client
+            .start_session()
+            .target(&req.target)
+            .document_name(&req.document);
         for (k, v) in &req.parameters {
             b = b.parameters(k, vec![v.clone()]);
         }
@@ -172,10 +199,14 @@ impl SsmApi {
             Err(e) => {
                 if let SdkError::ServiceError(se) = &e {
                     if se.err().is_target_not_connected() {
-                        return Err(ApiError::TargetNotConnected { target: req.target.clone() });
+                        return Err(ApiError::TargetNotConnected {
+                            target: req.target.clone(),
+                        });
                     }
                     if se.err().is_invalid_document() {
-                        return Err(ApiError::InvalidDocument(se.err().message().unwrap_or_default().to_owned()));
+                        return Err(ApiError::InvalidDocument(
+                            se.err().message().unwrap_or_default().to_owned(),
+                        ));
                     }
                 }
                 return Err(classify("StartSession", e, self.profile.as_deref()));
@@ -190,7 +221,13 @@ impl SsmApi {
 
     /// A fresh token for a dropped session; `SessionGone` when it is over (§1.2).
     pub async fn resume_session(&self, session_id: &str) -> Result<SessionTicket, ApiError> {
-        match self.client.resume_session().session_id(session_id).send().await {
+        match self
+            .client
+            .resume_session()
+            .session_id(session_id)
+            .send()
+            .await
+        {
             Ok(out) => {
                 let token = out.token_value().unwrap_or_default();
                 if token.is_empty() {
@@ -220,16 +257,30 @@ impl SsmApi {
     }
 
     /// Managed instances matching one DescribeInstanceInformation filter (`tag:Name`, ...).
-    pub async fn describe_instances(&self, key: &str, values: &[String]) -> Result<Vec<InstanceInfo>, ApiError> {
+    pub async fn describe_instances(
+        &self,
+        key: &str,
+        values: &[String],
+    ) -> Result<Vec<InstanceInfo>, ApiError> {
         let filter = InstanceInformationStringFilter::builder()
             .key(key)
             .set_values(Some(values.to_vec()))
             .build()
-            .map_err(|e| ApiError::Transport { operation: "DescribeInstanceInformation", message: e.to_string() })?;
-        let mut pages = self.client.describe_instance_information().filters(filter).into_paginator().items().send();
+            .map_err(|e| ApiError::Transport {
+                operation: "DescribeInstanceInformation",
+                message: e.to_string(),
+            })?;
+        let mut pages = self
+            .client
+            .describe_instance_information()
+            .filters(filter)
+            .into_paginator()
+            .items()
+            .send();
         let mut out = Vec::new();
         while let Some(item) = pages.next().await {
-            let i = item.map_err(|e| classify("DescribeInstanceInformation", e, self.profile.as_deref()))?;
+            let i = item
+                .map_err(|e| classify("DescribeInstanceInformation", e, self.profile.as_deref()))?;
             out.push(InstanceInfo {
                 instance_id: i.instance_id().unwrap_or_default().to_owned(),
                 online: i.ping_status().is_some_and(|p| p.as_str() == "Online"),

@@ -173,28 +173,58 @@ pub async fn open(
     Ok(ws)
 }
 
-/// Sends queued messages and flushes; cancel-safe (a message leaves the queue only when the
-/// sink has taken it), so it can sit in a `select!` next to the reader.
-pub(crate) async fn pump_out<S>(sink: &mut S, q: &mut VecDeque<WsMessage>) -> Result<(), S::Error>
-where
-    S: Sink<WsMessage> + Unpin,
-{
-    poll_fn(|cx| loop {
-        if q.is_empty() {
-            return Pin::new(&mut *sink).poll_flush(cx);
-        }
-        match Pin::new(&mut *sink).poll_ready(cx) {
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return Poll::Pending,
-        }
-        if let Some(m) = q.pop_front() {
-            if let Err(e) = Pin::new(&mut *sink).start_send(m) {
-                return Poll::Ready(Err(e));
+/// Messages waiting for a sink, plus whether the sink holds unflushed ones. Pumping is
+/// cancel-safe (a message leaves the queue only when the sink takes it), so it can sit in a
+/// `select!` next to the reader; the dirty flag keeps the pump armed until the flush completes.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    q: VecDeque<WsMessage>,
+    dirty: bool,
+}
+
+impl Outbox {
+    pub(crate) fn push(&mut self, m: WsMessage) {
+        self.q.push_back(m);
+    }
+
+    /// Nothing queued and nothing left unflushed.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.q.is_empty() && !self.dirty
+    }
+
+    /// Forgets everything (the sink is gone).
+    pub(crate) fn clear(&mut self) {
+        self.q.clear();
+        self.dirty = false;
+    }
+
+    /// Sends everything queued and flushes.
+    pub(crate) async fn pump<S>(&mut self, sink: &mut S) -> Result<(), S::Error>
+    where
+        S: Sink<WsMessage> + Unpin,
+    {
+        poll_fn(|cx| loop {
+            if self.q.is_empty() {
+                let r = Pin::new(&mut *sink).poll_flush(cx);
+                if r.is_ready() {
+                    self.dirty = false;
+                }
+                return r;
             }
-        }
-    })
-    .await
+            match Pin::new(&mut *sink).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+            if let Some(m) = self.q.pop_front() {
+                self.dirty = true;
+                if let Err(e) = Pin::new(&mut *sink).start_send(m) {
+                    return Poll::Ready(Err(e));
+                }
+            }
+        })
+        .await
+    }
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -233,6 +263,8 @@ where
     let mut in_buf = vec![0u8; opts.io_buffer.max(1024)];
     let mut out_buf = vec![0u8; opts.io_buffer.max(1024)];
     let (mut out_pos, mut out_len) = (0usize, 0usize);
+    // The application writer may buffer (stdout is line-buffered): flush once it is caught up.
+    let mut app_unflushed = false;
 
     let (mut sink, mut stream) = match ws {
         Some(ws) => {
@@ -241,14 +273,21 @@ where
         }
         None => (None, None),
     };
-    let mut outq: VecDeque<WsMessage> = VecDeque::new();
+    let mut outq = Outbox::default();
     let mut reconnect: Option<BoxFuture<Result<L, ReconnectError>>> = None;
-    let mut reconnect_at: Option<Instant> = if stream.is_none() { Some(Instant::now()) } else { None };
+    let mut reconnect_at: Option<Instant> = if stream.is_none() {
+        Some(Instant::now())
+    } else {
+        None
+    };
     let mut attempts = 0u32;
     let mut lost_since: Option<Instant> = reconnect_at;
     let mut ping = tokio::time::interval(opts.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut st = Status { connected: stream.is_some(), ..Status::default() };
+    let mut st = Status {
+        connected: stream.is_some(),
+        ..Status::default()
+    };
     let mut terminating: Option<Instant> = None;
     let mut drain_deadline: Option<Instant> = None;
     let mut ended: Option<Result<End, DriverError>> = None;
@@ -264,7 +303,7 @@ where
     loop {
         // 1. Hand the core's output to the WebSocket queue, and collect events.
         while let Some(frame) = ch.poll_transmit() {
-            outq.push_back(WsMessage::Binary(frame));
+            outq.push(WsMessage::Binary(frame));
         }
         while let Some(ev) = ch.poll_event() {
             match ev {
@@ -277,7 +316,9 @@ where
                 }
                 Event::HandshakeFailed(r) => ended = Some(Err(DriverError::Handshake(r))),
                 Event::Closed { output } => closed_output = Some(output),
-                Event::Flag(f @ (Flag::TerminateSession | Flag::DisconnectToPort)) if role == Role::Agent => {
+                Event::Flag(f @ (Flag::TerminateSession | Flag::DisconnectToPort))
+                    if role == Role::Agent =>
+                {
                     ended = Some(Ok(End::PeerTerminated(f)));
                 }
                 Event::Flag(_) | Event::Readable | Event::Flushed => {}
@@ -294,7 +335,9 @@ where
                 if let Some(w) = app_w.as_mut() {
                     let _ = AsyncWriteExt::shutdown(w).await;
                 }
-                ended = Some(Ok(End::ChannelClosed { output: output.clone() }));
+                ended = Some(Ok(End::ChannelClosed {
+                    output: output.clone(),
+                }));
             }
         }
         if let Some(t) = terminating {
@@ -310,7 +353,7 @@ where
         if ended.is_some() {
             // Best effort: push out what is queued (e.g. the last acknowledges).
             if let Some(s) = sink.as_mut() {
-                let _ = tokio::time::timeout(Duration::from_millis(500), pump_out(s, &mut outq)).await;
+                let _ = tokio::time::timeout(Duration::from_millis(500), outq.pump(s)).await;
             }
             break;
         }
@@ -324,9 +367,15 @@ where
             cap = cap.min(chunk.max(1));
         }
         let paced = next_read_at.is_some_and(|t| t > Instant::now());
-        let want_read = app_read_open && cap > 0 && app_r.is_some() && terminating.is_none() && !paced;
-        let pace_wait = if paced && app_read_open { next_read_at } else { None };
+        let want_read =
+            app_read_open && cap > 0 && app_r.is_some() && terminating.is_none() && !paced;
+        let pace_wait = if paced && app_read_open {
+            next_read_at
+        } else {
+            None
+        };
         let want_write = out_pos < out_len && app_w.is_some();
+        let want_flush = app_unflushed && !want_write && app_w.is_some();
         let reconnect_due = reconnect_at;
 
         tokio::select! {
@@ -362,7 +411,7 @@ where
                     }
                 }
             }
-            r = async { match sink.as_mut() { Some(s) => pump_out(s, &mut outq).await, None => Ok(()) } }, if sink.is_some() && !outq.is_empty() => {
+            r = async { match sink.as_mut() { Some(s) => outq.pump(s).await, None => Ok(()) } }, if sink.is_some() && !outq.is_idle() => {
                 if let Err(e) = r {
                     tracing::info!("data channel WebSocket write failed ({e}); resuming");
                     stream = None;
@@ -406,9 +455,15 @@ where
                     }
                 }
             }
-            w = async { match app_w.as_mut() { Some(w) => w.write(out_buf.get(out_pos..out_len).unwrap_or_default()).await, None => std::future::pending().await } }, if want_write => {
+            w = async {
+                match app_w.as_mut() {
+                    Some(w) if want_write => w.write(out_buf.get(out_pos..out_len).unwrap_or_default()).await.map(Some),
+                    Some(w) => w.flush().await.map(|()| None),
+                    None => std::future::pending().await,
+                }
+            }, if want_write || want_flush => {
                 match w {
-                    Ok(0) | Err(_) => {
+                    Ok(Some(0)) | Err(_) => {
                         // The application stopped reading: nothing more can be delivered.
                         app_w = None;
                         out_pos = out_len;
@@ -416,7 +471,11 @@ where
                             ended = Some(Ok(End::AppClosed));
                         }
                     }
-                    Ok(n) => out_pos += n,
+                    Ok(Some(n)) => {
+                        out_pos += n;
+                        app_unflushed = true;
+                    }
+                    Ok(None) => app_unflushed = false,
                 }
             }
             () = async { match timeout { Some(t) => tokio::time::sleep_until(t.into()).await, None => std::future::pending().await } }, if timeout.is_some() => {
@@ -457,7 +516,7 @@ where
             () = async { match pace_wait { Some(t) => tokio::time::sleep_until(t.into()).await, None => std::future::pending().await } }, if pace_wait.is_some() => {}
             _ = ping.tick() => {
                 if sink.is_some() {
-                    outq.push_back(WsMessage::Ping(bytes::Bytes::from_static(b"keepalive")));
+                    outq.push(WsMessage::Ping(bytes::Bytes::from_static(b"keepalive")));
                 }
             }
         }

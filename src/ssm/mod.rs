@@ -1,10 +1,10 @@
 //! The Session Manager data channel: wire codec, typed payloads, the sans-IO channel state
 //! machine, and the tokio shell that drives it over a WebSocket.
 
-pub mod message;
-pub mod payload;
+pub mod api;
 pub mod channel;
 pub mod driver;
-pub mod api;
+pub mod message;
+pub mod payload;
 pub mod session;
 pub mod target;

@@ -185,7 +185,9 @@ impl Flag {
         self.to_u32().to_be_bytes()
     }
     pub fn from_bytes(b: &[u8]) -> Result<Self, PayloadError> {
-        let a: [u8; 4] = b.try_into().map_err(|_| PayloadError::FlagLength(b.len()))?;
+        let a: [u8; 4] = b
+            .try_into()
+            .map_err(|_| PayloadError::FlagLength(b.len()))?;
         Ok(match u32::from_be_bytes(a) {
             1 => Self::DisconnectToPort,
             2 => Self::TerminateSession,
@@ -206,7 +208,11 @@ pub struct OpenDataChannel {
     pub token_value: String,
     #[serde(rename = "ClientId", default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    #[serde(rename = "ClientVersion", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ClientVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub client_version: Option<String>,
 }
 

@@ -12,7 +12,8 @@ use tokio::task::JoinHandle;
 use crate::ssm::api::{ApiError, SessionRequest, SessionTicket, SsmApi};
 use crate::ssm::channel::{Channel, Config, Role, CLIENT_VERSION};
 use crate::ssm::driver::{
-    self, BoxFuture, Command, DriverError, End, Options, ReconnectError, Status, Transport, WsStream,
+    self, BoxFuture, Command, DriverError, End, Options, ReconnectError, Status, Transport,
+    WsStream,
 };
 
 /// Why a session could not be opened.
@@ -33,7 +34,10 @@ pub struct SessionOptions {
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        Self { channel: Config::new(Role::Client), driver: Options::default() }
+        Self {
+            channel: Config::new(Role::Client),
+            driver: Options::default(),
+        }
     }
 }
 
@@ -55,9 +59,13 @@ impl Transport<WsStream> for Resumer {
             let t = match api.resume_session(&id).await {
                 Ok(t) => t,
                 Err(ApiError::SessionGone(_)) => {
-                    return Err(ReconnectError::Fatal(format!("session {id} timed out or was terminated")))
+                    return Err(ReconnectError::Fatal(format!(
+                        "session {id} timed out or was terminated"
+                    )))
                 }
-                Err(e @ ApiError::Credentials { .. }) => return Err(ReconnectError::Retry(e.to_string())),
+                Err(e @ ApiError::Credentials { .. }) => {
+                    return Err(ReconnectError::Retry(e.to_string()))
+                }
                 Err(e) => return Err(ReconnectError::Retry(e.to_string())),
             };
             // Prefer the URL ResumeSession returns; the plugin always reuses the original (§9.3).
@@ -119,7 +127,14 @@ impl Session {
         let mut last = String::new();
         // The first dial is retried with the same token, as the plugin does (§9.3 item 5).
         for attempt in 0..4u32 {
-            match driver::open(&ticket.stream_url, ticket.token.expose(), &client_id, CLIENT_VERSION).await {
+            match driver::open(
+                &ticket.stream_url,
+                ticket.token.expose(),
+                &client_id,
+                CLIENT_VERSION,
+            )
+            .await
+            {
                 Ok(w) => {
                     ws = Some(w);
                     break;
@@ -132,7 +147,10 @@ impl Session {
         }
         let Some(ws) = ws else {
             let _ = api.terminate_session(&ticket.session_id).await;
-            return Err(OpenError::Connect { session_id: ticket.session_id, message: last });
+            return Err(OpenError::Connect {
+                session_id: ticket.session_id,
+                message: last,
+            });
         };
         let mut cfg = opts.channel;
         cfg.role = Role::Client;
@@ -150,14 +168,33 @@ impl Session {
         let app: BoxFuture<std::io::Result<A>> = Box::pin(async move { Ok(app) });
         let driver_opts = opts.driver;
         let task = tokio::spawn(async move {
-            let (end, ws) =
-                driver::run(ch, Some(ws), app, transport, driver_opts, cmd_rx, status_tx, std::future::pending()).await;
+            let (end, ws) = driver::run(
+                ch,
+                Some(ws),
+                app,
+                transport,
+                driver_opts,
+                cmd_rx,
+                status_tx,
+                std::future::pending(),
+            )
+            .await;
             if let Some(mut ws) = ws {
-                let _ = tokio::time::timeout(Duration::from_millis(500), futures_util::SinkExt::close(&mut ws)).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(500),
+                    futures_util::SinkExt::close(&mut ws),
+                )
+                .await;
             }
             end
         });
-        Ok(Self { session_id: ticket.session_id, api, commands: cmd_tx, status: status_rx, task })
+        Ok(Self {
+            session_id: ticket.session_id,
+            api,
+            commands: cmd_tx,
+            status: status_rx,
+            task,
+        })
     }
 
     pub fn status(&self) -> watch::Receiver<Status> {
@@ -174,7 +211,9 @@ impl Session {
     pub async fn finish(self) -> Result<End, DriverError> {
         let end = match self.task.await {
             Ok(r) => r,
-            Err(e) => Err(DriverError::ResumeFailed(format!("session task failed: {e}"))),
+            Err(e) => Err(DriverError::ResumeFailed(format!(
+                "session task failed: {e}"
+            ))),
         };
         if let Err(e) = self.api.terminate_session(&self.session_id).await {
             tracing::debug!("TerminateSession {}: {e}", self.session_id);

@@ -27,7 +27,10 @@ pub struct SessionInfo {
 /// Builds the client's HandshakeResponse: one processed action per requested action, success
 /// for a known SessionType, Failed for KMS encryption (not implemented: saying so beats a
 /// "Handshake timed out"), Unsupported for anything unknown.
-pub fn client_response(req: &HandshakeRequest, client_version: &str) -> (HandshakeResponse, SessionInfo) {
+pub fn client_response(
+    req: &HandshakeRequest,
+    client_version: &str,
+) -> (HandshakeResponse, SessionInfo) {
     let mut info = SessionInfo {
         agent_version: req.agent_version.clone(),
         ..SessionInfo::default()
@@ -78,7 +81,11 @@ fn processed(a: &RequestedClientAction, status: i32, error: &str) -> ProcessedCl
 }
 
 /// The agent's HandshakeRequest for a session of `session_type` with document `properties`.
-pub fn agent_request(agent_version: &str, session_type: &str, properties: &Value) -> HandshakeRequest {
+pub fn agent_request(
+    agent_version: &str,
+    session_type: &str,
+    properties: &Value,
+) -> HandshakeRequest {
     HandshakeRequest {
         agent_version: agent_version.to_owned(),
         requested_client_actions: vec![RequestedClientAction {
@@ -103,7 +110,12 @@ pub fn agent_judge(req: &HandshakeRequest, resp: &HandshakeResponse) -> Result<(
                     p.action_type, p.action_status, p.error
                 ))
             }
-            None => return Err(format!("client did not process action {}", want.action_type)),
+            None => {
+                return Err(format!(
+                    "client did not process action {}",
+                    want.action_type
+                ))
+            }
         }
     }
     Ok(())
@@ -117,7 +129,10 @@ mod tests {
     fn port_session_type_is_accepted_and_properties_kept() {
         let req = agent_request("3.3.0.0", "Port", &json!({"portNumber":"22"}));
         let (resp, info) = client_response(&req, "1.0.0");
-        assert_eq!(resp.processed_client_actions[0].action_status, action_status::SUCCESS);
+        assert_eq!(
+            resp.processed_client_actions[0].action_status,
+            action_status::SUCCESS
+        );
         assert_eq!(info.session_type.as_deref(), Some("Port"));
         assert_eq!(info.properties, json!({"portNumber":"22"}));
         assert!(agent_judge(&req, &resp).is_ok());
@@ -133,7 +148,11 @@ mod tests {
         )
         .unwrap();
         let (resp, _) = client_response(&req, "1.0.0");
-        let st: Vec<i32> = resp.processed_client_actions.iter().map(|p| p.action_status).collect();
+        let st: Vec<i32> = resp
+            .processed_client_actions
+            .iter()
+            .map(|p| p.action_status)
+            .collect();
         assert_eq!(st, vec![1, 2, 3]);
         assert!(agent_judge(&req, &resp).is_err());
     }
@@ -142,6 +161,9 @@ mod tests {
     fn unknown_session_type_fails_the_action() {
         let req = agent_request("3", "Telepathy", &Value::Null);
         let (resp, _) = client_response(&req, "1.0.0");
-        assert_eq!(resp.processed_client_actions[0].action_status, action_status::FAILED);
+        assert_eq!(
+            resp.processed_client_actions[0].action_status,
+            action_status::FAILED
+        );
     }
 }

@@ -108,7 +108,10 @@ impl Config {
 pub enum Event {
     /// The handshake finished (or the agent skipped it); data may flow. `session` is what the
     /// agent offered (empty when it sent no HandshakeRequest).
-    Ready { session: SessionInfo, customer_message: String },
+    Ready {
+        session: SessionInfo,
+        customer_message: String,
+    },
     /// Agent role: the client's HandshakeResponse refused an action, or it never came.
     HandshakeFailed(String),
     /// New bytes are available from [`Channel::read`].
@@ -185,8 +188,16 @@ impl Channel {
         };
         if ch.cfg.role == Role::Agent {
             if ch.cfg.require_handshake {
-                let req = agent_request(&ch.cfg.agent_version, &ch.cfg.session_type, &ch.cfg.properties);
-                ch.transmit_stream(now, PayloadType::HandshakeRequest, Bytes::from(req.to_bytes()));
+                let req = agent_request(
+                    &ch.cfg.agent_version,
+                    &ch.cfg.session_type,
+                    &ch.cfg.properties,
+                );
+                ch.transmit_stream(
+                    now,
+                    PayloadType::HandshakeRequest,
+                    Bytes::from(req.to_bytes()),
+                );
                 ch.agent_request = Some(req);
                 ch.handshake_deadline = Some(now + ch.cfg.handshake_timeout);
                 ch.handshake_started = Some(now);
@@ -223,7 +234,9 @@ impl Channel {
         if self.write_closed || self.closed {
             return 0;
         }
-        self.cfg.send_buffer.saturating_sub(self.send.buffered_bytes())
+        self.cfg
+            .send_buffer
+            .saturating_sub(self.send.buffered_bytes())
     }
 
     /// True when everything written has been acknowledged by the peer.
@@ -255,7 +268,8 @@ impl Channel {
             return 0;
         };
         for chunk in accepted.chunks(self.cfg.chunk_size.max(1)) {
-            self.send.push_pending(PayloadType::Output, Bytes::copy_from_slice(chunk));
+            self.send
+                .push_pending(PayloadType::Output, Bytes::copy_from_slice(chunk));
         }
         self.stats.peak_send_buffer_bytes = self
             .stats
@@ -267,7 +281,8 @@ impl Channel {
 
     /// Sends a Flag message (sequenced and acknowledged like data, §7.5).
     pub fn send_flag(&mut self, now: Instant, flag: Flag) {
-        self.send.push_pending(PayloadType::Flag, Bytes::copy_from_slice(&flag.to_bytes()));
+        self.send
+            .push_pending(PayloadType::Flag, Bytes::copy_from_slice(&flag.to_bytes()));
         self.flush_pending(now);
     }
 
@@ -447,8 +462,10 @@ impl Channel {
         if seq > expected {
             if self.recv.store_early(msg.clone(), self.cfg.reorder_buffer) {
                 self.stats.reordered += 1;
-                self.stats.peak_reorder_bytes =
-                    self.stats.peak_reorder_bytes.max(self.recv.reorder_bytes() as u64);
+                self.stats.peak_reorder_bytes = self
+                    .stats
+                    .peak_reorder_bytes
+                    .max(self.recv.reorder_bytes() as u64);
                 self.send_ack(now, &msg);
             } else {
                 self.stats.dropped_no_room += 1;
@@ -509,8 +526,10 @@ impl Channel {
                 }
                 self.stats.bytes_delivered += msg.payload.len() as u64;
                 self.recv.push_ready(msg.payload);
-                self.stats.peak_ready_bytes =
-                    self.stats.peak_ready_bytes.max(self.recv.ready_bytes() as u64);
+                self.stats.peak_ready_bytes = self
+                    .stats
+                    .peak_ready_bytes
+                    .max(self.recv.ready_bytes() as u64);
                 self.events.push_back(Event::Readable);
             }
             // Size, Parameter, StdErr, ExitCode, encryption challenges: not used by port sessions.
@@ -527,7 +546,11 @@ impl Channel {
         self.pending_session = Some(info);
         self.phase = Phase::Responded;
         // The response jumps the queue: it must take the next sequence number (§4.2).
-        self.transmit_stream(now, PayloadType::HandshakeResponse, Bytes::from(resp.to_bytes()));
+        self.transmit_stream(
+            now,
+            PayloadType::HandshakeResponse,
+            Bytes::from(resp.to_bytes()),
+        );
     }
 
     fn on_handshake_response(&mut self, now: Instant, msg: &Message) {
@@ -535,7 +558,10 @@ impl Channel {
             return;
         }
         self.handshake_deadline = None;
-        let verdict = match (HandshakeResponse::from_bytes(&msg.payload), &self.agent_request) {
+        let verdict = match (
+            HandshakeResponse::from_bytes(&msg.payload),
+            &self.agent_request,
+        ) {
             (Ok(resp), Some(req)) => agent_judge(req, &resp).map(|()| resp),
             (Err(e), _) => Err(e.to_string()),
             (Ok(_), None) => Err("unexpected HandshakeResponse".into()),
@@ -547,10 +573,15 @@ impl Channel {
                     .map(|s| now.saturating_duration_since(s))
                     .unwrap_or_default();
                 let done = HandshakeComplete {
-                    handshake_time_to_complete: i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX),
+                    handshake_time_to_complete: i64::try_from(elapsed.as_nanos())
+                        .unwrap_or(i64::MAX),
                     customer_message: String::new(),
                 };
-                self.transmit_stream(now, PayloadType::HandshakeComplete, Bytes::from(done.to_bytes()));
+                self.transmit_stream(
+                    now,
+                    PayloadType::HandshakeComplete,
+                    Bytes::from(done.to_bytes()),
+                );
                 let info = SessionInfo {
                     agent_version: resp.client_version,
                     session_type: Some(self.cfg.session_type.clone()),
@@ -597,7 +628,11 @@ impl Channel {
     /// Assigns the next sequence number, encodes, queues for sending and keeps for resends.
     fn transmit_stream(&mut self, now: Instant, ptype: PayloadType, payload: Bytes) {
         let seq = self.send.next_seq;
-        let flags = if self.cfg.role == Role::Agent && seq == 0 { flags::SYN } else { 0 };
+        let flags = if self.cfg.role == Role::Agent && seq == 0 {
+            flags::SYN
+        } else {
+            0
+        };
         let msg = Message {
             message_type: self.outgoing_stream_type(),
             schema_version: 1,
@@ -613,8 +648,10 @@ impl Channel {
         self.send.push_unacked(frame.clone(), len, now);
         self.stats.messages_sent += 1;
         self.stats.bytes_sent += len as u64;
-        self.stats.peak_send_buffer_bytes =
-            self.stats.peak_send_buffer_bytes.max(self.send.buffered_bytes() as u64);
+        self.stats.peak_send_buffer_bytes = self
+            .stats
+            .peak_send_buffer_bytes
+            .max(self.send.buffered_bytes() as u64);
         if self.connected && !self.paused {
             self.outbox.push_back(frame);
         }

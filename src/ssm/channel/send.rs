@@ -88,7 +88,8 @@ impl SendBuffer {
             self.unacked.pop_front();
             self.base_seq += 1;
         }
-        let sample = (entry.retransmits == 0).then(|| now.saturating_duration_since(entry.last_sent));
+        let sample =
+            (entry.retransmits == 0).then(|| now.saturating_duration_since(entry.last_sent));
         Some(sample)
     }
 

@@ -2,8 +2,8 @@
 //! Property pinned: for any seed, the bytes delivered equal the bytes written, both ways, and
 //! no buffer exceeds its cap.
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -89,15 +89,27 @@ fn pattern(len: usize, salt: u64) -> Vec<u8> {
 fn check_caps(s: &Side) {
     let c = &s.ch.cfg;
     // Data obeys the cap exactly; handshake and flag messages (a few hundred bytes) may top it.
-    assert!(s.ch.buffered_send_bytes() <= c.send_buffer + 1024, "send buffer over cap");
-    assert!(s.ch.reorder_bytes() <= c.reorder_buffer, "reorder buffer over cap");
+    assert!(
+        s.ch.buffered_send_bytes() <= c.send_buffer + 1024,
+        "send buffer over cap"
+    );
+    assert!(
+        s.ch.reorder_bytes() <= c.reorder_buffer,
+        "reorder buffer over cap"
+    );
     assert!(
         s.ch.ready_bytes() <= c.ready_buffer + c.reorder_buffer + c.chunk_size,
         "ready buffer over cap"
     );
 }
 
-pub(super) fn run_pair(seed: u64, up: usize, down: usize, f: Faults, tweak: impl Fn(&mut Config)) -> Outcome {
+pub(super) fn run_pair(
+    seed: u64,
+    up: usize,
+    down: usize,
+    f: Faults,
+    tweak: impl Fn(&mut Config),
+) -> Outcome {
     let t0 = Instant::now();
     let mut now = t0;
     let mut rng = Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1);
@@ -107,10 +119,28 @@ pub(super) fn run_pair(seed: u64, up: usize, down: usize, f: Faults, tweak: impl
     let mut acfg = Config::new(Role::Agent);
     acfg.id_seed = !seed;
     tweak(&mut acfg);
-    let mut client = Side { ch: Channel::new(ccfg, now), to_send: pattern(up, seed), sent: 0, got: Vec::new() };
-    let mut agent = Side { ch: Channel::new(acfg, now), to_send: pattern(down, !seed), sent: 0, got: Vec::new() };
-    let mut c2a = Link { q: BinaryHeap::new(), n: 0, base_delay: Duration::from_millis(2) };
-    let mut a2c = Link { q: BinaryHeap::new(), n: 0, base_delay: Duration::from_millis(2) };
+    let mut client = Side {
+        ch: Channel::new(ccfg, now),
+        to_send: pattern(up, seed),
+        sent: 0,
+        got: Vec::new(),
+    };
+    let mut agent = Side {
+        ch: Channel::new(acfg, now),
+        to_send: pattern(down, !seed),
+        sent: 0,
+        got: Vec::new(),
+    };
+    let mut c2a = Link {
+        q: BinaryHeap::new(),
+        n: 0,
+        base_delay: Duration::from_millis(2),
+    };
+    let mut a2c = Link {
+        q: BinaryHeap::new(),
+        n: 0,
+        base_delay: Duration::from_millis(2),
+    };
     let mut buf = vec![0u8; 64 * 1024];
     let deadline = t0 + Duration::from_secs(3600);
     loop {
@@ -118,7 +148,9 @@ pub(super) fn run_pair(seed: u64, up: usize, down: usize, f: Faults, tweak: impl
             // Application writes in random-sized pieces, as much as the channel accepts.
             while side.sent < side.to_send.len() {
                 let want = (1 + rng.below(8192) as usize).min(side.to_send.len() - side.sent);
-                let n = side.ch.write(now, &side.to_send[side.sent..side.sent + want]);
+                let n = side
+                    .ch
+                    .write(now, &side.to_send[side.sent..side.sent + want]);
                 side.sent += n;
                 if n < want {
                     break;
@@ -167,12 +199,20 @@ pub(super) fn run_pair(seed: u64, up: usize, down: usize, f: Faults, tweak: impl
         if progressed {
             continue;
         }
-        let next = [c2a.next_time(), a2c.next_time(), client.ch.poll_timeout(), agent.ch.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
-            .expect("stalled: no frames in flight and no timers armed");
-        assert!(next < deadline, "did not finish within an hour of virtual time");
+        let next = [
+            c2a.next_time(),
+            a2c.next_time(),
+            client.ch.poll_timeout(),
+            agent.ch.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .expect("stalled: no frames in flight and no timers armed");
+        assert!(
+            next < deadline,
+            "did not finish within an hour of virtual time"
+        );
         now = now.max(next);
         client.ch.handle_timeout(now);
         agent.ch.handle_timeout(now);
@@ -187,8 +227,14 @@ pub(super) fn run_pair(seed: u64, up: usize, down: usize, f: Faults, tweak: impl
 }
 
 fn assert_exact(seed: u64, up: usize, down: usize, o: &Outcome) {
-    assert!(o.agent_got == pattern(up, seed), "seed {seed}: client→agent bytes differ");
-    assert!(o.client_got == pattern(down, !seed), "seed {seed}: agent→client bytes differ");
+    assert!(
+        o.agent_got == pattern(up, seed),
+        "seed {seed}: client→agent bytes differ"
+    );
+    assert!(
+        o.client_got == pattern(down, !seed),
+        "seed {seed}: agent→client bytes differ"
+    );
 }
 
 #[test]
@@ -202,7 +248,11 @@ fn clean_link_delivers_both_ways_without_retransmits() {
 
 #[test]
 fn lossy_link_delivers_exactly_and_counts_recovery() {
-    let f = Faults { drop: 0.1, dup: 0.1, reorder: 0.1 };
+    let f = Faults {
+        drop: 0.1,
+        dup: 0.1,
+        reorder: 0.1,
+    };
     let o = run_pair(7, 200_000, 200_000, f, |_| {});
     assert_exact(7, 200_000, 200_000, &o);
     assert!(o.client.retransmits > 0 && o.agent.retransmits > 0);
@@ -212,7 +262,11 @@ fn lossy_link_delivers_exactly_and_counts_recovery() {
 
 #[test]
 fn tiny_buffers_push_back_instead_of_evicting() {
-    let f = Faults { drop: 0.05, dup: 0.05, reorder: 0.2 };
+    let f = Faults {
+        drop: 0.05,
+        dup: 0.05,
+        reorder: 0.2,
+    };
     let o = run_pair(11, 300_000, 300_000, f, |c| {
         c.send_buffer = 8 * 1024;
         c.reorder_buffer = 4 * 1024;
@@ -225,22 +279,33 @@ fn tiny_buffers_push_back_instead_of_evicting() {
 
 #[test]
 fn larger_chunks_are_honoured() {
-    let o = run_pair(3, 100_000, 100_000, Faults::default(), |c| c.chunk_size = 4096);
+    let o = run_pair(3, 100_000, 100_000, Faults::default(), |c| {
+        c.chunk_size = 4096
+    });
     assert_exact(3, 100_000, 100_000, &o);
-    assert!(o.client.messages_sent < 100_000 / 1024, "fewer, larger messages than 1 KiB chunks");
+    assert!(
+        o.client.messages_sent < 100_000 / 1024,
+        "fewer, larger messages than 1 KiB chunks"
+    );
 }
 
 #[test]
 fn agent_without_handshake_still_delivers_both_ways() {
     // A legacy agent that never handshakes: the client starts on the first output (§4.4).
-    let o = run_pair(5, 50_000, 50_000, Faults::default(), |c| c.require_handshake = false);
+    let o = run_pair(5, 50_000, 50_000, Faults::default(), |c| {
+        c.require_handshake = false
+    });
     assert_exact(5, 50_000, 50_000, &o);
 }
 
 /// Issue #2 acceptance: 200 seeds × 5 MB each way at 10 % drop + 10 % dup + 10 % reorder.
 /// Split into shards so the test runner spreads them over cores.
 fn heavy_fault_shard(shard: u64) {
-    let f = Faults { drop: 0.1, dup: 0.1, reorder: 0.1 };
+    let f = Faults {
+        drop: 0.1,
+        dup: 0.1,
+        reorder: 0.1,
+    };
     let size = 5 * 1024 * 1024;
     for seed in (shard * 25)..(shard * 25 + 25) {
         let seed = 1000 + seed;
@@ -256,14 +321,23 @@ macro_rules! shards {
     )*};
 }
 shards!(
-    faults_5mb_seeds_000_024 = 0, faults_5mb_seeds_025_049 = 1, faults_5mb_seeds_050_074 = 2,
-    faults_5mb_seeds_075_099 = 3, faults_5mb_seeds_100_124 = 4, faults_5mb_seeds_125_149 = 5,
-    faults_5mb_seeds_150_174 = 6, faults_5mb_seeds_175_199 = 7
+    faults_5mb_seeds_000_024 = 0,
+    faults_5mb_seeds_025_049 = 1,
+    faults_5mb_seeds_050_074 = 2,
+    faults_5mb_seeds_075_099 = 3,
+    faults_5mb_seeds_100_124 = 4,
+    faults_5mb_seeds_125_149 = 5,
+    faults_5mb_seeds_150_174 = 6,
+    faults_5mb_seeds_175_199 = 7
 );
 
 #[test]
 fn many_small_seeds_with_faults_deliver_exactly() {
-    let f = Faults { drop: 0.1, dup: 0.1, reorder: 0.1 };
+    let f = Faults {
+        drop: 0.1,
+        dup: 0.1,
+        reorder: 0.1,
+    };
     for seed in 0..40 {
         let o = run_pair(seed, 60_000, 80_000, f, |_| {});
         assert_exact(seed, 60_000, 80_000, &o);
@@ -273,7 +347,13 @@ fn many_small_seeds_with_faults_deliver_exactly() {
 #[test]
 fn duplicate_of_delivered_message_is_reacked_not_redelivered() {
     let now = Instant::now();
-    let mut agent = Channel::new(Config { require_handshake: false, ..Config::new(Role::Agent) }, now);
+    let mut agent = Channel::new(
+        Config {
+            require_handshake: false,
+            ..Config::new(Role::Agent)
+        },
+        now,
+    );
     let mut client = Channel::new(Config::new(Role::Client), now);
     agent.write(now, b"hello");
     let frame = agent.poll_transmit().unwrap();
@@ -308,7 +388,11 @@ fn client_sends_nothing_before_handshake_complete() {
 fn channel_closed_is_reported_once() {
     let now = Instant::now();
     let mut client = Channel::new(Config::new(Role::Client), now);
-    let cc = ChannelClosed { output: "bye".into(), message_type: "channel_closed".into(), ..Default::default() };
+    let cc = ChannelClosed {
+        output: "bye".into(),
+        message_type: "channel_closed".into(),
+        ..Default::default()
+    };
     let m = Message {
         message_type: MessageType::ChannelClosed,
         schema_version: 1,
@@ -322,41 +406,67 @@ fn channel_closed_is_reported_once() {
     client.handle_frame(now, &m.to_bytes()).unwrap();
     client.handle_frame(now, &m.to_bytes()).unwrap();
     let evs: Vec<_> = std::iter::from_fn(|| client.poll_event()).collect();
-    assert_eq!(evs, vec![Event::Closed { output: "bye".into() }]);
+    assert_eq!(
+        evs,
+        vec![Event::Closed {
+            output: "bye".into()
+        }]
+    );
 }
 
 #[test]
 fn paused_channel_holds_data_until_start_publication() {
     let now = Instant::now();
-    let mut agent = Channel::new(Config { require_handshake: false, ..Config::new(Role::Agent) }, now);
-    let ctl = |t: MessageType| Message {
-        message_type: t,
-        schema_version: 1,
-        created_date: 0,
-        sequence_number: 0,
-        flags: 0,
-        message_id: Uuid::nil(),
-        payload_type: PayloadType::Undefined,
-        payload: Bytes::new(),
-    }
-    .to_bytes();
-    agent.handle_frame(now, &ctl(MessageType::PausePublication)).unwrap();
+    let mut agent = Channel::new(
+        Config {
+            require_handshake: false,
+            ..Config::new(Role::Agent)
+        },
+        now,
+    );
+    let ctl = |t: MessageType| {
+        Message {
+            message_type: t,
+            schema_version: 1,
+            created_date: 0,
+            sequence_number: 0,
+            flags: 0,
+            message_id: Uuid::nil(),
+            payload_type: PayloadType::Undefined,
+            payload: Bytes::new(),
+        }
+        .to_bytes()
+    };
+    agent
+        .handle_frame(now, &ctl(MessageType::PausePublication))
+        .unwrap();
     agent.write(now, b"x");
     assert!(agent.poll_transmit().is_none());
-    agent.handle_frame(now, &ctl(MessageType::StartPublication)).unwrap();
+    agent
+        .handle_frame(now, &ctl(MessageType::StartPublication))
+        .unwrap();
     assert!(agent.poll_transmit().is_some());
 }
 
 #[test]
 fn reconnect_resends_everything_unacked_with_same_bytes() {
     let now = Instant::now();
-    let mut agent = Channel::new(Config { require_handshake: false, ..Config::new(Role::Agent) }, now);
+    let mut agent = Channel::new(
+        Config {
+            require_handshake: false,
+            ..Config::new(Role::Agent)
+        },
+        now,
+    );
     agent.write(now, &[7u8; 3000]);
     let first: Vec<_> = std::iter::from_fn(|| agent.poll_transmit()).collect();
     assert_eq!(first.len(), 3);
     agent.on_disconnect();
     agent.write(now, b"more");
-    assert!(agent.poll_transmit().is_none(), "nothing sent while disconnected");
+    assert!(
+        agent.poll_transmit().is_none(),
+        "nothing sent while disconnected"
+    );
     agent.on_reconnect(now + Duration::from_secs(1));
     let again: Vec<_> = std::iter::from_fn(|| agent.poll_transmit()).collect();
     assert_eq!(again.len(), 4);
@@ -366,7 +476,13 @@ fn reconnect_resends_everything_unacked_with_same_bytes() {
 #[test]
 fn agent_fails_handshake_when_client_refuses() {
     let now = Instant::now();
-    let mut agent = Channel::new(Config { session_type: "Telepathy".into(), ..Config::new(Role::Agent) }, now);
+    let mut agent = Channel::new(
+        Config {
+            session_type: "Telepathy".into(),
+            ..Config::new(Role::Agent)
+        },
+        now,
+    );
     let mut client = Channel::new(Config::new(Role::Client), now);
     for _ in 0..4 {
         while let Some(f) = agent.poll_transmit() {
@@ -377,7 +493,10 @@ fn agent_fails_handshake_when_client_refuses() {
         }
     }
     let evs: Vec<_> = std::iter::from_fn(|| agent.poll_event()).collect();
-    assert!(matches!(evs.as_slice(), [Event::HandshakeFailed(_)]), "{evs:?}");
+    assert!(
+        matches!(evs.as_slice(), [Event::HandshakeFailed(_)]),
+        "{evs:?}"
+    );
 }
 
 #[test]
@@ -387,5 +506,7 @@ fn agent_handshake_times_out_without_response() {
     let t = agent.poll_timeout().unwrap();
     assert!(t <= now + Duration::from_secs(15));
     agent.handle_timeout(now + Duration::from_secs(16));
-    assert!(std::iter::from_fn(|| agent.poll_event()).any(|e| matches!(e, Event::HandshakeFailed(_))));
+    assert!(
+        std::iter::from_fn(|| agent.poll_event()).any(|e| matches!(e, Event::HandshakeFailed(_)))
+    );
 }

@@ -1,0 +1,480 @@
+//! The typed configuration: what `serve`, `stdio` and `route` run from.
+//!
+//! \[pure\] apart from [`load`] reading one file. Two stages, as in ripgrep's low/high args:
+//! `raw.rs` mirrors the YAML with serde (`deny_unknown_fields`), then `validate.rs` turns it into a
+//! [`Config`] whose fields are already typed (`SocketAddr`, [`Target`], [`Router`],
+//! `NonZeroUsize`, `Duration`) and cross-checked (every `via:` names a defined upstream, no
+//! duplicate listeners, ...). Validation collects every problem rather than stopping at the first,
+//! and each names the key path and the fix:
+//! `upstreams.bastion-prod.region: required when inline credentials are given; add region: <aws-region>`.
+//! Syntax and type errors from serde carry the file name, line and column.
+//!
+//! Command-line flags layer on top through [`Overrides`] / [`Config::apply`], and
+//! `serve --target …` without a file builds a one-upstream config with [`Config::ad_hoc`].
+//! Finding the file is `discover.rs`; comparing two configs for `reload` is `diff.rs`.
+//! `config.example.yaml` at the crate root documents every key and is parsed by a test.
+
+mod check;
+mod diff;
+mod discover;
+mod overrides;
+mod raw;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub use self::diff::{diff, Change};
+pub use self::discover::{discover, search_paths};
+use crate::redact::Redacted;
+pub use crate::route::{Action, Router};
+
+/// Listener used when the file has no `listeners:` key.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 1080);
+/// `port:` when not given (sshd on the bastion).
+pub const DEFAULT_SSH_PORT: u16 = 22;
+/// `pool_size:` when not given.
+pub const DEFAULT_POOL_SIZE: usize = 2;
+/// Largest `pool_size:` accepted (each connection is an SSM session).
+pub const MAX_POOL_SIZE: usize = 64;
+/// `keepalive_secs:` when not given.
+pub const DEFAULT_KEEPALIVE_SECS: u64 = 15;
+/// Largest `keepalive_secs:` accepted.
+pub const MAX_KEEPALIVE_SECS: u64 = 3600;
+/// Config files larger than this are refused before parsing.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Name of the single upstream built by [`Config::ad_hoc`].
+pub const AD_HOC_UPSTREAM: &str = "ad-hoc";
+
+/// Everything that can go wrong finding, reading, parsing or validating a config.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {} is larger than {MAX_CONFIG_BYTES} bytes; is it the right file?", path.display())]
+    TooLarge { path: PathBuf },
+    #[error(
+        "config file {} (given with --config) does not exist; check the path, or drop --config to use {}",
+        path.display(),
+        discover::describe_search()
+    )]
+    NotFound { path: PathBuf },
+    #[error("config file {} (given with --config) is not a regular file", path.display())]
+    NotAFile { path: PathBuf },
+    /// YAML syntax, unknown keys, wrong types (from serde), with the file and position.
+    #[error("{}", fmt_syntax(origin, *line, *column, message))]
+    Syntax {
+        origin: String,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    },
+    /// Values that parsed but do not make sense; every problem found, each with its key path.
+    #[error("{}", fmt_issues(origin, issues))]
+    Invalid { origin: String, issues: Vec<Issue> },
+}
+
+/// One validation problem: the key path (`routes[2].via`, or a flag such as `--listen`) and a
+/// message that says what is wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+fn fmt_syntax(origin: &str, line: Option<usize>, column: Option<usize>, message: &str) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("{origin}:{l}:{c}: {message}"),
+        _ => format!("{origin}: {message}"),
+    }
+}
+
+fn fmt_issues(origin: &str, issues: &[Issue]) -> String {
+    match issues {
+        [one] => format!("{origin}: {one}"),
+        many => {
+            let mut s = format!("{origin}: {} problems:", many.len());
+            for issue in many {
+                s.push_str("\n  ");
+                s.push_str(&issue.to_string());
+            }
+            s
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The `aws:` defaults (already folded into each upstream and host alias; kept for
+    /// `stdio <instance>` with no alias).
+    pub aws: AwsDefaults,
+    /// At least one.
+    pub listeners: Vec<Listener>,
+    /// In file order; names are unique (see [`Config::upstream`]).
+    pub upstreams: Vec<Upstream>,
+    pub routes: Router,
+    /// Action when no route matches (`reject` unless configured).
+    pub default: Action,
+    /// Aliases for `session-proxy stdio <alias>`.
+    pub hosts: BTreeMap<String, HostAlias>,
+    pub control_socket: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    /// A tracing `EnvFilter` directive such as `info` or `session_proxy=debug`.
+    pub log_level: Option<String>,
+}
+
+impl Default for Config {
+    /// What an empty file means: one unauthenticated SOCKS5 listener on 127.0.0.1:1080, no
+    /// upstreams, everything rejected.
+    fn default() -> Self {
+        Self {
+            aws: AwsDefaults::default(),
+            listeners: vec![Listener::Tcp {
+                addr: DEFAULT_LISTEN,
+                users: Vec::new(),
+            }],
+            upstreams: Vec::new(),
+            routes: Router::default(),
+            default: Action::Reject,
+            hosts: BTreeMap::new(),
+            control_socket: None,
+            state_dir: None,
+            log_level: None,
+        }
+    }
+}
+
+/// The `aws:` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsDefaults {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+}
+
+/// A SOCKS5 listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listener {
+    /// A TCP address; non-loopback addresses passed validation only with `allow_remote: true`.
+    Tcp { addr: SocketAddr, users: Vec<User> },
+    /// A Unix socket path (the server creates it with mode 0600).
+    Unix { path: PathBuf, users: Vec<User> },
+}
+
+impl Listener {
+    /// RFC 1929 users; empty means no authentication. When non-empty, no-auth is refused.
+    pub fn users(&self) -> &[User] {
+        match self {
+            Self::Tcp { users, .. } | Self::Unix { users, .. } => users,
+        }
+    }
+}
+
+impl fmt::Display for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp { addr, .. } => write!(f, "socks5 {addr}"),
+            Self::Unix { path, .. } => write!(f, "socks5 unix:{}", path.display()),
+        }
+    }
+}
+
+/// An RFC 1929 username/password pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub username: String,
+    pub password: Redacted<String>,
+}
+
+/// A named bastion pool: how to reach it over SSM and log into it over SSH. AWS settings are
+/// the effective ones (the `aws:` defaults already applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub name: String,
+    /// Non-empty, no duplicates; tried in order.
+    pub targets: Vec<Target>,
+    /// `None` when `credentials` are given or no profile is configured (SDK default chain).
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub credentials: Option<InlineCredentials>,
+    /// SSH login.
+    pub user: String,
+    /// `~` already expanded; absolute.
+    pub identity_files: Vec<PathBuf>,
+    pub ssh_agent: bool,
+    /// sshd port on the bastion (`portNumber` of `AWS-StartSSHSession`).
+    pub port: u16,
+    pub pool_size: NonZeroUsize,
+    pub host_key_policy: HostKeyPolicy,
+    /// Not connected at start; connected on first use.
+    pub lazy: bool,
+    /// `None` = keepalives off (`keepalive_secs: 0`).
+    pub keepalive: Option<Duration>,
+}
+
+/// Static AWS credentials given in the file instead of a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineCredentials {
+    /// Not secret on its own (it identifies the key), so it is not redacted.
+    pub access_key_id: String,
+    pub secret_access_key: Redacted<String>,
+    pub session_token: Option<Redacted<String>>,
+}
+
+/// What to do with a bastion's SSH host key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum HostKeyPolicy {
+    /// Trust and record an unknown key; refuse a changed one.
+    #[default]
+    AcceptNew,
+    /// Refuse unknown and changed keys.
+    Strict,
+    /// Do not check (only for throwaway test bastions).
+    Off,
+}
+
+impl HostKeyPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AcceptNew => "accept-new",
+            Self::Strict => "strict",
+            Self::Off => "off",
+        }
+    }
+}
+
+impl fmt::Display for HostKeyPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for HostKeyPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "accept-new" => Ok(Self::AcceptNew),
+            "strict" => Ok(Self::Strict),
+            "off" => Ok(Self::Off),
+            other => Err(format!(
+                "unknown host key policy {other:?}; use accept-new, strict or off"
+            )),
+        }
+    }
+}
+
+/// A managed instance to open SSM sessions to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// `i-…` (EC2) or `mi-…` (hybrid activation), 8–17 lowercase hex digits.
+    InstanceId(String),
+    /// Anything else: an instance name resolved through SSM at connect time.
+    Name(String),
+}
+
+/// Why a string is not a [`Target`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("empty target; give an instance id such as i-0123456789abcdef0 or an instance name")]
+    Empty,
+    #[error(
+        "{0:?} looks like an instance id but is not one: ids are i- or mi- followed by 8 to 17 \
+         lowercase hex digits"
+    )]
+    BadInstanceId(String),
+    #[error("{0:?} is not a usable instance name: no whitespace or control characters, at most 255 bytes")]
+    BadName(String),
+}
+
+impl Target {
+    /// The id or name as written.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InstanceId(s) | Self::Name(s) => s,
+        }
+    }
+}
+
+impl FromStr for Target {
+    type Err = TargetError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Err(TargetError::Empty);
+        }
+        let hex = s.strip_prefix("i-").or_else(|| s.strip_prefix("mi-"));
+        if let Some(hex) = hex.filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            let lower = !hex.bytes().any(|b| b.is_ascii_uppercase());
+            return if (8..=17).contains(&hex.len()) && lower {
+                Ok(Self::InstanceId(s.to_owned()))
+            } else {
+                Err(TargetError::BadInstanceId(s.to_owned()))
+            };
+        }
+        if s.len() > 255 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(TargetError::BadName(s.to_owned()));
+        }
+        Ok(Self::Name(s.to_owned()))
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `hosts:` entry: `session-proxy stdio <alias>` connects to `target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAlias {
+    pub target: Target,
+    /// Effective (the `aws:` default applied).
+    pub profile: Option<String>,
+    /// Effective (the `aws:` default applied).
+    pub region: Option<String>,
+    /// `None`: the `stdio -p` flag or 22 applies.
+    pub port: Option<u16>,
+}
+
+/// Command-line values that override the file (each `None`/empty leaves the file's value).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Replaces `aws.profile` and every upstream's and host alias's profile (upstreams with
+    /// inline credentials keep their credentials and ignore it).
+    pub profile: Option<String>,
+    /// Replaces `aws.region` and every upstream's and host alias's region.
+    pub region: Option<String>,
+    /// Replaces all listeners when non-empty: `ADDR:PORT`, or a Unix socket path (anything
+    /// containing `/`, or starting with `~`). These listeners have no users.
+    pub listen: Vec<String>,
+    /// Allows non-loopback `listen` addresses.
+    pub allow_remote: bool,
+    /// `direct`, `reject` or an upstream name.
+    pub default: Option<String>,
+    pub control_socket: Option<String>,
+    pub state_dir: Option<String>,
+    pub log_level: Option<String>,
+}
+
+/// Flags of `session-proxy serve --target …` (no config file): one upstream named
+/// [`AD_HOC_UPSTREAM`] that every destination goes through.
+#[derive(Debug, Clone, Default)]
+pub struct AdHoc {
+    pub targets: Vec<String>,
+    pub user: String,
+    pub identity_files: Vec<String>,
+    pub ssh_agent: bool,
+    pub port: Option<u16>,
+    pub pool_size: Option<u64>,
+    pub host_key_policy: Option<HostKeyPolicy>,
+    pub profile: Option<String>,
+    pub region: Option<String>,
+}
+
+impl Config {
+    /// The upstream called `name`.
+    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+
+    /// Layers command-line flags over the file. On error nothing is changed; issue paths are
+    /// flag names (`--listen`, `--default`, ...).
+    pub fn apply(&mut self, o: &Overrides) -> Result<(), ConfigError> {
+        overrides::apply(self, o, home_dir().as_deref()).map_err(|issues| ConfigError::Invalid {
+            origin: "command line".to_owned(),
+            issues,
+        })
+    }
+
+    /// Builds the config of `serve --target … --user …`: [`Config::default`] plus one upstream
+    /// [`AD_HOC_UPSTREAM`] that is also the default route. Issue paths are flag names.
+    pub fn ad_hoc(spec: &AdHoc) -> Result<Self, ConfigError> {
+        overrides::ad_hoc(spec, home_dir().as_deref()).map_err(|issues| ConfigError::Invalid {
+            origin: "command line".to_owned(),
+            issues,
+        })
+    }
+
+    /// Things that are allowed but probably unintended (e.g. a remote listener without users,
+    /// an upstream nothing routes to). The caller logs them at warn level.
+    pub fn warnings(&self) -> Vec<String> {
+        validate::warnings(self)
+    }
+}
+
+/// Parses and validates YAML text. `origin` names the source in messages (usually the path).
+pub fn from_yaml_str(s: &str, origin: &str) -> Result<Config, ConfigError> {
+    parse(s, origin, home_dir().as_deref())
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let read_err = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read_err)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    let config = from_yaml_str(&text, &path.display().to_string())?;
+    tracing::debug!(path = %path.display(), "loaded config");
+    Ok(config)
+}
+
+fn parse(s: &str, origin: &str, home: Option<&Path>) -> Result<Config, ConfigError> {
+    let raw: Option<raw::RawConfig> =
+        serde_yaml_ng::from_str(s).map_err(|e| syntax_error(&e, origin))?;
+    validate::validate(raw.unwrap_or_default(), home).map_err(|issues| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        issues,
+    })
+}
+
+fn syntax_error(e: &serde_yaml_ng::Error, origin: &str) -> ConfigError {
+    let location = e.location();
+    let mut message = e.to_string();
+    if let Some(loc) = &location {
+        // serde_yaml_ng puts the position inside the text; we print it compiler-style in front.
+        let position = format!(" at line {} column {}", loc.line(), loc.column());
+        message = message.replacen(&position, "", 1);
+    }
+    ConfigError::Syntax {
+        origin: origin.to_owned(),
+        line: location.as_ref().map(|l| l.line()),
+        column: location.as_ref().map(|l| l.column()),
+        message,
+    }
+}
+
+fn home_dir() -> Option<PathBuf> {
+    directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf())
+}

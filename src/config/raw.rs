@@ -1,0 +1,154 @@
+//! The serde mirror of the YAML config file: field names, nesting and optionality exactly as a
+//! user writes them, `deny_unknown_fields` everywhere, and no logic. Defaults, cross-references
+//! and value checks belong to the validation in `config/mod.rs`, which turns a [`RawConfig`]
+//! into a typed `Config` with errors that name the key path.
+//!
+//! Scalars that need checking (addresses, targets, `via:`) are kept as `String` here so the
+//! validator, not serde, words the error. Mappings whose order matters or whose keys must be
+//! unique are read into [`RawMap`], which keeps document order and refuses duplicate keys
+//! (serde's own map impls silently keep the last one). Sections and lists are `Option` so that
+//! a key left with everything under it commented out (YAML null) reads as "not given".
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+use crate::redact::Redacted;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(crate) struct RawConfig {
+    pub(crate) aws: Option<RawAws>,
+    pub(crate) listeners: Option<Vec<RawListener>>,
+    #[serde(default)]
+    pub(crate) upstreams: RawMap<RawUpstream>,
+    pub(crate) routes: Option<Vec<RawRoute>>,
+    pub(crate) default: Option<String>,
+    #[serde(default)]
+    pub(crate) hosts: RawMap<RawHost>,
+    pub(crate) control_socket: Option<String>,
+    pub(crate) state_dir: Option<String>,
+    pub(crate) log_level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(crate) struct RawAws {
+    pub(crate) profile: Option<String>,
+    pub(crate) region: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(crate) struct RawListener {
+    pub(crate) socks5: Option<String>,
+    pub(crate) socks5_unix: Option<String>,
+    pub(crate) allow_remote: Option<bool>,
+    pub(crate) users: Option<Vec<RawUser>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(crate) struct RawUser {
+    pub(crate) username: String,
+    pub(crate) password: Redacted<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(crate) struct RawUpstream {
+    pub(crate) targets: Option<Vec<String>>,
+    pub(crate) profile: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) credentials: Option<RawCredentials>,
+    pub(crate) user: Option<String>,
+    pub(crate) identity_files: Option<Vec<String>>,
+    pub(crate) ssh_agent: Option<bool>,
+    pub(crate) port: Option<u16>,
+    pub(crate) pool_size: Option<u64>,
+    pub(crate) host_key_policy: Option<RawHostKeyPolicy>,
+    pub(crate) lazy: Option<bool>,
+    pub(crate) keepalive_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(crate) struct RawCredentials {
+    pub(crate) access_key_id: String,
+    pub(crate) secret_access_key: Redacted<String>,
+    pub(crate) session_token: Option<Redacted<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum RawHostKeyPolicy {
+    AcceptNew,
+    Strict,
+    Off,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(crate) struct RawRoute {
+    #[serde(rename = "match")]
+    pub(crate) matches: String,
+    pub(crate) via: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(crate) struct RawHost {
+    pub(crate) target: String,
+    pub(crate) profile: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) port: Option<u16>,
+}
+
+/// A YAML mapping read in document order, with duplicate keys refused.
+#[derive(Debug)]
+pub(crate) struct RawMap<V>(pub(crate) Vec<(String, V)>);
+
+impl<V> Default for RawMap<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for RawMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(PhantomData<V>);
+
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = RawMap<V>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of names to settings")
+            }
+
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                // `upstreams:` with nothing after it: an empty mapping.
+                Ok(RawMap(Vec::new()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries: Vec<(String, V)> = Vec::new();
+                let mut seen = BTreeSet::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if !seen.insert(key.clone()) {
+                        return Err(serde::de::Error::custom(format!(
+                            "duplicate key {key:?}; each name may appear once"
+                        )));
+                    }
+                    let value = map.next_value::<V>()?;
+                    entries.push((key, value));
+                }
+                Ok(RawMap(entries))
+            }
+        }
+
+        deserializer.deserialize_map(MapVisitor(PhantomData))
+    }
+}

@@ -1,0 +1,434 @@
+//! Validation of the file: [`RawConfig`] → [`Config`], plus [`warnings`] about valid but
+//! suspicious configs.
+//!
+//! Every problem is collected (with its key path) rather than stopping at the first. A section
+//! with problems yields nothing, and the whole result is an error if any issue was recorded, so
+//! a partially valid config never escapes. `~` is expanded against the `home` passed in (tests
+//! pass a fixed one). The single-value checks live in `check.rs`.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::time::Duration;
+
+use super::check::{
+    abs_path, action, alias_name, keepalive, log_level, pool_size, port, profile, region,
+    socket_path, target, tcp_addr, upstream_name, user_name, Issues,
+};
+use super::raw::{
+    RawConfig, RawCredentials, RawHost, RawHostKeyPolicy, RawListener, RawUpstream, RawUser,
+};
+use super::{
+    AwsDefaults, Config, HostAlias, HostKeyPolicy, InlineCredentials, Issue, Listener, Target,
+    Upstream, User, DEFAULT_KEEPALIVE_SECS, DEFAULT_POOL_SIZE, DEFAULT_SSH_PORT,
+};
+use crate::route::{Action, Matcher, Router, Rule};
+
+pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Vec<Issue>> {
+    let mut v = Issues::default();
+    let raw_aws = raw.aws.unwrap_or_default();
+    let aws = AwsDefaults {
+        profile: raw_aws
+            .profile
+            .and_then(|p| v.check("aws.profile", profile(&p))),
+        region: raw_aws
+            .region
+            .and_then(|r| v.check("aws.region", region(&r))),
+    };
+    let listeners = match raw.listeners {
+        None => Config::default().listeners,
+        Some(list) => listeners(&mut v, list, home),
+    };
+    let declared: BTreeSet<String> = raw
+        .upstreams
+        .0
+        .iter()
+        .map(|(name, _)| name.clone())
+        .collect();
+    let upstreams = raw
+        .upstreams
+        .0
+        .into_iter()
+        .filter_map(|(name, up)| upstream(&mut v, name, up, &aws, home))
+        .collect();
+    let routes = routes(&mut v, raw.routes.unwrap_or_default(), &declared);
+    let default = match raw.default {
+        Some(d) => v
+            .check("default", action(&d, &declared))
+            .unwrap_or(Action::Reject),
+        None => Action::Reject,
+    };
+    let hosts = raw
+        .hosts
+        .0
+        .into_iter()
+        .filter_map(|(alias, h)| host(&mut v, alias, h, &aws))
+        .collect();
+    let control_socket = raw
+        .control_socket
+        .and_then(|s| v.check("control_socket", socket_path(&s, home)));
+    let state_dir = raw
+        .state_dir
+        .and_then(|s| v.check("state_dir", abs_path(&s, home)));
+    let log_level = raw
+        .log_level
+        .and_then(|l| v.check("log_level", log_level(&l)));
+    v.finish(Config {
+        aws,
+        listeners,
+        upstreams,
+        routes,
+        default,
+        hosts,
+        control_socket,
+        state_dir,
+        log_level,
+    })
+}
+
+fn listeners(v: &mut Issues, list: Vec<RawListener>, home: Option<&Path>) -> Vec<Listener> {
+    if list.is_empty() {
+        v.push(
+            "listeners",
+            "empty list; remove the key for the default 127.0.0.1:1080, or add - socks5: 127.0.0.1:1080",
+        );
+    }
+    let mut out: Vec<Listener> = Vec::new();
+    for (i, l) in list.into_iter().enumerate() {
+        let p = format!("listeners[{i}]");
+        let users = users(v, &p, l.users);
+        let listener = match (l.socks5, l.socks5_unix) {
+            (Some(addr), None) => {
+                let fix = "set allow_remote: true if you really mean it";
+                v.check(
+                    format!("{p}.socks5"),
+                    tcp_addr(&addr, l.allow_remote.unwrap_or(false), fix),
+                )
+                .map(|addr| Listener::Tcp { addr, users })
+            }
+            (None, Some(path)) => {
+                if l.allow_remote.is_some() {
+                    v.push(
+                        format!("{p}.allow_remote"),
+                        "applies only to socks5 (TCP) listeners; remove it",
+                    );
+                }
+                v.check(format!("{p}.socks5_unix"), socket_path(&path, home))
+                    .map(|path| Listener::Unix { path, users })
+            }
+            (Some(_), Some(_)) => {
+                v.push(
+                    &p,
+                    "has both socks5 and socks5_unix; use one per list entry",
+                );
+                None
+            }
+            (None, None) => {
+                v.push(&p, "needs socks5: <ip:port> or socks5_unix: <path>");
+                None
+            }
+        };
+        let Some(listener) = listener else { continue };
+        if let Some(j) = out.iter().position(|o| same_endpoint(o, &listener)) {
+            v.push(&p, format!("same address as listeners[{j}]; remove one"));
+        }
+        out.push(listener);
+    }
+    out
+}
+
+fn same_endpoint(a: &Listener, b: &Listener) -> bool {
+    match (a, b) {
+        (Listener::Tcp { addr: x, .. }, Listener::Tcp { addr: y, .. }) => x == y && x.port() != 0,
+        (Listener::Unix { path: x, .. }, Listener::Unix { path: y, .. }) => x == y,
+        _ => false,
+    }
+}
+
+fn users(v: &mut Issues, p: &str, raw: Option<Vec<RawUser>>) -> Vec<User> {
+    let Some(raw) = raw else { return Vec::new() };
+    if raw.is_empty() {
+        v.push(
+            format!("{p}.users"),
+            "empty list; remove the key for no authentication, or add - username: … password: …",
+        );
+    }
+    let mut out: Vec<User> = Vec::new();
+    for (j, u) in raw.into_iter().enumerate() {
+        let up = format!("{p}.users[{j}]");
+        // RFC 1929 carries each as a length byte plus 1..=255 bytes.
+        if u.username.is_empty() || u.username.len() > 255 {
+            v.push(
+                format!("{up}.username"),
+                "must be 1 to 255 bytes (RFC 1929)",
+            );
+        } else if out.iter().any(|o| o.username == u.username) {
+            v.push(
+                format!("{up}.username"),
+                format!("{:?} is listed twice; remove one", u.username),
+            );
+        }
+        let len = u.password.expose().len();
+        if len == 0 || len > 255 {
+            v.push(
+                format!("{up}.password"),
+                "must be 1 to 255 bytes (RFC 1929)",
+            );
+        }
+        out.push(User {
+            username: u.username,
+            password: u.password,
+        });
+    }
+    out
+}
+
+fn upstream(
+    v: &mut Issues,
+    name: String,
+    raw: RawUpstream,
+    aws: &AwsDefaults,
+    home: Option<&Path>,
+) -> Option<Upstream> {
+    let p = format!("upstreams.{name}");
+    let before = v.count();
+    v.check(&p, upstream_name(&name));
+    let raw_targets = raw.targets.unwrap_or_default();
+    if raw_targets.is_empty() {
+        v.push(
+            format!("{p}.targets"),
+            "missing; add targets: [i-0123456789abcdef0] (instance ids or SSM instance names)",
+        );
+    }
+    let mut targets: Vec<Target> = Vec::new();
+    for (i, t) in raw_targets.iter().enumerate() {
+        let Some(t) = v.check(format!("{p}.targets[{i}]"), target(t)) else {
+            continue;
+        };
+        if targets.contains(&t) {
+            v.push(
+                format!("{p}.targets[{i}]"),
+                format!("{t} is listed twice; remove one"),
+            );
+        }
+        targets.push(t);
+    }
+    let region = match &raw.region {
+        Some(r) => v.check(format!("{p}.region"), region(r)),
+        None => aws.region.clone(),
+    };
+    let (profile, credentials) = match raw.credentials {
+        Some(c) => {
+            if let Some(prof) = &raw.profile {
+                v.push(
+                    format!("{p}.credentials"),
+                    format!("cannot be combined with profile: {prof}; remove one"),
+                );
+            }
+            if raw.region.is_none() && aws.region.is_none() {
+                v.push(
+                    format!("{p}.region"),
+                    "required when inline credentials are given; add region: <aws-region>",
+                );
+            }
+            (None, credentials(v, &p, c))
+        }
+        None => match raw.profile {
+            Some(prof) => (v.check(format!("{p}.profile"), profile(&prof)), None),
+            None => (aws.profile.clone(), None),
+        },
+    };
+    let user = match raw.user {
+        Some(u) => v.check(format!("{p}.user"), user_name(&u)),
+        None => {
+            v.push(
+                format!("{p}.user"),
+                "missing; add user: ec2-user (the SSH login on the bastion)",
+            );
+            None
+        }
+    };
+    let raw_identity_files = raw.identity_files.unwrap_or_default();
+    let mut identity_files = Vec::new();
+    for (i, f) in raw_identity_files.iter().enumerate() {
+        identity_files.extend(v.check(format!("{p}.identity_files[{i}]"), abs_path(f, home)));
+    }
+    let ssh_agent = raw.ssh_agent.unwrap_or(false);
+    if raw_identity_files.is_empty() && !ssh_agent {
+        v.push(
+            &p,
+            "no SSH authentication; add identity_files: [~/.ssh/id_ed25519] or set ssh_agent: true",
+        );
+    }
+    let port = raw
+        .port
+        .and_then(|n| v.check(format!("{p}.port"), port(n)))
+        .unwrap_or(DEFAULT_SSH_PORT);
+    let pool_size = match raw.pool_size {
+        Some(n) => v.check(format!("{p}.pool_size"), pool_size(n)),
+        None => NonZeroUsize::new(DEFAULT_POOL_SIZE),
+    };
+    let keepalive = raw.keepalive_secs.map_or(
+        Ok(Some(Duration::from_secs(DEFAULT_KEEPALIVE_SECS))),
+        keepalive,
+    );
+    let keepalive = v.check(format!("{p}.keepalive_secs"), keepalive).flatten();
+    let host_key_policy = match raw.host_key_policy {
+        None | Some(RawHostKeyPolicy::AcceptNew) => HostKeyPolicy::AcceptNew,
+        Some(RawHostKeyPolicy::Strict) => HostKeyPolicy::Strict,
+        Some(RawHostKeyPolicy::Off) => HostKeyPolicy::Off,
+    };
+    if v.count() != before {
+        return None;
+    }
+    Some(Upstream {
+        name,
+        targets,
+        profile,
+        region,
+        credentials,
+        user: user?,
+        identity_files,
+        ssh_agent,
+        port,
+        pool_size: pool_size?,
+        host_key_policy,
+        lazy: raw.lazy.unwrap_or(false),
+        keepalive,
+    })
+}
+
+fn credentials(v: &mut Issues, p: &str, c: RawCredentials) -> Option<InlineCredentials> {
+    let p = format!("{p}.credentials");
+    let id = &c.access_key_id;
+    if !(16..=128).contains(&id.len())
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
+        v.push(
+            format!("{p}.access_key_id"),
+            "does not look like an AWS access key id (16 to 128 capital letters and digits, e.g. AKIA…)",
+        );
+    }
+    if c.secret_access_key.expose().trim().is_empty() {
+        v.push(
+            format!("{p}.secret_access_key"),
+            "empty; paste the secret access key or use a profile",
+        );
+    }
+    if c.session_token
+        .as_ref()
+        .is_some_and(|t| t.expose().trim().is_empty())
+    {
+        v.push(
+            format!("{p}.session_token"),
+            "empty; remove the key if the credentials are not temporary",
+        );
+    }
+    Some(InlineCredentials {
+        access_key_id: c.access_key_id,
+        secret_access_key: c.secret_access_key,
+        session_token: c.session_token,
+    })
+}
+
+fn routes(v: &mut Issues, raw: Vec<super::raw::RawRoute>, declared: &BTreeSet<String>) -> Router {
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut seen: Vec<(usize, Matcher)> = Vec::new();
+    let before = v.count();
+    for (i, r) in raw.into_iter().enumerate() {
+        let matcher = v.check(
+            format!("routes[{i}].match"),
+            Matcher::parse(&r.matches).map_err(|e| e.to_string()),
+        );
+        let action = v.check(format!("routes[{i}].via"), action(&r.via, declared));
+        let (Some(matcher), Some(action)) = (matcher, action) else {
+            continue;
+        };
+        let key = match &matcher {
+            Matcher::DomainGlob(g) => Matcher::DomainGlob(g.to_ascii_lowercase()),
+            cidr => cidr.clone(),
+        };
+        if let Some((j, _)) = seen.iter().find(|(_, k)| *k == key) {
+            v.push(
+                format!("routes[{i}].match"),
+                format!("{matcher} duplicates routes[{j}], so this rule never applies; remove one"),
+            );
+        }
+        seen.push((i, key));
+        rules.push(Rule { matcher, action });
+    }
+    if v.count() != before {
+        return Router::default();
+    }
+    v.check("routes", Router::new(rules).map_err(|e| e.to_string()))
+        .unwrap_or_default()
+}
+
+fn host(
+    v: &mut Issues,
+    alias: String,
+    raw: RawHost,
+    aws: &AwsDefaults,
+) -> Option<(String, HostAlias)> {
+    let p = format!("hosts.{alias}");
+    let before = v.count();
+    v.check(&p, alias_name(&alias));
+    let target = v.check(format!("{p}.target"), target(&raw.target));
+    let profile = match raw.profile {
+        Some(prof) => v.check(format!("{p}.profile"), profile(&prof)),
+        None => aws.profile.clone(),
+    };
+    let region = match raw.region {
+        Some(r) => v.check(format!("{p}.region"), region(&r)),
+        None => aws.region.clone(),
+    };
+    let port = raw.port.and_then(|n| v.check(format!("{p}.port"), port(n)));
+    if v.count() != before {
+        return None;
+    }
+    Some((
+        alias,
+        HostAlias {
+            target: target?,
+            profile,
+            region,
+            port,
+        },
+    ))
+}
+
+pub(super) fn warnings(cfg: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, l) in cfg.listeners.iter().enumerate() {
+        if let Listener::Tcp { addr, users } = l {
+            if !addr.ip().is_loopback() && users.is_empty() {
+                out.push(format!(
+                    "listeners[{i}]: {addr} accepts SOCKS clients from other hosts without a password; add users:"
+                ));
+            }
+        }
+    }
+    for u in &cfg.upstreams {
+        let used = cfg.default.upstream() == Some(&u.name)
+            || cfg
+                .routes
+                .rules()
+                .iter()
+                .any(|r| r.action.upstream() == Some(&u.name));
+        if !used {
+            out.push(format!(
+                "upstreams.{}: no route and not the default, so no traffic goes through it",
+                u.name
+            ));
+        }
+        if u.host_key_policy == HostKeyPolicy::Off {
+            out.push(format!(
+                "upstreams.{}.host_key_policy: off disables SSH host key checks; use accept-new or strict",
+                u.name
+            ));
+        }
+    }
+    out
+}

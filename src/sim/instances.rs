@@ -1,0 +1,623 @@
+//! The simulator's managed instances: what each one reports to DescribeInstanceInformation and
+//! where its sessions connect, parsed from `--target` flags or a YAML file.
+//!
+//! This file owns the definition, its two text forms, and what a session document means on an
+//! instance ([`Instance::plan_session`]: the `properties` the agent sees and the address it
+//! dials). The [`registry`](crate::sim::registry) holds the instances and sessions at run time.
+//!
+//! # `--target` grammar
+//!
+//! ```text
+//! SPEC    = ID "=" ADDRESS *( "," OPTION )
+//! ID      = ( "i-" / "mi-" ) 8*17( DIGIT / "a"-"f" )      ; lowercase hex, as AWS prints ids
+//! ADDRESS = IPv4 ":" PORT / "[" IPv6 "]" ":" PORT          ; where portNumber 22 is mapped
+//! OPTION  = "name=" TEXT                                   ; the Name tag
+//!         / "ip=" ( IPv4 / IPv6 )                          ; IPAddress
+//!         / "computer=" TEXT                               ; ComputerName
+//!         / "agent=" VERSION                               ; AgentVersion, e.g. 3.3.987.0
+//!         / "offline"                                      ; PingStatus ConnectionLost
+//! TEXT    = 1*( any character except "," )
+//! VERSION = 1*( DIGIT / "." )
+//! ```
+//!
+//! Example: `i-0123456789abcdef0=127.0.0.1:2222,name=web,ip=10.0.0.5,offline`. Each option may
+//! appear once. A session for `portNumber` 22 dials ADDRESS; any other port P dials ADDRESS's IP
+//! with port P; `AWS-StartPortForwardingSessionToRemoteHost` dials its `host` parameter.
+//!
+//! # YAML file
+//!
+//! The same keys, one mapping per instance (`offline` is a boolean):
+//!
+//! ```yaml
+//! instances:
+//!   - id: i-0123456789abcdef0
+//!     address: 127.0.0.1:2222
+//!     name: web                        # optional
+//!     ip: 10.0.0.5                     # optional
+//!     computer: ip-10-0-0-5.ec2.internal # optional
+//!     agent: 3.3.987.0                 # optional
+//!     offline: false                   # optional
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::sim::registry::{kind, ApiError, DialTarget};
+
+/// The session documents the simulator runs (all of them are port sessions).
+pub const DOCUMENTS: [&str; 3] = [
+    "AWS-StartSSHSession",
+    "AWS-StartPortForwardingSession",
+    "AWS-StartPortForwardingSessionToRemoteHost",
+];
+
+/// AgentVersion reported when none is given: a real, recent agent release.
+pub const DEFAULT_AGENT_VERSION: &str = "3.3.987.0";
+
+/// One simulated managed instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    /// The `Name` tag, matched by the `tag:Name` filter.
+    pub name: Option<String>,
+    pub ip_address: Option<String>,
+    pub computer_name: Option<String>,
+    /// Offline instances answer StartSession with `TargetNotConnected`.
+    pub online: bool,
+    pub agent_version: String,
+    /// Where the instance's SSH port (`portNumber` 22) is mapped on this machine.
+    pub address: SocketAddr,
+}
+
+impl Instance {
+    /// An online instance with no tags and the default agent version.
+    pub fn new(id: impl Into<String>, address: SocketAddr) -> Self {
+        Self {
+            id: id.into(),
+            name: None,
+            ip_address: None,
+            computer_name: None,
+            online: true,
+            agent_version: DEFAULT_AGENT_VERSION.to_owned(),
+            address,
+        }
+    }
+
+    /// Where a session for `port` connects: `address` for 22 (the mapped SSH port), otherwise
+    /// `address`'s IP with that port.
+    pub fn dial_addr(&self, port: u16) -> SocketAddr {
+        if port == 22 {
+            self.address
+        } else {
+            SocketAddr::new(self.address.ip(), port)
+        }
+    }
+
+    /// What a session of `document` with `params` on this instance looks like to the agent:
+    /// the document's `properties` and the address to dial (see [`plan_session`]).
+    pub fn plan_session(
+        &self,
+        document: Option<&str>,
+        params: &HashMap<String, Vec<String>>,
+    ) -> Result<(Value, DialTarget), ApiError> {
+        plan_session(self, document, params)
+    }
+}
+
+/// Why an instance definition was refused; each variant names the offending part.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    #[error("expected ID=ADDRESS (e.g. i-0123456789abcdef0=127.0.0.1:2222), got `{0}`")]
+    MissingAddress(String),
+    #[error(
+        "`{0}` is not an instance id: expected i- or mi- followed by 8 to 17 lowercase hex digits"
+    )]
+    BadId(String),
+    #[error("`{0}` is not an IP:PORT address (use 127.0.0.1:PORT or [::1]:PORT; port 1-65535)")]
+    BadAddress(String),
+    #[error("ip `{0}` is not an IP address")]
+    BadIp(String),
+    #[error("agent version `{0}` must be digits and dots, like {DEFAULT_AGENT_VERSION}")]
+    BadAgentVersion(String),
+    #[error("`{0}` needs a value (`{0}=…`)")]
+    EmptyValue(&'static str),
+    #[error("`offline` takes no value, got `{0}`")]
+    OfflineWithValue(String),
+    #[error("option `{0}` is given twice")]
+    DuplicateOption(&'static str),
+    #[error("unknown option `{0}`: expected name=, ip=, computer=, agent= or offline")]
+    UnknownOption(String),
+    #[error("instance {0} is defined twice")]
+    DuplicateId(String),
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Yaml {
+        path: PathBuf,
+        source: serde_yaml_ng::Error,
+    },
+    #[error("{}: instances[{index}]: {source}", path.display())]
+    Entry {
+        path: PathBuf,
+        index: usize,
+        source: Box<Self>,
+    },
+}
+
+/// True for `i-`/`mi-` followed by 8–17 lowercase hex digits (the forms AWS prints).
+pub fn is_instance_id(s: &str) -> bool {
+    let rest = s.strip_prefix("i-").or_else(|| s.strip_prefix("mi-"));
+    rest.is_some_and(|r| {
+        (8..=17).contains(&r.len())
+            && r.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Parses one `--target` value (grammar in the module docs).
+pub fn parse_target_flag(spec: &str) -> Result<Instance, InstanceError> {
+    let mut parts = spec.split(',');
+    let head = parts.next().unwrap_or_default();
+    let Some((id, addr)) = head.split_once('=') else {
+        return Err(InstanceError::MissingAddress(spec.to_owned()));
+    };
+    let mut raw = RawInstance {
+        id: id.trim().to_owned(),
+        address: addr.trim().to_owned(),
+        ..RawInstance::default()
+    };
+    let mut seen = HashSet::new();
+    for opt in parts {
+        let (key, value) = match opt.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (opt.trim(), None),
+        };
+        let (name, slot): (&'static str, &mut Option<String>) = match key {
+            "offline" => {
+                if let Some(v) = value {
+                    return Err(InstanceError::OfflineWithValue(v.to_owned()));
+                }
+                if !seen.insert("offline") {
+                    return Err(InstanceError::DuplicateOption("offline"));
+                }
+                raw.offline = true;
+                continue;
+            }
+            "name" => ("name", &mut raw.name),
+            "ip" => ("ip", &mut raw.ip),
+            "computer" => ("computer", &mut raw.computer),
+            "agent" => ("agent", &mut raw.agent),
+            other => return Err(InstanceError::UnknownOption(other.to_owned())),
+        };
+        if !seen.insert(name) {
+            return Err(InstanceError::DuplicateOption(name));
+        }
+        *slot = Some(value.unwrap_or_default().to_owned());
+    }
+    raw.validate()
+}
+
+/// Reads a YAML instances file (format in the module docs).
+pub fn load_file(path: &Path) -> Result<Vec<Instance>, InstanceError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InstanceError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_yaml(&text).map_err(|e| match e {
+        InstanceError::Yaml { source, .. } => InstanceError::Yaml {
+            path: path.to_owned(),
+            source,
+        },
+        InstanceError::Entry { index, source, .. } => InstanceError::Entry {
+            path: path.to_owned(),
+            index,
+            source,
+        },
+        other => other,
+    })
+}
+
+/// Parses the text of an instances file; errors carry an empty path (see [`load_file`]).
+pub fn parse_yaml(text: &str) -> Result<Vec<Instance>, InstanceError> {
+    let file: RawFile = serde_yaml_ng::from_str(text).map_err(|source| InstanceError::Yaml {
+        path: PathBuf::new(),
+        source,
+    })?;
+    let list = file
+        .instances
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            raw.validate().map_err(|e| InstanceError::Entry {
+                path: PathBuf::new(),
+                index,
+                source: Box::new(e),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    check_unique(&list)?;
+    Ok(list)
+}
+
+/// Refuses two definitions of one id, which would make lookups depend on order.
+pub fn check_unique(list: &[Instance]) -> Result<(), InstanceError> {
+    let mut seen = HashSet::new();
+    match list.iter().find(|i| !seen.insert(i.id.as_str())) {
+        Some(dup) => Err(InstanceError::DuplicateId(dup.id.clone())),
+        None => Ok(()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    instances: Vec<RawInstance>,
+}
+
+/// The shared shape of a flag and a YAML entry before validation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstance {
+    id: String,
+    address: String,
+    name: Option<String>,
+    ip: Option<String>,
+    computer: Option<String>,
+    agent: Option<String>,
+    #[serde(default)]
+    offline: bool,
+}
+
+impl RawInstance {
+    fn validate(self) -> Result<Instance, InstanceError> {
+        if !is_instance_id(&self.id) {
+            return Err(InstanceError::BadId(self.id));
+        }
+        let address: SocketAddr = match self.address.parse() {
+            Ok(a @ SocketAddr::V4(_) | a @ SocketAddr::V6(_)) if a.port() != 0 => a,
+            _ => return Err(InstanceError::BadAddress(self.address)),
+        };
+        let name = non_empty("name", self.name)?;
+        let computer_name = non_empty("computer", self.computer)?;
+        let ip_address = non_empty("ip", self.ip)?;
+        if let Some(ip) = &ip_address {
+            if ip.parse::<IpAddr>().is_err() {
+                return Err(InstanceError::BadIp(ip.clone()));
+            }
+        }
+        let agent_version = match non_empty("agent", self.agent)? {
+            Some(v) if v.bytes().all(|b| b.is_ascii_digit() || b == b'.') => v,
+            Some(v) => return Err(InstanceError::BadAgentVersion(v)),
+            None => DEFAULT_AGENT_VERSION.to_owned(),
+        };
+        let (id, online) = (self.id, !self.offline);
+        Ok(Instance {
+            id,
+            name,
+            ip_address,
+            computer_name,
+            online,
+            agent_version,
+            address,
+        })
+    }
+}
+
+fn non_empty(key: &'static str, v: Option<String>) -> Result<Option<String>, InstanceError> {
+    match v {
+        Some(s) if s.trim().is_empty() => Err(InstanceError::EmptyValue(key)),
+        other => Ok(other),
+    }
+}
+
+/// The `properties` the agent sees and the address it dials for a session of `document` on
+/// `inst`, with the documents' defaults (`portNumber` 22 for SSH, 80 for port forwarding;
+/// `localPortNumber` 0). Errors are the service's: `InvalidDocument`, `InvalidParameters`.
+fn plan_session(
+    inst: &Instance,
+    document: Option<&str>,
+    params: &HashMap<String, Vec<String>>,
+) -> Result<(Value, DialTarget), ApiError> {
+    let supported = DOCUMENTS.join(", ");
+    let allowed: &[&str] = match document {
+        Some("AWS-StartSSHSession") => &["portNumber"],
+        Some("AWS-StartPortForwardingSession") => &["portNumber", "localPortNumber"],
+        Some("AWS-StartPortForwardingSessionToRemoteHost") => {
+            &["host", "portNumber", "localPortNumber"]
+        }
+        Some(other) => {
+            let msg = format!("Document {other} is not supported by the session-proxy simulator; it runs {supported}");
+            return Err(ApiError::new(kind::INVALID_DOCUMENT, msg));
+        }
+        None => {
+            let msg = format!("No DocumentName means an interactive shell, which the session-proxy simulator does not run; use one of {supported}");
+            return Err(ApiError::new(kind::INVALID_DOCUMENT, msg));
+        }
+    };
+    let doc = document.unwrap_or_default();
+    let mut names: Vec<&String> = params.keys().collect();
+    names.sort();
+    if let Some(bad) = names.iter().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::invalid_parameters(format!(
+            "Document {doc} does not take parameter {bad}; it takes {}",
+            allowed.join(", ")
+        )));
+    }
+    let one = |name: &str| -> Result<Option<&str>, ApiError> {
+        match params.get(name).map(Vec::as_slice) {
+            None => Ok(None),
+            Some([v]) => Ok(Some(v.as_str())),
+            Some(_) => Err(ApiError::invalid_parameters(format!(
+                "Parameter {name} takes exactly one value"
+            ))),
+        }
+    };
+    let default_port = if doc == "AWS-StartSSHSession" {
+        "22"
+    } else {
+        "80"
+    };
+    let port_text = one("portNumber")?.unwrap_or(default_port);
+    let port = match parse_port(port_text) {
+        Some(p) if p > 0 => p,
+        _ => {
+            return Err(ApiError::invalid_parameters(format!(
+                "portNumber {port_text:?} is not a port number (1-65535)"
+            )))
+        }
+    };
+    let dial_local = DialTarget::Addr(inst.dial_addr(port));
+    if doc == "AWS-StartSSHSession" {
+        return Ok((json!({ "portNumber": port.to_string() }), dial_local));
+    }
+    let local = one("localPortNumber")?.unwrap_or("0");
+    if parse_port(local).is_none() {
+        return Err(ApiError::invalid_parameters(format!(
+            "localPortNumber {local:?} is not a port number (0-65535)"
+        )));
+    }
+    let mut props = json!({ "portNumber": port.to_string(), "type": "LocalPortForwarding", "localPortNumber": local });
+    if doc == "AWS-StartPortForwardingSession" {
+        return Ok((props, dial_local));
+    }
+    let host = match one("host")? {
+        Some(h) if valid_host(h) => h,
+        Some(h) => {
+            return Err(ApiError::invalid_parameters(format!(
+                "host {h:?} is not a host name or IP address"
+            )))
+        }
+        None => {
+            return Err(ApiError::invalid_parameters(format!(
+                "Document {doc} requires parameter host"
+            )))
+        }
+    };
+    if let Some(m) = props.as_object_mut() {
+        m.insert("host".to_owned(), json!(host));
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    Ok((props, DialTarget::Host(bare.to_owned(), port)))
+}
+
+/// Decimal without leading zeros, as the documents' `allowedPattern` requires.
+fn parse_port(s: &str) -> Option<u16> {
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    canonical.then(|| s.parse().ok()).flatten()
+}
+
+fn valid_host(h: &str) -> bool {
+    (1..=253).contains(&h.len())
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SSH: &str = "AWS-StartSSHSession";
+    const PF: &str = "AWS-StartPortForwardingSession";
+    const REMOTE: &str = "AWS-StartPortForwardingSessionToRemoteHost";
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// Plans `doc` on an instance mapped at 127.0.0.2:2222; `params` is `k=v1|v2 k2=v`.
+    fn plan(doc: Option<&str>, params: &str) -> Result<(Value, DialTarget), ApiError> {
+        let split = |p: &str| {
+            let (k, v) = p.split_once('=').unwrap();
+            (k.to_owned(), v.split('|').map(str::to_owned).collect())
+        };
+        let params = params.split_whitespace().map(split).collect();
+        Instance::new("i-01234567", addr("127.0.0.2:2222")).plan_session(doc, &params)
+    }
+
+    #[test]
+    fn bare_flag_gives_an_online_instance_with_defaults() {
+        let i = parse_target_flag("i-0123456789abcdef0=127.0.0.1:2222").unwrap();
+        assert_eq!(
+            i,
+            Instance::new("i-0123456789abcdef0", addr("127.0.0.1:2222"))
+        );
+        assert!(i.online);
+        assert_eq!(i.agent_version, DEFAULT_AGENT_VERSION);
+    }
+
+    #[test]
+    fn flag_options_fill_every_field() {
+        let spec = "mi-0123456789abcdef0=[::1]:22,name=web,ip=10.0.0.5,\
+                    computer=ip-10-0-0-5.ec2.internal,offline,agent=3.2.1.0";
+        let i = parse_target_flag(spec).unwrap();
+        assert_eq!(
+            (i.id.as_str(), i.address),
+            ("mi-0123456789abcdef0", addr("[::1]:22"))
+        );
+        assert_eq!(
+            (i.name.as_deref(), i.ip_address.as_deref()),
+            (Some("web"), Some("10.0.0.5"))
+        );
+        assert_eq!(i.computer_name.as_deref(), Some("ip-10-0-0-5.ec2.internal"));
+        assert_eq!((i.online, i.agent_version.as_str()), (false, "3.2.1.0"));
+    }
+
+    #[test]
+    fn flag_errors_name_the_bad_part() {
+        let cases = [
+            ("i-0123456789abcdef0", "ID=ADDRESS"),
+            ("web=127.0.0.1:22", "`web` is not an instance id"),
+            ("i-0123456789ABCDEF0=127.0.0.1:22", "`i-0123456789ABCDEF0`"),
+            ("i-0123=127.0.0.1:22", "`i-0123`"),
+            (
+                "i-01234567=localhost:22",
+                "`localhost:22` is not an IP:PORT",
+            ),
+            ("i-01234567=127.0.0.1:0", "`127.0.0.1:0`"),
+            (
+                "i-01234567=127.0.0.1:22,colour=red",
+                "unknown option `colour`",
+            ),
+            ("i-01234567=127.0.0.1:22,name=", "`name` needs a value"),
+            (
+                "i-01234567=127.0.0.1:22,name=a,name=b",
+                "`name` is given twice",
+            ),
+            (
+                "i-01234567=127.0.0.1:22,offline=yes",
+                "`offline` takes no value",
+            ),
+            ("i-01234567=127.0.0.1:22,ip=ten", "ip `ten`"),
+            (
+                "i-01234567=127.0.0.1:22,agent=latest",
+                "agent version `latest`",
+            ),
+        ];
+        for (spec, want) in cases {
+            let err = parse_target_flag(spec).unwrap_err().to_string();
+            assert!(err.contains(want), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn yaml_file_lists_instances_with_the_flag_keys() {
+        let text = "instances:
+  - id: i-0123456789abcdef0
+    address: 127.0.0.1:2222
+    name: web
+  - {id: i-00000002, address: 127.0.0.1:2223, offline: true, agent: 3.1.0.0}
+";
+        let list = parse_yaml(text).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].name.as_deref(), Some("web"));
+        assert_eq!(
+            (list[1].online, list[1].agent_version.as_str()),
+            (false, "3.1.0.0")
+        );
+    }
+
+    #[test]
+    fn yaml_rejects_unknown_keys_bad_entries_and_duplicates() {
+        let one = "- {id: i-00000001, address: 127.0.0.1:22}";
+        let cases = [
+            (
+                "- {id: i-00000001, address: 127.0.0.1:22, port: 22}".to_owned(),
+                "unknown field `port`",
+            ),
+            (
+                format!("{one}\n  - {{id: x, address: 127.0.0.1:22}}"),
+                "instances[1]: `x`",
+            ),
+            (format!("{one}\n  {one}"), "defined twice"),
+        ];
+        for (entries, want) in cases {
+            let msg = parse_yaml(&format!("instances:\n  {entries}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(want), "{msg}");
+        }
+    }
+
+    #[test]
+    fn load_file_names_the_file_in_errors() {
+        let dir = std::env::temp_dir().join(format!("sim-instances-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("instances.yaml");
+        std::fs::write(&path, "instances:\n  - {id: nope, address: 127.0.0.1:22}\n").unwrap();
+        let msg = load_file(&path).unwrap_err().to_string();
+        assert!(msg.contains("instances.yaml: instances[0]"), "{msg}");
+        let missing = load_file(&dir.join("absent.yaml")).unwrap_err().to_string();
+        assert!(missing.contains("absent.yaml"), "{missing}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn port_22_dials_the_mapped_address_and_other_ports_its_ip() {
+        let i = Instance::new("i-01234567", addr("127.0.0.2:2222"));
+        assert_eq!(i.dial_addr(22), addr("127.0.0.2:2222"));
+        assert_eq!(i.dial_addr(5432), addr("127.0.0.2:5432"));
+    }
+
+    #[test]
+    fn documents_give_the_agent_their_properties_and_dial_target() {
+        let local = |p| DialTarget::Addr(addr(p));
+        let ssh = plan(Some(SSH), "").unwrap();
+        assert_eq!(ssh, (json!({"portNumber": "22"}), local("127.0.0.2:2222")));
+        let pf = plan(Some(PF), "portNumber=5432 localPortNumber=15432").unwrap();
+        let props = json!({"portNumber": "5432", "type": "LocalPortForwarding", "localPortNumber": "15432"});
+        assert_eq!(pf, (props, local("127.0.0.2:5432")));
+        let defaults =
+            json!({"portNumber": "80", "type": "LocalPortForwarding", "localPortNumber": "0"});
+        assert_eq!(plan(Some(PF), "").unwrap().0, defaults);
+        let (p, d) = plan(Some(REMOTE), "host=db.internal portNumber=22").unwrap();
+        assert_eq!(
+            (&p["host"], &p["type"]),
+            (&json!("db.internal"), &json!("LocalPortForwarding"))
+        );
+        assert_eq!(d, DialTarget::Host("db.internal".into(), 22));
+        let v6 = plan(Some(REMOTE), "host=[::1]").unwrap().1;
+        assert_eq!(v6, DialTarget::Host("::1".into(), 80));
+    }
+
+    #[test]
+    fn missing_or_unsupported_document_is_invalid_document_naming_the_supported_ones() {
+        for doc in [None, Some("AWS-StartInteractiveCommand")] {
+            let e = plan(doc, "").unwrap_err();
+            assert_eq!(e.kind, kind::INVALID_DOCUMENT);
+            assert!(e.message.contains(REMOTE), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn bad_document_parameters_are_invalid_parameters() {
+        let cases = [
+            (
+                SSH,
+                "localPortNumber=1",
+                "does not take parameter localPortNumber",
+            ),
+            (SSH, "portNumber=22|23", "exactly one value"),
+            (SSH, "portNumber=0", "portNumber \"0\""),
+            (SSH, "portNumber=022", "portNumber \"022\""),
+            (PF, "localPortNumber=70000", "localPortNumber"),
+            (REMOTE, "", "requires parameter host"),
+            (REMOTE, "host=a;b", "not a host name"),
+        ];
+        for (doc, params, want) in cases {
+            let e = plan(Some(doc), params).unwrap_err();
+            assert_eq!(e.kind, kind::INVALID_PARAMETERS, "{doc} {params}");
+            assert!(e.message.contains(want), "{}", e.message);
+        }
+    }
+}

@@ -1,0 +1,718 @@
+//! The simulator's shared state: the instances it pretends to manage and the sessions started on
+//! them. The SSM API ([`api`](crate::sim::api)) starts, resumes and terminates sessions here; the
+//! data-channel side ([`service`](crate::sim::service)) attaches WebSockets to them with a token
+//! and reports when they end.
+//!
+//! Tokens are single-use: StartSession and ResumeSession each issue one, a ResumeSession
+//! invalidates the previous one, and the WebSocket that presents it consumes it (§1.2 of the
+//! data-channel reference). The lock is a std `Mutex`, held only for map updates, never across
+//! an `.await`.
+//!
+//! Session semantics are AWS's whoever the caller is (the HTTP API, or a test driving the
+//! registry directly): errors carry the service's names ([`kind`]); what a document means for
+//! the agent comes from [`Instance::plan_session`]; wire field limits are the API layer's.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::sim::instances::Instance;
+
+/// AWS error names (`__type`) the simulator answers with, in one place.
+#[rustfmt::skip]
+pub mod kind {
+    pub const VALIDATION:             &str = "ValidationException";
+    pub const SERIALIZATION:          &str = "SerializationException";
+    pub const UNKNOWN_OPERATION:      &str = "UnknownOperationException";
+    pub const MISSING_AUTH_TOKEN:     &str = "MissingAuthenticationTokenException";
+    pub const INCOMPLETE_SIGNATURE:   &str = "IncompleteSignatureException";
+    pub const INVALID_DOCUMENT:       &str = "InvalidDocument";
+    pub const INVALID_PARAMETERS:     &str = "InvalidParameters";
+    pub const TARGET_NOT_CONNECTED:   &str = "TargetNotConnected";
+    pub const DOES_NOT_EXIST:         &str = "DoesNotExistException";
+    pub const INVALID_FILTER_KEY:     &str = "InvalidFilterKey";
+    pub const INVALID_FILTER_VALUE:   &str = "InvalidInstanceInformationFilterValue";
+    pub const INVALID_INSTANCE_ID:    &str = "InvalidInstanceId";
+    pub const INVALID_NEXT_TOKEN:     &str = "InvalidNextToken";
+    pub const QUOTA_EXCEEDED:         &str = "ServiceQuotaExceededException";
+}
+
+/// Sessions that may be open at once; a runaway test hits this instead of exhausting memory.
+pub const MAX_OPEN_SESSIONS: usize = 1024;
+/// Ended sessions remembered (for DoesNotExist answers and stats); the oldest are forgotten.
+pub const MAX_ENDED_SESSIONS: usize = 1024;
+
+/// An SSM API error in AWS's shape: `__type` name, message and HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct ApiError {
+    /// The `__type` / `x-amzn-ErrorType` name, one of [`kind`].
+    pub kind: &'static str,
+    pub message: String,
+    pub status: u16,
+}
+
+impl ApiError {
+    /// A client error (HTTP 400, which is what AWS JSON 1.1 uses for nearly every error).
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self {
+            kind,
+            message,
+            status: 400,
+        }
+    }
+
+    /// A `ValidationException` in the service's wording: "N validation errors detected: a; b".
+    pub fn validation(problems: &[String]) -> Self {
+        let n = problems.len();
+        let plural = if n == 1 { "error" } else { "errors" };
+        let problems = problems.join("; ");
+        Self::new(
+            kind::VALIDATION,
+            format!("{n} validation {plural} detected: {problems}"),
+        )
+    }
+
+    fn target_not_connected(target: &str) -> Self {
+        Self::new(
+            kind::TARGET_NOT_CONNECTED,
+            format!("{target} is not connected."),
+        )
+    }
+
+    pub(crate) fn invalid_parameters(message: impl Into<String>) -> Self {
+        Self::new(kind::INVALID_PARAMETERS, message)
+    }
+}
+
+/// Where the agent connects for a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialTarget {
+    Addr(SocketAddr),
+    /// `AWS-StartPortForwardingSessionToRemoteHost`: the caller resolves the name.
+    Host(String, u16),
+}
+
+/// StartSession input after wire-level validation.
+#[derive(Debug, Clone, Default)]
+pub struct StartSessionRequest {
+    pub target: String,
+    /// `None` means the service's default shell document, which the simulator refuses.
+    pub document: Option<String>,
+    pub parameters: HashMap<String, Vec<String>>,
+    pub reason: Option<String>,
+}
+
+/// StartSession / ResumeSession output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartSessionResponse {
+    pub session_id: String,
+    pub token: String,
+    pub stream_url: String,
+}
+
+/// What the agent needs when a client attaches.
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    pub session_id: String,
+    pub instance_id: String,
+    pub agent_version: String,
+    /// Always `"Port"`: every supported document is a port session.
+    pub session_type: String,
+    /// The document's `properties` as the agent sees them (§1.1 table).
+    pub properties: Value,
+    pub dial: DialTarget,
+    /// Flips to true on TerminateSession.
+    pub terminated: watch::Receiver<bool>,
+    /// True the first time this session is attached; later attaches are reconnects.
+    pub first_attach: bool,
+}
+
+/// Why a WebSocket could not attach to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AttachError {
+    #[error("unknown session")]
+    UnknownSession,
+    #[error("invalid or already used token; call ResumeSession for a new one")]
+    BadToken,
+    #[error("session is terminated or closed")]
+    Terminated,
+}
+
+/// One DescribeInstanceInformation filter (`Key`, `Values`); values are OR-ed, filters AND-ed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub key: String,
+    pub values: Vec<String>,
+}
+
+/// One `InstanceInformationList` entry, serialized exactly as AWS does (absent fields omitted).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InstanceInfo {
+    pub instance_id: String,
+    /// `Online` or `ConnectionLost`.
+    pub ping_status: &'static str,
+    /// Epoch seconds, the JSON 1.1 timestamp form.
+    pub last_ping_date_time: f64,
+    pub agent_version: String,
+    pub is_latest_version: bool,
+    pub platform_type: &'static str,
+    /// `EC2Instance` for `i-…`, `ManagedInstance` for `mi-…`.
+    pub resource_type: &'static str,
+    #[serde(rename = "IPAddress", skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub computer_name: Option<String>,
+    /// AWS fills `Name` only for hybrid nodes; the simulator reports the Name tag so clients
+    /// can show it in candidate lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Closed,
+    Terminated,
+}
+
+struct Session {
+    spec: SessionSpec,
+    token: Option<String>,
+    attached_once: bool,
+    end: Option<End>,
+    terminate: watch::Sender<bool>,
+}
+
+struct Inner {
+    instances: Vec<Instance>,
+    ws_base: String,
+    sessions: HashMap<String, Session>,
+    /// Session ids in start order, for `session_ids` and forgetting the oldest ended ones.
+    order: VecDeque<String>,
+}
+
+/// Shared handle to the simulator's state; clones share it.
+#[derive(Clone)]
+pub struct Registry(Arc<Mutex<Inner>>);
+
+impl Registry {
+    /// `ws_base` is the data-channel origin, e.g. `ws://127.0.0.1:PORT`. A repeated instance id
+    /// keeps its first definition (callers should reject duplicates with
+    /// [`check_unique`](crate::sim::instances::check_unique)).
+    pub fn new(instances: Vec<Instance>, ws_base: String) -> Self {
+        let mut seen = std::collections::HashSet::new();
+        let mut instances = instances;
+        instances.retain(|i| {
+            let first = seen.insert(i.id.clone());
+            if !first {
+                tracing::warn!("sim: instance {} is defined twice; keeping the first", i.id);
+            }
+            first
+        });
+        let ws_base = ws_base.trim_end_matches('/').to_owned();
+        let (sessions, order) = (HashMap::new(), VecDeque::new());
+        Self(Arc::new(Mutex::new(Inner {
+            instances,
+            ws_base,
+            sessions,
+            order,
+        })))
+    }
+
+    /// A poisoned lock only means another thread panicked mid-update of plain maps; the data is
+    /// still consistent enough for a simulator, so carry on rather than cascade the panic.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn start_session(
+        &self,
+        req: StartSessionRequest,
+    ) -> Result<StartSessionResponse, ApiError> {
+        let mut inner = self.lock();
+        let inst = inner
+            .instances
+            .iter()
+            .find(|i| i.id == req.target && i.online)
+            .cloned()
+            // AWS answers an unknown id exactly like an offline one.
+            .ok_or_else(|| ApiError::target_not_connected(&req.target))?;
+        let (properties, dial) = inst.plan_session(req.document.as_deref(), &req.parameters)?;
+        inner.forget_oldest_ended();
+        if inner.sessions.values().filter(|s| s.end.is_none()).count() >= MAX_OPEN_SESSIONS {
+            let msg =
+                format!("the simulator allows {MAX_OPEN_SESSIONS} open sessions; terminate some");
+            return Err(ApiError::new(kind::QUOTA_EXCEEDED, msg));
+        }
+        let session_id = loop {
+            let id = new_session_id();
+            if !inner.sessions.contains_key(&id) {
+                break id;
+            }
+        };
+        let token = new_token();
+        let (terminate, terminated) = watch::channel(false);
+        let spec = SessionSpec {
+            session_id: session_id.clone(),
+            instance_id: inst.id.clone(),
+            agent_version: inst.agent_version.clone(),
+            session_type: "Port".to_owned(),
+            properties,
+            dial,
+            terminated,
+            first_attach: true,
+        };
+        let session = Session {
+            spec,
+            token: None,
+            attached_once: false,
+            end: None,
+            terminate,
+        };
+        inner.sessions.insert(
+            session_id.clone(),
+            Session {
+                token: Some(token.clone()),
+                ..session
+            },
+        );
+        inner.order.push_back(session_id.clone());
+        tracing::debug!(session_id, target = inst.id, "sim: session started");
+        let stream_url = inner.stream_url(&session_id);
+        Ok(StartSessionResponse {
+            session_id,
+            token,
+            stream_url,
+        })
+    }
+
+    /// Issues a new token (the previous one stops working) for a session that is still open.
+    pub fn resume_session(&self, session_id: &str) -> Result<StartSessionResponse, ApiError> {
+        let mut inner = self.lock();
+        let stream_url = inner.stream_url(session_id);
+        let Some(s) = inner
+            .sessions
+            .get_mut(session_id)
+            .filter(|s| s.end.is_none())
+        else {
+            let msg = format!("Session with id {session_id} does not exist.");
+            return Err(ApiError::new(kind::DOES_NOT_EXIST, msg));
+        };
+        let token = new_token();
+        s.token = Some(token.clone());
+        Ok(StartSessionResponse {
+            session_id: session_id.to_owned(),
+            token,
+            stream_url,
+        })
+    }
+
+    /// Ends a session for good and tells its task; unknown ids are ignored (AWS is idempotent).
+    pub fn terminate_session(&self, session_id: &str) {
+        let mut inner = self.lock();
+        if let Some(s) = inner.sessions.get_mut(session_id) {
+            s.token = None;
+            if s.end != Some(End::Terminated) {
+                s.end = Some(End::Terminated);
+                s.terminate.send_replace(true);
+                tracing::debug!(session_id, "sim: session terminated");
+            }
+        }
+    }
+
+    /// Instances matching every filter, in definition order.
+    pub fn describe(&self, filters: &[Filter]) -> Vec<InstanceInfo> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        let inner = self.lock();
+        let matching = inner
+            .instances
+            .iter()
+            .filter(|i| filters.iter().all(|f| matches(f, i)));
+        matching.map(|i| info(i, now)).collect()
+    }
+
+    /// Called by the WebSocket side when a client presents `token` for `session_id` in its first
+    /// frame. Succeeds once per token (a token is consumed by use); returns what the agent needs.
+    pub fn attach(&self, session_id: &str, token: &str) -> Result<SessionSpec, AttachError> {
+        let mut inner = self.lock();
+        let s = inner
+            .sessions
+            .get_mut(session_id)
+            .ok_or(AttachError::UnknownSession)?;
+        if s.end.is_some() {
+            return Err(AttachError::Terminated);
+        }
+        if token.is_empty() || s.token.as_deref() != Some(token) {
+            return Err(AttachError::BadToken);
+        }
+        s.token = None;
+        let mut spec = s.spec.clone();
+        spec.first_attach = !s.attached_once;
+        spec.terminated = s.terminate.subscribe();
+        s.attached_once = true;
+        Ok(spec)
+    }
+
+    /// The WebSocket side reports the session has ended for good (channel_closed sent).
+    pub fn mark_closed(&self, session_id: &str) {
+        if let Some(s) = self.lock().sessions.get_mut(session_id) {
+            s.token = None;
+            s.end.get_or_insert(End::Closed);
+        }
+    }
+
+    /// Sessions started and not closed or terminated.
+    pub fn open_session_count(&self) -> usize {
+        self.lock()
+            .sessions
+            .values()
+            .filter(|s| s.end.is_none())
+            .count()
+    }
+
+    /// Every remembered session (open ones and the latest ended ones), oldest first.
+    pub fn session_ids(&self) -> Vec<String> {
+        self.lock().order.iter().cloned().collect()
+    }
+}
+
+impl Inner {
+    fn stream_url(&self, session_id: &str) -> String {
+        format!(
+            "{}/v1/data-channel/{session_id}?role=publish_subscribe",
+            self.ws_base
+        )
+    }
+
+    fn forget_oldest_ended(&mut self) {
+        let mut ended = self.sessions.values().filter(|s| s.end.is_some()).count();
+        let sessions = &mut self.sessions;
+        self.order.retain(|id| {
+            if ended <= MAX_ENDED_SESSIONS || sessions.get(id).is_some_and(|s| s.end.is_none()) {
+                return true;
+            }
+            sessions.remove(id);
+            ended -= 1;
+            false
+        });
+    }
+}
+
+/// `<user>-<17 hex digits>`, the shape of real session ids (the user is the IAM caller).
+fn new_session_id() -> String {
+    let n: u128 = rand::thread_rng().gen::<u128>() & ((1u128 << 68) - 1);
+    format!("sim-user-{n:017x}")
+}
+
+/// 64 random bytes as 128 hex digits: opaque and within the 300-character limit.
+fn new_token() -> String {
+    let mut bytes = [0u8; 64];
+    rand::thread_rng().fill(bytes.as_mut_slice());
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn info(i: &Instance, now: Duration) -> InstanceInfo {
+    // An offline agent last checked in a while ago.
+    let last_ping = if i.online {
+        now
+    } else {
+        now.saturating_sub(Duration::from_secs(3600))
+    };
+    InstanceInfo {
+        instance_id: i.id.clone(),
+        ping_status: ping_status(i),
+        last_ping_date_time: (last_ping.as_millis() as f64) / 1000.0,
+        agent_version: i.agent_version.clone(),
+        is_latest_version: true,
+        platform_type: "Linux",
+        resource_type: resource_type(i),
+        ip_address: i.ip_address.clone(),
+        computer_name: i.computer_name.clone(),
+        name: i.name.clone(),
+    }
+}
+
+fn ping_status(i: &Instance) -> &'static str {
+    if i.online {
+        "Online"
+    } else {
+        "ConnectionLost"
+    }
+}
+
+fn resource_type(i: &Instance) -> &'static str {
+    if i.id.starts_with("mi-") {
+        "ManagedInstance"
+    } else {
+        "EC2Instance"
+    }
+}
+
+fn matches(f: &Filter, i: &Instance) -> bool {
+    let any = |v: &str| f.values.iter().any(|x| x == v);
+    match f.key.as_str() {
+        "InstanceIds" => any(&i.id),
+        "PingStatus" => any(ping_status(i)),
+        "AgentVersion" => any(&i.agent_version),
+        "PlatformTypes" => any("Linux"),
+        "ResourceType" => any(resource_type(i)),
+        "tag:Name" => i.name.as_deref().is_some_and(any),
+        "tag-key" => i.name.is_some() && any("Name"),
+        // Other tags, IamRole, ActivationIds, AssociationStatus: simulated instances have none.
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::AttachError::{BadToken, Terminated, UnknownSession};
+    use super::*;
+
+    const WEB: &str = "i-0123456789abcdef0";
+    const DB: &str = "mi-00000000000000002";
+    const OFF: &str = "i-00000003";
+
+    /// WEB (Name web, an IP), DB (managed instance on another address), OFF (offline, Name web).
+    fn registry() -> Registry {
+        let web = Instance {
+            name: Some("web".into()),
+            ip_address: Some("10.0.0.5".into()),
+            ..Instance::new(WEB, "127.0.0.1:2222".parse().unwrap())
+        };
+        let db = Instance::new(DB, "127.0.0.2:2200".parse().unwrap());
+        let off = Instance {
+            online: false,
+            name: Some("web".into()),
+            ..Instance::new(OFF, db.address)
+        };
+        Registry::new(vec![web, db, off], "ws://127.0.0.1:9/".into())
+    }
+
+    fn ssh(target: &str) -> StartSessionRequest {
+        let document = Some("AWS-StartSSHSession".to_owned());
+        StartSessionRequest {
+            target: target.into(),
+            document,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn started_session_has_aws_shaped_id_token_and_stream_url() {
+        let r = registry();
+        let s = r.start_session(ssh(WEB)).unwrap();
+        let hex = s.session_id.strip_prefix("sim-user-").unwrap();
+        assert!(hex.len() == 17 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!((64..=300).contains(&s.token.len()));
+        let id = &s.session_id;
+        let url = format!("ws://127.0.0.1:9/v1/data-channel/{id}?role=publish_subscribe");
+        assert_eq!(s.stream_url, url);
+        assert_eq!(r.open_session_count(), 1);
+        assert_eq!(r.session_ids(), vec![id.clone()]);
+    }
+
+    #[test]
+    fn unknown_and_offline_targets_are_not_connected() {
+        let r = registry();
+        for target in [OFF, "i-0000000000000000f", "web"] {
+            let e = r.start_session(ssh(target)).unwrap_err();
+            assert_eq!((e.kind, e.status), (kind::TARGET_NOT_CONNECTED, 400));
+            assert_eq!(e.message, format!("{target} is not connected."));
+        }
+    }
+
+    #[test]
+    fn sessions_carry_the_documents_plan_for_the_agent() {
+        let r = registry();
+        let mut pf = ssh(DB);
+        pf.document = Some("AWS-StartPortForwardingSession".into());
+        pf.parameters
+            .insert("portNumber".into(), vec!["5432".into()]);
+        let s = r.start_session(pf).unwrap();
+        let spec = r.attach(&s.session_id, &s.token).unwrap();
+        assert_eq!(
+            (spec.session_type.as_str(), spec.instance_id.as_str()),
+            ("Port", DB)
+        );
+        assert_eq!(spec.properties["portNumber"], "5432");
+        assert_eq!(
+            spec.dial,
+            DialTarget::Addr("127.0.0.2:5432".parse().unwrap())
+        );
+        let shell = StartSessionRequest {
+            document: None,
+            ..ssh(WEB)
+        };
+        assert_eq!(
+            r.start_session(shell).unwrap_err().kind,
+            kind::INVALID_DOCUMENT
+        );
+        assert_eq!(r.open_session_count(), 1);
+    }
+
+    #[test]
+    fn a_token_attaches_once_and_resume_replaces_it() {
+        let r = registry();
+        let s = r.start_session(ssh(WEB)).unwrap();
+        let id = s.session_id.as_str();
+        assert_eq!(r.attach(id, "nope").err(), Some(BadToken));
+        assert_eq!(
+            r.attach("sim-user-00000000000000000", &s.token).err(),
+            Some(UnknownSession)
+        );
+        assert!(r.attach(id, &s.token).unwrap().first_attach);
+        assert_eq!(
+            r.attach(id, &s.token).err(),
+            Some(BadToken),
+            "tokens are single-use"
+        );
+        let t1 = r.resume_session(id).unwrap();
+        let t2 = r.resume_session(id).unwrap();
+        assert_eq!(
+            (t2.session_id.as_str(), &t2.stream_url),
+            (id, &s.stream_url)
+        );
+        assert_ne!(t1.token, t2.token);
+        assert_eq!(
+            r.attach(id, &t1.token).err(),
+            Some(BadToken),
+            "resume voids the old token"
+        );
+        assert!(!r.attach(id, &t2.token).unwrap().first_attach);
+    }
+
+    #[test]
+    fn terminate_notifies_the_session_and_ends_it_for_good() {
+        let r = registry();
+        let s = r.start_session(ssh(WEB)).unwrap();
+        let id = s.session_id.as_str();
+        let spec = r.attach(id, &s.token).unwrap();
+        let resumed = r.resume_session(id).unwrap();
+        assert!(!*spec.terminated.borrow());
+        r.terminate_session(id);
+        assert!(*spec.terminated.borrow());
+        assert_eq!(r.open_session_count(), 0);
+        assert_eq!(r.attach(id, &resumed.token).err(), Some(Terminated));
+        assert_eq!(r.resume_session(id).unwrap_err().kind, kind::DOES_NOT_EXIST);
+        r.terminate_session(id);
+        r.terminate_session("sim-user-00000000000000000");
+        r.mark_closed(id);
+        assert_eq!(r.session_ids().len(), 1);
+    }
+
+    #[test]
+    fn closed_session_cannot_be_resumed_but_others_can() {
+        let r = registry();
+        let (s, other) = (
+            r.start_session(ssh(WEB)).unwrap(),
+            r.start_session(ssh(DB)).unwrap(),
+        );
+        r.mark_closed(&s.session_id);
+        assert_eq!(r.open_session_count(), 1);
+        let e = r.resume_session(&s.session_id).unwrap_err();
+        assert!(e.kind == kind::DOES_NOT_EXIST && e.message.contains(&s.session_id));
+        assert!(r.resume_session(&other.session_id).is_ok());
+    }
+
+    #[test]
+    fn describe_applies_filters_as_and_of_ors() {
+        let r = registry();
+        let ids = |f: &[(&str, &[&str])]| -> Vec<String> {
+            let to_filter = |(k, v): &(&str, &[&str])| Filter {
+                key: (*k).into(),
+                values: v.iter().map(|x| (*x).to_owned()).collect(),
+            };
+            let filters: Vec<Filter> = f.iter().map(to_filter).collect();
+            r.describe(&filters)
+                .into_iter()
+                .map(|i| i.instance_id)
+                .collect()
+        };
+        assert_eq!(ids(&[]), [WEB, DB, OFF]);
+        assert_eq!(ids(&[("tag:Name", &["web"])]), [WEB, OFF]);
+        assert_eq!(
+            ids(&[("tag:Name", &["web"]), ("PingStatus", &["Online"])]),
+            [WEB]
+        );
+        assert_eq!(
+            ids(&[("PingStatus", &["ConnectionLost", "Inactive"])]),
+            [OFF]
+        );
+        assert_eq!(ids(&[("InstanceIds", &[DB, "i-99999999"])]), [DB]);
+        assert_eq!(ids(&[("ResourceType", &["ManagedInstance"])]), [DB]);
+        assert!(ids(&[("tag:Team", &["x"])]).is_empty());
+    }
+
+    #[test]
+    fn instance_info_serializes_like_aws_and_omits_absent_fields() {
+        let list: Vec<Value> = registry()
+            .describe(&[])
+            .iter()
+            .map(|i| serde_json::to_value(i).unwrap())
+            .collect();
+        let web = &list[0];
+        assert_eq!(
+            (&web["InstanceId"], &web["PingStatus"]),
+            (&json!(WEB), &json!("Online"))
+        );
+        assert_eq!(
+            (&web["IPAddress"], &web["ResourceType"]),
+            (&json!("10.0.0.5"), &json!("EC2Instance"))
+        );
+        assert_eq!(
+            (&web["PlatformType"], &web["IsLatestVersion"]),
+            (&json!("Linux"), &json!(true))
+        );
+        assert!(web["LastPingDateTime"].as_f64().unwrap() > 1.6e9);
+        for absent in ["IPAddress", "ComputerName", "Name"] {
+            assert!(list[1].get(absent).is_none(), "{absent}");
+        }
+        assert_eq!(list[2]["PingStatus"], "ConnectionLost");
+    }
+
+    #[test]
+    fn open_sessions_are_capped_and_old_ended_ones_forgotten() {
+        let r = registry();
+        let first = r.start_session(ssh(WEB)).unwrap().session_id;
+        for _ in 1..MAX_OPEN_SESSIONS {
+            r.start_session(ssh(WEB)).unwrap();
+        }
+        assert_eq!(
+            r.start_session(ssh(WEB)).unwrap_err().kind,
+            kind::QUOTA_EXCEEDED
+        );
+        r.session_ids()
+            .iter()
+            .for_each(|id| r.terminate_session(id));
+        for _ in 0..MAX_ENDED_SESSIONS {
+            r.mark_closed(&r.start_session(ssh(WEB)).unwrap().session_id);
+        }
+        r.start_session(ssh(WEB)).unwrap();
+        assert!(r.session_ids().len() <= MAX_ENDED_SESSIONS + 1);
+        assert!(!r.session_ids().contains(&first));
+    }
+
+    #[test]
+    fn duplicate_instance_ids_keep_the_first_definition() {
+        let a = Instance::new(WEB, "127.0.0.1:1".parse().unwrap());
+        let b = Instance::new(WEB, "127.0.0.1:2".parse().unwrap());
+        let r = Registry::new(vec![a, b], "ws://x".into());
+        let s = r.start_session(ssh(WEB)).unwrap();
+        let dial = r.attach(&s.session_id, &s.token).unwrap().dial;
+        assert_eq!(dial, DialTarget::Addr("127.0.0.1:1".parse().unwrap()));
+    }
+}

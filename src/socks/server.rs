@@ -1,0 +1,556 @@
+//! SOCKS5 server shell: accepts clients on a caller-bound TCP or Unix listener, runs the
+//! [`proto::Handshake`] core under a time limit, asks a [`Connector`] for the upstream stream,
+//! answers with the right reply code and hands both streams to [`crate::relay`]. It owns
+//! connection limits, timeouts, credential checks and [`ServerStats`]; it does not route:
+//! where a [`Destination`] goes (SSH upstream, direct, reject) is the connector's decision.
+//!
+//! Lifecycle follows mini-redis `server::run`: the caller binds (tests use `127.0.0.1:0`), a
+//! semaphore caps live connections, and when `shutdown` resolves the accept loop stops and the
+//! connection tasks, owned by a `JoinSet`, are aborted.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use super::proto::{
+    encode_reply, AuthPolicy, Credentials, Destination, Handshake, Host, ProtoError, Reply, Step,
+};
+use crate::redact::Redacted;
+use crate::relay::{relay_with, RelayCounters};
+
+/// Any bidirectional byte stream a connector can hand back (TCP, an SSH channel, a test duplex).
+pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + ?Sized> AsyncStream for T {}
+
+pub type BoxedStream = Box<dyn AsyncStream>;
+
+/// What a successful [`Connector::connect`] yields. `bound` is reported to the client as
+/// BND.ADDR when known (a direct TCP dial knows its local address; an SSH channel does not).
+pub struct Connected {
+    pub stream: BoxedStream,
+    pub bound: Option<SocketAddr>,
+}
+
+impl Connected {
+    pub fn new(stream: impl AsyncStream + 'static) -> Self {
+        Self {
+            stream: Box::new(stream),
+            bound: None,
+        }
+    }
+
+    pub fn with_bound(mut self, bound: SocketAddr) -> Self {
+        self.bound = Some(bound);
+        self
+    }
+}
+
+impl fmt::Debug for Connected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connected")
+            .field("bound", &self.bound)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A refused or failed connect, with the SOCKS reply code the client should see.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reply}: {message}")]
+pub struct ConnectError {
+    pub reply: Reply,
+    pub message: String,
+}
+
+impl ConnectError {
+    pub fn new(reply: Reply, message: impl Into<String>) -> Self {
+        Self {
+            reply,
+            message: message.into(),
+        }
+    }
+
+    /// Maps an I/O error (see [`reply_for_io_error`]), prefixing `context` to the message.
+    pub fn from_io(err: &io::Error, context: impl fmt::Display) -> Self {
+        Self::new(reply_for_io_error(err), format!("{context}: {err}"))
+    }
+}
+
+/// The usual mapping from a dial error to RFC 1928 reply codes; connectors other than
+/// [`DirectConnector`] should reuse it so clients see consistent codes.
+pub fn reply_for_io_error(err: &io::Error) -> Reply {
+    match err.kind() {
+        io::ErrorKind::ConnectionRefused => Reply::ConnectionRefused,
+        io::ErrorKind::TimedOut => Reply::TtlExpired,
+        io::ErrorKind::NetworkUnreachable => Reply::NetworkUnreachable,
+        io::ErrorKind::HostUnreachable | io::ErrorKind::AddrNotAvailable => Reply::HostUnreachable,
+        io::ErrorKind::PermissionDenied => Reply::NotAllowed,
+        _ => Reply::GeneralFailure,
+    }
+}
+
+pub type ConnectFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Connected, ConnectError>> + Send + 'a>>;
+
+/// Opens the upstream for a CONNECT. Implemented by the router (SSH upstreams, direct, reject);
+/// the server bounds each call with [`ServerConfig::connect_timeout`].
+pub trait Connector: Send + Sync + 'static {
+    fn connect(&self, dest: Destination) -> ConnectFuture<'_>;
+}
+
+/// Dials the destination directly over TCP from this host.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DirectConnector;
+
+impl Connector for DirectConnector {
+    fn connect(&self, dest: Destination) -> ConnectFuture<'_> {
+        Box::pin(direct_connect(dest))
+    }
+}
+
+/// Resolves (for domains) and tries each address in turn, with `TCP_NODELAY` since relayed
+/// traffic is often interactive. The last address's error decides the reply code.
+pub async fn direct_connect(dest: Destination) -> Result<Connected, ConnectError> {
+    let addrs: Vec<SocketAddr> = match &dest.host {
+        Host::Ip(ip) => vec![SocketAddr::new(*ip, dest.port)],
+        Host::Domain(name) => tokio::net::lookup_host((name.as_str(), dest.port))
+            .await
+            .map_err(|e| {
+                ConnectError::new(Reply::HostUnreachable, format!("resolving {name}: {e}"))
+            })?
+            .collect(),
+    };
+    let mut last_err = ConnectError::new(Reply::HostUnreachable, format!("{dest}: no addresses"));
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(%addr, error = %e, "socks: set_nodelay failed");
+                }
+                let bound = stream.local_addr().ok();
+                let mut connected = Connected::new(stream);
+                connected.bound = bound;
+                return Ok(connected);
+            }
+            Err(e) => last_err = ConnectError::from_io(&e, format_args!("connecting to {addr}")),
+        }
+    }
+    Err(last_err)
+}
+
+/// Server settings. `Debug` is safe to log: passwords are [`Redacted`].
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// RFC 1929 users. Non-empty means every client must authenticate (no-auth is refused).
+    pub users: Vec<(String, Redacted<String>)>,
+    /// Greeting through request must complete within this, or the client is dropped.
+    pub handshake_timeout: Duration,
+    /// Live connections; further clients wait in the listen backlog (not refused).
+    pub max_connections: usize,
+    /// Bound on [`Connector::connect`]; expiry replies `TtlExpired`.
+    pub connect_timeout: Duration,
+    /// Close a relay after this long with no bytes either way (`None`: never).
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            users: Vec::new(),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            connect_timeout: Duration::from_secs(30),
+            idle_timeout: None,
+        }
+    }
+}
+
+/// Counters for tests and `session-proxy status`. Updated with relaxed atomics; read a
+/// consistent-enough copy with [`ServerStats::snapshot`].
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    accepted: AtomicU64,
+    active: AtomicU64,
+    handshake_failures: AtomicU64,
+    auth_failures: AtomicU64,
+    replies: [AtomicU64; 9],
+    bytes: RelayCounters,
+}
+
+/// Plain copy of [`ServerStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub accepted: u64,
+    pub active: u64,
+    /// Handshakes that ended without a request: malformed, timed out, closed early or bad auth.
+    pub handshake_failures: u64,
+    /// Subset of `handshake_failures`: credentials rejected.
+    pub auth_failures: u64,
+    /// Replies sent, indexed by reply code (`[0]` = succeeded, the rest are rejections).
+    pub replies: [u64; 9],
+    pub bytes_client_to_upstream: u64,
+    pub bytes_upstream_to_client: u64,
+}
+
+impl StatsSnapshot {
+    pub fn replies_with(&self, reply: Reply) -> u64 {
+        self.replies
+            .get(usize::from(reply.code()))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl ServerStats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            accepted: load(&self.accepted),
+            active: load(&self.active),
+            handshake_failures: load(&self.handshake_failures),
+            auth_failures: load(&self.auth_failures),
+            replies: std::array::from_fn(|i| self.replies.get(i).map_or(0, load)),
+            bytes_client_to_upstream: self.bytes.a_to_b(),
+            bytes_upstream_to_client: self.bytes.b_to_a(),
+        }
+    }
+
+    fn record_reply(&self, reply: Reply) {
+        if let Some(c) = self.replies.get(usize::from(reply.code())) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Keeps `active` right even when a connection task is aborted at shutdown.
+struct ActiveGuard(Arc<ServerStats>);
+
+impl ActiveGuard {
+    fn new(stats: &Arc<ServerStats>) -> Self {
+        stats.active.fetch_add(1, Ordering::Relaxed);
+        Self(stats.clone())
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves SOCKS5 on `listener` until `shutdown` resolves. See [`Server`] to share limits and
+/// stats between listeners or to read the stats.
+pub async fn run(
+    listener: TcpListener,
+    cfg: ServerConfig,
+    connector: Arc<dyn Connector>,
+    shutdown: impl Future<Output = ()>,
+) {
+    Server::new(cfg, connector).run(listener, shutdown).await;
+}
+
+/// [`run`] for a Unix-domain socket listener.
+pub async fn run_unix(
+    listener: UnixListener,
+    cfg: ServerConfig,
+    connector: Arc<dyn Connector>,
+    shutdown: impl Future<Output = ()>,
+) {
+    Server::new(cfg, connector)
+        .run_unix(listener, shutdown)
+        .await;
+}
+
+/// A SOCKS5 server: config, connector, connection limit and stats. Cloning shares all of them,
+/// so one `Server` can serve a TCP and a Unix listener under one limit.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: ServerConfig,
+    connector: Arc<dyn Connector>,
+    stats: Arc<ServerStats>,
+    limit: Arc<Semaphore>,
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    async fn accept(&self) -> io::Result<(BoxedStream, String)> {
+        match self {
+            Self::Tcp(l) => {
+                let (stream, peer) = l.accept().await?;
+                // Latency over batching: SSH keystrokes go through here.
+                let _ = stream.set_nodelay(true);
+                Ok((Box::new(stream), peer.to_string()))
+            }
+            Self::Unix(l) => {
+                let (stream, _) = l.accept().await?;
+                Ok((Box::new(stream), "unix".to_owned()))
+            }
+        }
+    }
+}
+
+impl Server {
+    pub fn new(cfg: ServerConfig, connector: Arc<dyn Connector>) -> Self {
+        let limit = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+        let stats = Arc::new(ServerStats::default());
+        Self {
+            inner: Arc::new(Inner {
+                cfg,
+                connector,
+                stats,
+                limit,
+            }),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<ServerStats> {
+        self.inner.stats.clone()
+    }
+
+    pub async fn run(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        self.accept_loop(Listener::Tcp(listener), shutdown).await;
+    }
+
+    pub async fn run_unix(&self, listener: UnixListener, shutdown: impl Future<Output = ()>) {
+        self.accept_loop(Listener::Unix(listener), shutdown).await;
+    }
+
+    /// Over the limit we wait for a permit *before* accepting, so excess clients sit in the
+    /// kernel backlog instead of being accepted and dropped: a burst of `ssh` sessions slows
+    /// down rather than failing.
+    async fn accept_loop(&self, listener: Listener, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tasks = JoinSet::new();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let permit = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                permit = self.inner.limit.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => break, // semaphore closed: never happens, we own it
+                },
+            };
+            let (stream, peer) = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                res = listener.accept() => match res {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "socks: accept failed; retrying in {backoff:?}");
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                        continue;
+                    }
+                },
+            };
+            backoff = Duration::from_millis(50);
+            while let Some(done) = tasks.try_join_next() {
+                log_join(done);
+            }
+            self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            let this = self.clone();
+            let span = tracing::debug_span!("socks", %peer);
+            tasks.spawn(
+                async move {
+                    let _permit = permit;
+                    this.serve_connection(stream).await;
+                }
+                .instrument(span),
+            );
+        }
+        // Aborts live connections and waits for them to unwind.
+        tasks.shutdown().await;
+    }
+
+    /// Runs one client connection to completion (handshake, connect, relay). Public so callers
+    /// with their own accept loop (or tests) can reuse it; it does not take a permit.
+    pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send>(&self, mut client: S) {
+        let inner = &*self.inner;
+        let _active = ActiveGuard::new(&inner.stats);
+        let policy = if inner.cfg.users.is_empty() {
+            AuthPolicy::NoAuth
+        } else {
+            AuthPolicy::UserPass
+        };
+        let handshake = handshake(&mut client, policy, &inner.cfg.users, &inner.stats);
+        let (dest, leftover) = match tokio::time::timeout(inner.cfg.handshake_timeout, handshake)
+            .await
+        {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => {
+                inner
+                    .stats
+                    .handshake_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "socks: handshake failed");
+                return;
+            }
+            Err(_) => {
+                inner
+                    .stats
+                    .handshake_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(timeout = ?inner.cfg.handshake_timeout, "socks: handshake timed out");
+                return;
+            }
+        };
+
+        let connect = inner.connector.connect(dest.clone());
+        let result = match tokio::time::timeout(inner.cfg.connect_timeout, connect).await {
+            Ok(result) => result,
+            Err(_) => Err(ConnectError::new(
+                Reply::TtlExpired,
+                format!("connect timed out after {:?}", inner.cfg.connect_timeout),
+            )),
+        };
+        let upstream = match result {
+            Ok(upstream) => upstream,
+            Err(e) => {
+                tracing::debug!(%dest, reply = %e.reply, error = %e.message, "socks: connect refused");
+                inner.stats.record_reply(e.reply);
+                let _ = write_flush(&mut client, &encode_reply(e.reply, None)).await;
+                return;
+            }
+        };
+        inner.stats.record_reply(Reply::Succeeded);
+        if let Err(e) =
+            write_flush(&mut client, &encode_reply(Reply::Succeeded, upstream.bound)).await
+        {
+            tracing::debug!(%dest, error = %e, "socks: writing the reply failed");
+            return;
+        }
+        tracing::debug!(%dest, early_bytes = leftover.len(), "socks: connected");
+
+        let idle = inner.cfg.idle_timeout;
+        let result = if leftover.is_empty() {
+            relay_with(client, upstream.stream, idle, &inner.stats.bytes).await
+        } else {
+            // Bytes the client sent before our reply go upstream first, through the relay so
+            // they are counted and their write errors handled like any other.
+            let (read, write) = tokio::io::split(client);
+            let client = tokio::io::join(io::Cursor::new(leftover).chain(read), write);
+            relay_with(client, upstream.stream, idle, &inner.stats.bytes).await
+        };
+        match result {
+            Ok((up, down)) => tracing::debug!(%dest, up, down, "socks: relay finished"),
+            Err(e) => tracing::debug!(%dest, error = %e, "socks: relay ended with error"),
+        }
+    }
+}
+
+fn log_join(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            tracing::error!(error = %e, "socks: connection task panicked");
+        }
+    }
+}
+
+async fn write_flush<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
+#[derive(Debug, thiserror::Error)]
+enum HandshakeError {
+    #[error(transparent)]
+    Proto(#[from] ProtoError),
+    #[error("i/o during handshake: {0}")]
+    Io(#[from] io::Error),
+    #[error("client closed the connection mid-handshake")]
+    ClosedEarly,
+    #[error("authentication failed for user {user:?}")]
+    AuthRejected { user: String },
+}
+
+/// Bytes read from the client per call: at least one full message of any kind, small enough
+/// that a hostile client cannot make the handshake hold much.
+const READ_CHUNK: usize = 1024;
+
+/// Drives the [`Handshake`] core over the stream. Protocol errors get their wire response
+/// (e.g. `05 FF`, or a reply code) written before the error is returned.
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    policy: AuthPolicy,
+    users: &[(String, Redacted<String>)],
+    stats: &ServerStats,
+) -> Result<(Destination, Vec<u8>), HandshakeError> {
+    let mut hs = Handshake::new(policy);
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut filled = 0;
+    loop {
+        let step = hs.feed(buf.get(..filled).unwrap_or_default());
+        filled = 0;
+        match step {
+            Err(e) => {
+                if let Some(bytes) = e.wire_response() {
+                    if let Some(reply) = e.as_reply() {
+                        stats.record_reply(reply);
+                    }
+                    let _ = write_flush(stream, &bytes).await;
+                }
+                return Err(e.into());
+            }
+            Ok(Step::NeedMore) => {
+                filled = stream.read(&mut buf).await?;
+                if filled == 0 {
+                    return Err(HandshakeError::ClosedEarly);
+                }
+            }
+            Ok(Step::Send(bytes)) => write_flush(stream, &bytes).await?,
+            Ok(Step::Authenticate(creds)) => {
+                let ok = credentials_match(users, &creds);
+                if !ok {
+                    stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+                }
+                write_flush(stream, &hs.auth_result(ok)?).await?;
+                if !ok {
+                    return Err(HandshakeError::AuthRejected {
+                        user: creds.username_lossy().into_owned(),
+                    });
+                }
+            }
+            Ok(Step::Request(dest)) => return Ok((dest, hs.take_leftover())),
+        }
+    }
+}
+
+/// Checks every configured user without stopping early, comparing bytes in constant time per
+/// length, so response timing says little about which part was wrong.
+fn credentials_match(users: &[(String, Redacted<String>)], creds: &Credentials) -> bool {
+    users.iter().fold(false, |found, (user, pass)| {
+        let user_ok = ct_eq(user.as_bytes(), &creds.username);
+        let pass_ok = ct_eq(pass.expose().as_bytes(), creds.password.expose());
+        found | (user_ok & pass_ok)
+    })
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests;

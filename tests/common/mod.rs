@@ -1,0 +1,228 @@
+//! Shared harness for end-to-end tests: a real OpenSSH `sshd` on loopback with throwaway keys,
+//! the in-process simulator, and helpers to run the real `ssh` through `session-proxy stdio`.
+//! Readiness is polled against a deadline; ports come from binding 127.0.0.1:0.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use session_proxy::sim::instances::Instance;
+use session_proxy::sim::{Sim, SimOptions};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_session-proxy");
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_for_port(addr: SocketAddr, within: Duration) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{addr} did not start listening within {within:?}");
+}
+
+/// A real sshd on 127.0.0.1 with a throwaway host key and one authorized client key.
+pub struct Sshd {
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    pub client_key: PathBuf,
+    pub known_hosts: PathBuf,
+    child: Child,
+}
+
+fn keygen(path: &Path) {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+}
+
+impl Sshd {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        keygen(&d.join("host_key"));
+        keygen(&d.join("client_key"));
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let port = free_port();
+        let cfg = format!(
+            "ListenAddress 127.0.0.1:{port}\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nAllowTcpForwarding yes\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), cfg).unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start /usr/sbin/sshd (apt-get install openssh-server)");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        wait_for_port(addr, Duration::from_secs(10));
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+        let known_hosts = d.join("known_hosts");
+        Self {
+            client_key: d.join("client_key"),
+            known_hosts,
+            addr,
+            dir,
+            child,
+        }
+        .with_known(&host_pub)
+    }
+
+    fn with_known(self, host_pub: &str) -> Self {
+        let mut parts = host_pub.split_whitespace();
+        let (t, k) = (parts.next().unwrap(), parts.next().unwrap());
+        // ssh checks the key under the name given on its command line (HostKeyAlias below).
+        std::fs::write(&self.known_hosts, format!("sim-target {t} {k}\n")).unwrap();
+        self
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+                .unwrap()
+                .trim()
+                .to_owned()
+        })
+}
+
+pub fn instance(id: &str, addr: SocketAddr) -> Instance {
+    session_proxy::sim::instances::parse_target_flag(&format!("{id}={addr}")).unwrap()
+}
+
+/// A simulator on its own runtime thread, so blocking tests can drive processes.
+pub struct SimHandle {
+    pub rt: tokio::runtime::Runtime,
+    pub sim: Option<Sim>,
+    pub endpoint: String,
+}
+
+impl SimHandle {
+    pub fn start(opts: SimOptions) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let sim = rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            Sim::start(l, opts).unwrap()
+        });
+        let endpoint = sim.endpoint_url();
+        Self {
+            rt,
+            sim: Some(sim),
+            endpoint,
+        }
+    }
+
+    pub fn sim(&self) -> &Sim {
+        self.sim.as_ref().unwrap()
+    }
+
+    /// Environment that points AWS tools at the simulator.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL".into(), self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID".into(), "AKIASIMULATOR0000000".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "simulator-secret".into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+            ("AWS_CONFIG_FILE".into(), "/dev/null".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into()),
+        ]
+    }
+
+    /// Waits until the simulator reports no open sessions (bounded).
+    pub fn wait_no_open_sessions(&self, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        loop {
+            let n = self.sim().open_sessions();
+            if n == 0 || Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// `ssh` configured to go through `session-proxy stdio` to `target`.
+pub fn ssh_cmd(sim: &SimHandle, sshd: &Sshd, target: &str, extra_proxy_args: &str) -> Command {
+    let mut c = Command::new("ssh");
+    c.args([
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "HostKeyAlias=sim-target",
+    ])
+    .arg("-o")
+    .arg(format!("UserKnownHostsFile={}", sshd.known_hosts.display()))
+    .arg("-i")
+    .arg(&sshd.client_key)
+    .arg("-o")
+    .arg(format!(
+        "ProxyCommand={BIN} stdio %h -p %p {extra_proxy_args}"
+    ))
+    .arg("-l")
+    .arg(user())
+    .arg(target);
+    for (k, v) in sim.env() {
+        c.env(k, v);
+    }
+    c
+}
+
+pub fn sha256_file(p: &Path) -> String {
+    let out = Command::new("sha256sum").arg(p).output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+pub fn random_file(dir: &Path, name: &str, mb: usize) -> PathBuf {
+    let p = dir.join(name);
+    let st = Command::new("head")
+        .arg("-c")
+        .arg((mb * 1024 * 1024).to_string())
+        .arg("/dev/urandom")
+        .stdout(std::fs::File::create(&p).unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    p
+}

@@ -1,0 +1,258 @@
+//! `session-proxy stdio` as OpenSSH's ProxyCommand, end to end: the real `ssh` client, the
+//! in-process simulator, and a real `sshd` on loopback. Bulk transfers compare SHA-256.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use session_proxy::sim::faults::{DirFaults, FaultPlan};
+use session_proxy::sim::SimOptions;
+
+const ID: &str = "i-0123456789abcdef0";
+
+fn sim_for(sshd: &Sshd, faults: FaultPlan) -> SimHandle {
+    let mut inst = instance(ID, sshd.addr);
+    inst.name = Some("web-sim".into());
+    SimHandle::start(SimOptions {
+        instances: vec![inst],
+        faults,
+        ..SimOptions::default()
+    })
+}
+
+#[test]
+fn ssh_runs_a_remote_command_through_stdio() {
+    let sshd = Sshd::start();
+    let sim = sim_for(&sshd, FaultPlan::default());
+    let out = ssh_cmd(&sim, &sshd, ID, "")
+        .arg("echo hello-from-sshd")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ssh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "hello-from-sshd"
+    );
+    assert_eq!(
+        sim.wait_no_open_sessions(Duration::from_secs(10)),
+        0,
+        "session left open"
+    );
+}
+
+fn transfer_both_ways(sim: &SimHandle, sshd: &Sshd, mb: usize) {
+    let file = random_file(sshd.dir.path(), "payload.bin", mb);
+    let want = sha256_file(&file);
+    // Down: remote cat → local sha256.
+    let down = ssh_cmd(sim, sshd, ID, "")
+        .arg(format!("cat {}", file.display()))
+        .output()
+        .unwrap();
+    assert!(
+        down.status.success(),
+        "download failed: {}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert_eq!(down.stdout.len(), mb * 1024 * 1024, "download length");
+    let got = {
+        let p = sshd.dir.path().join("down.bin");
+        std::fs::write(&p, &down.stdout).unwrap();
+        sha256_file(&p)
+    };
+    assert_eq!(got, want, "download corrupted");
+    // Up: local file → remote sha256sum.
+    let up = ssh_cmd(sim, sshd, ID, "")
+        .arg("sha256sum")
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "upload failed: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let remote = String::from_utf8_lossy(&up.stdout);
+    assert_eq!(
+        remote.split_whitespace().next(),
+        Some(want.as_str()),
+        "upload corrupted"
+    );
+}
+
+#[test]
+fn fifty_mb_down_and_up_are_byte_exact() {
+    let sshd = Sshd::start();
+    let sim = sim_for(&sshd, FaultPlan::default());
+    transfer_both_ways(&sim, &sshd, 50);
+    assert_eq!(sim.wait_no_open_sessions(Duration::from_secs(10)), 0);
+}
+
+#[test]
+fn fifty_mb_survive_loss_duplication_reordering_and_three_websocket_kills() {
+    let sshd = Sshd::start();
+    let f = DirFaults {
+        drop: 0.05,
+        duplicate: 0.05,
+        reorder: 0.05,
+        delay: Duration::ZERO,
+    };
+    let plan = FaultPlan {
+        seed: 20261124,
+        to_agent: f,
+        to_client: f,
+        // ~70 MB of frames cross per 50 MB session (data, headers, acks): 3 kills each way.
+        kill_after_bytes: Some(17 * 1024 * 1024),
+        kill_every: None,
+    };
+    let sim = sim_for(&sshd, plan);
+    transfer_both_ways(&sim, &sshd, 50);
+    let stats = sim.sim().stats();
+    let kills: u64 = stats.iter().map(|s| s.faults.kills).sum();
+    let dropped: u64 = stats.iter().map(|s| s.faults.dropped).sum();
+    assert!(
+        kills >= 6,
+        "expected ≥3 WebSocket kills per transfer, got {kills} in total"
+    );
+    assert!(dropped > 1000, "fault plan did not drop frames ({dropped})");
+    assert!(
+        stats.iter().all(|s| s.client_reconnects >= 3),
+        "every session resumed: {stats:?}"
+    );
+    assert_eq!(sim.wait_no_open_sessions(Duration::from_secs(10)), 0);
+}
+
+#[test]
+fn target_can_be_given_by_name_tag() {
+    let sshd = Sshd::start();
+    let sim = sim_for(&sshd, FaultPlan::default());
+    let out = ssh_cmd(&sim, &sshd, "web-sim", "")
+        .arg("echo by-name")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "by-name");
+}
+
+fn stdio(sim: &SimHandle, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("stdio").args(args);
+    for (k, v) in sim.env() {
+        c.env(k, v);
+    }
+    c
+}
+
+#[test]
+fn offline_and_unknown_targets_fail_with_a_clear_message_and_no_host_code() {
+    let sshd = Sshd::start();
+    let mut off = instance("i-0fedcba9876543210", sshd.addr);
+    off.online = false;
+    off.name = Some("sleepy".into());
+    let sim = SimHandle::start(SimOptions {
+        instances: vec![off],
+        ..SimOptions::default()
+    });
+    let out = stdio(&sim, &["i-0fedcba9876543210"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(68), "{err}");
+    assert!(
+        err.contains("i-0fedcba9876543210") && err.contains("not connected"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+
+    let out = stdio(&sim, &["sleepy"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(68), "{err}");
+    assert!(err.contains("not connected"), "{err}");
+
+    let out = stdio(&sim, &["no-such-host"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(68), "{err}");
+    assert!(
+        err.contains("no-such-host") && err.contains("tag:Name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unsupported_document_is_an_aws_api_error() {
+    let sshd = Sshd::start();
+    let sim = sim_for(&sshd, FaultPlan::default());
+    let out = stdio(&sim, &[ID, "--document", "AWS-RunShellScript"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(69),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    let out = Command::new(BIN)
+        .args(["stdio", "i-0123456789abcdef0", "-p", "notaport"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}
+
+/// The official plugin exits on stdin EOF and drops output still in flight; we must not.
+#[test]
+fn stdin_eof_still_delivers_all_output_in_flight() {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let payload: Vec<u8> = (0..5 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let expect = payload.clone();
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = server.accept().unwrap();
+        let mut line = [0u8; 3];
+        s.read_exact(&mut line).unwrap();
+        // Answer slowly enough that the client has long seen stdin EOF.
+        std::thread::sleep(Duration::from_millis(300));
+        s.write_all(&payload).unwrap();
+    });
+    let sshd = Sshd::start();
+    let sim = sim_for(&sshd, FaultPlan::default());
+    let mut child = stdio(&sim, &[ID, "-p", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut got = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut got).unwrap();
+    let status = child.wait().unwrap();
+    t.join().unwrap();
+    assert!(status.success(), "exit {status:?}");
+    assert_eq!(got.len(), expect.len());
+    assert!(got == expect, "output corrupted");
+    assert_eq!(sim.wait_no_open_sessions(Duration::from_secs(10)), 0);
+}
