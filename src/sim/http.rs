@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::sim::api::{self, ApiResponse, CONTENT_TYPE};
 use crate::sim::registry::Registry;
@@ -24,7 +24,7 @@ pub const MAX_BODY: usize = 1024 * 1024;
 const MAX_HEADERS: usize = 64;
 /// How long a kept-alive connection may sit idle before the next request starts.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a started request may take to arrive in full (head and body).
+/// How long the head, and then the body, of a started request may take to arrive.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The parts of a request head the server acts on, copied out of the read buffer.
@@ -98,7 +98,8 @@ async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
     buf: &mut Vec<u8>,
 ) -> Result<Option<Head>, ApiResponse> {
-    let mut deadline = IDLE_TIMEOUT;
+    let mut deadline = Instant::now() + IDLE_TIMEOUT;
+    let mut started = false;
     loop {
         if !buf.is_empty() {
             if let Some(head) = parse_head(buf)? {
@@ -107,9 +108,13 @@ async fn read_head<S: AsyncRead + Unpin>(
             if buf.len() >= MAX_HEAD {
                 return Err(refuse(431, "request head exceeds 16 KiB"));
             }
-            deadline = READ_TIMEOUT;
+            if !started {
+                // A request has begun: it gets READ_TIMEOUT in all, however it trickles in.
+                started = true;
+                deadline = Instant::now() + READ_TIMEOUT;
+            }
         }
-        match timeout(deadline, read_some(stream, buf)).await {
+        match timeout_at(deadline, read_some(stream, buf)).await {
             Ok(Ok(n)) if n > 0 => {}
             _ => return Ok(None),
         }

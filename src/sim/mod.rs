@@ -196,6 +196,7 @@ impl Ctx {
         }
     }
 
+    #[allow(clippy::result_large_err)] // the handshake callback's signature is tungstenite's
     async fn serve_websocket(self: Arc<Self>, stream: TcpStream) {
         let mut path = None;
         let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {

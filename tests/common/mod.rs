@@ -1,7 +1,13 @@
 //! Shared harness for end-to-end tests: a real OpenSSH `sshd` on loopback with throwaway keys,
 //! the in-process simulator, and helpers to run the real `ssh` through `session-proxy stdio`.
 //! Readiness is polled against a deadline; ports come from binding 127.0.0.1:0.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

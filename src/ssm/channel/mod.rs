@@ -442,10 +442,8 @@ impl Channel {
             return;
         };
         self.stats.acks_received += 1;
-        if let Some(sample) = self.send.on_ack(ack.sequence_number, now) {
-            if let Some(r) = sample {
-                self.rtt.on_sample(r);
-            }
+        if let Some(Some(r)) = self.send.on_ack(ack.sequence_number, now) {
+            self.rtt.on_sample(r);
         }
         self.flush_pending(now);
         self.check_flushed();

@@ -78,7 +78,6 @@ pub(super) struct Outcome {
     pub agent_got: Vec<u8>,
     pub client: Stats,
     pub agent: Stats,
-    pub elapsed: Duration,
 }
 
 fn pattern(len: usize, salt: u64) -> Vec<u8> {
@@ -222,7 +221,6 @@ pub(super) fn run_pair(
         agent_got: agent.got,
         client: client.ch.stats().clone(),
         agent: agent.ch.stats().clone(),
-        elapsed: now - t0,
     }
 }
 

@@ -1,0 +1,123 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[session-proxy] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'session-proxy'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'session-proxy'= {
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand stdio 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
+            cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
+            cand route 'Show which route, upstream or default a destination takes under the config'
+            cand generate 'Write shell completions and man pages'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'session-proxy;stdio'= {
+            cand -p 'Port on the instance (portNumber of the session document). Default: the alias''s port, else 22'
+            cand --port 'Port on the instance (portNumber of the session document). Default: the alias''s port, else 22'
+            cand --profile 'AWS profile (default: the alias''s, else AWS_PROFILE or the default profile)'
+            cand --region 'AWS region (default: AWS_REGION or the profile''s region)'
+            cand --document 'Session document'
+            cand --chunk 'Bytes per outgoing data-channel message'
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'session-proxy;sim'= {
+            cand --listen 'Address to listen on (loopback only)'
+            cand --target 'An instance: `i-0123456789abcdef0=127.0.0.1:2222[,name=web,ip=10.0.0.5,computer=host,offline,agent=3.3.987.0]`'
+            cand --instances 'YAML file listing instances'
+            cand --pace-ms 'Milliseconds the agent sleeps per chunk read (1 imitates the real agent''s ~1 MB/s)'
+            cand --chunk 'Bytes per agent output message'
+            cand --agent-version 'AgentVersion to report in the handshake (default: each instance''s)'
+            cand --seed 'Seed of the fault plan (printed so a failure can be replayed)'
+            cand --drop 'Drop rate (0..1) of frames in both directions'
+            cand --duplicate 'Duplicate rate (0..1) of frames in both directions'
+            cand --reorder 'Reorder rate (0..1) of frames in both directions'
+            cand --delay-ms 'Extra delay in milliseconds for every frame'
+            cand --kill-after-bytes 'Close the client''s WebSocket (code 1000) after this many bytes, repeatedly'
+            cand --kill-every-secs 'Close the client''s WebSocket (code 1000) every this many seconds'
+            cand --idle-timeout-secs 'Seconds a session may wait for its client to resume before it is closed'
+            cand --stats-file 'Write per-session stats (JSON) here on exit'
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --legacy-agent 'Imitate agents that skip the handshake'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'session-proxy;route'= {
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'session-proxy;generate'= {
+            cand --completions 'Directory for completions (bash, zsh, fish, elvish, powershell)'
+            cand --man 'Directory for man pages'
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'session-proxy;help'= {
+            cand stdio 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
+            cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
+            cand route 'Show which route, upstream or default a destination takes under the config'
+            cand generate 'Write shell completions and man pages'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'session-proxy;help;stdio'= {
+        }
+        &'session-proxy;help;sim'= {
+        }
+        &'session-proxy;help;route'= {
+        }
+        &'session-proxy;help;generate'= {
+        }
+        &'session-proxy;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,84 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_session_proxy_global_optspecs
+    string join \n v/verbose q/quiet config= h/help V/version
+end
+
+function __fish_session_proxy_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_session_proxy_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_session_proxy_using_subcommand
+    set -l cmd (__fish_session_proxy_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -s q -l quiet -d 'Only errors on stderr'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -s h -l help -d 'Print help'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -s V -l version -d 'Print version'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "stdio" -d 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "sim" -d 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "route" -d 'Show which route, upstream or default a destination takes under the config'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "generate" -d 'Write shell completions and man pages'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -s p -l port -d 'Port on the instance (portNumber of the session document). Default: the alias\'s port, else 22' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l profile -d 'AWS profile (default: the alias\'s, else AWS_PROFILE or the default profile)' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l region -d 'AWS region (default: AWS_REGION or the profile\'s region)' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l document -d 'Session document' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l chunk -d 'Bytes per outgoing data-channel message' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -s q -l quiet -d 'Only errors on stderr'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -s h -l help -d 'Print help'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -s V -l version -d 'Print version'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l listen -d 'Address to listen on (loopback only)' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l target -d 'An instance: `i-0123456789abcdef0=127.0.0.1:2222[,name=web,ip=10.0.0.5,computer=host,offline,agent=3.3.987.0]`' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l instances -d 'YAML file listing instances' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l pace-ms -d 'Milliseconds the agent sleeps per chunk read (1 imitates the real agent\'s ~1 MB/s)' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l chunk -d 'Bytes per agent output message' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l agent-version -d 'AgentVersion to report in the handshake (default: each instance\'s)' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l seed -d 'Seed of the fault plan (printed so a failure can be replayed)' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l drop -d 'Drop rate (0..1) of frames in both directions' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l duplicate -d 'Duplicate rate (0..1) of frames in both directions' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l reorder -d 'Reorder rate (0..1) of frames in both directions' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l delay-ms -d 'Extra delay in milliseconds for every frame' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l kill-after-bytes -d 'Close the client\'s WebSocket (code 1000) after this many bytes, repeatedly' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l kill-every-secs -d 'Close the client\'s WebSocket (code 1000) every this many seconds' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l idle-timeout-secs -d 'Seconds a session may wait for its client to resume before it is closed' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l stats-file -d 'Write per-session stats (JSON) here on exit' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l legacy-agent -d 'Imitate agents that skip the handshake'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -s q -l quiet -d 'Only errors on stderr'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -s h -l help -d 'Print help'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -s V -l version -d 'Print version'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -s q -l quiet -d 'Only errors on stderr'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -s h -l help -d 'Print help'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -s V -l version -d 'Print version'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -l completions -d 'Directory for completions (bash, zsh, fish, elvish, powershell)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -l man -d 'Directory for man pages' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s q -l quiet -d 'Only errors on stderr'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s h -l help -d 'Print help'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s V -l version -d 'Print version'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim route generate help" -f -a "stdio" -d 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim route generate help" -f -a "sim" -d 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim route generate help" -f -a "route" -d 'Show which route, upstream or default a destination takes under the config'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim route generate help" -f -a "generate" -d 'Write shell completions and man pages'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim route generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
