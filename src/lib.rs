@@ -26,8 +26,8 @@
     )
 )]
 
-pub mod ssm;
 pub mod ssh;
+pub mod ssm;
 pub mod upstream;
 
 pub mod cli;
