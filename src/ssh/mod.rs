@@ -43,6 +43,7 @@ pub struct SshSettings {
     pub host_key_policy: HostKeyPolicy,
     pub known_hosts: KnownHosts,
     /// Silence after which a keepalive is sent; [`KEEPALIVE_MAX`] unanswered ones end the link.
+    /// Zero turns keepalives off.
     pub keepalive: Duration,
 }
 
@@ -182,7 +183,7 @@ impl SshConnection {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let config = client::Config {
-            keepalive_interval: Some(settings.keepalive),
+            keepalive_interval: (!settings.keepalive.is_zero()).then_some(settings.keepalive),
             keepalive_max: KEEPALIVE_MAX,
             ..client::Config::default()
         };

@@ -36,6 +36,7 @@ pub struct UpstreamConfig {
     /// Number of SSH connections kept open, spread over `targets`.
     pub pool_size: usize,
     pub host_key_policy: HostKeyPolicy,
+    /// SSH keepalive interval; zero turns keepalives off (`keepalive_secs: 0`).
     pub keepalive: Duration,
     /// Connect on first use instead of at start.
     pub lazy: bool,
@@ -106,10 +107,44 @@ pub fn validate(cfg: &UpstreamConfig) -> Result<(), UpstreamError> {
     if cfg.identity_files.is_empty() && !cfg.ssh_agent {
         return err("set identity_files or enable ssh_agent: there is no key to log in with");
     }
-    if cfg.keepalive.is_zero() {
-        return err("keepalive must be greater than zero");
-    }
     Ok(())
+}
+
+impl UpstreamConfig {
+    /// The pool's view of a validated `upstreams:` entry; host keys live in
+    /// `<state_dir>/known_hosts`.
+    pub fn from_config(up: &crate::config::Upstream, state_dir: &std::path::Path) -> Self {
+        use crate::config::HostKeyPolicy as Configured;
+        Self {
+            name: up.name.clone(),
+            targets: up.targets.iter().map(|t| t.as_str().to_owned()).collect(),
+            aws: AwsSettings {
+                profile: up.profile.clone(),
+                region: up.region.clone(),
+                credentials: up
+                    .credentials
+                    .as_ref()
+                    .map(|c| crate::ssm::api::InlineCredentials {
+                        access_key_id: c.access_key_id.clone(),
+                        secret_access_key: c.secret_access_key.clone(),
+                        session_token: c.session_token.clone(),
+                    }),
+            },
+            user: up.user.clone(),
+            identity_files: up.identity_files.clone(),
+            ssh_agent: up.ssh_agent,
+            port: up.port,
+            pool_size: up.pool_size.get(),
+            host_key_policy: match up.host_key_policy {
+                Configured::AcceptNew => HostKeyPolicy::AcceptNew,
+                Configured::Strict => HostKeyPolicy::Strict,
+                Configured::Off => HostKeyPolicy::Off,
+            },
+            keepalive: up.keepalive.unwrap_or(Duration::ZERO),
+            lazy: up.lazy,
+            known_hosts: state_dir.join("known_hosts"),
+        }
+    }
 }
 
 /// All upstream pools, by name.
@@ -229,12 +264,11 @@ mod tests {
     #[test]
     fn invalid_configs_are_refused_with_the_key_to_fix() {
         type Breaker = fn(&mut UpstreamConfig);
-        let cases: [(Breaker, &str); 5] = [
+        let cases: [(Breaker, &str); 4] = [
             (|c| c.targets.clear(), "targets"),
             (|c| c.pool_size = 0, "pool_size"),
             (|c| c.user.clear(), "user"),
             (|c| c.identity_files.clear(), "identity_files"),
-            (|c| c.keepalive = Duration::ZERO, "keepalive"),
         ];
         for (break_it, key) in cases {
             let mut c = cfg("web");
@@ -243,6 +277,40 @@ mod tests {
             assert!(e.contains(key) && e.contains("web"), "{e}");
         }
         assert!(validate(&cfg("web")).is_ok());
+    }
+
+    #[test]
+    fn config_entries_convert_with_keepalive_off_as_zero_and_known_hosts_in_the_state_dir() {
+        use crate::config::{HostKeyPolicy as P, Target, Upstream};
+        let up = Upstream {
+            name: "prod".into(),
+            targets: vec![
+                Target::InstanceId("i-0123456789abcdef0".into()),
+                Target::Name("bastion".into()),
+            ],
+            profile: Some("prod".into()),
+            region: Some("eu-west-1".into()),
+            credentials: None,
+            user: "ubuntu".into(),
+            identity_files: vec!["/home/u/.ssh/id_ed25519".into()],
+            ssh_agent: true,
+            port: 2222,
+            pool_size: std::num::NonZeroUsize::new(3).unwrap(),
+            host_key_policy: P::Strict,
+            lazy: true,
+            keepalive: None,
+        };
+        let c = UpstreamConfig::from_config(&up, std::path::Path::new("/state"));
+        assert_eq!(c.targets, ["i-0123456789abcdef0", "bastion"]);
+        assert_eq!(c.aws.profile.as_deref(), Some("prod"));
+        assert_eq!(
+            (c.port, c.pool_size, c.lazy, c.ssh_agent),
+            (2222, 3, true, true)
+        );
+        assert_eq!(c.host_key_policy, HostKeyPolicy::Strict);
+        assert_eq!(c.keepalive, Duration::ZERO);
+        assert_eq!(c.known_hosts, PathBuf::from("/state/known_hosts"));
+        assert!(validate(&c).is_ok());
     }
 
     #[test]
