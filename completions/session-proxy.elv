@@ -29,6 +29,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --version 'Print version'
             cand stdio 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
             cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
+            cand serve 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
             cand route 'Show which route, upstream or default a destination takes under the config'
             cand generate 'Write shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -77,6 +78,32 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'session-proxy;serve'= {
+            cand --listen 'SOCKS5 listen address or Unix socket path (repeatable; replaces the config''s listeners)'
+            cand --default 'Default action: direct, reject or an upstream name'
+            cand --profile 'AWS profile for every upstream'
+            cand --region 'AWS region for every upstream'
+            cand --state-dir 'Directory for known_hosts and logs (default: XDG state dir)'
+            cand --target 'Ad-hoc mode: bastion instance id or name (repeatable); builds a one-upstream config'
+            cand --user 'Ad-hoc mode: SSH user on the bastion'
+            cand -i 'Ad-hoc mode: SSH private key (repeatable)'
+            cand --identity 'Ad-hoc mode: SSH private key (repeatable)'
+            cand --port 'Ad-hoc mode: sshd port on the bastion'
+            cand --pool-size 'Ad-hoc mode: SSH connections (SSM sessions) to keep open'
+            cand --host-key-policy 'Ad-hoc mode: host key policy (accept-new, strict, off)'
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --foreground 'Stay in the foreground (for systemd, launchd and tests)'
+            cand --allow-remote 'Allow listening on non-loopback addresses'
+            cand --ssh-agent 'Ad-hoc mode: use ssh-agent ($SSH_AUTH_SOCK)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'session-proxy;route'= {
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
@@ -104,6 +131,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
         &'session-proxy;help'= {
             cand stdio 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
             cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
+            cand serve 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
             cand route 'Show which route, upstream or default a destination takes under the config'
             cand generate 'Write shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -111,6 +139,8 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
         &'session-proxy;help;stdio'= {
         }
         &'session-proxy;help;sim'= {
+        }
+        &'session-proxy;help;serve'= {
         }
         &'session-proxy;help;route'= {
         }

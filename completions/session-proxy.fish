@@ -31,6 +31,7 @@ complete -c session-proxy -n "__fish_session_proxy_needs_command" -s h -l help -
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -s V -l version -d 'Print version'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "stdio" -d 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "sim" -d 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "serve" -d 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "route" -d 'Show which route, upstream or default a destination takes under the config'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "generate" -d 'Write shell completions and man pages'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -65,6 +66,25 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -s v -l
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -s q -l quiet -d 'Only errors on stderr'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -s h -l help -d 'Print help'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -s V -l version -d 'Print version'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l listen -d 'SOCKS5 listen address or Unix socket path (repeatable; replaces the config\'s listeners)' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l default -d 'Default action: direct, reject or an upstream name' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l profile -d 'AWS profile for every upstream' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l region -d 'AWS region for every upstream' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l state-dir -d 'Directory for known_hosts and logs (default: XDG state dir)' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l target -d 'Ad-hoc mode: bastion instance id or name (repeatable); builds a one-upstream config' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l user -d 'Ad-hoc mode: SSH user on the bastion' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -s i -l identity -d 'Ad-hoc mode: SSH private key (repeatable)' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l port -d 'Ad-hoc mode: sshd port on the bastion' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l pool-size -d 'Ad-hoc mode: SSH connections (SSM sessions) to keep open' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l host-key-policy -d 'Ad-hoc mode: host key policy (accept-new, strict, off)' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l foreground -d 'Stay in the foreground (for systemd, launchd and tests)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l allow-remote -d 'Allow listening on non-loopback addresses'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l ssh-agent -d 'Ad-hoc mode: use ssh-agent ($SSH_AUTH_SOCK)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -s q -l quiet -d 'Only errors on stderr'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -s q -l quiet -d 'Only errors on stderr'
@@ -77,8 +97,9 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s q -l quiet -d 'Only errors on stderr'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s h -l help -d 'Print help'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim route generate help" -f -a "stdio" -d 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim route generate help" -f -a "sim" -d 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim route generate help" -f -a "route" -d 'Show which route, upstream or default a destination takes under the config'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim route generate help" -f -a "generate" -d 'Write shell completions and man pages'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim route generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve route generate help" -f -a "stdio" -d 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve route generate help" -f -a "sim" -d 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve route generate help" -f -a "serve" -d 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve route generate help" -f -a "route" -d 'Show which route, upstream or default a destination takes under the config'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve route generate help" -f -a "generate" -d 'Write shell completions and man pages'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve route generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -37,5 +37,6 @@ pub mod paths;
 pub mod redact;
 pub mod relay;
 pub mod route;
+pub mod serve;
 pub mod sim;
 pub mod socks;

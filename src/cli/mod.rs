@@ -4,6 +4,7 @@
 pub mod generate;
 pub mod load;
 pub mod route;
+pub mod serve;
 pub mod sim;
 
 pub mod stdio;
@@ -43,6 +44,8 @@ pub enum Command {
     Stdio(stdio::StdioArgs),
     /// Run a local simulator of the AWS side of Session Manager (no AWS account needed).
     Sim(sim::SimArgs),
+    /// SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject.
+    Serve(serve::ServeArgs),
     /// Show which route, upstream or default a destination takes under the config.
     Route(route::RouteArgs),
     /// Write shell completions and man pages.
@@ -59,6 +62,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Stdio(a) => stdio::run(&cli.global, a).await,
         Command::Sim(a) => sim::run(&cli.global, a).await,
+        Command::Serve(a) => serve::run(&cli.global, a).await,
         Command::Route(a) => route::run(&cli.global, a),
         Command::Generate(a) => generate::run(&cli.global, a),
     }

@@ -82,6 +82,8 @@ impl UpstreamError {
     pub fn socks_reply(&self) -> u8 {
         match self {
             Self::Rejected { kind, .. } => kind.socks_reply(),
+            // No usable bastion connection: the destination is unreachable from here.
+            Self::NotReady { .. } | Self::ConnectionsLost { .. } | Self::ShutDown { .. } => 4,
             _ => 1,
         }
     }

@@ -58,6 +58,11 @@ fn keygen(path: &Path) {
 
 impl Sshd {
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// With extra sshd_config lines (e.g. `PermitOpen 127.10.0.1:*`).
+    pub fn start_with(extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         keygen(&d.join("host_key"));
@@ -66,7 +71,7 @@ impl Sshd {
         let _ = std::fs::create_dir_all("/run/sshd");
         let port = free_port();
         let cfg = format!(
-            "ListenAddress 127.0.0.1:{port}\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nAllowTcpForwarding yes\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
+            "ListenAddress 127.0.0.1:{port}\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nAllowTcpForwarding yes\nSubsystem sftp internal-sftp\nLogLevel ERROR\n{extra}\n",
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), cfg).unwrap();
@@ -231,4 +236,101 @@ pub fn random_file(dir: &Path, name: &str, mb: usize) -> PathBuf {
         .unwrap();
     assert!(st.success());
     p
+}
+
+/// A tiny HTTP/1.0 file server on `addr` (blocking threads), serving `files` by path.
+pub fn http_server(addr: &str, files: Vec<(String, Vec<u8>)>) -> SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind(addr).expect("bind http server");
+    let local = l.local_addr().unwrap();
+    let files = std::sync::Arc::new(files);
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { continue };
+            let files = files.clone();
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                if r.read_line(&mut line).is_err() {
+                    return;
+                }
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).map(|n| n == 0).unwrap_or(true) || h == "\r\n" {
+                        break;
+                    }
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let body = files
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .map(|(_, b)| b.clone());
+                let _ = match body {
+                    Some(b) => s
+                        .write_all(
+                            format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", b.len())
+                                .as_bytes(),
+                        )
+                        .and_then(|()| s.write_all(&b)),
+                    None => s.write_all(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+                };
+            });
+        }
+    });
+    local
+}
+
+/// A running `session-proxy serve --foreground` child; killed (SIGTERM) on drop.
+pub struct Serve {
+    pub child: Child,
+    pub socks: SocketAddr,
+}
+
+impl Serve {
+    pub fn start(sim: &SimHandle, config: &Path, socks: SocketAddr) -> Self {
+        let mut c = Command::new(BIN);
+        c.args(["serve", "--foreground", "--config"])
+            .arg(config)
+            .stdin(Stdio::null());
+        for (k, v) in sim.env() {
+            c.env(k, v);
+        }
+        let child = c.spawn().expect("start serve");
+        wait_for_port(socks, Duration::from_secs(60));
+        Self { child, socks }
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let st = self.child.wait().unwrap();
+        std::mem::forget(self);
+        st
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `curl --socks5-hostname` through `socks`; returns (exit code, body, stderr).
+pub fn curl(socks: SocketAddr, url: &str, extra: &[&str]) -> (i32, Vec<u8>, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "60", "--socks5-hostname"])
+        .arg(socks.to_string())
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("curl");
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

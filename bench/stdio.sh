@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# stdio bulk throughput and client CPU, through the simulator to a real sshd on 127.0.0.1.
+# Prints a markdown table: MB/s down and up (min and median of RUNS), the ratio to plain ssh
+# to the same sshd, and session-proxy's CPU seconds per 100 MB.
+#   bench/stdio.sh [SIZE_MB] [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE_MB=${1:-100}
+RUNS=${2:-3}
+cargo build --release -q
+BIN=$PWD/target/release/session-proxy
+work=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
+cp "$work/client_key.pub" "$work/authorized_keys"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$work/sshd_config" <<CFG
+ListenAddress 127.0.0.1:$port
+HostKey $work/host_key
+AuthorizedKeysFile $work/authorized_keys
+PidFile $work/sshd.pid
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+LogLevel ERROR
+CFG
+[ "$(id -u)" = 0 ] && mkdir -p /run/sshd
+/usr/sbin/sshd -D -e -f "$work/sshd_config" & pids+=($!)
+head -c $((SIZE_MB * 1048576)) /dev/urandom > "$work/blob"
+want=$(sha256sum < "$work/blob" | cut -d' ' -f1)
+
+start_sim() { # $1 = extra sim flags
+  rm -f "$work/env"
+  "$BIN" sim --target "i-0123456789abcdef0=127.0.0.1:$port" $1 > "$work/env" 2>"$work/sim.log" & sim_pid=$!
+  pids+=($sim_pid)
+  for _ in $(seq 100); do grep -q AWS_ENDPOINT_URL "$work/env" 2>/dev/null && break; sleep 0.05; done
+  # shellcheck disable=SC1091
+  . "$work/env"
+}
+stop_sim() { kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; }
+
+SSH=(ssh -F /dev/null -i "$work/client_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes)
+# One transfer; prints "seconds cpu_seconds" (cpu = session-proxy user+sys, 0 for plain ssh).
+xfer() { # $1 = down|up, $2 = via (proxy|plain)
+  local t0 t1 cpu=0 got
+  rm -f "$work/cpu"
+  if [ "$2" = proxy ]; then
+    local pc="/usr/bin/time -o $work/cpu -f '%U %S' $BIN stdio %h -p %p"
+    t0=$(date +%s.%N)
+    if [ "$1" = down ]; then got=$("${SSH[@]}" -o ProxyCommand="$pc" "$(id -un)@i-0123456789abcdef0" "cat $work/blob" | sha256sum | cut -d' ' -f1)
+    else got=$("${SSH[@]}" -o ProxyCommand="$pc" "$(id -un)@i-0123456789abcdef0" sha256sum < "$work/blob" | cut -d' ' -f1); fi
+    t1=$(date +%s.%N)
+    for _ in $(seq 50); do [ -s "$work/cpu" ] && break; sleep 0.05; done
+    cpu=$(awk '{print $1+$2}' "$work/cpu" 2>/dev/null || echo 0)
+  else
+    t0=$(date +%s.%N)
+    if [ "$1" = down ]; then got=$("${SSH[@]}" -p "$port" "$(id -un)@127.0.0.1" "cat $work/blob" | sha256sum | cut -d' ' -f1)
+    else got=$("${SSH[@]}" -p "$port" "$(id -un)@127.0.0.1" sha256sum < "$work/blob" | cut -d' ' -f1); fi
+    t1=$(date +%s.%N)
+  fi
+  [ "$got" = "$want" ] || { echo "checksum mismatch ($1 $2)" >&2; exit 1; }
+  echo "$(python3 -c "print($t1 - $t0)") $cpu"
+}
+stats() { # reads "seconds cpu" lines; prints "min_MBps median_MBps median_cpu_per_100MB"
+  python3 -c "
+import sys, statistics
+rows=[tuple(map(float,l.split())) for l in sys.stdin if l.strip()]
+rates=sorted($SIZE_MB/r[0] for r in rows)
+cpu=statistics.median(r[1] for r in rows)*100/$SIZE_MB
+print(f'{rates[0]:.1f} {statistics.median(rates):.1f} {cpu:.2f}')"
+}
+declare -A base
+for dir in down up; do
+  base[$dir]=$(for _ in $(seq "$RUNS"); do xfer $dir plain; done | stats)
+done
+echo "| mode | direction | min MB/s | median MB/s | vs plain ssh (median) | client CPU s / 100 MB |"
+echo "|---|---|---:|---:|---:|---:|"
+for dir in down up; do
+  read -r mn md _ <<<"${base[$dir]}"
+  echo "| plain ssh (baseline) | $dir | $mn | $md | 1.00 | - |"
+done
+for mode in "unpaced:" "pace-ms 1:--pace-ms 1"; do
+  label=${mode%%:*}; flags=${mode#*:}
+  start_sim "$flags"
+  for dir in down up; do
+    read -r mn md cpu <<<"$(for _ in $(seq "$RUNS"); do xfer $dir proxy; done | stats)"
+    read -r _ bmd _ <<<"${base[$dir]}"
+    echo "| stdio $label | $dir | $mn | $md | $(python3 -c "print(f'{$md/$bmd:.3f}')") | $cpu |"
+  done
+  stop_sim
+done

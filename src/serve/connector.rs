@@ -1,0 +1,88 @@
+//! The SOCKS connector of `serve`: routes each destination (CIDR / domain glob → upstream,
+//! direct or reject) and opens the stream accordingly. Routing tables can be swapped at run
+//! time (reload) without touching connections already open.
+
+use std::sync::{Arc, RwLock};
+
+use crate::route::{Action, HostRef, Router};
+use crate::socks::proto::{Destination, Host, Reply};
+use crate::socks::server::{direct_connect, ConnectError, ConnectFuture, Connected, Connector};
+use crate::upstream::Upstreams;
+
+/// Routes and the default action, replaced as a whole on reload.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    pub router: Router,
+    pub default: Action,
+}
+
+/// Connector that consults the routing table for every request.
+pub struct RoutingConnector {
+    routing: RwLock<Arc<Routing>>,
+    upstreams: Arc<tokio::sync::RwLock<Upstreams>>,
+}
+
+impl RoutingConnector {
+    pub fn new(routing: Routing, upstreams: Arc<tokio::sync::RwLock<Upstreams>>) -> Self {
+        Self {
+            routing: RwLock::new(Arc::new(routing)),
+            upstreams,
+        }
+    }
+
+    pub fn set_routing(&self, r: Routing) {
+        if let Ok(mut g) = self.routing.write() {
+            *g = Arc::new(r);
+        }
+    }
+
+    fn routing(&self) -> Arc<Routing> {
+        self.routing
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+}
+
+fn reply_from_code(code: u8) -> Reply {
+    Reply::from_code(code).unwrap_or(Reply::GeneralFailure)
+}
+
+impl Connector for RoutingConnector {
+    fn connect(&self, dest: Destination) -> ConnectFuture<'_> {
+        Box::pin(async move {
+            let routing = self.routing();
+            let host_text = match &dest.host {
+                Host::Ip(ip) => ip.to_string(),
+                Host::Domain(d) => d.clone(),
+            };
+            let host_ref = match &dest.host {
+                Host::Ip(ip) => HostRef::Ip(*ip),
+                Host::Domain(d) => HostRef::Domain(d),
+            };
+            let decision = routing.router.decide(&host_ref, &routing.default);
+            tracing::debug!(destination = %dest, "{}", decision.explanation);
+            match decision.action {
+                Action::Reject => Err(ConnectError::new(Reply::NotAllowed, decision.explanation)),
+                Action::Direct => direct_connect(dest).await,
+                Action::Upstream(name) => {
+                    // Hold the registry lock only to find the pool, not while dialling.
+                    let pool = self.upstreams.read().await.get(&name);
+                    let Some(pool) = pool else {
+                        return Err(ConnectError::new(
+                            Reply::HostUnreachable,
+                            format!("upstream {name} is not configured"),
+                        ));
+                    };
+                    match pool.open_stream(&host_text, dest.port).await {
+                        Ok(s) => Ok(Connected::new(s)),
+                        Err(e) => Err(ConnectError::new(
+                            reply_from_code(e.socks_reply()),
+                            e.to_string(),
+                        )),
+                    }
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,199 @@
+//! `serve`: the multiplexer. Builds upstream pools from the config, connects the eager ones
+//! (failing fast when none can), binds the SOCKS5 listeners and serves until shutdown, then
+//! closes every pool (TerminateSession on every SSM session).
+
+pub mod connector;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::config::{self, Config, Listener};
+use crate::socks::server::{Server, ServerConfig};
+use crate::upstream::pool::PoolOptions;
+use crate::upstream::{UpstreamConfig, Upstreams};
+use connector::{Routing, RoutingConnector};
+
+/// Why `serve` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "cannot listen on {what}: {source}; is another proxy using it? pick another with --listen"
+    )]
+    Bind {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Upstreams(String),
+}
+
+fn server_config(users: &[config::User]) -> ServerConfig {
+    ServerConfig {
+        users: users
+            .iter()
+            .map(|u| (u.username.clone(), u.password.clone()))
+            .collect(),
+        ..ServerConfig::default()
+    }
+}
+
+/// Bound listeners, ready to serve (bind before announcing readiness).
+pub struct Bound {
+    tcp: Vec<(TcpListener, ServerConfig)>,
+    unix: Vec<(UnixListener, ServerConfig)>,
+    pub addresses: Vec<String>,
+}
+
+/// Binds every listener of `cfg`. Unix sockets get mode 0600 before they accept.
+pub async fn bind(cfg: &Config) -> Result<Bound, ServeError> {
+    let mut b = Bound {
+        tcp: Vec::new(),
+        unix: Vec::new(),
+        addresses: Vec::new(),
+    };
+    for l in &cfg.listeners {
+        match l {
+            Listener::Tcp { addr, users } => {
+                let t = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind {
+                        what: addr.to_string(),
+                        source,
+                    })?;
+                let local = t
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|_| addr.to_string());
+                b.addresses.push(format!("socks5://{local}"));
+                b.tcp.push((t, server_config(users)));
+            }
+            Listener::Unix { path, users } => {
+                let u = bind_unix(path).map_err(|source| ServeError::Bind {
+                    what: path.display().to_string(),
+                    source,
+                })?;
+                b.addresses.push(format!("unix:{}", path.display()));
+                b.unix.push((u, server_config(users)));
+            }
+        }
+    }
+    Ok(b)
+}
+
+fn bind_unix(path: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if path.exists() {
+        // A socket nobody answers on is stale; a live one belongs to someone else.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "a server is already listening there",
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // The umask makes the socket owner-only from the moment it exists.
+    let old = unsafe { libc::umask(0o177) };
+    let l = UnixListener::bind(path);
+    unsafe { libc::umask(old) };
+    let l = l?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+/// A running multiplexer.
+pub struct Running {
+    pub upstreams: Arc<tokio::sync::RwLock<Upstreams>>,
+    pub connector: Arc<RoutingConnector>,
+    pub servers: Vec<Server>,
+}
+
+/// Builds and starts the pools, waiting (bounded) until each eager upstream has a connection.
+pub async fn start_upstreams(
+    cfg: &Config,
+    state_dir: &Path,
+    opts: &PoolOptions,
+) -> Result<Upstreams, ServeError> {
+    let configs: Vec<UpstreamConfig> = cfg
+        .upstreams
+        .iter()
+        .map(|u| UpstreamConfig::from_config(u, state_dir))
+        .collect();
+    let ups = Upstreams::new(configs, opts).map_err(|e| ServeError::Upstreams(e.to_string()))?;
+    ups.start();
+    let mut failures = Vec::new();
+    let mut eager = 0;
+    for u in cfg.upstreams.iter().filter(|u| !u.lazy) {
+        eager += 1;
+        if let Some(pool) = ups.get(&u.name) {
+            if let Err(e) = pool.wait_ready(opts.connect_timeout).await {
+                failures.push(e.to_string());
+            }
+        }
+    }
+    if eager > 0 && failures.len() == eager {
+        ups.shutdown().await;
+        return Err(ServeError::Upstreams(format!(
+            "no upstream could connect: {}; check the instances, AWS credentials and SSH keys (or mark upstreams lazy: true)",
+            failures.join("; ")
+        )));
+    }
+    for f in failures {
+        tracing::warn!("{f}; serving the other upstreams, this one keeps retrying");
+    }
+    Ok(ups)
+}
+
+/// Serves the bound listeners until `shutdown` resolves, then closes the pools.
+pub async fn serve(
+    cfg: &Config,
+    bound: Bound,
+    ups: Upstreams,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let upstreams = Arc::new(tokio::sync::RwLock::new(ups));
+    let connector = Arc::new(RoutingConnector::new(
+        Routing {
+            router: cfg.routes.clone(),
+            default: cfg.default.clone(),
+        },
+        upstreams.clone(),
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for (l, sc) in bound.tcp {
+        let server = Server::new(sc, connector.clone());
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            server
+                .run(l, async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+        }));
+    }
+    for (l, sc) in bound.unix {
+        let server = Server::new(sc, connector.clone());
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            server
+                .run_unix(l, async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+        }));
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    upstreams.read().await.shutdown().await;
+}
