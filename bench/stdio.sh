@@ -42,6 +42,8 @@ start_sim() { # $1 = extra sim flags
   . "$work/env"
 }
 stop_sim() { kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; }
+# CPU seconds (user+sys) the simulator process has used so far.
+sim_cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$sim_pid/stat"; }
 
 SSH=(ssh -F /dev/null -i "$work/client_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes)
 # One transfer; prints "seconds cpu_seconds" (cpu = session-proxy user+sys, 0 for plain ssh).
@@ -77,19 +79,22 @@ declare -A base
 for dir in down up; do
   base[$dir]=$(for _ in $(seq "$RUNS"); do xfer $dir plain; done | stats)
 done
-echo "| mode | direction | min MB/s | median MB/s | vs plain ssh (median) | client CPU s / 100 MB |"
-echo "|---|---|---:|---:|---:|---:|"
+echo "| mode | direction | min MB/s | median MB/s | vs plain ssh (median) | client CPU s / 100 MB | simulator CPU s / 100 MB |"
+echo "|---|---|---:|---:|---:|---:|---:|"
 for dir in down up; do
   read -r mn md _ <<<"${base[$dir]}"
-  echo "| plain ssh (baseline) | $dir | $mn | $md | 1.00 | - |"
+  echo "| plain ssh (baseline) | $dir | $mn | $md | 1.00 | - | - |"
 done
 for mode in "unpaced:" "pace-ms 1:--pace-ms 1"; do
   label=${mode%%:*}; flags=${mode#*:}
   start_sim "$flags"
   for dir in down up; do
+    c0=$(sim_cpu)
     read -r mn md cpu <<<"$(for _ in $(seq "$RUNS"); do xfer $dir proxy; done | stats)"
+    c1=$(sim_cpu)
     read -r _ bmd _ <<<"${base[$dir]}"
-    echo "| stdio $label | $dir | $mn | $md | $(python3 -c "print(f'{$md/$bmd:.3f}')") | $cpu |"
+    simcpu=$(python3 -c "print(f'{($c1-$c0)*100/($SIZE_MB*$RUNS):.2f}')")
+    echo "| stdio $label | $dir | $mn | $md | $(python3 -c "print(f'{$md/$bmd:.3f}')") | $cpu | $simcpu |"
   done
   stop_sim
 done

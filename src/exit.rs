@@ -56,6 +56,12 @@ fn code_for(err: &anyhow::Error) -> u8 {
                 OpenError::Connect { .. } => codes::PROTOCOL,
             };
         }
+        if let Some(e) = cause.downcast_ref::<crate::serve::ServeError>() {
+            return match e {
+                crate::serve::ServeError::Upstreams(_) => codes::UNAVAILABLE,
+                crate::serve::ServeError::Bind { .. } => codes::FAILURE,
+            };
+        }
         if cause.downcast_ref::<DriverError>().is_some() {
             return codes::PROTOCOL;
         }

@@ -13,6 +13,7 @@
 //! instead of only the oldest, so one loss does not stall a full window for seconds.
 
 mod handshake;
+mod incoming;
 mod recv;
 mod rtt;
 mod send;
@@ -30,9 +31,7 @@ pub use handshake::{agent_judge, agent_request, client_response, SessionInfo};
 pub use stats::Stats;
 
 use crate::ssm::message::{flags, DecodeError, Message, MessageType, PayloadType};
-use crate::ssm::payload::{
-    Acknowledge, ChannelClosed, Flag, HandshakeComplete, HandshakeRequest, HandshakeResponse,
-};
+use crate::ssm::payload::{Acknowledge, ChannelClosed, Flag, HandshakeRequest};
 use recv::RecvBuffer;
 use rtt::RttEstimator;
 use send::SendBuffer;
@@ -447,152 +446,6 @@ impl Channel {
         }
         self.flush_pending(now);
         self.check_flushed();
-    }
-
-    fn on_stream(&mut self, now: Instant, msg: Message) {
-        let seq = msg.sequence_number;
-        let expected = self.recv.expected;
-        if seq < expected || self.recv.holds_early(seq) {
-            self.stats.duplicates_received += 1;
-            self.send_ack(now, &msg);
-            return;
-        }
-        if seq > expected {
-            if self.recv.store_early(msg.clone(), self.cfg.reorder_buffer) {
-                self.stats.reordered += 1;
-                self.stats.peak_reorder_bytes = self
-                    .stats
-                    .peak_reorder_bytes
-                    .max(self.recv.reorder_bytes() as u64);
-                self.send_ack(now, &msg);
-            } else {
-                self.stats.dropped_no_room += 1;
-            }
-            return;
-        }
-        // In order. Data beyond the ready cap is left unacknowledged: the peer resends it.
-        if msg.payload_type == PayloadType::Output
-            && self.recv.ready_bytes() >= self.cfg.ready_buffer
-        {
-            self.stats.dropped_no_room += 1;
-            return;
-        }
-        self.send_ack(now, &msg);
-        self.deliver(now, msg);
-        while let Some(early) = self.recv.take_next_early() {
-            self.deliver(now, early);
-        }
-    }
-
-    /// Processes the in-order message at `expected` (already acknowledged) and advances.
-    fn deliver(&mut self, now: Instant, msg: Message) {
-        self.recv.expected += 1;
-        self.stats.messages_received += 1;
-        match (self.cfg.role, msg.payload_type) {
-            (Role::Client, PayloadType::HandshakeRequest) => self.on_handshake_request(now, &msg),
-            (Role::Client, PayloadType::HandshakeComplete) => {
-                let c = HandshakeComplete::from_bytes(&msg.payload).unwrap_or(HandshakeComplete {
-                    handshake_time_to_complete: 0,
-                    customer_message: String::new(),
-                });
-                let info = self.pending_session.take().unwrap_or_default();
-                self.become_ready(info, c.customer_message);
-                self.flush_pending(now);
-            }
-            (Role::Agent, PayloadType::HandshakeResponse) => self.on_handshake_response(now, &msg),
-            (_, PayloadType::Flag) => {
-                if let Ok(f) = Flag::from_bytes(&msg.payload) {
-                    self.events.push_back(Event::Flag(f));
-                }
-            }
-            (_, PayloadType::Output) => {
-                match (self.cfg.role, self.phase) {
-                    (_, Phase::Ready) | (Role::Client, Phase::Responded) => {}
-                    // An agent that skips the handshake sends output first (§4.4).
-                    (Role::Client, _) => {
-                        self.become_ready(SessionInfo::default(), String::new());
-                        self.flush_pending(now);
-                    }
-                    // The agent acknowledges and discards client data before the handshake.
-                    (Role::Agent, _) => {
-                        self.stats.discarded_before_handshake += 1;
-                        return;
-                    }
-                }
-                if msg.payload.is_empty() {
-                    return;
-                }
-                self.stats.bytes_delivered += msg.payload.len() as u64;
-                self.recv.push_ready(msg.payload);
-                self.stats.peak_ready_bytes = self
-                    .stats
-                    .peak_ready_bytes
-                    .max(self.recv.ready_bytes() as u64);
-                self.events.push_back(Event::Readable);
-            }
-            // Size, Parameter, StdErr, ExitCode, encryption challenges: not used by port sessions.
-            _ => {}
-        }
-    }
-
-    fn on_handshake_request(&mut self, now: Instant, msg: &Message) {
-        let Ok(req) = HandshakeRequest::from_bytes(&msg.payload) else {
-            self.stats.decode_errors += 1;
-            return;
-        };
-        let (resp, info) = client_response(&req, &self.cfg.client_version);
-        self.pending_session = Some(info);
-        self.phase = Phase::Responded;
-        // The response jumps the queue: it must take the next sequence number (§4.2).
-        self.transmit_stream(
-            now,
-            PayloadType::HandshakeResponse,
-            Bytes::from(resp.to_bytes()),
-        );
-    }
-
-    fn on_handshake_response(&mut self, now: Instant, msg: &Message) {
-        if self.phase != Phase::Handshaking {
-            return;
-        }
-        self.handshake_deadline = None;
-        let verdict = match (
-            HandshakeResponse::from_bytes(&msg.payload),
-            &self.agent_request,
-        ) {
-            (Ok(resp), Some(req)) => agent_judge(req, &resp).map(|()| resp),
-            (Err(e), _) => Err(e.to_string()),
-            (Ok(_), None) => Err("unexpected HandshakeResponse".into()),
-        };
-        match verdict {
-            Ok(resp) => {
-                let elapsed = self
-                    .handshake_started
-                    .map(|s| now.saturating_duration_since(s))
-                    .unwrap_or_default();
-                let done = HandshakeComplete {
-                    handshake_time_to_complete: i64::try_from(elapsed.as_nanos())
-                        .unwrap_or(i64::MAX),
-                    customer_message: String::new(),
-                };
-                self.transmit_stream(
-                    now,
-                    PayloadType::HandshakeComplete,
-                    Bytes::from(done.to_bytes()),
-                );
-                let info = SessionInfo {
-                    agent_version: resp.client_version,
-                    session_type: Some(self.cfg.session_type.clone()),
-                    properties: self.cfg.properties.clone(),
-                };
-                self.become_ready(info, String::new());
-                self.flush_pending(now);
-            }
-            Err(reason) => {
-                self.phase = Phase::Failed;
-                self.events.push_back(Event::HandshakeFailed(reason));
-            }
-        }
     }
 
     fn become_ready(&mut self, session: SessionInfo, customer_message: String) {
