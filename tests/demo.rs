@@ -163,16 +163,9 @@ fn a_restarted_demo_reuses_the_generated_key_and_serves_again() {
     let socks: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let second = start_demo(home.path(), socks);
     assert_eq!(std::fs::read(&key).unwrap(), before, "key regenerated");
-    let (rc, _, err) = curl(
-        socks,
-        &second
-            .line("curl --socks5-hostname")
-            .split_whitespace()
-            .last()
-            .unwrap()
-            .to_owned(),
-        &[],
-    );
+    let line = second.line("curl --socks5-hostname");
+    let url = line.split_whitespace().last().unwrap();
+    let (rc, _, err) = curl(socks, url, &[]);
     assert_eq!(rc, 0, "{err}");
     assert!(second.stop().success());
 }
