@@ -33,6 +33,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('stdio', 'stdio', [CompletionResultType]::ParameterValue, 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)')
             [CompletionResult]::new('sim', 'sim', [CompletionResultType]::ParameterValue, 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process')
             [CompletionResult]::new('route', 'route', [CompletionResultType]::ParameterValue, 'Show which route, upstream or default a destination takes under the config')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write shell completions and man pages')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -72,6 +73,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('--kill-every-secs', '--kill-every-secs', [CompletionResultType]::ParameterName, 'Close the client''s WebSocket (code 1000) every this many seconds')
             [CompletionResult]::new('--idle-timeout-secs', '--idle-timeout-secs', [CompletionResultType]::ParameterName, 'Seconds a session may wait for its client to resume before it is closed')
             [CompletionResult]::new('--stats-file', '--stats-file', [CompletionResultType]::ParameterName, 'Write per-session stats (JSON) here on exit')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory for the demo instance''s keys (default: $XDG_STATE_HOME/session-proxy/demo)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.yaml, then the XDG config dir)')
             [CompletionResult]::new('--legacy-agent', '--legacy-agent', [CompletionResultType]::ParameterName, 'Imitate agents that skip the handshake')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
@@ -101,6 +103,20 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('--foreground', '--foreground', [CompletionResultType]::ParameterName, 'Stay in the foreground (for systemd, launchd and tests)')
             [CompletionResult]::new('--allow-remote', '--allow-remote', [CompletionResultType]::ParameterName, 'Allow listening on non-loopback addresses')
             [CompletionResult]::new('--ssh-agent', '--ssh-agent', [CompletionResultType]::ParameterName, 'Ad-hoc mode: use ssh-agent ($SSH_AUTH_SOCK)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'session-proxy;demo' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'SOCKS5 listen address (loopback). Default: 127.0.0.1:1080, or the next free port up to 1099')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory for the demo keys and known_hosts (default: $XDG_STATE_HOME/session-proxy/demo)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.yaml, then the XDG config dir)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr')
@@ -141,6 +157,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('stdio', 'stdio', [CompletionResultType]::ParameterValue, 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)')
             [CompletionResult]::new('sim', 'sim', [CompletionResultType]::ParameterValue, 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process')
             [CompletionResult]::new('route', 'route', [CompletionResultType]::ParameterValue, 'Show which route, upstream or default a destination takes under the config')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write shell completions and man pages')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -153,6 +170,9 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             break
         }
         'session-proxy;help;serve' {
+            break
+        }
+        'session-proxy;help;demo' {
             break
         }
         'session-proxy;help;route' {

@@ -16,6 +16,9 @@ _session__proxy() {
             ",$1")
                 cmd="session__proxy"
                 ;;
+            session__proxy,demo)
+                cmd="session__proxy__subcmd__demo"
+                ;;
             session__proxy,generate)
                 cmd="session__proxy__subcmd__generate"
                 ;;
@@ -33,6 +36,9 @@ _session__proxy() {
                 ;;
             session__proxy,stdio)
                 cmd="session__proxy__subcmd__stdio"
+                ;;
+            session__proxy__subcmd__help,demo)
+                cmd="session__proxy__subcmd__help__subcmd__demo"
                 ;;
             session__proxy__subcmd__help,generate)
                 cmd="session__proxy__subcmd__help__subcmd__generate"
@@ -59,12 +65,38 @@ _session__proxy() {
 
     case "${cmd}" in
         session__proxy)
-            opts="-v -q -h -V --verbose --quiet --config --help --version stdio sim serve route generate help"
+            opts="-v -q -h -V --verbose --quiet --config --help --version stdio sim serve demo route generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__demo)
+            opts="-v -q -h -V --listen --state-dir --verbose --quiet --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -103,8 +135,22 @@ _session__proxy() {
             return 0
             ;;
         session__subcmd__proxy__subcmd__help)
-            opts="stdio sim serve route generate help"
+            opts="stdio sim serve demo route generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__help__subcmd__demo)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -285,7 +331,7 @@ _session__proxy() {
             return 0
             ;;
         session__subcmd__proxy__subcmd__sim)
-            opts="-v -q -h -V --listen --target --instances --pace-ms --chunk --agent-version --legacy-agent --seed --drop --duplicate --reorder --delay-ms --kill-after-bytes --kill-every-secs --idle-timeout-secs --stats-file --verbose --quiet --config --help --version"
+            opts="-v -q -h -V --listen --target --instances --pace-ms --chunk --agent-version --legacy-agent --seed --drop --duplicate --reorder --delay-ms --kill-after-bytes --kill-every-secs --idle-timeout-secs --stats-file --state-dir --verbose --quiet --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -348,6 +394,10 @@ _session__proxy() {
                     return 0
                     ;;
                 --stats-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -30,6 +30,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand stdio 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
             cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
             cand serve 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
+            cand demo 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
             cand route 'Show which route, upstream or default a destination takes under the config'
             cand generate 'Write shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -67,6 +68,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --kill-every-secs 'Close the client''s WebSocket (code 1000) every this many seconds'
             cand --idle-timeout-secs 'Seconds a session may wait for its client to resume before it is closed'
             cand --stats-file 'Write per-session stats (JSON) here on exit'
+            cand --state-dir 'Directory for the demo instance''s keys (default: $XDG_STATE_HOME/session-proxy/demo)'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
             cand --legacy-agent 'Imitate agents that skip the handshake'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
@@ -104,6 +106,19 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'session-proxy;demo'= {
+            cand --listen 'SOCKS5 listen address (loopback). Default: 127.0.0.1:1080, or the next free port up to 1099'
+            cand --state-dir 'Directory for the demo keys and known_hosts (default: $XDG_STATE_HOME/session-proxy/demo)'
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'session-proxy;route'= {
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
@@ -132,6 +147,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand stdio 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
             cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
             cand serve 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
+            cand demo 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
             cand route 'Show which route, upstream or default a destination takes under the config'
             cand generate 'Write shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -141,6 +157,8 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
         &'session-proxy;help;sim'= {
         }
         &'session-proxy;help;serve'= {
+        }
+        &'session-proxy;help;demo'= {
         }
         &'session-proxy;help;route'= {
         }

@@ -32,6 +32,7 @@ complete -c session-proxy -n "__fish_session_proxy_needs_command" -s V -l versio
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "stdio" -d 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "sim" -d 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "serve" -d 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "demo" -d 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "route" -d 'Show which route, upstream or default a destination takes under the config'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "generate" -d 'Write shell completions and man pages'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -60,6 +61,7 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l kill
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l kill-every-secs -d 'Close the client\'s WebSocket (code 1000) every this many seconds' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l idle-timeout-secs -d 'Seconds a session may wait for its client to resume before it is closed' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l stats-file -d 'Write per-session stats (JSON) here on exit' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l state-dir -d 'Directory for the demo instance\'s keys (default: $XDG_STATE_HOME/session-proxy/demo)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l legacy-agent -d 'Imitate agents that skip the handshake'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
@@ -85,6 +87,13 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -s v 
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -s q -l quiet -d 'Only errors on stderr'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -l listen -d 'SOCKS5 listen address (loopback). Default: 127.0.0.1:1080, or the next free port up to 1099' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -l state-dir -d 'Directory for the demo keys and known_hosts (default: $XDG_STATE_HOME/session-proxy/demo)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -s q -l quiet -d 'Only errors on stderr'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -s h -l help -d 'Print help'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -s q -l quiet -d 'Only errors on stderr'
@@ -97,9 +106,10 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s q -l quiet -d 'Only errors on stderr'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s h -l help -d 'Print help'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve route generate help" -f -a "stdio" -d 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve route generate help" -f -a "sim" -d 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve route generate help" -f -a "serve" -d 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve route generate help" -f -a "route" -d 'Show which route, upstream or default a destination takes under the config'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve route generate help" -f -a "generate" -d 'Write shell completions and man pages'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve route generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo route generate help" -f -a "stdio" -d 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo route generate help" -f -a "sim" -d 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo route generate help" -f -a "serve" -d 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo route generate help" -f -a "demo" -d 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo route generate help" -f -a "route" -d 'Show which route, upstream or default a destination takes under the config'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo route generate help" -f -a "generate" -d 'Write shell completions and man pages'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo route generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

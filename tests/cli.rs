@@ -41,7 +41,7 @@ fn help_lists_the_subcommands_and_goes_to_stdout() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for sub in ["stdio", "sim", "route", "generate"] {
+    for sub in ["stdio", "sim", "serve", "demo", "route", "generate"] {
         assert!(text.contains(sub), "help lacks {sub}:\n{text}");
     }
 }

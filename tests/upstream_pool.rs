@@ -45,6 +45,7 @@ fn aws() -> AwsSettings {
             secret_access_key: Redacted::new("simulator-secret".into()),
             session_token: None,
         }),
+        endpoint_url: None,
     }
 }
 

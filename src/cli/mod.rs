@@ -1,6 +1,7 @@
 //! Command-line interface: one clap definition (also the source of completions and man pages),
 //! one module per subcommand with `run(&GlobalArgs, Args) -> anyhow::Result<ExitCode>`.
 
+pub mod demo;
 pub mod generate;
 pub mod load;
 pub mod route;
@@ -46,6 +47,8 @@ pub enum Command {
     Sim(sim::SimArgs),
     /// SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject.
     Serve(serve::ServeArgs),
+    /// Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process.
+    Demo(demo::DemoArgs),
     /// Show which route, upstream or default a destination takes under the config.
     Route(route::RouteArgs),
     /// Write shell completions and man pages.
@@ -63,6 +66,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stdio(a) => stdio::run(&cli.global, a).await,
         Command::Sim(a) => sim::run(&cli.global, a).await,
         Command::Serve(a) => serve::run(&cli.global, a).await,
+        Command::Demo(a) => demo::run(&cli.global, a).await,
         Command::Route(a) => route::run(&cli.global, a),
         Command::Generate(a) => generate::run(&cli.global, a),
     }

@@ -1,5 +1,7 @@
 //! `sim`: runs the simulator on loopback until SIGINT/SIGTERM, printing `eval`-able
-//! environment lines once ready and per-session stats on exit.
+//! environment lines once ready and per-session stats on exit. Without `--target` or
+//! `--instances` it runs the built-in demo instance ([`crate::sim::demo`]), so it works on a
+//! machine with no sshd.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +14,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::GlobalArgs;
 use crate::exit::UsageError;
 use crate::sim::agent::AgentKnobs;
+use crate::sim::demo::{self, Demo};
 use crate::sim::faults::{DirFaults, FaultPlan};
 use crate::sim::{instances, Sim, SimOptions};
 
@@ -65,6 +68,9 @@ pub struct SimArgs {
     /// Write per-session stats (JSON) here on exit.
     #[arg(long, value_name = "FILE")]
     pub stats_file: Option<PathBuf>,
+    /// Directory for the demo instance's keys (default: $XDG_STATE_HOME/session-proxy/demo).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 fn rate(name: &str, v: f64) -> Result<f64, UsageError> {
@@ -119,13 +125,23 @@ impl SimArgs {
 }
 
 pub async fn run(_g: &GlobalArgs, a: SimArgs) -> anyhow::Result<ExitCode> {
-    let opts = a.options()?;
-    if opts.instances.is_empty() {
-        return Err(UsageError::Usage(
-            "no instances: give --target i-…=HOST:PORT or --instances FILE".into(),
-        )
-        .into());
-    }
+    let mut opts = a.options()?;
+    let demo = if opts.instances.is_empty() {
+        let dir = a.state_dir.clone().unwrap_or_else(demo::default_dir);
+        let d = Demo::start(&dir).await?;
+        opts.instances.push(d.instance());
+        eprintln!(
+            "# no --target/--instances: running the demo instance {} ({})",
+            demo::INSTANCE_NAME,
+            demo::INSTANCE_ID
+        );
+        eprintln!("# demo SSH key: {}", d.files.client_key.display());
+        eprintln!("# demo known_hosts: {}", d.files.known_hosts.display());
+        eprintln!("# demo page (inside the \"VPC\"): {}", d.web_url());
+        Some(d)
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("binding {}", a.listen))?;
@@ -162,5 +178,8 @@ pub async fn run(_g: &GlobalArgs, a: SimArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!("{text}");
     sim.shutdown().await;
+    if let Some(d) = demo {
+        d.shutdown().await;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -59,6 +59,7 @@ pub async fn run(g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
             .clone()
             .or_else(|| alias.and_then(|h| h.region.clone())),
         credentials: None,
+        endpoint_url: None,
     };
     let api = Arc::new(SsmApi::new(&settings).await);
     let instance = target::resolve(&api, &name).await?;

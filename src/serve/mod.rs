@@ -126,6 +126,16 @@ pub async fn start_upstreams(
         .iter()
         .map(|u| UpstreamConfig::from_config(u, state_dir))
         .collect();
+    start_pools(cfg, configs, opts).await
+}
+
+/// [`start_upstreams`] with the pool configs already built from `cfg.upstreams` (same names),
+/// for callers that adjust them first (`demo` sets the SSM endpoint of its simulator).
+pub async fn start_pools(
+    cfg: &Config,
+    configs: Vec<UpstreamConfig>,
+    opts: &PoolOptions,
+) -> Result<Upstreams, ServeError> {
     let ups = Upstreams::new(configs, opts).map_err(|e| ServeError::Upstreams(e.to_string()))?;
     ups.start();
     let mut failures = Vec::new();

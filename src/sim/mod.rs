@@ -7,6 +7,8 @@
 
 pub mod agent;
 pub mod api;
+pub mod demo;
+pub mod demo_ssh;
 pub mod faults;
 pub mod http;
 pub mod instances;

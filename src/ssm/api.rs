@@ -149,6 +149,9 @@ pub struct AwsSettings {
     pub profile: Option<String>,
     pub region: Option<String>,
     pub credentials: Option<InlineCredentials>,
+    /// Endpoint override that wins over `AWS_ENDPOINT_URL`; lets `demo` point its in-process
+    /// SDK at its own simulator without touching the process environment.
+    pub endpoint_url: Option<String>,
 }
 
 /// Static credentials from the config file; never logged.
@@ -177,6 +180,9 @@ impl SsmApi {
                 None,
                 "session-proxy-config",
             ));
+        }
+        if let Some(u) = &s.endpoint_url {
+            loader = loader.endpoint_url(u);
         }
         let conf = loader.load().await;
         Self {

@@ -131,6 +131,7 @@ impl UpstreamConfig {
                         secret_access_key: c.secret_access_key.clone(),
                         session_token: c.session_token.clone(),
                     }),
+                endpoint_url: None,
             },
             user: up.user.clone(),
             identity_files: up.identity_files.clone(),

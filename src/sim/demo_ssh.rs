@@ -1,0 +1,265 @@
+//! The demo instance's SSH server, built on russh's server side so the demo needs no
+//! `openssh-server`: public-key auth for exactly one key, `direct-tcpip` channels dialled from
+//! this process (what a bastion's sshd does for `ssh -W` and SOCKS pools), and session channels
+//! whose `exec`/`shell` print a greeting and exit 0 so `ssh demo-bastion` shows something.
+//!
+//! russh 0.54 lets a handler only accept or refuse a channel open, and a refusal always goes
+//! out as "administratively prohibited". So a failed dial is refused with that reason; the
+//! real dial error is logged here.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::keys::{PrivateKey, PublicKey};
+use russh::server::{Auth, Msg, Session};
+use russh::{Channel, ChannelId, CryptoVec, MethodKind, MethodSet};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What every `exec` (other than `echo …`) and every shell prints.
+pub const BANNER: &str = "hello from the session-proxy demo instance";
+
+/// How long a `direct-tcpip` dial may take. The dial runs inside russh's event loop (the only
+/// place a channel open can still be refused), so it must be short.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Server settings: only public-key auth, no delay for the "none" probe OpenSSH sends first,
+/// and a short rejection delay (a loopback demo needs no timing-attack padding).
+fn server_config(host_key: PrivateKey) -> russh::server::Config {
+    russh::server::Config {
+        methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+        auth_rejection_time: Duration::from_millis(100),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: vec![host_key],
+        inactivity_timeout: None,
+        nodelay: true,
+        ..russh::server::Config::default()
+    }
+}
+
+/// A running demo SSH server on loopback.
+pub struct SshServer {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl SshServer {
+    /// Serves on `listener`, accepting only `client_key`, presenting `host_key`.
+    pub fn start(
+        listener: TcpListener,
+        host_key: PrivateKey,
+        client_key: PublicKey,
+    ) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let config = Arc::new(server_config(host_key));
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = async { let _ = stopped.wait_for(|s| *s).await; } => break,
+                    acc = listener.accept() => match acc {
+                        Ok((stream, _)) => {
+                            let _ = stream.set_nodelay(true);
+                            let handler = DemoHandler {
+                                client_key: client_key.clone(),
+                                pty: HashSet::new(),
+                            };
+                            let config = config.clone();
+                            tokio::spawn(async move {
+                                match russh::server::run_stream(config, stream, handler).await {
+                                    Ok(running) => {
+                                        if let Err(e) = running.await {
+                                            tracing::debug!("demo sshd: session ended: {e}");
+                                        }
+                                    }
+                                    Err(e) => tracing::debug!("demo sshd: handshake failed: {e}"),
+                                }
+                            });
+                        }
+                        Err(e) => {
+                            tracing::warn!("demo sshd: accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Self { addr, stop, task })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting; connections in progress end with the process (or their clients).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+struct DemoHandler {
+    client_key: PublicKey,
+    /// Session channels that asked for a terminal, which needs `\r\n` line ends.
+    pty: HashSet<ChannelId>,
+}
+
+impl DemoHandler {
+    fn verdict(&self, user: &str, key: &PublicKey) -> Auth {
+        if key.key_data() == self.client_key.key_data() {
+            Auth::Accept
+        } else {
+            tracing::info!("demo sshd: refused an unknown key for {user}");
+            Auth::reject()
+        }
+    }
+
+    /// Writes `text` as the channel's whole output, then exit status 0, EOF and close.
+    fn answer(
+        &self,
+        channel: ChannelId,
+        text: &str,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        let mut out = text.to_owned();
+        if self.pty.contains(&channel) {
+            out = out.replace('\n', "\r\n");
+        }
+        session.channel_success(channel)?;
+        session.data(channel, CryptoVec::from(out.into_bytes()))?;
+        session.exit_status_request(channel, 0)?;
+        session.eof(channel)?;
+        session.close(channel)
+    }
+}
+
+/// What `exec` prints: `echo ARGS` echoes ARGS (so scripts can check the round trip), anything
+/// else gets the banner.
+pub fn exec_output(command: &str) -> String {
+    let c = command.trim();
+    match c.strip_prefix("echo") {
+        Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => {
+            format!("{}\n", rest.trim())
+        }
+        _ => format!("{BANNER}\n"),
+    }
+}
+
+impl russh::server::Handler for DemoHandler {
+    type Error = russh::Error;
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        key: &PublicKey,
+    ) -> Result<Auth, Self::Error> {
+        Ok(self.verdict(user, key))
+    }
+
+    async fn auth_publickey(&mut self, user: &str, key: &PublicKey) -> Result<Auth, Self::Error> {
+        Ok(self.verdict(user, key))
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        _channel: Channel<Msg>,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        Ok(true)
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        let Ok(port) = u16::try_from(port) else {
+            tracing::info!("demo sshd: refused direct-tcpip to {host}:{port} (bad port)");
+            return Ok(false);
+        };
+        let dial = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect((host, port))).await;
+        let mut tcp = match dial {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::info!("demo sshd: direct-tcpip to {host}:{port} failed: {e}");
+                return Ok(false);
+            }
+            Err(_) => {
+                tracing::info!("demo sshd: direct-tcpip to {host}:{port} timed out");
+                return Ok(false);
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        tokio::spawn(async move {
+            let mut ch = channel.into_stream();
+            let _ = tokio::io::copy_bidirectional(&mut ch, &mut tcp).await;
+        });
+        Ok(true)
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.pty.insert(channel);
+        session.channel_success(channel)
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let text = format!(
+            "{BANNER}\n(there is no shell here; try `ssh … demo-bastion echo hi`, or curl the demo page through the SOCKS proxy)\n"
+        );
+        self.answer(channel, &text, session)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let text = exec_output(&String::from_utf8_lossy(data));
+        self.answer(channel, &text, session)
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.pty.remove(&channel);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_echoes_echo_arguments_and_greets_otherwise() {
+        assert_eq!(exec_output("echo hi there"), "hi there\n");
+        assert_eq!(exec_output("echo"), "\n");
+        assert_eq!(exec_output("echoes"), format!("{BANNER}\n"));
+        assert_eq!(exec_output("uptime"), format!("{BANNER}\n"));
+    }
+}
