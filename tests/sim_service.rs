@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use session_proxy::redact::Redacted;
 use session_proxy::sim::faults::{DirFaults, FaultPlan};
 use session_proxy::sim::instances::Instance;
 use session_proxy::sim::registry::StartSessionRequest;
 use session_proxy::sim::{Sim, SimOptions};
-use session_proxy::ssm::api::{AwsSettings, SessionRequest, SsmApi};
+use session_proxy::ssm::api::{AwsSettings, InlineCredentials, SessionRequest, SsmApi};
 use session_proxy::ssm::driver::End;
 use session_proxy::ssm::payload::OpenDataChannel;
 use session_proxy::ssm::session::{Session, SessionOptions};
@@ -187,16 +188,16 @@ async fn client_core_moves_data_exactly_under_faults_and_websocket_kills() {
         kill_every: None,
     };
     let sim = sim(echo_server().await, plan).await;
-    // Real use reads the endpoint from AWS_ENDPOINT_URL; only this test in this binary uses it.
-    std::env::set_var("AWS_ENDPOINT_URL", sim.endpoint_url());
-    std::env::set_var("AWS_ACCESS_KEY_ID", "AKIASIMULATOR0000000");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "x");
-    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     let api = Arc::new(
         SsmApi::new(&AwsSettings {
             profile: None,
             region: Some("us-east-1".into()),
-            credentials: None,
+            credentials: Some(InlineCredentials {
+                access_key_id: "AKIASIMULATOR0000000".into(),
+                secret_access_key: Redacted::new("x".into()),
+                session_token: None,
+            }),
+            endpoint_url: Some(sim.endpoint_url()),
         })
         .await,
     );
