@@ -16,11 +16,20 @@ _session__proxy() {
             ",$1")
                 cmd="session__proxy"
                 ;;
+            session__proxy,connect)
+                cmd="session__proxy__subcmd__connect"
+                ;;
+            session__proxy,disconnect)
+                cmd="session__proxy__subcmd__disconnect"
+                ;;
             session__proxy,generate)
                 cmd="session__proxy__subcmd__generate"
                 ;;
             session__proxy,help)
                 cmd="session__proxy__subcmd__help"
+                ;;
+            session__proxy,reload)
+                cmd="session__proxy__subcmd__reload"
                 ;;
             session__proxy,route)
                 cmd="session__proxy__subcmd__route"
@@ -31,14 +40,29 @@ _session__proxy() {
             session__proxy,sim)
                 cmd="session__proxy__subcmd__sim"
                 ;;
+            session__proxy,status)
+                cmd="session__proxy__subcmd__status"
+                ;;
             session__proxy,stdio)
                 cmd="session__proxy__subcmd__stdio"
+                ;;
+            session__proxy,stop)
+                cmd="session__proxy__subcmd__stop"
+                ;;
+            session__proxy__subcmd__help,connect)
+                cmd="session__proxy__subcmd__help__subcmd__connect"
+                ;;
+            session__proxy__subcmd__help,disconnect)
+                cmd="session__proxy__subcmd__help__subcmd__disconnect"
                 ;;
             session__proxy__subcmd__help,generate)
                 cmd="session__proxy__subcmd__help__subcmd__generate"
                 ;;
             session__proxy__subcmd__help,help)
                 cmd="session__proxy__subcmd__help__subcmd__help"
+                ;;
+            session__proxy__subcmd__help,reload)
+                cmd="session__proxy__subcmd__help__subcmd__reload"
                 ;;
             session__proxy__subcmd__help,route)
                 cmd="session__proxy__subcmd__help__subcmd__route"
@@ -49,8 +73,14 @@ _session__proxy() {
             session__proxy__subcmd__help,sim)
                 cmd="session__proxy__subcmd__help__subcmd__sim"
                 ;;
+            session__proxy__subcmd__help,status)
+                cmd="session__proxy__subcmd__help__subcmd__status"
+                ;;
             session__proxy__subcmd__help,stdio)
                 cmd="session__proxy__subcmd__help__subcmd__stdio"
+                ;;
+            session__proxy__subcmd__help,stop)
+                cmd="session__proxy__subcmd__help__subcmd__stop"
                 ;;
             *)
                 ;;
@@ -59,13 +89,61 @@ _session__proxy() {
 
     case "${cmd}" in
         session__proxy)
-            opts="-v -q -h -V --verbose --quiet --config --help --version stdio sim serve route generate help"
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version stdio sim serve status connect disconnect reload stop route generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__connect)
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__disconnect)
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -77,7 +155,7 @@ _session__proxy() {
             return 0
             ;;
         session__subcmd__proxy__subcmd__generate)
-            opts="-v -q -h -V --completions --man --verbose --quiet --config --help --version"
+            opts="-v -q -h -V --completions --man --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -95,6 +173,10 @@ _session__proxy() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -103,8 +185,36 @@ _session__proxy() {
             return 0
             ;;
         session__subcmd__proxy__subcmd__help)
-            opts="stdio sim serve route generate help"
+            opts="stdio sim serve status connect disconnect reload stop route generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__help__subcmd__connect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__help__subcmd__disconnect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -131,6 +241,20 @@ _session__proxy() {
             return 0
             ;;
         session__subcmd__proxy__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__help__subcmd__reload)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -186,6 +310,20 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        session__subcmd__proxy__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         session__subcmd__proxy__subcmd__help__subcmd__stdio)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -200,14 +338,54 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__route)
-            opts="-v -q -h -V --verbose --quiet --config --help --version"
+        session__subcmd__proxy__subcmd__help__subcmd__stop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__reload)
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__route)
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -219,7 +397,7 @@ _session__proxy() {
             return 0
             ;;
         session__subcmd__proxy__subcmd__serve)
-            opts="-i -v -q -h -V --foreground --listen --allow-remote --default --profile --region --state-dir --target --user --identity --ssh-agent --port --pool-size --host-key-policy --verbose --quiet --config --help --version"
+            opts="-i -v -q -h -V --foreground --listen --allow-remote --default --profile --region --state-dir --target --user --identity --ssh-agent --port --pool-size --host-key-policy --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -277,6 +455,10 @@ _session__proxy() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -285,7 +467,7 @@ _session__proxy() {
             return 0
             ;;
         session__subcmd__proxy__subcmd__sim)
-            opts="-v -q -h -V --listen --target --instances --pace-ms --chunk --agent-version --legacy-agent --seed --drop --duplicate --reorder --delay-ms --kill-after-bytes --kill-every-secs --idle-timeout-secs --stats-file --verbose --quiet --config --help --version"
+            opts="-v -q -h -V --listen --target --instances --pace-ms --chunk --agent-version --legacy-agent --seed --drop --duplicate --reorder --delay-ms --kill-after-bytes --kill-every-secs --idle-timeout-secs --stats-file --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -355,6 +537,32 @@ _session__proxy() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__status)
+            opts="-v -q -h -V --json --verbose --quiet --config --control-socket --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -363,7 +571,7 @@ _session__proxy() {
             return 0
             ;;
         session__subcmd__proxy__subcmd__stdio)
-            opts="-p -v -q -h -V --port --profile --region --document --chunk --verbose --quiet --config --help --version"
+            opts="-p -v -q -h -V --port --profile --region --document --chunk --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -394,6 +602,32 @@ _session__proxy() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__stop)
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

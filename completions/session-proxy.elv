@@ -19,6 +19,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
     var completions = [
         &'session-proxy'= {
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand -q 'Only errors on stderr'
@@ -30,6 +31,11 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand stdio 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
             cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
             cand serve 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
+            cand status 'Show the running master''s upstreams, connections and traffic'
+            cand connect 'Bring an upstream of the running master up and wait for a ready connection'
+            cand disconnect 'Close an upstream''s SSM sessions; its destinations get "host unreachable"'
+            cand reload 'Make the running master re-read its config and apply what changed'
+            cand stop 'Stop the running master (drain, terminate every SSM session)'
             cand route 'Show which route, upstream or default a destination takes under the config'
             cand generate 'Write shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -42,6 +48,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --document 'Session document'
             cand --chunk 'Bytes per outgoing data-channel message'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand -q 'Only errors on stderr'
@@ -68,6 +75,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --idle-timeout-secs 'Seconds a session may wait for its client to resume before it is closed'
             cand --stats-file 'Write per-session stats (JSON) here on exit'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand --legacy-agent 'Imitate agents that skip the handshake'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
@@ -92,6 +100,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --pool-size 'Ad-hoc mode: SSH connections (SSM sessions) to keep open'
             cand --host-key-policy 'Ad-hoc mode: host key policy (accept-new, strict, off)'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand --foreground 'Stay in the foreground (for systemd, launchd and tests)'
             cand --allow-remote 'Allow listening on non-loopback addresses'
             cand --ssh-agent 'Ad-hoc mode: use ssh-agent ($SSH_AUTH_SOCK)'
@@ -104,8 +113,70 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'session-proxy;status'= {
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand --json 'Print the report as JSON'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'session-proxy;connect'= {
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'session-proxy;disconnect'= {
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'session-proxy;reload'= {
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'session-proxy;stop'= {
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'session-proxy;route'= {
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand -q 'Only errors on stderr'
@@ -119,6 +190,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --completions 'Directory for completions (bash, zsh, fish, elvish, powershell)'
             cand --man 'Directory for man pages'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand -q 'Only errors on stderr'
@@ -132,6 +204,11 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand stdio 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
             cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
             cand serve 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
+            cand status 'Show the running master''s upstreams, connections and traffic'
+            cand connect 'Bring an upstream of the running master up and wait for a ready connection'
+            cand disconnect 'Close an upstream''s SSM sessions; its destinations get "host unreachable"'
+            cand reload 'Make the running master re-read its config and apply what changed'
+            cand stop 'Stop the running master (drain, terminate every SSM session)'
             cand route 'Show which route, upstream or default a destination takes under the config'
             cand generate 'Write shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -141,6 +218,16 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
         &'session-proxy;help;sim'= {
         }
         &'session-proxy;help;serve'= {
+        }
+        &'session-proxy;help;status'= {
+        }
+        &'session-proxy;help;connect'= {
+        }
+        &'session-proxy;help;disconnect'= {
+        }
+        &'session-proxy;help;reload'= {
+        }
+        &'session-proxy;help;stop'= {
         }
         &'session-proxy;help;route'= {
         }
