@@ -390,7 +390,24 @@ fn stale_socket_is_replaced_and_other_users_are_refused() {
             "refusal should say so: {err}"
         );
     }
-    m.stop();
+    // SIGTERM drains and exits like `stop`: no SSM session left open.
+    let pid = m.pid();
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "master ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        m.sim.sim().open_sessions(),
+        0,
+        "sessions left open after SIGTERM"
+    );
+    assert!(!m.socket().exists() && !m.pid_file().exists());
 }
 
 #[test]
@@ -439,5 +456,57 @@ fn ssh_through_stdio_reuses_the_masters_pooled_connection() {
         j["upstreams"][0]["bytes_in"].as_u64().unwrap() > 1000,
         "{j}"
     );
+    m.stop();
+}
+
+/// Time until the first byte (the sshd banner) arrives on `stdio`'s stdout.
+fn ttfb(m: &Master, target: &str, port: u16) -> Duration {
+    let t0 = Instant::now();
+    let mut c = m.cmd(&["stdio", target, "-p", &port.to_string()]);
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut b = [0u8; 1];
+    child.stdout.as_mut().unwrap().read_exact(&mut b).unwrap();
+    let took = t0.elapsed();
+    assert_eq!(b[0], b'S', "sshd banner");
+    // SIGTERM, not SIGKILL: stdio then terminates its SSM session.
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    took
+}
+
+/// Benchmark (run with `cargo test --test control -- --ignored --nocapture`): `stdio` time to
+/// first byte through the master's pooled connection versus a fresh SSM session.
+#[test]
+#[ignore = "benchmark; prints a table"]
+fn bench_stdio_time_to_first_byte_master_vs_fresh_session() {
+    let m = Master::new();
+    m.start();
+    let port = m.one.addr.port();
+    let runs = 10;
+    let mut rows = Vec::new();
+    for (label, target) in [
+        ("through the master", "127.0.0.1"),
+        ("fresh SSM session", ONE),
+    ] {
+        let mut v: Vec<Duration> = (0..runs).map(|_| ttfb(&m, target, port)).collect();
+        v.sort();
+        rows.push((label, v[runs / 2], v[0], v[runs - 1]));
+    }
+    println!("\nstdio time to first byte (simulator on loopback, {runs} runs)");
+    println!(
+        "{:<20} {:>10} {:>10} {:>10}",
+        "path", "median", "min", "max"
+    );
+    for (label, med, min, max) in rows {
+        println!("{label:<20} {med:>10.1?} {min:>10.1?} {max:>10.1?}");
+    }
     m.stop();
 }
