@@ -389,6 +389,26 @@ fn stale_socket_is_replaced_and_other_users_are_refused() {
             err.contains("ermission denied"),
             "refusal should say so: {err}"
         );
+        // Past the file permissions (loosened here on purpose), SO_PEERCRED still refuses.
+        let open = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        open(m.dir.path(), 0o755);
+        open(&m.dir.path().join("run"), 0o755);
+        open(m.socket().parent().unwrap(), 0o755);
+        open(&m.socket(), 0o666);
+        let out = c.output().unwrap();
+        let err = text(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "another uid got an answer: {}",
+            text(&out.stdout)
+        );
+        assert!(
+            err.contains("only takes commands from its own user"),
+            "{err}"
+        );
+        open(&m.socket(), 0o600);
     }
     // SIGTERM drains and exits like `stop`: no SSM session left open.
     let pid = m.pid();

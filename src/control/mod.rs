@@ -45,3 +45,6 @@ pub fn socket_path(flag: Option<&Path>, configured: Option<&Path>) -> PathBuf {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| crate::paths::runtime_dir().join("control.sock"))
 }
+
+#[cfg(test)]
+mod tests;
