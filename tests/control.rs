@@ -382,8 +382,9 @@ fn stale_socket_is_replaced_and_other_users_are_refused() {
         let err = text(&out.stderr);
         assert!(
             !out.status.success(),
-            "another uid got an answer: {}",
-            text(&out.stdout)
+            "another uid got an answer: {} / {err} / {:?}",
+            text(&out.stdout),
+            out.status
         );
         assert!(
             err.contains("ermission denied"),
@@ -401,8 +402,9 @@ fn stale_socket_is_replaced_and_other_users_are_refused() {
         let err = text(&out.stderr);
         assert!(
             !out.status.success(),
-            "another uid got an answer: {}",
-            text(&out.stdout)
+            "another uid got an answer: {} / {err} / {:?}",
+            text(&out.stdout),
+            out.status
         );
         assert!(
             err.contains("only takes commands from its own user"),

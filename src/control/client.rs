@@ -45,10 +45,18 @@ impl Client {
         &self.path
     }
 
+    /// Sends `req`. If the master already hung up (it refuses some clients before reading),
+    /// its explanation is read and returned as the error.
     pub async fn send(&mut self, req: &Request) -> Result<(), ControlError> {
         let mut line = Vec::new();
         proto::encode_request(req, &mut line);
-        self.conn.write_line(&line).await
+        match self.conn.write_line(&line).await {
+            Ok(()) => Ok(()),
+            Err(e) => match self.recv(Some(ANSWER_TIMEOUT)).await {
+                Ok(Response::Error { message, .. }) => Err(ControlError::Remote(message)),
+                _ => Err(e),
+            },
+        }
     }
 
     /// The next answer line; `timeout` bounds the wait for it.

@@ -34,8 +34,16 @@ pub enum ControlError {
     Closed,
     #[error("{0}")]
     Remote(String),
+    /// Kept as text: a raw `BrokenPipe` in the error chain would read as a quiet success to
+    /// `exit` (which treats a closed stdout that way).
     #[error("control connection: {0}")]
-    Io(#[from] std::io::Error),
+    Io(String),
+}
+
+impl From<std::io::Error> for ControlError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e.to_string())
+    }
 }
 
 /// The socket path: `--control-socket`, else the config's `control_socket`, else
