@@ -127,7 +127,7 @@ impl Master {
             // A disconnected pool cannot restart; build a fresh one from the same settings.
             let cfg = pool.config().clone();
             let mut ups = self.upstreams.write().await;
-            if let Err(e) = ups.insert(cfg, &self.opts).await {
+            if let Err(e) = ups.replace(cfg, &self.opts) {
                 return Response::error(ErrorKind::Failed, e.to_string());
             }
             match ups.get(name) {
@@ -205,15 +205,24 @@ impl Master {
         let mut routing = false;
         for change in &changes {
             match change {
+                // Old pools are shut down after the registry lock is released.
                 Change::UpstreamRemoved(name) => {
-                    self.upstreams.write().await.remove(name).await;
+                    let old = self.upstreams.write().await.take(name);
+                    if let Some(p) = old {
+                        p.shutdown().await;
+                    }
                 }
                 Change::UpstreamAdded(name) | Change::UpstreamChanged(name) => {
                     if let Some(up) = new.upstream(name) {
                         let cfg = UpstreamConfig::from_config(up, &self.state_dir);
-                        if let Err(e) = self.upstreams.write().await.insert(cfg, &self.opts).await {
-                            lines.push(format!("upstream {name}: {e}"));
-                            continue;
+                        let replaced = self.upstreams.write().await.replace(cfg, &self.opts);
+                        match replaced {
+                            Ok(Some(p)) => p.shutdown().await,
+                            Ok(None) => {}
+                            Err(e) => {
+                                lines.push(format!("upstream {name}: {e}"));
+                                continue;
+                            }
                         }
                     }
                 }
