@@ -51,7 +51,7 @@ xfer() { # $1 = down|up, $2 = via (proxy|plain)
   local t0 t1 cpu=0 got
   rm -f "$work/cpu"
   if [ "$2" = proxy ]; then
-    local pc="/usr/bin/time -o $work/cpu -f '%U %S' $BIN stdio %h -p %p"
+    local pc="/usr/bin/time -o $work/cpu -f '%%U %%S' $BIN stdio %h -p %p"
     t0=$(date +%s.%N)
     if [ "$1" = down ]; then got=$("${SSH[@]}" -o ProxyCommand="$pc" "$(id -un)@i-0123456789abcdef0" "cat $work/blob" | sha256sum | cut -d' ' -f1)
     else got=$("${SSH[@]}" -o ProxyCommand="$pc" "$(id -un)@i-0123456789abcdef0" sha256sum < "$work/blob" | cut -d' ' -f1); fi

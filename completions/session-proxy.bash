@@ -16,14 +16,23 @@ _session__proxy() {
             ",$1")
                 cmd="session__proxy"
                 ;;
+            session__proxy,connect)
+                cmd="session__proxy__subcmd__connect"
+                ;;
             session__proxy,demo)
                 cmd="session__proxy__subcmd__demo"
+                ;;
+            session__proxy,disconnect)
+                cmd="session__proxy__subcmd__disconnect"
                 ;;
             session__proxy,generate)
                 cmd="session__proxy__subcmd__generate"
                 ;;
             session__proxy,help)
                 cmd="session__proxy__subcmd__help"
+                ;;
+            session__proxy,reload)
+                cmd="session__proxy__subcmd__reload"
                 ;;
             session__proxy,route)
                 cmd="session__proxy__subcmd__route"
@@ -34,17 +43,32 @@ _session__proxy() {
             session__proxy,sim)
                 cmd="session__proxy__subcmd__sim"
                 ;;
+            session__proxy,status)
+                cmd="session__proxy__subcmd__status"
+                ;;
             session__proxy,stdio)
                 cmd="session__proxy__subcmd__stdio"
                 ;;
+            session__proxy,stop)
+                cmd="session__proxy__subcmd__stop"
+                ;;
+            session__proxy__subcmd__help,connect)
+                cmd="session__proxy__subcmd__help__subcmd__connect"
+                ;;
             session__proxy__subcmd__help,demo)
                 cmd="session__proxy__subcmd__help__subcmd__demo"
+                ;;
+            session__proxy__subcmd__help,disconnect)
+                cmd="session__proxy__subcmd__help__subcmd__disconnect"
                 ;;
             session__proxy__subcmd__help,generate)
                 cmd="session__proxy__subcmd__help__subcmd__generate"
                 ;;
             session__proxy__subcmd__help,help)
                 cmd="session__proxy__subcmd__help__subcmd__help"
+                ;;
+            session__proxy__subcmd__help,reload)
+                cmd="session__proxy__subcmd__help__subcmd__reload"
                 ;;
             session__proxy__subcmd__help,route)
                 cmd="session__proxy__subcmd__help__subcmd__route"
@@ -55,8 +79,14 @@ _session__proxy() {
             session__proxy__subcmd__help,sim)
                 cmd="session__proxy__subcmd__help__subcmd__sim"
                 ;;
+            session__proxy__subcmd__help,status)
+                cmd="session__proxy__subcmd__help__subcmd__status"
+                ;;
             session__proxy__subcmd__help,stdio)
                 cmd="session__proxy__subcmd__help__subcmd__stdio"
+                ;;
+            session__proxy__subcmd__help,stop)
+                cmd="session__proxy__subcmd__help__subcmd__stop"
                 ;;
             *)
                 ;;
@@ -65,13 +95,39 @@ _session__proxy() {
 
     case "${cmd}" in
         session__proxy)
-            opts="-v -q -h -V --verbose --quiet --config --help --version stdio sim serve demo route generate help"
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version stdio sim serve demo status connect disconnect reload stop route generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__connect)
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -83,7 +139,7 @@ _session__proxy() {
             return 0
             ;;
         session__subcmd__proxy__subcmd__demo)
-            opts="-v -q -h -V --listen --state-dir --verbose --quiet --config --help --version"
+            opts="-v -q -h -V --listen --state-dir --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -101,6 +157,32 @@ _session__proxy() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__disconnect)
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -109,7 +191,7 @@ _session__proxy() {
             return 0
             ;;
         session__subcmd__proxy__subcmd__generate)
-            opts="-v -q -h -V --completions --man --verbose --quiet --config --help --version"
+            opts="-v -q -h -V --completions --man --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -127,6 +209,10 @@ _session__proxy() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -135,7 +221,7 @@ _session__proxy() {
             return 0
             ;;
         session__subcmd__proxy__subcmd__help)
-            opts="stdio sim serve demo route generate help"
+            opts="stdio sim serve demo status connect disconnect reload stop route generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -148,7 +234,35 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        session__subcmd__proxy__subcmd__help__subcmd__connect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         session__subcmd__proxy__subcmd__help__subcmd__demo)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__help__subcmd__disconnect)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -177,6 +291,20 @@ _session__proxy() {
             return 0
             ;;
         session__subcmd__proxy__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__help__subcmd__reload)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -232,6 +360,20 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        session__subcmd__proxy__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         session__subcmd__proxy__subcmd__help__subcmd__stdio)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -246,14 +388,54 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__route)
-            opts="-v -q -h -V --verbose --quiet --config --help --version"
+        session__subcmd__proxy__subcmd__help__subcmd__stop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__reload)
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__route)
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -265,7 +447,7 @@ _session__proxy() {
             return 0
             ;;
         session__subcmd__proxy__subcmd__serve)
-            opts="-i -v -q -h -V --foreground --listen --allow-remote --default --profile --region --state-dir --target --user --identity --ssh-agent --port --pool-size --host-key-policy --verbose --quiet --config --help --version"
+            opts="-i -v -q -h -V --foreground --listen --allow-remote --default --profile --region --state-dir --target --user --identity --ssh-agent --port --pool-size --host-key-policy --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -323,6 +505,10 @@ _session__proxy() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -331,7 +517,7 @@ _session__proxy() {
             return 0
             ;;
         session__subcmd__proxy__subcmd__sim)
-            opts="-v -q -h -V --listen --target --instances --pace-ms --chunk --agent-version --legacy-agent --seed --drop --duplicate --reorder --delay-ms --kill-after-bytes --kill-every-secs --idle-timeout-secs --stats-file --state-dir --verbose --quiet --config --help --version"
+            opts="-v -q -h -V --listen --target --instances --pace-ms --chunk --agent-version --legacy-agent --seed --drop --duplicate --reorder --delay-ms --kill-after-bytes --kill-every-secs --idle-timeout-secs --stats-file --state-dir --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -405,6 +591,32 @@ _session__proxy() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__status)
+            opts="-v -q -h -V --json --verbose --quiet --config --control-socket --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -413,7 +625,7 @@ _session__proxy() {
             return 0
             ;;
         session__subcmd__proxy__subcmd__stdio)
-            opts="-p -v -q -h -V --port --profile --region --document --chunk --verbose --quiet --config --help --version"
+            opts="-p -v -q -h -V --port --profile --region --document --chunk --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -444,6 +656,32 @@ _session__proxy() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__subcmd__proxy__subcmd__stop)
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

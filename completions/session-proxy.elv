@@ -19,6 +19,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
     var completions = [
         &'session-proxy'= {
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand -q 'Only errors on stderr'
@@ -31,6 +32,11 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
             cand serve 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
             cand demo 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
+            cand status 'Show the running master''s upstreams, connections and traffic'
+            cand connect 'Bring an upstream of the running master up and wait for a ready connection'
+            cand disconnect 'Close an upstream''s SSM sessions; its destinations get "host unreachable"'
+            cand reload 'Make the running master re-read its config and apply what changed'
+            cand stop 'Stop the running master (drain, terminate every SSM session)'
             cand route 'Show which route, upstream or default a destination takes under the config'
             cand generate 'Write shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -43,6 +49,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --document 'Session document'
             cand --chunk 'Bytes per outgoing data-channel message'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand -q 'Only errors on stderr'
@@ -70,6 +77,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --stats-file 'Write per-session stats (JSON) here on exit'
             cand --state-dir 'Directory for the demo instance''s keys (default: $XDG_STATE_HOME/session-proxy/demo)'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand --legacy-agent 'Imitate agents that skip the handshake'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
@@ -94,6 +102,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --pool-size 'Ad-hoc mode: SSH connections (SSM sessions) to keep open'
             cand --host-key-policy 'Ad-hoc mode: host key policy (accept-new, strict, off)'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand --foreground 'Stay in the foreground (for systemd, launchd and tests)'
             cand --allow-remote 'Allow listening on non-loopback addresses'
             cand --ssh-agent 'Ad-hoc mode: use ssh-agent ($SSH_AUTH_SOCK)'
@@ -110,6 +119,68 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --listen 'SOCKS5 listen address (loopback). Default: 127.0.0.1:1080, or the next free port up to 1099'
             cand --state-dir 'Directory for the demo keys and known_hosts (default: $XDG_STATE_HOME/session-proxy/demo)'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'session-proxy;status'= {
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand --json 'Print the report as JSON'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'session-proxy;connect'= {
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'session-proxy;disconnect'= {
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'session-proxy;reload'= {
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'session-proxy;stop'= {
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand -q 'Only errors on stderr'
@@ -121,6 +192,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
         }
         &'session-proxy;route'= {
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand -q 'Only errors on stderr'
@@ -134,6 +206,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --completions 'Directory for completions (bash, zsh, fish, elvish, powershell)'
             cand --man 'Directory for man pages'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand -q 'Only errors on stderr'
@@ -148,6 +221,11 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
             cand serve 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
             cand demo 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
+            cand status 'Show the running master''s upstreams, connections and traffic'
+            cand connect 'Bring an upstream of the running master up and wait for a ready connection'
+            cand disconnect 'Close an upstream''s SSM sessions; its destinations get "host unreachable"'
+            cand reload 'Make the running master re-read its config and apply what changed'
+            cand stop 'Stop the running master (drain, terminate every SSM session)'
             cand route 'Show which route, upstream or default a destination takes under the config'
             cand generate 'Write shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -159,6 +237,16 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
         &'session-proxy;help;serve'= {
         }
         &'session-proxy;help;demo'= {
+        }
+        &'session-proxy;help;status'= {
+        }
+        &'session-proxy;help;connect'= {
+        }
+        &'session-proxy;help;disconnect'= {
+        }
+        &'session-proxy;help;reload'= {
+        }
+        &'session-proxy;help;stop'= {
         }
         &'session-proxy;help;route'= {
         }

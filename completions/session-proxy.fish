@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_session_proxy_global_optspecs
-    string join \n v/verbose q/quiet config= h/help V/version
+    string join \n v/verbose q/quiet config= control-socket= h/help V/version
 end
 
 function __fish_session_proxy_needs_command
@@ -25,6 +25,7 @@ function __fish_session_proxy_using_subcommand
 end
 
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -s q -l quiet -d 'Only errors on stderr'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -s h -l help -d 'Print help'
@@ -33,6 +34,11 @@ complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "stdio" 
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "sim" -d 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "serve" -d 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "demo" -d 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "status" -d 'Show the running master\'s upstreams, connections and traffic'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "connect" -d 'Bring an upstream of the running master up and wait for a ready connection'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "disconnect" -d 'Close an upstream\'s SSM sessions; its destinations get "host unreachable"'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "reload" -d 'Make the running master re-read its config and apply what changed'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "stop" -d 'Stop the running master (drain, terminate every SSM session)'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "route" -d 'Show which route, upstream or default a destination takes under the config'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "generate" -d 'Write shell completions and man pages'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -42,6 +48,7 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l re
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l document -d 'Session document' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l chunk -d 'Bytes per outgoing data-channel message' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -s q -l quiet -d 'Only errors on stderr'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -s h -l help -d 'Print help'
@@ -63,6 +70,7 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l idle
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l stats-file -d 'Write per-session stats (JSON) here on exit' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l state-dir -d 'Directory for the demo instance\'s keys (default: $XDG_STATE_HOME/session-proxy/demo)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l legacy-agent -d 'Imitate agents that skip the handshake'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -s q -l quiet -d 'Only errors on stderr'
@@ -80,6 +88,7 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l po
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l pool-size -d 'Ad-hoc mode: SSH connections (SSM sessions) to keep open' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l host-key-policy -d 'Ad-hoc mode: host key policy (accept-new, strict, off)' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l foreground -d 'Stay in the foreground (for systemd, launchd and tests)'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l allow-remote -d 'Allow listening on non-loopback addresses'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l ssh-agent -d 'Ad-hoc mode: use ssh-agent ($SSH_AUTH_SOCK)'
@@ -90,11 +99,44 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -s V 
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -l listen -d 'SOCKS5 listen address (loopback). Default: 127.0.0.1:1080, or the next free port up to 1099' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -l state-dir -d 'Directory for the demo keys and known_hosts (default: $XDG_STATE_HOME/session-proxy/demo)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -s q -l quiet -d 'Only errors on stderr'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -s h -l help -d 'Print help'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -s V -l version -d 'Print version'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand status" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand status" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand status" -l json -d 'Print the report as JSON'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand status" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand status" -s q -l quiet -d 'Only errors on stderr'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand status" -s h -l help -d 'Print help'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand status" -s V -l version -d 'Print version'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand connect" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand connect" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand connect" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand connect" -s q -l quiet -d 'Only errors on stderr'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand connect" -s h -l help -d 'Print help'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand connect" -s V -l version -d 'Print version'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand disconnect" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand disconnect" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand disconnect" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand disconnect" -s q -l quiet -d 'Only errors on stderr'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand disconnect" -s h -l help -d 'Print help'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand disconnect" -s V -l version -d 'Print version'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand reload" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand reload" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand reload" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand reload" -s q -l quiet -d 'Only errors on stderr'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand reload" -s h -l help -d 'Print help'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand reload" -s V -l version -d 'Print version'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stop" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stop" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stop" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stop" -s q -l quiet -d 'Only errors on stderr'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stop" -s h -l help -d 'Print help'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stop" -s V -l version -d 'Print version'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -s q -l quiet -d 'Only errors on stderr'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -s h -l help -d 'Print help'
@@ -102,14 +144,20 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand route" -s V 
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -l completions -d 'Directory for completions (bash, zsh, fish, elvish, powershell)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -l man -d 'Directory for man pages' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s q -l quiet -d 'Only errors on stderr'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s h -l help -d 'Print help'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo route generate help" -f -a "stdio" -d 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo route generate help" -f -a "sim" -d 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo route generate help" -f -a "serve" -d 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo route generate help" -f -a "demo" -d 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo route generate help" -f -a "route" -d 'Show which route, upstream or default a destination takes under the config'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo route generate help" -f -a "generate" -d 'Write shell completions and man pages'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo route generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "stdio" -d 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "sim" -d 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "serve" -d 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "demo" -d 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "status" -d 'Show the running master\'s upstreams, connections and traffic'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "connect" -d 'Bring an upstream of the running master up and wait for a ready connection'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "disconnect" -d 'Close an upstream\'s SSM sessions; its destinations get "host unreachable"'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "reload" -d 'Make the running master re-read its config and apply what changed'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "stop" -d 'Stop the running master (drain, terminate every SSM session)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "route" -d 'Show which route, upstream or default a destination takes under the config'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "generate" -d 'Write shell completions and man pages'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -32,6 +32,7 @@ pub mod upstream;
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod exit;
 pub mod paths;
 pub mod redact;

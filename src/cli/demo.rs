@@ -187,7 +187,25 @@ pub async fn run(_g: &GlobalArgs, a: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         eprintln!("session-proxy demo: shutting down (closing SSM sessions)");
     };
-    serve::serve(&cfg, bound, ups, shutdown).await;
+    // The demo's config is generated, so there is nothing to reload and no control socket.
+    let fixed = cfg.clone();
+    let loader: crate::serve::master::Loader = Box::new(move || Ok(fixed.clone()));
+    let master = std::sync::Arc::new(crate::serve::master::Master::new(
+        cfg,
+        ups,
+        PoolOptions::default(),
+        serve_state.clone(),
+        bound.addresses.clone(),
+        loader,
+    ));
+    serve::serve(
+        bound,
+        master,
+        None,
+        futures_util::stream::pending(),
+        shutdown,
+    )
+    .await;
     let open = sim.open_sessions();
     sim.shutdown().await;
     demo.shutdown().await;

@@ -1,6 +1,7 @@
 //! Command-line interface: one clap definition (also the source of completions and man pages),
 //! one module per subcommand with `run(&GlobalArgs, Args) -> anyhow::Result<ExitCode>`.
 
+pub mod ctl;
 pub mod demo;
 pub mod generate;
 pub mod load;
@@ -37,6 +38,10 @@ pub struct GlobalArgs {
     /// Configuration file (default: ./config.yaml, then the XDG config dir).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Control socket of the master (default: the config's control_socket, else
+    /// $XDG_RUNTIME_DIR/session-proxy/control.sock).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,6 +54,16 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process.
     Demo(demo::DemoArgs),
+    /// Show the running master's upstreams, connections and traffic.
+    Status(ctl::StatusArgs),
+    /// Bring an upstream of the running master up and wait for a ready connection.
+    Connect(ctl::UpstreamArgs),
+    /// Close an upstream's SSM sessions; its destinations get "host unreachable".
+    Disconnect(ctl::UpstreamArgs),
+    /// Make the running master re-read its config and apply what changed.
+    Reload,
+    /// Stop the running master (drain, terminate every SSM session).
+    Stop,
     /// Show which route, upstream or default a destination takes under the config.
     Route(route::RouteArgs),
     /// Write shell completions and man pages.
@@ -67,6 +82,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(a) => sim::run(&cli.global, a).await,
         Command::Serve(a) => serve::run(&cli.global, a).await,
         Command::Demo(a) => demo::run(&cli.global, a).await,
+        Command::Status(a) => ctl::status(&cli.global, a).await,
+        Command::Connect(a) => ctl::connect(&cli.global, a).await,
+        Command::Disconnect(a) => ctl::disconnect(&cli.global, a).await,
+        Command::Reload => ctl::reload(&cli.global).await,
+        Command::Stop => ctl::stop(&cli.global).await,
         Command::Route(a) => route::run(&cli.global, a),
         Command::Generate(a) => generate::run(&cli.global, a),
     }

@@ -1,8 +1,14 @@
 //! `serve`: the SOCKS5 multiplexer over SSH-over-SSM upstream pools. Reads the config file (or
 //! builds a one-upstream config from `--target/--user/--identity`), applies flag overrides,
-//! and runs in the foreground until SIGINT/SIGTERM.
+//! and runs as the master: detached into the background by default (re-executing itself with
+//! `--foreground` in a new session, output to `<state dir>/serve.log`, pid in
+//! `<state dir>/serve.pid`), or in the foreground with `--foreground`. SIGINT/SIGTERM and the
+//! `stop` command drain and exit; SIGHUP and the `reload` command re-read the config.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -10,8 +16,12 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use super::GlobalArgs;
 use crate::config::{AdHoc, Config, HostKeyPolicy, Overrides};
+use crate::control::client;
+use crate::control::proto::{Request, Response};
+use crate::control::{self, ControlError};
 use crate::exit::UsageError;
 use crate::serve;
+use crate::serve::master::{Loader, Master};
 use crate::upstream::pool::PoolOptions;
 
 #[derive(Debug, Clone, Args)]
@@ -113,35 +123,184 @@ impl ServeArgs {
     }
 }
 
-pub async fn run(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<ExitCode> {
-    if !a.foreground {
-        return Err(UsageError::Usage(
-            "the background daemon is not available yet; run `session-proxy serve --foreground`"
-                .into(),
-        )
-        .into());
-    }
-    let cfg = a.config(g)?;
-    let state_dir = cfg
+/// Set in the environment of the re-executed foreground master by the detaching parent.
+const DAEMON_ENV: &str = "SESSION_PROXY_DAEMON_CHILD";
+/// How long the detaching parent waits for the master to be ready.
+const READY_WAIT: Duration = Duration::from_secs(120);
+
+/// The state dir of `cfg`, created if missing.
+fn state_dir(cfg: &Config) -> anyhow::Result<PathBuf> {
+    let dir = cfg
         .state_dir
         .clone()
         .unwrap_or_else(crate::paths::state_dir);
-    std::fs::create_dir_all(&state_dir)
-        .with_context(|| format!("creating state dir {}", state_dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating state dir {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Refuses to start when a master already answers on `socket`, naming its pid.
+async fn refuse_if_running(socket: &Path) -> anyhow::Result<()> {
+    match client::request(socket, &Request::Status).await {
+        Ok(Response::Status(s)) => Err(ControlError::AlreadyRunning {
+            path: socket.to_path_buf(),
+            pid: Some(s.pid),
+        }
+        .into()),
+        Err(ControlError::NotRunning { .. }) => Ok(()),
+        // Something answers there but not like a master: let bind() decide.
+        _ => Ok(()),
+    }
+}
+
+pub async fn run(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = a.config(g)?;
+    let socket = control::socket_path(g.control_socket.as_deref(), cfg.control_socket.as_deref());
+    refuse_if_running(&socket).await?;
+    let state_dir = state_dir(&cfg)?;
+    if a.foreground {
+        foreground(g, a, cfg, &socket, &state_dir).await
+    } else {
+        daemonize(&socket, &state_dir).await
+    }
+}
+
+/// Re-executes this binary as `serve --foreground` in its own session with its output in
+/// `<state dir>/serve.log`, and returns once it answers `status` on the control socket.
+async fn daemonize(socket: &Path, state_dir: &Path) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let log_path = state_dir.join("serve.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening log file {}", log_path.display()))?;
+    let log_len = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let exe = std::env::current_exe().context("finding the session-proxy binary to re-run")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(std::env::args_os().skip(1))
+        .arg("--foreground")
+        .env(DAEMON_ENV, "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().context("duplicating the log file handle")?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe and touches no memory; it detaches the child from
+    // our terminal and process group so that closing the shell does not signal it.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("starting the background master")?;
+    let deadline = tokio::time::Instant::now() + READY_WAIT;
+    loop {
+        if let Some(st) = child.try_wait()? {
+            let tail = log_tail(&log_path, log_len);
+            return Err(anyhow::anyhow!(
+                "the master exited during start-up ({st}); its log {} says:\n{tail}",
+                log_path.display()
+            ));
+        }
+        let probe = tokio::time::timeout(
+            Duration::from_secs(2),
+            client::request(socket, &Request::Status),
+        )
+        .await;
+        if let Ok(Ok(Response::Status(s))) = probe {
+            eprintln!(
+                "session-proxy: master running (pid {}); control socket {}, log {}",
+                s.pid,
+                socket.display(),
+                log_path.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if tokio::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(anyhow::anyhow!(
+                "the master was not ready within {READY_WAIT:?}; its log {} says:\n{}",
+                log_path.display(),
+                log_tail(&log_path, log_len)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The last lines the log gained since it was `from` bytes long.
+fn log_tail(path: &Path, from: u64) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    let new = text.get(from as usize..).unwrap_or_default();
+    let s = String::from_utf8_lossy(new);
+    let lines: Vec<&str> = s.lines().collect();
+    lines
+        .get(lines.len().saturating_sub(20)..)
+        .unwrap_or_default()
+        .join("\n")
+}
+
+/// Removes the pid file when the master exits.
+struct PidFile(PathBuf);
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn foreground(
+    g: &GlobalArgs,
+    a: ServeArgs,
+    cfg: Config,
+    socket: &Path,
+    state_dir: &Path,
+) -> anyhow::Result<ExitCode> {
+    // Claim the control socket first, so a second master fails before dialling anything.
+    let control = control::server::bind(socket)?;
     let bound = serve::bind(&cfg).await?;
-    let ups = serve::start_upstreams(&cfg, &state_dir, &PoolOptions::default()).await?;
+    let opts = PoolOptions::default();
+    let ups = serve::start_upstreams(&cfg, state_dir, &opts).await?;
+    let pid_path = state_dir.join("serve.pid");
+    std::fs::write(&pid_path, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing pid file {}", pid_path.display()))?;
+    let _pid = PidFile(pid_path);
     for addr in &bound.addresses {
         eprintln!("session-proxy: SOCKS5 proxy listening on {addr}");
     }
+    eprintln!("session-proxy: control socket {}", socket.display());
+    if std::env::var_os(DAEMON_ENV).is_some() {
+        tracing::info!("running detached");
+    }
+    let (g2, a2) = (g.clone(), a.clone());
+    let loader: Loader = Box::new(move || a2.config(&g2));
+    let master = Arc::new(Master::new(
+        cfg,
+        ups,
+        opts,
+        state_dir.to_path_buf(),
+        bound.addresses.clone(),
+        loader,
+    ));
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let sighup = signal(SignalKind::hangup())?;
+    let reloads =
+        futures_util::stream::unfold(
+            sighup,
+            |mut s| async move { s.recv().await.map(|()| ((), s)) },
+        );
     let shutdown = async move {
         tokio::select! {
             _ = sigint.recv() => {}
             _ = sigterm.recv() => {}
         }
-        eprintln!("session-proxy: shutting down (closing SSM sessions)");
     };
-    serve::serve(&cfg, bound, ups, shutdown).await;
+    serve::serve(bound, master, Some(&control), Box::pin(reloads), shutdown).await;
+    eprintln!("session-proxy: stopped; every SSM session terminated");
+    drop(control);
     Ok(ExitCode::SUCCESS)
 }

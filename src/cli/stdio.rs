@@ -2,6 +2,10 @@
 //! session and bridges stdin/stdout to it byte for byte; nothing but session bytes ever goes to
 //! stdout. Ends cleanly: stdin EOF keeps delivering output until the service closes the
 //! channel; signals send TerminateSession; the session is always terminated on the way out.
+//!
+//! When a master (`serve`) is running and routes the host to an upstream (or the host names an
+//! upstream), the stream goes through the master's pooled SSH connection instead: no new SSM
+//! session, so the connection starts at once. Instance ids never take that path.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,6 +15,8 @@ use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::GlobalArgs;
+use crate::config::Target;
+use crate::control::{self, client::Client, proto::ErrorKind, proto::Request, proto::Response};
 use crate::ssm::api::{AwsSettings, SessionRequest, SsmApi};
 use crate::ssm::driver::End;
 use crate::ssm::session::{Session, SessionOptions};
@@ -49,6 +55,15 @@ pub async fn run(g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
         ),
         None => (a.target.clone(), a.port.unwrap_or(22)),
     };
+    if !matches!(name.parse::<Target>(), Ok(Target::InstanceId(_))) {
+        let socket = control::socket_path(
+            g.control_socket.as_deref(),
+            cfg.as_ref().and_then(|c| c.control_socket.as_deref()),
+        );
+        if let Some(code) = via_master(&socket, &name, port).await? {
+            return Ok(code);
+        }
+    }
     let settings = AwsSettings {
         profile: a
             .profile
@@ -95,4 +110,77 @@ pub async fn run(g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
         other => tracing::info!("session ended: {other:?}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens `host:port` through a running master's pooled SSH connection and bridges
+/// stdin/stdout to it (OpenSSH `-W` semantics). `Ok(None)`: no master, or it has no route to an
+/// upstream for `host`; the caller then takes the direct SSM path.
+async fn via_master(
+    socket: &std::path::Path,
+    host: &str,
+    port: u16,
+) -> anyhow::Result<Option<ExitCode>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = match Client::connect(socket).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!("no master to reuse ({e}); opening a session directly");
+            return Ok(None);
+        }
+    };
+    let req = Request::Open {
+        host: host.to_owned(),
+        port,
+    };
+    c.send(&req).await?;
+    match c.recv(Some(std::time::Duration::from_secs(60))).await? {
+        Response::Stream => {}
+        Response::Error {
+            kind: ErrorKind::NotRouted,
+            ..
+        } => return Ok(None),
+        Response::Error { message, .. } => {
+            return Err(anyhow::anyhow!(
+                "through the master at {}: {message}",
+                socket.display()
+            ))
+        }
+        other => {
+            return Err(anyhow::anyhow!(
+                "unexpected answer from the master: {other:?}"
+            ))
+        }
+    }
+    tracing::info!(
+        "stream to {host}:{port} through the master at {}",
+        socket.display()
+    );
+    let (sock, early) = c.into_parts();
+    let (mut rd, mut wr) = sock.into_split();
+    let mut stdout = tokio::io::stdout();
+    let to_stdout = async {
+        stdout.write_all(&early).await?;
+        stdout.flush().await?;
+        let mut buf = vec![0u8; crate::relay::BUF_SIZE];
+        loop {
+            let n = rd.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<(), std::io::Error>(());
+            }
+            stdout.write_all(buf.get(..n).unwrap_or_default()).await?;
+            stdout.flush().await?;
+        }
+    };
+    let from_stdin = async {
+        let mut stdin = tokio::io::stdin();
+        tokio::io::copy(&mut stdin, &mut wr).await?;
+        // Half-close: the destination sees EOF and may still answer.
+        wr.shutdown().await?;
+        std::future::pending::<std::io::Result<()>>().await
+    };
+    tokio::select! {
+        r = to_stdout => r?,
+        r = from_stdin => r?,
+    }
+    Ok(Some(ExitCode::SUCCESS))
 }

@@ -3,6 +3,7 @@
 //! closes every pool (TerminateSession on every SSM session).
 
 pub mod connector;
+pub mod master;
 
 use std::future::Future;
 use std::path::Path;
@@ -11,10 +12,11 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::config::{self, Config, Listener};
+use crate::control::server::ControlListener;
 use crate::socks::server::{Server, ServerConfig};
 use crate::upstream::pool::PoolOptions;
 use crate::upstream::{UpstreamConfig, Upstreams};
-use connector::{Routing, RoutingConnector};
+use master::Master;
 
 /// Why `serve` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -108,13 +110,6 @@ fn bind_unix(path: &Path) -> std::io::Result<UnixListener> {
     Ok(l)
 }
 
-/// A running multiplexer.
-pub struct Running {
-    pub upstreams: Arc<tokio::sync::RwLock<Upstreams>>,
-    pub connector: Arc<RoutingConnector>,
-    pub servers: Vec<Server>,
-}
-
 /// Builds and starts the pools, waiting (bounded) until each eager upstream has a connection.
 pub async fn start_upstreams(
     cfg: &Config,
@@ -161,21 +156,18 @@ pub async fn start_pools(
     Ok(ups)
 }
 
-/// Serves the bound listeners until `shutdown` resolves, then closes the pools.
+/// Serves the bound listeners and the control socket until `shutdown` resolves or a `stop`
+/// arrives, then closes every pool (TerminateSession for each SSM session). SIGHUP-style
+/// reloads come in through `reload` (each item triggers `Master::reload`).
 pub async fn serve(
-    cfg: &Config,
     bound: Bound,
-    ups: Upstreams,
+    master: Arc<Master>,
+    control: Option<&ControlListener>,
+    mut reload: impl futures_util::Stream<Item = ()> + Unpin + Send,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let upstreams = Arc::new(tokio::sync::RwLock::new(ups));
-    let connector = Arc::new(RoutingConnector::new(
-        Routing {
-            router: cfg.routes.clone(),
-            default: cfg.default.clone(),
-        },
-        upstreams.clone(),
-    ));
+    use futures_util::StreamExt;
+    let connector = master.connector.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for (l, sc) in bound.tcp {
@@ -200,10 +192,38 @@ pub async fn serve(
                 .await;
         }));
     }
-    shutdown.await;
+    let control_loop = async {
+        match control {
+            Some(c) => {
+                let mut rx = stop_rx.clone();
+                let handler: Arc<dyn crate::control::server::Handler> = master.clone();
+                c.run(handler, async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let reloads = async {
+        while reload.next().await.is_some() {
+            match master.reload().await {
+                Ok(lines) => eprintln!("session-proxy: reloaded: {}", lines.join("; ")),
+                Err(e) => eprintln!("session-proxy: {e}"),
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    let stopped = master.stopped();
+    tokio::select! {
+        () = shutdown => {}
+        () = stopped => {}
+        () = reloads => {}
+        () = control_loop => {}
+    }
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;
     }
-    upstreams.read().await.shutdown().await;
+    master.upstreams.read().await.shutdown().await;
 }

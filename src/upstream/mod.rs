@@ -220,6 +220,25 @@ impl Upstreams {
         Ok(())
     }
 
+    /// Adds or replaces a pool and hands back the old one still running, so the caller can
+    /// shut it down without holding the registry lock (new streams to other upstreams go on).
+    pub fn replace(
+        &mut self,
+        cfg: UpstreamConfig,
+        opts: &PoolOptions,
+    ) -> Result<Option<Arc<Pool>>, UpstreamError> {
+        let pool = Arc::new(Pool::new(cfg, opts.clone())?);
+        if !pool.config().lazy {
+            pool.start();
+        }
+        Ok(self.pools.insert(pool.config().name.clone(), pool))
+    }
+
+    /// Removes a pool without shutting it down (see [`Upstreams::replace`]).
+    pub fn take(&mut self, name: &str) -> Option<Arc<Pool>> {
+        self.pools.remove(name)
+    }
+
     /// Removes a pool and shuts it down; for `reload`.
     pub async fn remove(&mut self, name: &str) -> bool {
         match self.pools.remove(name) {

@@ -289,8 +289,12 @@ pub struct Serve {
 impl Serve {
     pub fn start(sim: &SimHandle, config: &Path, socks: SocketAddr) -> Self {
         let mut c = Command::new(BIN);
+        // A control socket per test, next to its config, so tests run in parallel.
+        let control = config.with_file_name("control.sock");
         c.args(["serve", "--foreground", "--config"])
             .arg(config)
+            .arg("--control-socket")
+            .arg(control)
             .stdin(Stdio::null());
         for (k, v) in sim.env() {
             c.env(k, v);

@@ -1,0 +1,336 @@
+//! \[core\] The control protocol between `session-proxy` commands and the running master: one
+//! JSON object per line in each direction, every object carrying the protocol version `v`.
+//!
+//! ```text
+//! client → {"v":1,"cmd":"status"}                       master → {"v":1,"type":"status",...}
+//! client → {"v":1,"cmd":"connect","upstream":"prod"}    master → {"v":1,"type":"progress",...}*
+//!                                                              {"v":1,"type":"done",...}
+//! client → {"v":1,"cmd":"open","host":"10.0.0.5","port":22}
+//!                                                       master → {"v":1,"type":"stream"}
+//!          ...after which the same connection carries the raw bytes of the stream.
+//! ```
+//!
+//! Sans-IO: [`find_line`] frames a buffer (incomplete input is `Ok(None)`, a line longer than
+//! [`MAX_LINE`] is an error before anything is allocated for it), [`decode_request`] /
+//! [`decode_response`] parse one line, and the encoders append a line to a caller's buffer.
+
+use serde::{Deserialize, Serialize};
+
+/// Protocol version spoken by this build.
+pub const VERSION: u32 = 1;
+/// Longest accepted line, newline included.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Why a line could not be framed or decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProtoError {
+    #[error("control message longer than {MAX_LINE} bytes")]
+    TooLong,
+    #[error("control message is not valid JSON: {0}")]
+    Json(String),
+    #[error("control protocol version {got} is not supported (this build speaks {VERSION}); use the same session-proxy binary for the master and its commands")]
+    Version { got: u64 },
+    #[error("control message has no version field \"v\"")]
+    NoVersion,
+}
+
+/// A command for the master.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    Status,
+    Connect {
+        upstream: String,
+    },
+    Disconnect {
+        upstream: String,
+    },
+    Reload,
+    Stop,
+    /// Open a stream to `host:port` through the upstream routed for `host`; on success the
+    /// connection turns into that stream.
+    Open {
+        host: String,
+        port: u16,
+    },
+}
+
+/// What kind of failure a [`Response::Error`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request itself was malformed or of another version.
+    BadRequest,
+    UnknownUpstream,
+    /// `open`: the host has no route to an upstream; the caller should go direct.
+    NotRouted,
+    /// The operation was tried and failed (connect timeout, reload with a bad config, ...).
+    Failed,
+    PermissionDenied,
+}
+
+/// One upstream in a status report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamStatus {
+    pub name: String,
+    pub state: String,
+    pub instances: Vec<String>,
+    pub connections_up: usize,
+    pub connections_total: usize,
+    pub open_streams: usize,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub last_error: Option<String>,
+}
+
+/// The answer to `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub pid: u32,
+    pub uptime_secs: u64,
+    pub listeners: Vec<String>,
+    pub upstreams: Vec<UpstreamStatus>,
+}
+
+/// A message from the master.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Response {
+    Status(StatusReport),
+    /// An intermediate step of a long command; more lines follow.
+    Progress {
+        message: String,
+    },
+    /// The command finished; `lines` says what it did.
+    Done {
+        lines: Vec<String>,
+    },
+    /// `open` succeeded: raw stream bytes follow on this connection.
+    Stream,
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
+}
+
+impl Response {
+    pub fn error(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::Error {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Whether more responses follow this one for the same request.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Self::Progress { .. })
+    }
+}
+
+/// Length of the first line in `buf` including its `\n`, or `None` when `buf` holds no complete
+/// line yet. Fails once `buf` has [`MAX_LINE`] bytes without a newline.
+pub fn find_line(buf: &[u8]) -> Result<Option<usize>, ProtoError> {
+    let window = buf.get(..MAX_LINE.min(buf.len())).unwrap_or(buf);
+    match window.iter().position(|&b| b == b'\n') {
+        Some(i) => Ok(Some(i + 1)),
+        None if buf.len() >= MAX_LINE => Err(ProtoError::TooLong),
+        None => Ok(None),
+    }
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(line: &[u8]) -> Result<T, ProtoError> {
+    if line.len() > MAX_LINE {
+        return Err(ProtoError::TooLong);
+    }
+    let mut value: serde_json::Value =
+        serde_json::from_slice(line).map_err(|e| ProtoError::Json(e.to_string()))?;
+    let obj = value
+        .as_object_mut()
+        .ok_or_else(|| ProtoError::Json("expected a JSON object".into()))?;
+    let v = obj.remove("v").ok_or(ProtoError::NoVersion)?;
+    match v.as_u64() {
+        Some(n) if n == u64::from(VERSION) => {}
+        Some(n) => return Err(ProtoError::Version { got: n }),
+        None => return Err(ProtoError::Json("\"v\" must be a number".into())),
+    }
+    serde_json::from_value(value).map_err(|e| ProtoError::Json(e.to_string()))
+}
+
+fn encode<T: Serialize>(msg: &T, out: &mut Vec<u8>) {
+    let mut value = serde_json::to_value(msg).unwrap_or(serde_json::Value::Null);
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("v".into(), VERSION.into());
+    }
+    // Serialising a Value to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &value);
+    out.push(b'\n');
+}
+
+/// Parses one request line (with or without its `\n`).
+pub fn decode_request(line: &[u8]) -> Result<Request, ProtoError> {
+    decode(line)
+}
+
+/// Parses one response line (with or without its `\n`).
+pub fn decode_response(line: &[u8]) -> Result<Response, ProtoError> {
+    decode(line)
+}
+
+/// Appends `req` as one line.
+pub fn encode_request(req: &Request, out: &mut Vec<u8>) {
+    encode(req, out);
+}
+
+/// Appends `resp` as one line.
+pub fn encode_response(resp: &Response, out: &mut Vec<u8>) {
+    encode(resp, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn requests() -> Vec<Request> {
+        vec![
+            Request::Status,
+            Request::Connect {
+                upstream: "prod".into(),
+            },
+            Request::Disconnect {
+                upstream: "p\"r\nod".into(),
+            },
+            Request::Reload,
+            Request::Stop,
+            Request::Open {
+                host: "10.0.0.5".into(),
+                port: 22,
+            },
+        ]
+    }
+
+    #[test]
+    fn every_request_round_trips_as_one_versioned_line() {
+        for r in requests() {
+            let mut buf = Vec::new();
+            encode_request(&r, &mut buf);
+            assert_eq!(find_line(&buf).unwrap(), Some(buf.len()));
+            assert_eq!(buf.iter().filter(|&&b| b == b'\n').count(), 1);
+            assert!(buf.starts_with(b"{") && buf.windows(5).any(|w| w == b"\"v\":1"));
+            assert_eq!(decode_request(&buf).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn every_response_round_trips() {
+        let rs = [
+            Response::Status(StatusReport {
+                pid: 7,
+                uptime_secs: 3,
+                listeners: vec!["socks5://127.0.0.1:1080".into()],
+                upstreams: vec![UpstreamStatus {
+                    name: "a".into(),
+                    state: "up".into(),
+                    instances: vec!["i-1".into()],
+                    connections_up: 1,
+                    connections_total: 2,
+                    open_streams: 0,
+                    bytes_in: 1,
+                    bytes_out: 2,
+                    last_error: Some("x".into()),
+                }],
+            }),
+            Response::Progress {
+                message: "connecting".into(),
+            },
+            Response::Done {
+                lines: vec!["ok".into()],
+            },
+            Response::Stream,
+            Response::error(ErrorKind::NotRouted, "no route"),
+        ];
+        for r in rs {
+            let mut buf = Vec::new();
+            encode_response(&r, &mut buf);
+            assert_eq!(decode_response(&buf).unwrap(), r);
+        }
+        assert!(!Response::Progress {
+            message: String::new()
+        }
+        .is_final());
+    }
+
+    #[test]
+    fn the_documented_wire_form_is_accepted() {
+        assert_eq!(
+            decode_request(br#"{"v":1,"cmd":"status"}"#).unwrap(),
+            Request::Status
+        );
+        assert_eq!(
+            decode_request(br#"{"cmd":"open","host":"h","port":22,"v":1}"#).unwrap(),
+            Request::Open {
+                host: "h".into(),
+                port: 22
+            }
+        );
+    }
+
+    #[test]
+    fn wrong_or_missing_versions_and_unknown_commands_are_refused() {
+        assert_eq!(
+            decode_request(br#"{"v":2,"cmd":"status"}"#),
+            Err(ProtoError::Version { got: 2 })
+        );
+        assert_eq!(
+            decode_request(br#"{"cmd":"status"}"#),
+            Err(ProtoError::NoVersion)
+        );
+        assert!(matches!(
+            decode_request(br#"{"v":1,"cmd":"format-disk"}"#),
+            Err(ProtoError::Json(_))
+        ));
+        assert!(matches!(
+            decode_request(br#"{"v":1,"cmd":"open","host":"h","port":22,"extra":1}"#),
+            Err(ProtoError::Json(_))
+        ));
+        assert!(matches!(
+            decode_request(br#"{"v":1,"cmd":"open","host":"h","port":70000}"#),
+            Err(ProtoError::Json(_))
+        ));
+        assert!(matches!(decode_request(b"[1]"), Err(ProtoError::Json(_))));
+    }
+
+    #[test]
+    fn lines_are_framed_and_capped() {
+        assert_eq!(find_line(b"abc"), Ok(None));
+        assert_eq!(find_line(b"ab\ncd\n"), Ok(Some(3)));
+        let long = vec![b'x'; MAX_LINE];
+        assert_eq!(find_line(&long), Err(ProtoError::TooLong));
+        let mut ok = vec![b'x'; MAX_LINE - 1];
+        ok.push(b'\n');
+        assert_eq!(find_line(&ok), Ok(Some(MAX_LINE)));
+        assert_eq!(
+            decode_request(&[b' '; MAX_LINE + 1]),
+            Err(ProtoError::TooLong)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = find_line(&bytes);
+            let _ = decode_request(&bytes);
+            let _ = decode_response(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_hosts_and_ports_round_trip(host in ".{0,200}", port in any::<u16>()) {
+            let r = Request::Open { host, port };
+            let mut buf = Vec::new();
+            encode_request(&r, &mut buf);
+            prop_assert_eq!(find_line(&buf).unwrap(), Some(buf.len()));
+            prop_assert_eq!(decode_request(&buf).unwrap(), r);
+        }
+    }
+}
