@@ -81,6 +81,9 @@ pub async fn run(
     let app: BoxFuture<std::io::Result<TcpStream>> = Box::pin(dial(target));
     let opts = Options {
         pace: knobs.pace.map(|p| (p, knobs.chunk.max(1))),
+        // The real agent waits 2 s for its output to be acknowledged once the target closes;
+        // on a loaded test machine that can cut a transfer short, so the simulator waits longer.
+        drain_timeout: Duration::from_secs(10),
         ..Options::default()
     };
     let (_cmd_tx, cmd_rx) = mpsc::channel(1);

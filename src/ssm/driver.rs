@@ -353,7 +353,7 @@ where
         if ended.is_some() {
             // Best effort: push out what is queued (e.g. the last acknowledges).
             if let Some(s) = sink.as_mut() {
-                let _ = tokio::time::timeout(Duration::from_millis(500), outq.pump(s)).await;
+                let _ = tokio::time::timeout(opts.drain_timeout, outq.pump(s)).await;
             }
             break;
         }
@@ -400,27 +400,32 @@ where
                     Some(Ok(WsMessage::Text(t))) => { let _ = ch.handle_frame(now, t.as_bytes()); }
                     Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
                     Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => {
-                        tracing::info!("data channel WebSocket closed; resuming");
                         stream = None;
                         sink = None;
                         outq.clear();
                         ch.on_disconnect();
-                        lost_since = Some(now);
-                        attempts = 0;
-                        reconnect_at = Some(now);
+                        // After channel_closed the service hangs up on purpose: nothing to resume.
+                        if closed_output.is_none() {
+                            tracing::info!("data channel WebSocket closed; resuming");
+                            lost_since = Some(now);
+                            attempts = 0;
+                            reconnect_at = Some(now);
+                        }
                     }
                 }
             }
             r = async { match sink.as_mut() { Some(s) => outq.pump(s).await, None => Ok(()) } }, if sink.is_some() && !outq.is_idle() => {
                 if let Err(e) = r {
-                    tracing::info!("data channel WebSocket write failed ({e}); resuming");
                     stream = None;
                     sink = None;
                     outq.clear();
                     ch.on_disconnect();
-                    lost_since = Some(Instant::now());
-                    attempts = 0;
-                    reconnect_at = Some(Instant::now());
+                    if closed_output.is_none() {
+                        tracing::info!("data channel WebSocket write failed ({e}); resuming");
+                        lost_since = Some(Instant::now());
+                        attempts = 0;
+                        reconnect_at = Some(Instant::now());
+                    }
                 }
             }
             res = async { match app_pending.as_mut() { Some(f) => f.await, None => std::future::pending().await } }, if app_pending.is_some() => {
