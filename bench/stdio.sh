@@ -45,19 +45,26 @@ stop_sim() { kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null ||
 # CPU seconds (user+sys) the simulator process has used so far.
 sim_cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$sim_pid/stat"; }
 
+# ssh sends SIGHUP to its ProxyCommand when done; `time` must survive it to report the CPU used.
+cat > "$work/wrap" <<WRAP
+#!/bin/sh
+trap '' HUP
+exec /usr/bin/time -o "$work/cpu" -f '%U %S' "$BIN" stdio "\$1" -p "\$2"
+WRAP
+chmod +x "$work/wrap"
 SSH=(ssh -F /dev/null -i "$work/client_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes)
 # One transfer; prints "seconds cpu_seconds" (cpu = session-proxy user+sys, 0 for plain ssh).
 xfer() { # $1 = down|up, $2 = via (proxy|plain)
   local t0 t1 cpu=0 got
   rm -f "$work/cpu"
   if [ "$2" = proxy ]; then
-    local pc="/usr/bin/time -o $work/cpu -f '%%U %%S' $BIN stdio %h -p %p"
+    local pc="$work/wrap %h %p"
     t0=$(date +%s.%N)
     if [ "$1" = down ]; then got=$("${SSH[@]}" -o ProxyCommand="$pc" "$(id -un)@i-0123456789abcdef0" "cat $work/blob" | sha256sum | cut -d' ' -f1)
     else got=$("${SSH[@]}" -o ProxyCommand="$pc" "$(id -un)@i-0123456789abcdef0" sha256sum < "$work/blob" | cut -d' ' -f1); fi
     t1=$(date +%s.%N)
     for _ in $(seq 50); do [ -s "$work/cpu" ] && break; sleep 0.05; done
-    cpu=$(awk '{print $1+$2}' "$work/cpu" 2>/dev/null || echo 0)
+    cpu=$(tail -n 1 "$work/cpu" | awk '{print $1+$2}' 2>/dev/null || echo 0)
   else
     t0=$(date +%s.%N)
     if [ "$1" = down ]; then got=$("${SSH[@]}" -p "$port" "$(id -un)@127.0.0.1" "cat $work/blob" | sha256sum | cut -d' ' -f1)
