@@ -256,3 +256,112 @@ fn stdin_eof_still_delivers_all_output_in_flight() {
     assert!(got == expect, "output corrupted");
     assert_eq!(sim.wait_no_open_sessions(Duration::from_secs(10)), 0);
 }
+
+#[test]
+fn target_can_be_a_config_alias() {
+    let sshd = Sshd::start();
+    let sim = sim_for(&sshd, FaultPlan::default());
+    let cfg = sshd.dir.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        format!("hosts:\n  my-box:\n    target: {ID}\n    region: us-east-1\n"),
+    )
+    .unwrap();
+    let out = ssh_cmd(
+        &sim,
+        &sshd,
+        "my-box",
+        &format!("--config {}", cfg.display()),
+    )
+    .arg("echo by-alias")
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "by-alias");
+}
+
+/// The real `scp` and `sftp` clients, which drive the SSH connection differently from `ssh`.
+#[test]
+fn scp_and_sftp_copy_files_byte_exactly() {
+    let sshd = Sshd::start();
+    let sim = sim_for(&sshd, FaultPlan::default());
+    let d = sshd.dir.path();
+    let src = random_file(d, "src.bin", 8);
+    let proxy = format!("ProxyCommand={BIN} stdio %h -p %p");
+    let common = |c: &mut Command| {
+        c.args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "HostKeyAlias=sim-target",
+        ])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", sshd.known_hosts.display()))
+        .arg("-i")
+        .arg(&sshd.client_key)
+        .arg("-o")
+        .arg(&proxy);
+        for (k, v) in sim.env() {
+            c.env(k, v);
+        }
+    };
+    // scp up then down (the remote path is on the same machine).
+    let remote_copy = d.join("via-scp.bin");
+    let mut up = Command::new("scp");
+    common(&mut up);
+    let st = up
+        .arg(&src)
+        .arg(format!("{}@{ID}:{}", user(), remote_copy.display()))
+        .status()
+        .unwrap();
+    assert!(st.success(), "scp up");
+    assert_eq!(sha256_file(&remote_copy), sha256_file(&src));
+    let back = d.join("back-scp.bin");
+    let mut down = Command::new("scp");
+    common(&mut down);
+    let st = down
+        .arg(format!("{}@{ID}:{}", user(), remote_copy.display()))
+        .arg(&back)
+        .status()
+        .unwrap();
+    assert!(st.success(), "scp down");
+    assert_eq!(sha256_file(&back), sha256_file(&src));
+    // sftp in batch mode.
+    let sftp_copy = d.join("via-sftp.bin");
+    let batch = d.join("batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "put {} {}\nget {} {}\n",
+            src.display(),
+            sftp_copy.display(),
+            sftp_copy.display(),
+            d.join("back-sftp.bin").display()
+        ),
+    )
+    .unwrap();
+    let mut sftp = Command::new("sftp");
+    common(&mut sftp);
+    let out = sftp
+        .arg("-b")
+        .arg(&batch)
+        .arg(format!("{}@{ID}", user()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sftp: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sha256_file(&sftp_copy), sha256_file(&src));
+    assert_eq!(sha256_file(&d.join("back-sftp.bin")), sha256_file(&src));
+    assert_eq!(sim.wait_no_open_sessions(Duration::from_secs(10)), 0);
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# SOCKS path benchmarks through `serve`: connect latency on a warm pool (p50/p99) and aggregate
+# throughput of 8 parallel 20 MB downloads for pool sizes 1, 2, 4, 8, with the simulator pacing
+# the agent like the real one (--pace-ms 1, ~1 MB/s per session). Everything on 127.0.0.1.
+#   RUNS=3 bench/socks.sh [MB_PER_STREAM] [STREAMS] [POOL_SIZES...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+MB=${1:-20}
+STREAMS=${2:-8}
+shift 2 2>/dev/null || true
+SIZES=("$@")
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(1 2 4 8)
+cargo build --release -q
+BIN=$PWD/target/release/session-proxy
+work=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
+cp "$work/client_key.pub" "$work/authorized_keys"
+sport=$(freeport)
+cat > "$work/sshd_config" <<CFG
+ListenAddress 127.0.0.1:$sport
+HostKey $work/host_key
+AuthorizedKeysFile $work/authorized_keys
+PidFile $work/sshd.pid
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+MaxSessions 100
+MaxStartups 100
+LogLevel ERROR
+CFG
+[ "$(id -u)" = 0 ] && mkdir -p /run/sshd
+/usr/sbin/sshd -D -e -f "$work/sshd_config" & pids+=($!)
+mkdir -p "$work/www"
+head -c $((MB * 1048576)) /dev/urandom > "$work/www/blob"
+want=$(sha256sum < "$work/www/blob" | cut -d' ' -f1)
+hport=$(freeport)
+python3 -m http.server --bind 127.0.0.1 "$hport" --directory "$work/www" >/dev/null 2>&1 & pids+=($!)
+# A TCP sink for connect-latency probes.
+eport=$(freeport)
+python3 - "$eport" <<'PY' & pids+=($!)
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(512)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=lambda c=c: (c.recv(1), c.close()), daemon=True).start()
+PY
+"$BIN" sim --pace-ms 1 --target "i-0123456789abcdef0=127.0.0.1:$sport" > "$work/env" 2>"$work/sim.log" & pids+=($!)
+for _ in $(seq 100); do grep -q AWS_ENDPOINT_URL "$work/env" 2>/dev/null && break; sleep 0.05; done
+# shellcheck disable=SC1091
+. "$work/env"
+
+echo "| pool size | streams x MB | aggregate MB/s (min) | aggregate MB/s (median) | scaling vs pool 1 | connect p50 ms | connect p99 ms |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
+base=""
+for n in "${SIZES[@]}"; do
+  socks=$(freeport)
+  cat > "$work/config.yaml" <<YAML
+listeners:
+  - socks5: 127.0.0.1:$socks
+upstreams:
+  bench:
+    targets: [i-0123456789abcdef0]
+    user: $(id -un)
+    identity_files: [$work/client_key]
+    pool_size: $n
+    host_key_policy: off
+default: bench
+state_dir: $work/state-$n
+control_socket: $work/ctl-$n.sock
+YAML
+  "$BIN" serve --foreground --config "$work/config.yaml" 2>"$work/serve-$n.log" & serve_pid=$!
+  for _ in $(seq 600); do (echo > /dev/tcp/127.0.0.1/$socks) 2>/dev/null && break; sleep 0.1; done
+  # Warm every connection of the pool, then measure connect latency (SOCKS CONNECT → reply).
+  lat=$(python3 - "$socks" "$eport" <<'PY'
+import socket, struct, sys, time, statistics
+socks, port = int(sys.argv[1]), int(sys.argv[2])
+def once():
+    t = time.perf_counter()
+    s = socket.create_connection(("127.0.0.1", socks)); s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.sendall(b"\x05\x01\x00"); assert s.recv(2) == b"\x05\x00"
+    s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack(">H", port))
+    r = s.recv(10); dt = time.perf_counter() - t
+    assert r[1] == 0, r
+    s.close(); return dt * 1000
+for _ in range(20): once()
+xs = sorted(once() for _ in range(300))
+print(f"{statistics.median(xs):.2f} {xs[int(len(xs)*0.99)-1]:.2f}")
+PY
+)
+  rates=()
+  for _ in $(seq "$RUNS"); do
+    t0=$(date +%s.%N)
+    curls=()
+    for i in $(seq "$STREAMS"); do
+      curl -s --socks5-hostname "127.0.0.1:$socks" "http://127.0.0.1:$hport/blob" -o "$work/out$i" & curls+=($!)
+    done
+    wait "${curls[@]}"
+    t1=$(date +%s.%N)
+    for i in $(seq "$STREAMS"); do
+      [ "$(sha256sum < "$work/out$i" | cut -d' ' -f1)" = "$want" ] || { echo "stream $i corrupted" >&2; exit 1; }
+    done
+    rates+=("$(python3 -c "print($STREAMS*$MB/($t1-$t0))")")
+  done
+  read -r mn md <<<"$(python3 -c "import statistics; r=sorted(map(float,'${rates[*]}'.split())); print(f'{r[0]:.2f} {statistics.median(r):.2f}')")"
+  [ -n "$base" ] || base=$md
+  read -r p50 p99 <<<"$lat"
+  echo "| $n | $STREAMS x $MB | $mn | $md | $(python3 -c "print(f'{$md/$base:.2f}')") | $p50 | $p99 |"
+  kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
+done
