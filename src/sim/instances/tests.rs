@@ -1,0 +1,197 @@
+//! Tests of [`super`]: behaviour pinned per rule.
+use super::*;
+
+const SSH: &str = "AWS-StartSSHSession";
+const PF: &str = "AWS-StartPortForwardingSession";
+const REMOTE: &str = "AWS-StartPortForwardingSessionToRemoteHost";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Plans `doc` on an instance mapped at 127.0.0.2:2222; `params` is `k=v1|v2 k2=v`.
+fn plan(doc: Option<&str>, params: &str) -> Result<(Value, DialTarget), ApiError> {
+    let split = |p: &str| {
+        let (k, v) = p.split_once('=').unwrap();
+        (k.to_owned(), v.split('|').map(str::to_owned).collect())
+    };
+    let params = params.split_whitespace().map(split).collect();
+    Instance::new("i-01234567", addr("127.0.0.2:2222")).plan_session(doc, &params)
+}
+
+#[test]
+fn bare_flag_gives_an_online_instance_with_defaults() {
+    let i = parse_target_flag("i-0123456789abcdef0=127.0.0.1:2222").unwrap();
+    assert_eq!(
+        i,
+        Instance::new("i-0123456789abcdef0", addr("127.0.0.1:2222"))
+    );
+    assert!(i.online);
+    assert_eq!(i.agent_version, DEFAULT_AGENT_VERSION);
+}
+
+#[test]
+fn flag_options_fill_every_field() {
+    let spec = "mi-0123456789abcdef0=[::1]:22,name=web,ip=10.0.0.5,\
+                    computer=ip-10-0-0-5.ec2.internal,offline,agent=3.2.1.0";
+    let i = parse_target_flag(spec).unwrap();
+    assert_eq!(
+        (i.id.as_str(), i.address),
+        ("mi-0123456789abcdef0", addr("[::1]:22"))
+    );
+    assert_eq!(
+        (i.name.as_deref(), i.ip_address.as_deref()),
+        (Some("web"), Some("10.0.0.5"))
+    );
+    assert_eq!(i.computer_name.as_deref(), Some("ip-10-0-0-5.ec2.internal"));
+    assert_eq!((i.online, i.agent_version.as_str()), (false, "3.2.1.0"));
+}
+
+#[test]
+fn flag_errors_name_the_bad_part() {
+    let cases = [
+        ("i-0123456789abcdef0", "ID=ADDRESS"),
+        ("web=127.0.0.1:22", "`web` is not an instance id"),
+        ("i-0123456789ABCDEF0=127.0.0.1:22", "`i-0123456789ABCDEF0`"),
+        ("i-0123=127.0.0.1:22", "`i-0123`"),
+        (
+            "i-01234567=localhost:22",
+            "`localhost:22` is not an IP:PORT",
+        ),
+        ("i-01234567=127.0.0.1:0", "`127.0.0.1:0`"),
+        (
+            "i-01234567=127.0.0.1:22,colour=red",
+            "unknown option `colour`",
+        ),
+        ("i-01234567=127.0.0.1:22,name=", "`name` needs a value"),
+        (
+            "i-01234567=127.0.0.1:22,name=a,name=b",
+            "`name` is given twice",
+        ),
+        (
+            "i-01234567=127.0.0.1:22,offline=yes",
+            "`offline` takes no value",
+        ),
+        ("i-01234567=127.0.0.1:22,ip=ten", "ip `ten`"),
+        (
+            "i-01234567=127.0.0.1:22,agent=latest",
+            "agent version `latest`",
+        ),
+    ];
+    for (spec, want) in cases {
+        let err = parse_target_flag(spec).unwrap_err().to_string();
+        assert!(err.contains(want), "{spec}: {err}");
+    }
+}
+
+#[test]
+fn yaml_file_lists_instances_with_the_flag_keys() {
+    let text = "instances:
+  - id: i-0123456789abcdef0
+    address: 127.0.0.1:2222
+    name: web
+  - {id: i-00000002, address: 127.0.0.1:2223, offline: true, agent: 3.1.0.0}
+";
+    let list = parse_yaml(text).unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].name.as_deref(), Some("web"));
+    assert_eq!(
+        (list[1].online, list[1].agent_version.as_str()),
+        (false, "3.1.0.0")
+    );
+}
+
+#[test]
+fn yaml_rejects_unknown_keys_bad_entries_and_duplicates() {
+    let one = "- {id: i-00000001, address: 127.0.0.1:22}";
+    let cases = [
+        (
+            "- {id: i-00000001, address: 127.0.0.1:22, port: 22}".to_owned(),
+            "unknown field `port`",
+        ),
+        (
+            format!("{one}\n  - {{id: x, address: 127.0.0.1:22}}"),
+            "instances[1]: `x`",
+        ),
+        (format!("{one}\n  {one}"), "defined twice"),
+    ];
+    for (entries, want) in cases {
+        let msg = parse_yaml(&format!("instances:\n  {entries}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains(want), "{msg}");
+    }
+}
+
+#[test]
+fn load_file_names_the_file_in_errors() {
+    let dir = std::env::temp_dir().join(format!("sim-instances-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("instances.yaml");
+    std::fs::write(&path, "instances:\n  - {id: nope, address: 127.0.0.1:22}\n").unwrap();
+    let msg = load_file(&path).unwrap_err().to_string();
+    assert!(msg.contains("instances.yaml: instances[0]"), "{msg}");
+    let missing = load_file(&dir.join("absent.yaml")).unwrap_err().to_string();
+    assert!(missing.contains("absent.yaml"), "{missing}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn port_22_dials_the_mapped_address_and_other_ports_its_ip() {
+    let i = Instance::new("i-01234567", addr("127.0.0.2:2222"));
+    assert_eq!(i.dial_addr(22), addr("127.0.0.2:2222"));
+    assert_eq!(i.dial_addr(5432), addr("127.0.0.2:5432"));
+}
+
+#[test]
+fn documents_give_the_agent_their_properties_and_dial_target() {
+    let local = |p| DialTarget::Addr(addr(p));
+    let ssh = plan(Some(SSH), "").unwrap();
+    assert_eq!(ssh, (json!({"portNumber": "22"}), local("127.0.0.2:2222")));
+    let pf = plan(Some(PF), "portNumber=5432 localPortNumber=15432").unwrap();
+    let props =
+        json!({"portNumber": "5432", "type": "LocalPortForwarding", "localPortNumber": "15432"});
+    assert_eq!(pf, (props, local("127.0.0.2:5432")));
+    let defaults =
+        json!({"portNumber": "80", "type": "LocalPortForwarding", "localPortNumber": "0"});
+    assert_eq!(plan(Some(PF), "").unwrap().0, defaults);
+    let (p, d) = plan(Some(REMOTE), "host=db.internal portNumber=22").unwrap();
+    assert_eq!(
+        (&p["host"], &p["type"]),
+        (&json!("db.internal"), &json!("LocalPortForwarding"))
+    );
+    assert_eq!(d, DialTarget::Host("db.internal".into(), 22));
+    let v6 = plan(Some(REMOTE), "host=[::1]").unwrap().1;
+    assert_eq!(v6, DialTarget::Host("::1".into(), 80));
+}
+
+#[test]
+fn missing_or_unsupported_document_is_invalid_document_naming_the_supported_ones() {
+    for doc in [None, Some("AWS-StartInteractiveCommand")] {
+        let e = plan(doc, "").unwrap_err();
+        assert_eq!(e.kind, kind::INVALID_DOCUMENT);
+        assert!(e.message.contains(REMOTE), "{}", e.message);
+    }
+}
+
+#[test]
+fn bad_document_parameters_are_invalid_parameters() {
+    let cases = [
+        (
+            SSH,
+            "localPortNumber=1",
+            "does not take parameter localPortNumber",
+        ),
+        (SSH, "portNumber=22|23", "exactly one value"),
+        (SSH, "portNumber=0", "portNumber \"0\""),
+        (SSH, "portNumber=022", "portNumber \"022\""),
+        (PF, "localPortNumber=70000", "localPortNumber"),
+        (REMOTE, "", "requires parameter host"),
+        (REMOTE, "host=a;b", "not a host name"),
+    ];
+    for (doc, params, want) in cases {
+        let e = plan(Some(doc), params).unwrap_err();
+        assert_eq!(e.kind, kind::INVALID_PARAMETERS, "{doc} {params}");
+        assert!(e.message.contains(want), "{}", e.message);
+    }
+}
