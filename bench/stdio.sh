@@ -80,7 +80,7 @@ import sys, statistics
 rows=[tuple(map(float,l.split())) for l in sys.stdin if l.strip()]
 rates=sorted($SIZE_MB/r[0] for r in rows)
 cpu=statistics.median(r[1] for r in rows)*100/$SIZE_MB
-print(f'{rates[0]:.1f} {statistics.median(rates):.1f} {cpu:.2f}')"
+print(f'{rates[0]:.2f} {statistics.median(rates):.2f} {cpu:.2f}')"
 }
 declare -A base
 for dir in down up; do

@@ -6,10 +6,14 @@ use session_proxy::{cli, exit};
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     cli::init_tracing(&args.global);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // `stdio` is one byte stream: a single-threaded runtime avoids cross-thread wake-ups on
+    // every message (measured: much less CPU at the agent's 1 ms pacing). Servers use all cores.
+    let builder = if args.command.is_single_stream() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let rt = match { builder }.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("session-proxy: cannot start the async runtime: {e}");

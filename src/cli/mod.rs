@@ -70,6 +70,13 @@ pub enum Command {
     Generate(generate::GenerateArgs),
 }
 
+impl Command {
+    /// Commands that move one stream and need no thread pool.
+    pub fn is_single_stream(&self) -> bool {
+        matches!(self, Self::Stdio(_))
+    }
+}
+
 /// The clap command, for generators and tests.
 pub fn command() -> clap::Command {
     Cli::command()
