@@ -102,8 +102,10 @@ fn bind_unix(path: &Path) -> std::io::Result<UnixListener> {
         std::fs::create_dir_all(dir)?;
     }
     // The umask makes the socket owner-only from the moment it exists.
+    // SAFETY: umask only swaps the process's file-mode mask; no memory is involved.
     let old = unsafe { libc::umask(0o177) };
     let l = UnixListener::bind(path);
+    // SAFETY: as above, restoring the previous mask.
     unsafe { libc::umask(old) };
     let l = l?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
