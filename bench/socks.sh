@@ -11,8 +11,9 @@ STREAMS=${2:-8}
 shift 2 2>/dev/null || true
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1 2 4 8)
-cargo build --release -q
-BIN=$PWD/target/release/session-proxy
+PROFILE=${PROFILE:-release}
+if [ "$PROFILE" = release ]; then cargo build --release -q; else cargo build -q; fi
+BIN=$PWD/target/$PROFILE/session-proxy
 work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }

@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB=${1:-100}
 RUNS=${2:-3}
-cargo build --release -q
-BIN=$PWD/target/release/session-proxy
+PROFILE=${PROFILE:-release}
+if [ "$PROFILE" = release ]; then cargo build --release -q; else cargo build -q; fi
+BIN=$PWD/target/$PROFILE/session-proxy
 work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
@@ -71,7 +72,7 @@ xfer() { # $1 = down|up, $2 = via (proxy|plain)
     else got=$("${SSH[@]}" -p "$port" "$(id -un)@127.0.0.1" sha256sum < "$work/blob" | cut -d' ' -f1); fi
     t1=$(date +%s.%N)
   fi
-  [ "$got" = "$want" ] || { echo "checksum mismatch ($1 $2)" >&2; exit 1; }
+  [ "$got" = "$want" ] || { echo "checksum mismatch ($1 $2)" >&2; touch "$work/FAILED"; exit 1; }
   echo "$(python3 -c "print($t1 - $t0)") $cpu"
 }
 stats() { # reads "seconds cpu" lines; prints "min_MBps median_MBps median_cpu_per_100MB"
@@ -105,3 +106,4 @@ for mode in "unpaced:" "pace-ms 1:--pace-ms 1"; do
   done
   stop_sim
 done
+[ ! -e "$work/FAILED" ] || { echo "stdio bench: a transfer was corrupted" >&2; exit 1; }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The benchmark suite in one command: every table, from release builds, peers on 127.0.0.1.
+#   bench/run.sh            full run (~15 min on 2 cores)
+#   bench/run.sh --quick    reduced sizes on the debug build (CI): prints the numbers, asserts
+#                           only correctness (checksums, zero failed streams), never speed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = --quick ]; then
+  export PROFILE=debug RUNS=1
+  echo "## stdio (2 MB, 1 run)"; bench/stdio.sh 2 1
+  echo; echo "## SOCKS pool scaling (4 × 1 MB, pools 1 and 2)"; bench/socks.sh 1 4 1 2
+  echo; echo "## concurrent streams (200 × 3 s)"; out=$(bench/streams.sh 200 3); echo "$out"
+  failures=$(echo "$out" | tail -1 | awk -F'|' '{gsub(/ /,"",$4); print $4}')
+  [ "$failures" = 0 ] || { echo "streams failed: $failures" >&2; exit 1; }
+  exit 0
+fi
+echo "## protocol core alone (two in-memory cores, one thread)"
+cargo bench -q --bench core_pair 2>/dev/null | grep '^|'
+echo; echo "## stdio bulk, 100 MB, 3 runs (baseline: plain ssh to the same sshd)"
+bench/stdio.sh 100 3
+echo; echo "## SOCKS: connect latency on a warm pool, 8 × 20 MB at --pace-ms 1 (baseline: pool of 1)"
+RUNS=3 bench/socks.sh 20 8 1 2 4 8
+echo; echo "## 1000 concurrent SOCKS streams, trickling for 20 s"
+bench/streams.sh 1000 20
+echo; echo "## time to first byte: stdio through the master vs a fresh SSM session"
+cargo test -q --release --test control bench -- --ignored --nocapture 2>/dev/null | grep '^|' || true

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Many concurrent SOCKS streams through one master (`serve`, pool of 2 over the simulator):
+# N streams open at once, each trickling a few bytes both ways for a while, then verified.
+# Prints the master's peak RSS (VmHWM) and the number of failed streams.
+#   bench/streams.sh [STREAMS] [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000}
+SECS=${2:-10}
+PROFILE=${PROFILE:-release}
+if [ "$PROFILE" = release ]; then cargo build --release -q; else cargo build -q; fi
+BIN=$PWD/target/$PROFILE/session-proxy
+work=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+ulimit -n 65536 2>/dev/null || true
+start_sshd
+start_sim
+eport=$(freeport)
+python3 - "$eport" <<'PY' & pids+=($!)
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(4096)
+def echo(c):
+    try:
+        while True:
+            b = c.recv(4096)
+            if not b: break
+            c.sendall(b)
+    except OSError: pass
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=echo, args=(c,), daemon=True).start()
+PY
+socks=$(freeport)
+cat > "$work/config.yaml" <<YAML
+listeners:
+  - socks5: 127.0.0.1:$socks
+upstreams:
+  bench:
+    targets: [i-0123456789abcdef0]
+    user: $(id -un)
+    identity_files: [$work/client_key]
+    pool_size: 2
+    host_key_policy: off
+default: bench
+state_dir: $work/state
+control_socket: $work/ctl.sock
+YAML
+"$BIN" serve --foreground --config "$work/config.yaml" 2>"$work/serve.log" & serve_pid=$!
+pids+=($serve_pid)
+for _ in $(seq 600); do (echo > /dev/tcp/127.0.0.1/$socks) 2>/dev/null && break; sleep 0.1; done
+base_rss=$(awk '/VmRSS/ {print $2}' "/proc/$serve_pid/status")
+result=$(python3 - "$socks" "$eport" "$N" "$SECS" <<'PY'
+import asyncio, socket, struct, sys, time
+socks, port, n, secs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+async def stream(i):
+    try:
+        r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", socks), 30)
+        w.write(b"\x05\x01\x00"); await w.drain()
+        assert await asyncio.wait_for(r.readexactly(2), 30) == b"\x05\x00"
+        w.write(b"\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack(">H", port)); await w.drain()
+        rep = await asyncio.wait_for(r.readexactly(10), 60)
+        if rep[1] != 0: return False
+        end = time.monotonic() + secs
+        k = 0
+        while time.monotonic() < end:
+            msg = f"{i}:{k};".encode(); k += 1
+            w.write(msg); await w.drain()
+            if await asyncio.wait_for(r.readexactly(len(msg)), 30) != msg: return False
+            await asyncio.sleep(1.0)
+        w.close()
+        return True
+    except Exception:
+        return False
+async def main():
+    t = time.monotonic()
+    res = await asyncio.gather(*(stream(i) for i in range(n)))
+    print(sum(1 for x in res if not x), f"{time.monotonic()-t:.1f}")
+asyncio.run(main())
+PY
+)
+read -r failures elapsed <<<"$result"
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$serve_pid/status")
+echo "| streams | trickle seconds | failures | master RSS before (MiB) | master peak RSS (MiB) | wall s |"
+echo "|---:|---:|---:|---:|---:|---:|"
+echo "| $N | $SECS | $failures | $(python3 -c "print(f'{$base_rss/1024:.1f}')") | $(python3 -c "print(f'{$hwm/1024:.1f}')") | $elapsed |"
