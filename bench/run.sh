@@ -23,4 +23,4 @@ RUNS=3 bench/socks.sh 20 8 1 2 4 8
 echo; echo "## 1000 concurrent SOCKS streams, trickling for 20 s"
 bench/streams.sh 1000 20
 echo; echo "## time to first byte: stdio through the master vs a fresh SSM session"
-cargo test -q --release --test control bench -- --ignored --nocapture 2>/dev/null | grep '^|' || true
+cargo test -q --release --test control bench -- --ignored --nocapture 2>/dev/null | grep -A3 'time to first byte' || true
