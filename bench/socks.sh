@@ -18,26 +18,9 @@ work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
-cp "$work/client_key.pub" "$work/authorized_keys"
-sport=$(freeport)
-cat > "$work/sshd_config" <<CFG
-ListenAddress 127.0.0.1:$sport
-HostKey $work/host_key
-AuthorizedKeysFile $work/authorized_keys
-PidFile $work/sshd.pid
-UsePAM no
-StrictModes no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-MaxSessions 100
-MaxStartups 100
-LogLevel ERROR
-CFG
-[ "$(id -u)" = 0 ] && mkdir -p /run/sshd
-/usr/sbin/sshd -D -e -f "$work/sshd_config" & pids+=($!)
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+start_sshd
 mkdir -p "$work/www"
 head -c $((MB * 1048576)) /dev/urandom > "$work/www/blob"
 want=$(sha256sum < "$work/www/blob" | cut -d' ' -f1)
@@ -53,10 +36,7 @@ while True:
     c, _ = s.accept()
     threading.Thread(target=lambda c=c: (c.recv(1), c.close()), daemon=True).start()
 PY
-"$BIN" sim --pace-ms 1 --target "i-0123456789abcdef0=127.0.0.1:$sport" > "$work/env" 2>"$work/sim.log" & pids+=($!)
-for _ in $(seq 100); do grep -q AWS_ENDPOINT_URL "$work/env" 2>/dev/null && break; sleep 0.05; done
-# shellcheck disable=SC1091
-. "$work/env"
+start_sim --pace-ms 1
 
 echo "| pool size | streams x MB | aggregate MB/s (min) | aggregate MB/s (median) | scaling vs pool 1 | connect p50 ms | connect p99 ms |"
 echo "|---:|---:|---:|---:|---:|---:|---:|"

@@ -14,34 +14,13 @@ work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
-cp "$work/client_key.pub" "$work/authorized_keys"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$work/sshd_config" <<CFG
-ListenAddress 127.0.0.1:$port
-HostKey $work/host_key
-AuthorizedKeysFile $work/authorized_keys
-PidFile $work/sshd.pid
-UsePAM no
-StrictModes no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-LogLevel ERROR
-CFG
-[ "$(id -u)" = 0 ] && mkdir -p /run/sshd
-/usr/sbin/sshd -D -e -f "$work/sshd_config" & pids+=($!)
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+start_sshd
+port=$sshd_port
 head -c $((SIZE_MB * 1048576)) /dev/urandom > "$work/blob"
 want=$(sha256sum < "$work/blob" | cut -d' ' -f1)
 
-start_sim() { # $1 = extra sim flags
-  rm -f "$work/env"
-  "$BIN" sim --target "i-0123456789abcdef0=127.0.0.1:$port" $1 > "$work/env" 2>"$work/sim.log" & sim_pid=$!
-  pids+=($sim_pid)
-  for _ in $(seq 100); do grep -q AWS_ENDPOINT_URL "$work/env" 2>/dev/null && break; sleep 0.05; done
-  # shellcheck disable=SC1091
-  . "$work/env"
-}
 stop_sim() { kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; }
 # CPU seconds (user+sys) the simulator process has used so far.
 sim_cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$sim_pid/stat"; }
@@ -95,7 +74,8 @@ for dir in down up; do
 done
 for mode in "unpaced:" "pace-ms 1:--pace-ms 1"; do
   label=${mode%%:*}; flags=${mode#*:}
-  start_sim "$flags"
+  # shellcheck disable=SC2086
+  start_sim $flags
   for dir in down up; do
     c0=$(sim_cpu)
     read -r mn md cpu <<<"$(for _ in $(seq "$RUNS"); do xfer $dir proxy; done | stats)"
