@@ -291,28 +291,7 @@ fn scp_and_sftp_copy_files_byte_exactly() {
     let sim = sim_for(&sshd, FaultPlan::default());
     let d = sshd.dir.path();
     let src = random_file(d, "src.bin", 8);
-    let proxy = format!("ProxyCommand={BIN} stdio %h -p %p");
-    let common = |c: &mut Command| {
-        c.args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "HostKeyAlias=sim-target",
-        ])
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", sshd.known_hosts.display()))
-        .arg("-i")
-        .arg(&sshd.client_key)
-        .arg("-o")
-        .arg(&proxy);
-        for (k, v) in sim.env() {
-            c.env(k, v);
-        }
-    };
+    let common = |c: &mut Command| via_proxy(c, &sim, &sshd, "");
     // scp up then down (the remote path is on the same machine).
     let remote_copy = d.join("via-scp.bin");
     let mut up = Command::new("scp");

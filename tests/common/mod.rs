@@ -185,9 +185,9 @@ impl SimHandle {
     }
 }
 
-/// `ssh` configured to go through `session-proxy stdio` to `target`.
-pub fn ssh_cmd(sim: &SimHandle, sshd: &Sshd, target: &str, extra_proxy_args: &str) -> Command {
-    let mut c = Command::new("ssh");
+/// Options shared by `ssh`, `scp` and `sftp`: throwaway key and known_hosts, no user config,
+/// `session-proxy stdio` as ProxyCommand, and the simulator's AWS environment.
+pub fn via_proxy(c: &mut Command, sim: &SimHandle, sshd: &Sshd, extra_proxy_args: &str) {
     c.args([
         "-F",
         "/dev/null",
@@ -205,13 +205,17 @@ pub fn ssh_cmd(sim: &SimHandle, sshd: &Sshd, target: &str, extra_proxy_args: &st
     .arg("-o")
     .arg(format!(
         "ProxyCommand={BIN} stdio %h -p %p {extra_proxy_args}"
-    ))
-    .arg("-l")
-    .arg(user())
-    .arg(target);
+    ));
     for (k, v) in sim.env() {
         c.env(k, v);
     }
+}
+
+/// `ssh` configured to go through `session-proxy stdio` to `target`.
+pub fn ssh_cmd(sim: &SimHandle, sshd: &Sshd, target: &str, extra_proxy_args: &str) -> Command {
+    let mut c = Command::new("ssh");
+    via_proxy(&mut c, sim, sshd, extra_proxy_args);
+    c.arg("-l").arg(user()).arg(target);
     c
 }
 
