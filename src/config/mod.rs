@@ -37,6 +37,7 @@ pub use self::diff::{diff, Change};
 pub use self::discover::{discover, search_paths};
 use crate::redact::Redacted;
 pub use crate::route::{Action, Router};
+pub use crate::ssh::HostKeyPolicy;
 
 /// Listener used when the file has no `listeners:` key.
 pub const DEFAULT_LISTEN: SocketAddr =
@@ -239,49 +240,6 @@ pub struct InlineCredentials {
     pub access_key_id: String,
     pub secret_access_key: Redacted<String>,
     pub session_token: Option<Redacted<String>>,
-}
-
-/// What to do with a bastion's SSH host key.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum HostKeyPolicy {
-    /// Trust and record an unknown key; refuse a changed one.
-    #[default]
-    AcceptNew,
-    /// Refuse unknown and changed keys.
-    Strict,
-    /// Do not check (only for throwaway test bastions).
-    Off,
-}
-
-impl HostKeyPolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::AcceptNew => "accept-new",
-            Self::Strict => "strict",
-            Self::Off => "off",
-        }
-    }
-}
-
-impl fmt::Display for HostKeyPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for HostKeyPolicy {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "accept-new" => Ok(Self::AcceptNew),
-            "strict" => Ok(Self::Strict),
-            "off" => Ok(Self::Off),
-            other => Err(format!(
-                "unknown host key policy {other:?}; use accept-new, strict or off"
-            )),
-        }
-    }
 }
 
 /// A managed instance to open SSM sessions to.

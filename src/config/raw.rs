@@ -17,6 +17,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::redact::Redacted;
+use crate::ssh::HostKeyPolicy;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
@@ -69,7 +70,7 @@ pub(crate) struct RawUpstream {
     pub(crate) ssh_agent: Option<bool>,
     pub(crate) port: Option<u16>,
     pub(crate) pool_size: Option<u64>,
-    pub(crate) host_key_policy: Option<RawHostKeyPolicy>,
+    pub(crate) host_key_policy: Option<HostKeyPolicy>,
     pub(crate) lazy: Option<bool>,
     pub(crate) keepalive_secs: Option<u64>,
 }
@@ -80,14 +81,6 @@ pub(crate) struct RawCredentials {
     pub(crate) access_key_id: String,
     pub(crate) secret_access_key: Redacted<String>,
     pub(crate) session_token: Option<Redacted<String>>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) enum RawHostKeyPolicy {
-    AcceptNew,
-    Strict,
-    Off,
 }
 
 #[derive(Debug, Deserialize)]

@@ -486,15 +486,3 @@ fn load_reads_files_and_names_them_in_errors() {
         ConfigError::TooLarge { .. }
     ));
 }
-
-#[test]
-fn host_key_policy_strings_round_trip() {
-    for p in [
-        HostKeyPolicy::AcceptNew,
-        HostKeyPolicy::Strict,
-        HostKeyPolicy::Off,
-    ] {
-        assert_eq!(p.as_str().parse::<HostKeyPolicy>(), Ok(p));
-    }
-    assert!("yes".parse::<HostKeyPolicy>().is_err());
-}

@@ -16,7 +16,7 @@ use super::check::{
     socket_path, target, tcp_addr, upstream_name, user_name, Issues,
 };
 use super::raw::{
-    RawConfig, RawCredentials, RawHost, RawHostKeyPolicy, RawListener, RawUpstream, RawUser,
+    RawConfig, RawCredentials, RawHost, RawListener, RawUpstream, RawUser,
 };
 use super::{
     AwsDefaults, Config, HostAlias, HostKeyPolicy, InlineCredentials, Issue, Listener, Target,
@@ -273,11 +273,6 @@ fn upstream(
         keepalive,
     );
     let keepalive = v.check(format!("{p}.keepalive_secs"), keepalive).flatten();
-    let host_key_policy = match raw.host_key_policy {
-        None | Some(RawHostKeyPolicy::AcceptNew) => HostKeyPolicy::AcceptNew,
-        Some(RawHostKeyPolicy::Strict) => HostKeyPolicy::Strict,
-        Some(RawHostKeyPolicy::Off) => HostKeyPolicy::Off,
-    };
     if v.count() != before {
         return None;
     }
@@ -292,7 +287,7 @@ fn upstream(
         ssh_agent,
         port,
         pool_size: pool_size?,
-        host_key_policy,
+        host_key_policy: raw.host_key_policy.unwrap_or_default(),
         lazy: raw.lazy.unwrap_or(false),
         keepalive,
     })

@@ -14,7 +14,13 @@ use std::str::FromStr;
 use std::sync::Mutex;
 
 /// What to do with a host key that is not (yet) in the file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+///
+/// The one declaration of the policy: the config file (`host_key_policy:`, through serde), the
+/// `--host-key-policy` flag (through [`FromStr`]) and [`decide`] all use this type, so the three
+/// spellings cannot drift apart.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum HostKeyPolicy {
     /// Trust on first use: record an unknown instance's key; refuse a changed key.
@@ -26,6 +32,17 @@ pub enum HostKeyPolicy {
     Off,
 }
 
+impl HostKeyPolicy {
+    /// The name as written in the config file and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AcceptNew => "accept-new",
+            Self::Strict => "strict",
+            Self::Off => "off",
+        }
+    }
+}
+
 impl FromStr for HostKeyPolicy {
     type Err = String;
 
@@ -35,7 +52,7 @@ impl FromStr for HostKeyPolicy {
             "strict" => Ok(Self::Strict),
             "off" => Ok(Self::Off),
             other => Err(format!(
-                "unknown host key policy \"{other}\"; expected accept-new, strict or off"
+                "unknown host key policy {other:?}; use accept-new, strict or off"
             )),
         }
     }
@@ -43,15 +60,10 @@ impl FromStr for HostKeyPolicy {
 
 impl fmt::Display for HostKeyPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::AcceptNew => "accept-new",
-            Self::Strict => "strict",
-            Self::Off => "off",
-        })
+        f.write_str(self.as_str())
     }
 }
 
-/// Why a host key was refused or the file could not be used.
 /// The key a refused server presented, and the file it was checked against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresentedKey {
@@ -489,9 +501,14 @@ mod tests {
             HostKeyPolicy::Off,
         ] {
             assert_eq!(p.to_string().parse::<HostKeyPolicy>().unwrap(), p);
+            // The config file spells it the same way (serde), so a name that works as a flag
+            // works in the file and the other way round.
+            let from_yaml: HostKeyPolicy = serde_yaml_ng::from_str(p.as_str()).unwrap();
+            assert_eq!(from_yaml, p);
         }
         let e = "yes".parse::<HostKeyPolicy>().unwrap_err();
         assert!(e.contains("accept-new"), "{e}");
+        assert!(serde_yaml_ng::from_str::<HostKeyPolicy>("yes").is_err());
     }
 
     fn test_key(seed: u8) -> russh::keys::PublicKey {

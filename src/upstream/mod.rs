@@ -116,7 +116,6 @@ impl UpstreamConfig {
     /// The pool's view of a validated `upstreams:` entry; host keys live in
     /// `<state_dir>/known_hosts`.
     pub fn from_config(up: &crate::config::Upstream, state_dir: &std::path::Path) -> Self {
-        use crate::config::HostKeyPolicy as Configured;
         Self {
             name: up.name.clone(),
             targets: up.targets.iter().map(|t| t.as_str().to_owned()).collect(),
@@ -138,11 +137,7 @@ impl UpstreamConfig {
             ssh_agent: up.ssh_agent,
             port: up.port,
             pool_size: up.pool_size.get(),
-            host_key_policy: match up.host_key_policy {
-                Configured::AcceptNew => HostKeyPolicy::AcceptNew,
-                Configured::Strict => HostKeyPolicy::Strict,
-                Configured::Off => HostKeyPolicy::Off,
-            },
+            host_key_policy: up.host_key_policy,
             keepalive: up.keepalive.unwrap_or(Duration::ZERO),
             lazy: up.lazy,
             known_hosts: state_dir.join("known_hosts"),
@@ -303,7 +298,7 @@ mod tests {
 
     #[test]
     fn config_entries_convert_with_keepalive_off_as_zero_and_known_hosts_in_the_state_dir() {
-        use crate::config::{HostKeyPolicy as P, Target, Upstream};
+        use crate::config::{Target, Upstream};
         let up = Upstream {
             name: "prod".into(),
             targets: vec![
@@ -318,7 +313,7 @@ mod tests {
             ssh_agent: true,
             port: 2222,
             pool_size: std::num::NonZeroUsize::new(3).unwrap(),
-            host_key_policy: P::Strict,
+            host_key_policy: HostKeyPolicy::Strict,
             lazy: true,
             keepalive: None,
         };
