@@ -38,6 +38,7 @@ pub use self::discover::{discover, search_paths};
 use crate::redact::Redacted;
 pub use crate::route::{Action, Router};
 pub use crate::ssh::HostKeyPolicy;
+pub use crate::ssm::api::InlineCredentials;
 
 /// Listener used when the file has no `listeners:` key.
 pub const DEFAULT_LISTEN: SocketAddr =
@@ -231,15 +232,6 @@ pub struct Upstream {
     pub lazy: bool,
     /// `None` = keepalives off (`keepalive_secs: 0`).
     pub keepalive: Option<Duration>,
-}
-
-/// Static AWS credentials given in the file instead of a profile.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InlineCredentials {
-    /// Not secret on its own (it identifies the key), so it is not redacted.
-    pub access_key_id: String,
-    pub secret_access_key: Redacted<String>,
-    pub session_token: Option<Redacted<String>>,
 }
 
 /// A managed instance to open SSM sessions to.

@@ -8,6 +8,10 @@
 //! unique are read into [`RawMap`], which keeps document order and refuses duplicate keys
 //! (serde's own map impls silently keep the last one). Sections and lists are `Option` so that
 //! a key left with everything under it commented out (YAML null) reads as "not given".
+//!
+//! Where serde alone can read a value into its final type, the raw mirror uses that type rather
+//! than a copy of it: `host_key_policy` is [`HostKeyPolicy`] and `credentials` is
+//! [`InlineCredentials`] (whose values the validator then checks in place).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -18,6 +22,7 @@ use serde::Deserialize;
 
 use crate::redact::Redacted;
 use crate::ssh::HostKeyPolicy;
+use crate::ssm::api::InlineCredentials;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
@@ -64,7 +69,7 @@ pub(crate) struct RawUpstream {
     pub(crate) targets: Option<Vec<String>>,
     pub(crate) profile: Option<String>,
     pub(crate) region: Option<String>,
-    pub(crate) credentials: Option<RawCredentials>,
+    pub(crate) credentials: Option<InlineCredentials>,
     pub(crate) user: Option<String>,
     pub(crate) identity_files: Option<Vec<String>>,
     pub(crate) ssh_agent: Option<bool>,
@@ -73,14 +78,6 @@ pub(crate) struct RawUpstream {
     pub(crate) host_key_policy: Option<HostKeyPolicy>,
     pub(crate) lazy: Option<bool>,
     pub(crate) keepalive_secs: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub(crate) struct RawCredentials {
-    pub(crate) access_key_id: String,
-    pub(crate) secret_access_key: Redacted<String>,
-    pub(crate) session_token: Option<Redacted<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,7 +16,7 @@ use super::check::{
     socket_path, target, tcp_addr, upstream_name, user_name, Issues,
 };
 use super::raw::{
-    RawConfig, RawCredentials, RawHost, RawListener, RawUpstream, RawUser,
+    RawConfig, RawHost, RawListener, RawUpstream, RawUser,
 };
 use super::{
     AwsDefaults, Config, HostAlias, HostKeyPolicy, InlineCredentials, Issue, Listener, Target,
@@ -231,7 +231,8 @@ fn upstream(
                     "required when inline credentials are given; add region: <aws-region>",
                 );
             }
-            (None, credentials(v, &p, c))
+            check_credentials(v, &p, &c);
+            (None, Some(c))
         }
         None => match raw.profile {
             Some(prof) => (v.check(format!("{p}.profile"), profile(&prof)), None),
@@ -293,7 +294,8 @@ fn upstream(
     })
 }
 
-fn credentials(v: &mut Issues, p: &str, c: RawCredentials) -> Option<InlineCredentials> {
+/// Checks the values of credentials that serde already read into their final type.
+fn check_credentials(v: &mut Issues, p: &str, c: &InlineCredentials) {
     let p = format!("{p}.credentials");
     let id = &c.access_key_id;
     if !(16..=128).contains(&id.len())
@@ -321,11 +323,6 @@ fn credentials(v: &mut Issues, p: &str, c: RawCredentials) -> Option<InlineCrede
             "empty; remove the key if the credentials are not temporary",
         );
     }
-    Some(InlineCredentials {
-        access_key_id: c.access_key_id,
-        secret_access_key: c.secret_access_key,
-        session_token: c.session_token,
-    })
 }
 
 fn routes(v: &mut Issues, raw: Vec<super::raw::RawRoute>, declared: &BTreeSet<String>) -> Router {

@@ -154,9 +154,15 @@ pub struct AwsSettings {
     pub endpoint_url: Option<String>,
 }
 
-/// Static credentials from the config file; never logged.
-#[derive(Debug, Clone)]
+/// Static AWS credentials given in the config file instead of a profile.
+///
+/// The one declaration: serde reads the `credentials:` mapping straight into it (the config
+/// validator then checks the values in place) and [`SsmApi::new`] hands it to the SDK. The
+/// secrets are [`Redacted`], so `Debug` and error messages never show them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct InlineCredentials {
+    /// Not secret on its own (it identifies the key), so it is not redacted.
     pub access_key_id: String,
     pub secret_access_key: Redacted<String>,
     pub session_token: Option<Redacted<String>>,

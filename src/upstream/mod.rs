@@ -122,14 +122,7 @@ impl UpstreamConfig {
             aws: AwsSettings {
                 profile: up.profile.clone(),
                 region: up.region.clone(),
-                credentials: up
-                    .credentials
-                    .as_ref()
-                    .map(|c| crate::ssm::api::InlineCredentials {
-                        access_key_id: c.access_key_id.clone(),
-                        secret_access_key: c.secret_access_key.clone(),
-                        session_token: c.session_token.clone(),
-                    }),
+                credentials: up.credentials.clone(),
                 endpoint_url: None,
             },
             user: up.user.clone(),
