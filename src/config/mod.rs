@@ -30,7 +30,6 @@ use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 pub use self::diff::{diff, Change};
@@ -39,6 +38,7 @@ use crate::redact::Redacted;
 pub use crate::route::{Action, Router};
 pub use crate::ssh::HostKeyPolicy;
 pub use crate::ssm::api::InlineCredentials;
+pub use crate::ssm::target::{ParseTargetError, Target};
 
 /// Listener used when the file has no `listeners:` key.
 pub const DEFAULT_LISTEN: SocketAddr =
@@ -232,68 +232,6 @@ pub struct Upstream {
     pub lazy: bool,
     /// `None` = keepalives off (`keepalive_secs: 0`).
     pub keepalive: Option<Duration>,
-}
-
-/// A managed instance to open SSM sessions to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Target {
-    /// `i-…` (EC2) or `mi-…` (hybrid activation), 8–17 lowercase hex digits.
-    InstanceId(String),
-    /// Anything else: an instance name resolved through SSM at connect time.
-    Name(String),
-}
-
-/// Why a string is not a [`Target`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TargetError {
-    #[error("empty target; give an instance id such as i-0123456789abcdef0 or an instance name")]
-    Empty,
-    #[error(
-        "{0:?} looks like an instance id but is not one: ids are i- or mi- followed by 8 to 17 \
-         lowercase hex digits"
-    )]
-    BadInstanceId(String),
-    #[error("{0:?} is not a usable instance name: no whitespace or control characters, at most 255 bytes")]
-    BadName(String),
-}
-
-impl Target {
-    /// The id or name as written.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::InstanceId(s) | Self::Name(s) => s,
-        }
-    }
-}
-
-impl FromStr for Target {
-    type Err = TargetError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.is_empty() {
-            return Err(TargetError::Empty);
-        }
-        let hex = s.strip_prefix("i-").or_else(|| s.strip_prefix("mi-"));
-        if let Some(hex) = hex.filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            let lower = !hex.bytes().any(|b| b.is_ascii_uppercase());
-            return if (8..=17).contains(&hex.len()) && lower {
-                Ok(Self::InstanceId(s.to_owned()))
-            } else {
-                Err(TargetError::BadInstanceId(s.to_owned()))
-            };
-        }
-        if s.len() > 255 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(TargetError::BadName(s.to_owned()));
-        }
-        Ok(Self::Name(s.to_owned()))
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// A `hosts:` entry: `session-proxy stdio <alias>` connects to `target`.

@@ -325,28 +325,6 @@ fn aws_defaults_are_inherited_and_overridable() {
 }
 
 #[test]
-fn target_vectors() {
-    #[rustfmt::skip]
-    let cases: &[(&str, Result<Target, ()>)] = &[
-        ("i-0123456789abcdef0", Ok(Target::InstanceId("i-0123456789abcdef0".into()))),
-        ("i-01234567", Ok(Target::InstanceId("i-01234567".into()))),
-        ("mi-0123456789abcdef0", Ok(Target::InstanceId("mi-0123456789abcdef0".into()))),
-        ("i-0123456", Err(())),
-        ("i-0123456789abcdef01", Err(())),
-        ("i-0123456789ABCDEF0", Err(())),
-        ("mi-", Ok(Target::Name("mi-".into()))),
-        ("i-love-cats", Ok(Target::Name("i-love-cats".into()))),
-        ("prod-bastion", Ok(Target::Name("prod-bastion".into()))),
-        ("", Err(())),
-        ("a b", Err(())),
-    ];
-    for (input, want) in cases {
-        assert_eq!(input.parse::<Target>().map_err(|_| ()), *want, "{input}");
-    }
-    assert_eq!(Target::Name("x".into()).to_string(), "x");
-}
-
-#[test]
 fn overrides_replace_file_values() {
     let mut c = cfg(EXAMPLE);
     let o = Overrides {

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::sim::instances::is_instance_id;
+use crate::ssm::target::is_instance_id;
 use crate::sim::registry::{
     kind, ApiError, Filter, Registry, StartSessionRequest, StartSessionResponse,
 };

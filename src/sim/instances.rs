@@ -47,6 +47,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::sim::registry::{kind, ApiError, DialTarget};
+use crate::ssm::target::is_instance_id;
 
 /// The session documents the simulator runs (all of them are port sessions).
 pub const DOCUMENTS: [&str; 3] = [
@@ -149,16 +150,6 @@ pub enum InstanceError {
         index: usize,
         source: Box<Self>,
     },
-}
-
-/// True for `i-`/`mi-` followed by 8–17 lowercase hex digits (the forms AWS prints).
-pub fn is_instance_id(s: &str) -> bool {
-    let rest = s.strip_prefix("i-").or_else(|| s.strip_prefix("mi-"));
-    rest.is_some_and(|r| {
-        (8..=17).contains(&r.len())
-            && r.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
 }
 
 /// Parses one `--target` value (grammar in the module docs).

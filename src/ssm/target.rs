@@ -1,7 +1,92 @@
-//! Session targets: instance ids (`i-…`, `mi-…`) are used as given; any other name is resolved
-//! to exactly one online managed instance by Name tag, IP address or computer name.
+//! Session targets: the one grammar of instance ids and names, and the lookup of a name.
+//!
+//! [pure] [`Target`] / [`is_instance_id`]: instance ids (`i-…`, `mi-…`) are used as given;
+//! anything else is a name. The config file, the `stdio` argument and the simulator all parse
+//! through here, so they agree on what an id is.
+//! [shell] [`resolve`]: a name is resolved to exactly one online managed instance by Name tag,
+//! IP address or computer name.
+
+use std::fmt;
+use std::str::FromStr;
 
 use crate::ssm::api::{ApiError, InstanceInfo, SsmApi};
+
+/// Instance ids have 8 (old EC2 ids) to 17 hex digits after the prefix.
+const ID_DIGITS: std::ops::RangeInclusive<usize> = 8..=17;
+
+/// A managed instance to open SSM sessions to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// `i-…` (EC2) or `mi-…` (hybrid activation), 8–17 lowercase hex digits.
+    InstanceId(String),
+    /// Anything else: an instance name resolved through SSM at connect time.
+    Name(String),
+}
+
+/// Why a string is not a [`Target`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseTargetError {
+    #[error("empty target; give an instance id such as i-0123456789abcdef0 or an instance name")]
+    Empty,
+    #[error(
+        "{0:?} looks like an instance id but is not one: ids are i- or mi- followed by 8 to 17 \
+         lowercase hex digits"
+    )]
+    BadInstanceId(String),
+    #[error("{0:?} is not a usable instance name: no whitespace or control characters, at most 255 bytes")]
+    BadName(String),
+}
+
+/// The digits of an id-shaped string: `i-` or `mi-` followed only by hex digits (either case).
+/// Such a string is meant as an id, so a bad one is an error rather than a name; `i-love-cats`
+/// is not id-shaped and stays a name.
+fn id_digits(s: &str) -> Option<&str> {
+    let digits = s.strip_prefix("i-").or_else(|| s.strip_prefix("mi-"))?;
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_hexdigit())).then_some(digits)
+}
+
+/// Whether id digits are the form AWS prints: 8 to 17 of them, lowercase.
+fn valid_digits(digits: &str) -> bool {
+    ID_DIGITS.contains(&digits.len()) && !digits.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+/// `i-` or `mi-` followed by 8 to 17 lowercase hex digits.
+pub fn is_instance_id(s: &str) -> bool {
+    id_digits(s).is_some_and(valid_digits)
+}
+
+impl Target {
+    /// The id or name as written.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InstanceId(s) | Self::Name(s) => s,
+        }
+    }
+}
+
+impl FromStr for Target {
+    type Err = ParseTargetError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Err(ParseTargetError::Empty);
+        }
+        match id_digits(s) {
+            Some(digits) if valid_digits(digits) => Ok(Self::InstanceId(s.to_owned())),
+            Some(_) => Err(ParseTargetError::BadInstanceId(s.to_owned())),
+            None if s.len() > 255 || s.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+                Err(ParseTargetError::BadName(s.to_owned()))
+            }
+            None => Ok(Self::Name(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Why a name did not resolve to one instance.
 #[derive(Debug, thiserror::Error)]
@@ -37,16 +122,6 @@ fn describe(c: &[InstanceInfo]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `i-` or `mi-` followed by 8 to 17 lowercase hex digits.
-pub fn is_instance_id(s: &str) -> bool {
-    let rest = s.strip_prefix("i-").or_else(|| s.strip_prefix("mi-"));
-    rest.is_some_and(|r| {
-        (8..=17).contains(&r.len())
-            && r.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
 }
 
 /// Picks the single online instance among `matches`.
@@ -115,20 +190,41 @@ mod tests {
     }
 
     #[test]
-    fn instance_ids_are_recognised() {
-        for ok in ["i-0123456789abcdef0", "i-01234567", "mi-0123456789abcdef0"] {
-            assert!(is_instance_id(ok), "{ok}");
+    fn ids_names_and_malformed_ids_follow_one_grammar() {
+        #[rustfmt::skip]
+        let cases: &[(&str, Result<Target, ()>)] = &[
+            ("i-0123456789abcdef0", Ok(Target::InstanceId("i-0123456789abcdef0".into()))),
+            ("i-01234567", Ok(Target::InstanceId("i-01234567".into()))),
+            ("mi-0123456789abcdef0", Ok(Target::InstanceId("mi-0123456789abcdef0".into()))),
+            ("i-0123456", Err(())),
+            ("i-0123", Err(())),
+            ("i-0123456789abcdef01", Err(())),
+            ("i-0123456789abcdef01234", Err(())),
+            ("i-0123456789ABCDEF0", Err(())),
+            ("i-", Ok(Target::Name("i-".into()))),
+            ("mi-", Ok(Target::Name("mi-".into()))),
+            ("x-0123456789abcdef0", Ok(Target::Name("x-0123456789abcdef0".into()))),
+            ("i-love-cats", Ok(Target::Name("i-love-cats".into()))),
+            ("prod-bastion", Ok(Target::Name("prod-bastion".into()))),
+            ("web", Ok(Target::Name("web".into()))),
+            ("", Err(())),
+            ("a b", Err(())),
+        ];
+        for (input, want) in cases {
+            let parsed = input.parse::<Target>();
+            assert_eq!(parsed.clone().map_err(|_| ()), *want, "{input}");
+            // `is_instance_id` is exactly "parses as an id", never a second opinion.
+            let is_id = matches!(parsed, Ok(Target::InstanceId(_)));
+            assert_eq!(is_instance_id(input), is_id, "{input}");
         }
-        for bad in [
-            "i-",
-            "i-0123",
-            "web",
-            "i-0123456789ABCDEF0",
-            "x-0123456789abcdef0",
-            "i-0123456789abcdef01234",
-        ] {
-            assert!(!is_instance_id(bad), "{bad}");
-        }
+        assert_eq!(Target::Name("x".into()).to_string(), "x");
+    }
+
+    #[test]
+    fn malformed_ids_are_errors_that_state_the_id_grammar() {
+        let e = "i-0123".parse::<Target>().unwrap_err();
+        assert_eq!(e, ParseTargetError::BadInstanceId("i-0123".into()));
+        assert!(e.to_string().contains("8 to 17"), "{e}");
     }
 
     #[test]
