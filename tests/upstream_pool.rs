@@ -10,17 +10,15 @@
 mod sshd_harness;
 
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use session_proxy::config::{HostKeyPolicy, InlineCredentials, Upstream};
 use session_proxy::redact::Redacted;
 use session_proxy::sim::instances::Instance;
 use session_proxy::sim::{Sim, SimOptions};
-use session_proxy::ssh::HostKeyPolicy;
-use session_proxy::ssm::api::{AwsSettings, InlineCredentials};
 use session_proxy::upstream::state::BackoffPolicy;
-use session_proxy::upstream::{
-    Pool, PoolOptions, PoolState, PoolStatus, UpstreamConfig, UpstreamError,
-};
+use session_proxy::upstream::{Pool, PoolOptions, PoolState, PoolStatus, UpstreamError};
 use sshd_harness::{echo_server, echo_through, payload, Sshd};
 
 const ID_A: &str = "i-0aaaaaaaaaaaaaaa1";
@@ -36,43 +34,33 @@ fn point_aws_at(sim: &Sim) {
     std::env::remove_var("AWS_PROFILE");
 }
 
-fn aws() -> AwsSettings {
-    AwsSettings {
-        profile: None,
-        region: Some("us-east-1".into()),
-        credentials: Some(InlineCredentials {
-            access_key_id: "AKIASIMULATOR0000000".into(),
-            secret_access_key: Redacted::new("simulator-secret".into()),
-            session_token: None,
-        }),
-        endpoint_url: None,
+fn credentials() -> InlineCredentials {
+    InlineCredentials {
+        access_key_id: "AKIASIMULATOR0000000".into(),
+        secret_access_key: Redacted::new("simulator-secret".into()),
+        session_token: None,
     }
 }
 
-fn config(
-    sshd: &Sshd,
-    name: &str,
-    targets: &[&str],
-    pool_size: usize,
-    lazy: bool,
-) -> UpstreamConfig {
-    UpstreamConfig {
+fn config(sshd: &Sshd, name: &str, targets: &[&str], pool_size: usize, lazy: bool) -> Upstream {
+    Upstream {
         name: name.into(),
-        targets: targets.iter().map(|t| t.to_string()).collect(),
-        aws: aws(),
+        targets: targets.iter().map(|t| t.parse().unwrap()).collect(),
+        profile: None,
+        region: Some("us-east-1".into()),
+        credentials: Some(credentials()),
         user: sshd.user.clone(),
         identity_files: vec![sshd.client_key.clone()],
         ssh_agent: false,
         port: 22,
-        pool_size,
+        pool_size: NonZeroUsize::new(pool_size).unwrap(),
         host_key_policy: HostKeyPolicy::AcceptNew,
-        keepalive: Duration::from_secs(15),
         lazy,
-        known_hosts: sshd.dir.path().join("state/known_hosts"),
+        keepalive: Some(Duration::from_secs(15)),
     }
 }
 
-fn options() -> PoolOptions {
+fn options(sshd: &Sshd) -> PoolOptions {
     PoolOptions {
         backoff: BackoffPolicy {
             initial: Duration::from_millis(100),
@@ -81,7 +69,7 @@ fn options() -> PoolOptions {
         },
         connect_timeout: Duration::from_secs(30),
         open_wait: Duration::from_secs(30),
-        ..PoolOptions::default()
+        ..PoolOptions::new(&sshd.dir.path().join("state"))
     }
 }
 
@@ -137,9 +125,8 @@ async fn pool_spreads_streams_rebuilds_killed_sessions_fails_over_and_terminates
     // --- A pool of two over two instances (one given by its Name tag). ---
     let pool = Pool::new(
         config(&sshd, "main", &[ID_A, "bastion-b"], 2, false),
-        options(),
-    )
-    .unwrap();
+        options(&sshd),
+    );
     pool.start();
     within("ready", pool.wait_ready(Duration::from_secs(30)))
         .await
@@ -250,7 +237,10 @@ async fn pool_spreads_streams_rebuilds_killed_sessions_fails_over_and_terminates
     wait_open_sessions(&sim, 0).await;
 
     // --- A lazy pool connects on first use and fails over from an offline instance. ---
-    let lazy = Pool::new(config(&sshd, "lazy", &[ID_OFF, ID_A], 1, true), options()).unwrap();
+    let lazy = Pool::new(
+        config(&sshd, "lazy", &[ID_OFF, ID_A], 1, true),
+        options(&sshd),
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(lazy.snapshot().state, PoolState::Idle);
     assert_eq!(
@@ -272,7 +262,7 @@ async fn pool_spreads_streams_rebuilds_killed_sessions_fails_over_and_terminates
     within("lazy shutdown", lazy.shutdown()).await;
 
     // --- A pool whose only instance is offline says so quickly instead of hanging. ---
-    let dead = Pool::new(config(&sshd, "dead", &[ID_OFF], 1, true), options()).unwrap();
+    let dead = Pool::new(config(&sshd, "dead", &[ID_OFF], 1, true), options(&sshd));
     let started = tokio::time::Instant::now();
     let e = within("dead open", dead.open_stream("127.0.0.1", echo.port()))
         .await

@@ -22,7 +22,6 @@ use crate::serve::{self, Bound, ServeError};
 use crate::sim::demo::{self, Demo};
 use crate::sim::{Sim, SimOptions};
 use crate::upstream::pool::PoolOptions;
-use crate::upstream::UpstreamConfig;
 
 /// Name of the one upstream in the generated config.
 pub const UPSTREAM: &str = "demo";
@@ -160,16 +159,11 @@ pub async fn run(_g: &GlobalArgs, a: DemoArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&serve_state)
         .with_context(|| format!("creating {}", serve_state.display()))?;
     let (cfg, bound) = bind(a.listen, &demo.files.client_key, &serve_state).await?;
-    let configs: Vec<UpstreamConfig> = cfg
-        .upstreams
-        .iter()
-        .map(|u| {
-            let mut c = UpstreamConfig::from_config(u, &serve_state);
-            c.aws.endpoint_url = Some(sim.endpoint_url());
-            c
-        })
-        .collect();
-    let ups = serve::start_pools(&cfg, configs, &PoolOptions::default()).await?;
+    let opts = PoolOptions {
+        endpoint_url: Some(sim.endpoint_url()),
+        ..PoolOptions::new(&serve_state)
+    };
+    let ups = serve::start_upstreams(&cfg, &opts).await?;
     let socks = bound
         .addresses
         .first()
@@ -193,8 +187,7 @@ pub async fn run(_g: &GlobalArgs, a: DemoArgs) -> anyhow::Result<ExitCode> {
     let master = std::sync::Arc::new(crate::serve::master::Master::new(
         cfg,
         ups,
-        PoolOptions::default(),
-        serve_state.clone(),
+        opts,
         bound.addresses.clone(),
         loader,
     ));

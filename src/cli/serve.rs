@@ -262,8 +262,8 @@ async fn foreground(
     // Claim the control socket first, so a second master fails before dialling anything.
     let control = control::server::bind(socket)?;
     let bound = serve::bind(&cfg).await?;
-    let opts = PoolOptions::default();
-    let ups = serve::start_upstreams(&cfg, state_dir, &opts).await?;
+    let opts = PoolOptions::new(state_dir);
+    let ups = serve::start_upstreams(&cfg, &opts).await?;
     let pid_path = state_dir.join("serve.pid");
     std::fs::write(&pid_path, format!("{}\n", std::process::id()))
         .with_context(|| format!("writing pid file {}", pid_path.display()))?;
@@ -277,14 +277,7 @@ async fn foreground(
     }
     let (g2, a2) = (g.clone(), a.clone());
     let loader: Loader = Box::new(move || a2.config(&g2));
-    let master = Arc::new(Master::new(
-        cfg,
-        ups,
-        opts,
-        state_dir.to_path_buf(),
-        bound.addresses.clone(),
-        loader,
-    ));
+    let master = Arc::new(Master::new(cfg, ups, opts, bound.addresses.clone(), loader));
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let sighup = signal(SignalKind::hangup())?;

@@ -154,6 +154,8 @@ fn serde_errors_carry_file_line_and_column() {
         ("upstreams:\n  u:\n    pool_size: two\n", "test.yaml:3:16: upstreams.u.pool_size: invalid type: string \"two\""),
         ("upstreams:\n  u:\n    host_key_policy: yes\n", "upstreams.u.host_key_policy: unknown variant `yes`, expected one of `accept-new`, `strict`, `off`"),
         ("sim: {}\n", "test.yaml:1:1: unknown field `sim`"),
+        ("upstreams:\n  u:\n    credentials: {access_key_id: A, secret_key: s}\n",
+         "test.yaml:3:37: upstreams.u.credentials: unknown field `secret_key`, expected one of `access_key_id`, `secret_access_key`, `session_token`"),
         ("upstreams:\n  a: {user: x}\n  a: {user: y}\n", "duplicate key \"a\""),
         ("hosts:\n  w: {target: a}\n  w: {target: b}\n", "duplicate key \"w\""),
         ("routes: [\n", "test.yaml:"),

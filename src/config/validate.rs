@@ -15,9 +15,7 @@ use super::check::{
     abs_path, action, alias_name, keepalive, log_level, pool_size, port, profile, region,
     socket_path, target, tcp_addr, upstream_name, user_name, Issues,
 };
-use super::raw::{
-    RawConfig, RawHost, RawListener, RawUpstream, RawUser,
-};
+use super::raw::{RawConfig, RawHost, RawListener, RawUpstream, RawUser};
 use super::{
     AwsDefaults, Config, HostAlias, HostKeyPolicy, InlineCredentials, Issue, Listener, Target,
     Upstream, User, DEFAULT_KEEPALIVE_SECS, DEFAULT_POOL_SIZE, DEFAULT_SSH_PORT,

@@ -5,7 +5,6 @@
 //! and the stop signal. Reload re-reads the config through a caller-supplied loader and applies
 //! `config::diff`: pools that did not change, and the streams open through them, are left alone.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use crate::control::proto::{ErrorKind, Request, Response, StatusReport, Upstream
 use crate::control::server::{Exchange, HandleFuture, Handler};
 use crate::route::{Action, HostRef};
 use crate::upstream::pool::PoolOptions;
-use crate::upstream::{PoolState, PoolStatus, UpstreamConfig, Upstreams};
+use crate::upstream::{PoolState, PoolStatus, Upstreams};
 
 /// Re-reads the configuration for `reload`.
 pub type Loader = Box<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
@@ -28,7 +27,6 @@ pub struct Master {
     pub upstreams: Arc<tokio::sync::RwLock<Upstreams>>,
     pub connector: Arc<RoutingConnector>,
     opts: PoolOptions,
-    state_dir: PathBuf,
     started: Instant,
     listeners: Vec<String>,
     stop: watch::Sender<bool>,
@@ -59,7 +57,6 @@ impl Master {
         cfg: Config,
         ups: Upstreams,
         opts: PoolOptions,
-        state_dir: PathBuf,
         listeners: Vec<String>,
         loader: Loader,
     ) -> Self {
@@ -76,7 +73,6 @@ impl Master {
             upstreams,
             connector,
             opts,
-            state_dir,
             started: Instant::now(),
             listeners,
             stop: watch::channel(false).0,
@@ -127,9 +123,8 @@ impl Master {
             // A disconnected pool cannot restart; build a fresh one from the same settings.
             let cfg = pool.config().clone();
             let mut ups = self.upstreams.write().await;
-            if let Err(e) = ups.replace(cfg, &self.opts) {
-                return Response::error(ErrorKind::Failed, e.to_string());
-            }
+            // The old pool is already stopped; dropping it is all that is left to do.
+            ups.replace(cfg, &self.opts);
             match ups.get(name) {
                 Some(p) => pool = p,
                 None => return Response::error(ErrorKind::Failed, "upstream vanished"),
@@ -214,15 +209,9 @@ impl Master {
                 }
                 Change::UpstreamAdded(name) | Change::UpstreamChanged(name) => {
                     if let Some(up) = new.upstream(name) {
-                        let cfg = UpstreamConfig::from_config(up, &self.state_dir);
-                        let replaced = self.upstreams.write().await.replace(cfg, &self.opts);
-                        match replaced {
-                            Ok(Some(p)) => p.shutdown().await,
-                            Ok(None) => {}
-                            Err(e) => {
-                                lines.push(format!("upstream {name}: {e}"));
-                                continue;
-                            }
+                        let replaced = self.upstreams.write().await.replace(up.clone(), &self.opts);
+                        if let Some(p) = replaced {
+                            p.shutdown().await;
                         }
                     }
                 }

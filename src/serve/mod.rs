@@ -15,7 +15,7 @@ use crate::config::{self, Config, Listener};
 use crate::control::server::ControlListener;
 use crate::socks::server::{Server, ServerConfig};
 use crate::upstream::pool::PoolOptions;
-use crate::upstream::{UpstreamConfig, Upstreams};
+use crate::upstream::Upstreams;
 use master::Master;
 
 /// Why `serve` could not start.
@@ -113,27 +113,8 @@ fn bind_unix(path: &Path) -> std::io::Result<UnixListener> {
 }
 
 /// Builds and starts the pools, waiting (bounded) until each eager upstream has a connection.
-pub async fn start_upstreams(
-    cfg: &Config,
-    state_dir: &Path,
-    opts: &PoolOptions,
-) -> Result<Upstreams, ServeError> {
-    let configs: Vec<UpstreamConfig> = cfg
-        .upstreams
-        .iter()
-        .map(|u| UpstreamConfig::from_config(u, state_dir))
-        .collect();
-    start_pools(cfg, configs, opts).await
-}
-
-/// [`start_upstreams`] with the pool configs already built from `cfg.upstreams` (same names),
-/// for callers that adjust them first (`demo` sets the SSM endpoint of its simulator).
-pub async fn start_pools(
-    cfg: &Config,
-    configs: Vec<UpstreamConfig>,
-    opts: &PoolOptions,
-) -> Result<Upstreams, ServeError> {
-    let ups = Upstreams::new(configs, opts).map_err(|e| ServeError::Upstreams(e.to_string()))?;
+pub async fn start_upstreams(cfg: &Config, opts: &PoolOptions) -> Result<Upstreams, ServeError> {
+    let ups = Upstreams::new(&cfg.upstreams, opts);
     ups.start();
     let mut failures = Vec::new();
     let mut eager = 0;

@@ -1,55 +1,32 @@
 //! Upstreams: named pools of SSH-over-SSM connections to bastions, and the registry that finds
 //! a pool by name and opens `direct-tcpip` streams through it.
 //!
-//! [`UpstreamConfig`] is the typed form of one `upstreams:` entry (the config module converts
-//! into it). [`pool`] owns the connections; [`state`] is the pure lifecycle/backoff/placement
-//! logic it uses. Routing (which upstream a destination goes to) belongs to `route`.
+//! A pool runs from a validated [`config::Upstream`] as it is: the config module checked it
+//! once, so nothing here re-declares or re-checks its fields. Settings that are not part of an
+//! `upstreams:` entry (timeouts, the known-hosts file, an SSM endpoint override) are
+//! [`PoolOptions`]. [`pool`] owns the connections; [`state`] is the pure
+//! lifecycle/backoff/placement logic it uses. Routing (which upstream a destination goes to)
+//! belongs to `route`.
 
 pub mod pool;
 pub mod state;
 mod stream;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ssh::{HostKeyPolicy, RejectKind};
-use crate::ssm::api::AwsSettings;
+use crate::config;
+use crate::ssh::RejectKind;
 pub use pool::{ConnStatus, Pool, PoolOptions, PoolStatus};
 pub use state::PoolState;
 pub use stream::UpstreamStream;
-
-/// One upstream: where its bastions are and how to log in to them.
-#[derive(Debug, Clone)]
-pub struct UpstreamConfig {
-    pub name: String,
-    /// Instance ids or names (resolved with `ssm::target::resolve` at each connect, so a
-    /// replaced instance behind a Name tag is picked up).
-    pub targets: Vec<String>,
-    pub aws: AwsSettings,
-    pub user: String,
-    pub identity_files: Vec<PathBuf>,
-    pub ssh_agent: bool,
-    /// sshd port on the bastion (AWS-StartSSHSession `portNumber`).
-    pub port: u16,
-    /// Number of SSH connections kept open, spread over `targets`.
-    pub pool_size: usize,
-    pub host_key_policy: HostKeyPolicy,
-    /// SSH keepalive interval; zero turns keepalives off (`keepalive_secs: 0`).
-    pub keepalive: Duration,
-    /// Connect on first use instead of at start.
-    pub lazy: bool,
-    pub known_hosts: PathBuf,
-}
 
 /// Why a stream could not be opened through an upstream.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("unknown upstream \"{0}\"")]
     Unknown(String),
-    #[error("upstream {upstream}: {message}")]
-    Config { upstream: String, message: String },
     #[error("upstream {upstream}: bastion {instance} could not connect to {host}:{port}: {} ({description})", .kind.describe())]
     Rejected {
         upstream: String,
@@ -89,55 +66,6 @@ impl UpstreamError {
     }
 }
 
-/// Checks what a pool needs before it can start.
-pub fn validate(cfg: &UpstreamConfig) -> Result<(), UpstreamError> {
-    let err = |message: &str| {
-        Err(UpstreamError::Config {
-            upstream: cfg.name.clone(),
-            message: message.to_owned(),
-        })
-    };
-    if cfg.targets.is_empty() || cfg.targets.iter().any(|t| t.trim().is_empty()) {
-        return err("targets must list at least one instance id or name, none empty");
-    }
-    if cfg.pool_size == 0 {
-        return err("pool_size must be at least 1");
-    }
-    if cfg.user.is_empty() {
-        return err("user must be set (the SSH login on the bastion)");
-    }
-    if cfg.identity_files.is_empty() && !cfg.ssh_agent {
-        return err("set identity_files or enable ssh_agent: there is no key to log in with");
-    }
-    Ok(())
-}
-
-impl UpstreamConfig {
-    /// The pool's view of a validated `upstreams:` entry; host keys live in
-    /// `<state_dir>/known_hosts`.
-    pub fn from_config(up: &crate::config::Upstream, state_dir: &std::path::Path) -> Self {
-        Self {
-            name: up.name.clone(),
-            targets: up.targets.iter().map(|t| t.as_str().to_owned()).collect(),
-            aws: AwsSettings {
-                profile: up.profile.clone(),
-                region: up.region.clone(),
-                credentials: up.credentials.clone(),
-                endpoint_url: None,
-            },
-            user: up.user.clone(),
-            identity_files: up.identity_files.clone(),
-            ssh_agent: up.ssh_agent,
-            port: up.port,
-            pool_size: up.pool_size.get(),
-            host_key_policy: up.host_key_policy,
-            keepalive: up.keepalive.unwrap_or(Duration::ZERO),
-            lazy: up.lazy,
-            known_hosts: state_dir.join("known_hosts"),
-        }
-    }
-}
-
 /// All upstream pools, by name.
 #[derive(Default)]
 pub struct Upstreams {
@@ -145,20 +73,19 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// Builds a pool per config (none started yet; see [`Upstreams::start`]).
-    pub fn new(configs: Vec<UpstreamConfig>, opts: &PoolOptions) -> Result<Self, UpstreamError> {
-        let mut pools = BTreeMap::new();
-        for cfg in configs {
-            let name = cfg.name.clone();
-            if pools.contains_key(&name) {
-                return Err(UpstreamError::Config {
-                    upstream: name,
-                    message: "defined twice; upstream names must be unique".into(),
-                });
-            }
-            pools.insert(name, Arc::new(Pool::new(cfg, opts.clone())?));
-        }
-        Ok(Self { pools })
+    /// Builds a pool per upstream (none started yet; see [`Upstreams::start`]). Names are
+    /// unique in a validated [`config::Config`], which is where the list comes from.
+    pub fn new(upstreams: &[config::Upstream], opts: &PoolOptions) -> Self {
+        let pools = upstreams
+            .iter()
+            .map(|up| {
+                (
+                    up.name.clone(),
+                    Arc::new(Pool::new(up.clone(), opts.clone())),
+                )
+            })
+            .collect();
+        Self { pools }
     }
 
     /// Starts connecting every pool that is not lazy. Must run inside a tokio runtime.
@@ -193,33 +120,20 @@ impl Upstreams {
     }
 
     /// Adds (or replaces, shutting the old one down) a pool; for `reload`.
-    pub async fn insert(
-        &mut self,
-        cfg: UpstreamConfig,
-        opts: &PoolOptions,
-    ) -> Result<(), UpstreamError> {
-        let pool = Arc::new(Pool::new(cfg, opts.clone())?);
-        if !pool.config().lazy {
-            pool.start();
-        }
-        if let Some(old) = self.pools.insert(pool.config().name.clone(), pool) {
+    pub async fn insert(&mut self, up: config::Upstream, opts: &PoolOptions) {
+        if let Some(old) = self.replace(up, opts) {
             old.shutdown().await;
         }
-        Ok(())
     }
 
     /// Adds or replaces a pool and hands back the old one still running, so the caller can
     /// shut it down without holding the registry lock (new streams to other upstreams go on).
-    pub fn replace(
-        &mut self,
-        cfg: UpstreamConfig,
-        opts: &PoolOptions,
-    ) -> Result<Option<Arc<Pool>>, UpstreamError> {
-        let pool = Arc::new(Pool::new(cfg, opts.clone())?);
+    pub fn replace(&mut self, up: config::Upstream, opts: &PoolOptions) -> Option<Arc<Pool>> {
+        let pool = Arc::new(Pool::new(up, opts.clone()));
         if !pool.config().lazy {
             pool.start();
         }
-        Ok(self.pools.insert(pool.config().name.clone(), pool))
+        self.pools.insert(pool.config().name.clone(), pool)
     }
 
     /// Removes a pool without shutting it down (see [`Upstreams::replace`]).
@@ -254,46 +168,13 @@ impl Upstreams {
 mod tests {
     use super::*;
 
-    pub(crate) fn cfg(name: &str) -> UpstreamConfig {
-        UpstreamConfig {
+    use std::path::{Path, PathBuf};
+
+    use crate::config::{HostKeyPolicy, Target, Upstream};
+
+    fn up(name: &str) -> Upstream {
+        Upstream {
             name: name.into(),
-            targets: vec!["i-0123456789abcdef0".into()],
-            aws: AwsSettings::default(),
-            user: "ec2-user".into(),
-            identity_files: vec!["/nonexistent/id_ed25519".into()],
-            ssh_agent: false,
-            port: 22,
-            pool_size: 2,
-            host_key_policy: HostKeyPolicy::AcceptNew,
-            keepalive: Duration::from_secs(15),
-            lazy: true,
-            known_hosts: "/nonexistent/known_hosts".into(),
-        }
-    }
-
-    #[test]
-    fn invalid_configs_are_refused_with_the_key_to_fix() {
-        type Breaker = fn(&mut UpstreamConfig);
-        let cases: [(Breaker, &str); 4] = [
-            (|c| c.targets.clear(), "targets"),
-            (|c| c.pool_size = 0, "pool_size"),
-            (|c| c.user.clear(), "user"),
-            (|c| c.identity_files.clear(), "identity_files"),
-        ];
-        for (break_it, key) in cases {
-            let mut c = cfg("web");
-            break_it(&mut c);
-            let e = validate(&c).unwrap_err().to_string();
-            assert!(e.contains(key) && e.contains("web"), "{e}");
-        }
-        assert!(validate(&cfg("web")).is_ok());
-    }
-
-    #[test]
-    fn config_entries_convert_with_keepalive_off_as_zero_and_known_hosts_in_the_state_dir() {
-        use crate::config::{Target, Upstream};
-        let up = Upstream {
-            name: "prod".into(),
             targets: vec![
                 Target::InstanceId("i-0123456789abcdef0".into()),
                 Target::Name("bastion".into()),
@@ -309,29 +190,62 @@ mod tests {
             host_key_policy: HostKeyPolicy::Strict,
             lazy: true,
             keepalive: None,
-        };
-        let c = UpstreamConfig::from_config(&up, std::path::Path::new("/state"));
-        assert_eq!(c.targets, ["i-0123456789abcdef0", "bastion"]);
-        assert_eq!(c.aws.profile.as_deref(), Some("prod"));
-        assert_eq!(
-            (c.port, c.pool_size, c.lazy, c.ssh_agent),
-            (2222, 3, true, true)
-        );
-        assert_eq!(c.host_key_policy, HostKeyPolicy::Strict);
-        assert_eq!(c.keepalive, Duration::ZERO);
-        assert_eq!(c.known_hosts, PathBuf::from("/state/known_hosts"));
-        assert!(validate(&c).is_ok());
+        }
+    }
+
+    fn opts() -> PoolOptions {
+        PoolOptions::new(Path::new("/nonexistent/state"))
     }
 
     #[test]
-    fn duplicate_upstream_names_are_refused() {
-        let r = Upstreams::new(vec![cfg("a"), cfg("a")], &PoolOptions::default());
-        assert!(matches!(r, Err(UpstreamError::Config { .. })));
+    fn ssh_settings_keep_the_entry_and_spell_keepalive_off_as_zero() {
+        let s = opts().ssh_settings(&up("prod"));
+        assert_eq!(s.user, "ubuntu");
+        assert_eq!(s.identity_files, [PathBuf::from("/home/u/.ssh/id_ed25519")]);
+        assert!(s.ssh_agent);
+        assert_eq!(s.host_key_policy, HostKeyPolicy::Strict);
+        assert_eq!(s.keepalive, Duration::ZERO);
+        let on = Upstream {
+            keepalive: Some(Duration::from_secs(15)),
+            ..up("prod")
+        };
+        assert_eq!(opts().ssh_settings(&on).keepalive, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn every_pool_keeps_host_keys_in_the_state_dir_known_hosts_file() {
+        let s = opts().ssh_settings(&up("prod"));
+        assert_eq!(
+            s.known_hosts.path(),
+            Path::new("/nonexistent/state/known_hosts")
+        );
+    }
+
+    #[test]
+    fn aws_settings_come_from_the_entry_and_the_endpoint_from_the_options() {
+        let o = PoolOptions {
+            endpoint_url: Some("http://127.0.0.1:1".into()),
+            ..opts()
+        };
+        let a = o.aws_settings(&up("prod"));
+        assert_eq!(a.profile.as_deref(), Some("prod"));
+        assert_eq!(a.region.as_deref(), Some("eu-west-1"));
+        assert!(a.credentials.is_none());
+        assert_eq!(a.endpoint_url.as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(opts().aws_settings(&up("prod")).endpoint_url, None);
+    }
+
+    #[test]
+    fn a_pool_has_one_slot_per_pool_size_over_its_targets() {
+        let pool = Pool::new(up("prod"), opts());
+        let s = pool.snapshot();
+        assert_eq!((s.connections_total, s.state), (3, PoolState::Idle));
+        assert_eq!(pool.config(), &up("prod"));
     }
 
     #[tokio::test]
     async fn unknown_upstream_is_an_error_naming_it() {
-        let u = Upstreams::new(vec![cfg("a")], &PoolOptions::default()).unwrap();
+        let u = Upstreams::new(&[up("a")], &opts());
         let e = u.open("b", "127.0.0.1", 80).await.unwrap_err();
         assert!(e.to_string().contains("\"b\""), "{e}");
         assert_eq!(u.snapshot().len(), 1);

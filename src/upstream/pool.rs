@@ -7,6 +7,7 @@
 //! stream) come from [`super::state`]. Streams are `direct-tcpip` channels wrapped so that the
 //! pool counts open streams and bytes per connection for `status`.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -16,13 +17,14 @@ use tokio::task::JoinHandle;
 
 use super::state::{self, BackoffPolicy, ConnView, PoolState, Slot};
 use super::stream::{Conn, Lease, Totals, UpstreamStream};
-use super::{validate, UpstreamConfig, UpstreamError};
+use super::UpstreamError;
+use crate::config::Upstream;
 use crate::ssh::{self, Bastion, KnownHosts, SshError, SshSettings};
-use crate::ssm::api::SsmApi;
+use crate::ssm::api::{AwsSettings, SsmApi};
 use crate::ssm::session::{Session, SessionOptions};
 use crate::ssm::target;
 
-/// Pool tunables that are not part of the user's upstream config.
+/// Pool settings that are not part of the user's `upstreams:` entry; the same for every pool.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
     pub backoff: BackoffPolicy,
@@ -33,16 +35,48 @@ pub struct PoolOptions {
     /// How long a slot's shutdown may take (SSH disconnect, TerminateSession).
     pub close_timeout: Duration,
     pub session: SessionOptions,
+    /// The known-hosts file every pool checks and records bastion host keys in.
+    pub known_hosts: PathBuf,
+    /// SSM endpoint that wins over `AWS_ENDPOINT_URL`; `demo` points its pools at its own
+    /// simulator with it, without touching the process environment.
+    pub endpoint_url: Option<String>,
 }
 
-impl Default for PoolOptions {
-    fn default() -> Self {
+impl PoolOptions {
+    /// The defaults, with host keys kept in `<state_dir>/known_hosts`. There is no `Default`:
+    /// a pool must be told where its known-hosts file is, so a test cannot write to the user's.
+    pub fn new(state_dir: &Path) -> Self {
         Self {
             backoff: BackoffPolicy::default(),
             connect_timeout: Duration::from_secs(60),
             open_wait: Duration::from_secs(20),
             close_timeout: Duration::from_secs(5),
             session: SessionOptions::default(),
+            known_hosts: state_dir.join("known_hosts"),
+            endpoint_url: None,
+        }
+    }
+
+    /// How the pool's SSH connections log in and check host keys.
+    pub fn ssh_settings(&self, up: &Upstream) -> SshSettings {
+        SshSettings {
+            user: up.user.clone(),
+            identity_files: up.identity_files.clone(),
+            ssh_agent: up.ssh_agent,
+            host_key_policy: up.host_key_policy,
+            known_hosts: KnownHosts::new(self.known_hosts.clone()),
+            // Zero is how `SshSettings` spells "keepalives off" (`keepalive_secs: 0`).
+            keepalive: up.keepalive.unwrap_or(Duration::ZERO),
+        }
+    }
+
+    /// Which AWS account, region and endpoint the pool's SSM calls go to.
+    pub fn aws_settings(&self, up: &Upstream) -> AwsSettings {
+        AwsSettings {
+            profile: up.profile.clone(),
+            region: up.region.clone(),
+            credentials: up.credentials.clone(),
+            endpoint_url: self.endpoint_url.clone(),
         }
     }
 }
@@ -89,9 +123,10 @@ struct SlotEntry {
 }
 
 struct Inner {
-    cfg: UpstreamConfig,
+    cfg: Upstream,
     opts: PoolOptions,
     ssh: SshSettings,
+    aws: AwsSettings,
     api: OnceCell<Arc<SsmApi>>,
     slots: Mutex<Vec<SlotEntry>>,
     /// Bumped on every slot change; `wait_ready` waits on it.
@@ -132,27 +167,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Pool {
     /// Builds the pool without connecting; see [`Pool::start`].
-    pub fn new(cfg: UpstreamConfig, opts: PoolOptions) -> Result<Self, UpstreamError> {
-        validate(&cfg)?;
-        let slots = (0..cfg.pool_size)
+    /// `cfg` was validated by `config` (targets non-empty, a way to log in), so this cannot fail.
+    pub fn new(cfg: Upstream, opts: PoolOptions) -> Self {
+        let slots = (0..cfg.pool_size.get())
             .map(|i| SlotEntry {
                 slot: Slot::new(i, cfg.targets.len()),
                 conn: None,
                 instance: None,
             })
             .collect();
-        let ssh = SshSettings {
-            user: cfg.user.clone(),
-            identity_files: cfg.identity_files.clone(),
-            ssh_agent: cfg.ssh_agent,
-            host_key_policy: cfg.host_key_policy,
-            known_hosts: KnownHosts::new(cfg.known_hosts.clone()),
-            keepalive: cfg.keepalive,
-        };
+        let ssh = opts.ssh_settings(&cfg);
+        let aws = opts.aws_settings(&cfg);
         let inner = Inner {
             cfg,
             opts,
             ssh,
+            aws,
             api: OnceCell::new(),
             slots: Mutex::new(slots),
             changed: watch::channel(0).0,
@@ -160,13 +190,13 @@ impl Pool {
             totals: Arc::default(),
             cursor: AtomicUsize::new(0),
         };
-        Ok(Self {
+        Self {
             inner: Arc::new(inner),
             tasks: Mutex::new(None),
-        })
+        }
     }
 
-    pub fn config(&self) -> &UpstreamConfig {
+    pub fn config(&self) -> &Upstream {
         &self.inner.cfg
     }
 
@@ -176,7 +206,7 @@ impl Pool {
         if tasks.is_some() || *self.inner.stop.borrow() {
             return;
         }
-        let handles = (0..self.inner.cfg.pool_size)
+        let handles = (0..self.inner.cfg.pool_size.get())
             .map(|i| tokio::spawn(run_slot(self.inner.clone(), i)))
             .collect();
         *tasks = Some(handles);
@@ -223,7 +253,7 @@ impl Pool {
         port: u16,
     ) -> Result<UpstreamStream, UpstreamError> {
         self.start();
-        let attempts = self.inner.cfg.pool_size + 1;
+        let attempts = self.inner.cfg.pool_size.get() + 1;
         let mut last_error = String::from("no connection was available");
         for _ in 0..attempts {
             let Some(lease) = self.inner.reserve() else {
@@ -395,7 +425,7 @@ impl Inner {
 
     async fn api(&self) -> Arc<SsmApi> {
         self.api
-            .get_or_init(|| async { Arc::new(SsmApi::new(&self.cfg.aws).await) })
+            .get_or_init(|| async { Arc::new(SsmApi::new(&self.aws).await) })
             .await
             .clone()
     }
@@ -461,7 +491,7 @@ async fn run_slot(inner: Arc<Inner>, index: usize) {
         };
         let attempt = tokio::time::timeout(
             inner.opts.connect_timeout,
-            inner.connect(index, &target_name),
+            inner.connect(index, target_name.as_str()),
         );
         // Stopping abandons a connect in progress: waiting for it could hold shutdown for the
         // whole connect timeout. A session started by it expires on the service side.
