@@ -21,10 +21,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::sim::aws_error::{kind, ApiError};
 use crate::sim::instances::is_instance_id;
-use crate::sim::registry::{
-    kind, ApiError, Filter, Registry, StartSessionRequest, StartSessionResponse,
-};
+use crate::sim::registry::{Filter, Registry, StartSessionRequest, StartSessionResponse};
 
 /// The only request content type of AWS JSON 1.1, also used for every response.
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
