@@ -196,7 +196,7 @@ fn upstream_code(e: &UpstreamError) -> u8 {
         UpstreamError::Config { .. } => codes::CONFIG,
         UpstreamError::NotReady { cause, .. } => cause.as_deref().map_or(codes::TEMP, connect_code),
         UpstreamError::ConnectionsLost { cause, .. } => {
-            cause.as_ref().map_or(codes::PROTOCOL, ssh_code)
+            cause.as_deref().map_or(codes::PROTOCOL, ssh_code)
         }
         UpstreamError::ShutDown { .. } => codes::UNAVAILABLE,
     }

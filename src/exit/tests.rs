@@ -182,7 +182,7 @@ fn upstream_errors_each_have_their_code() {
     };
     assert_eq!(code(UpstreamError::Unknown("x".into())), codes::NO_HOST);
     assert_eq!(code(lost(None)), codes::PROTOCOL);
-    assert_eq!(code(lost(Some(auth_refused()))), codes::NO_PERM);
+    assert_eq!(code(lost(Some(Box::new(auth_refused())))), codes::NO_PERM);
     let gone = UpstreamError::ShutDown {
         upstream: "prod".into(),
     };

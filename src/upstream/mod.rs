@@ -75,7 +75,7 @@ pub enum UpstreamError {
         host: String,
         port: u16,
         #[source]
-        cause: Option<crate::ssh::SshError>,
+        cause: Option<Box<crate::ssh::SshError>>,
     },
     #[error("upstream {upstream} is shutting down")]
     ShutDown { upstream: String },

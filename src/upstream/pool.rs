@@ -265,7 +265,7 @@ impl Pool {
                 Err(e) => {
                     tracing::debug!(upstream = %self.inner.cfg.name, "stream open failed, trying another connection: {e}");
                     lease.conn.suspect.store(true, Ordering::Relaxed);
-                    cause = Some(e);
+                    cause = Some(Box::new(e));
                 }
             }
         }
