@@ -12,6 +12,7 @@ use super::GlobalArgs;
 use crate::control::client::{self, Client};
 use crate::control::proto::{Request, Response, StatusReport};
 use crate::control::{self, ControlError};
+use crate::exit::StdoutError;
 
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
@@ -45,15 +46,12 @@ fn done(resp: Response) -> anyhow::Result<ExitCode> {
         Response::Done { lines } => {
             let mut out = std::io::stdout().lock();
             for l in lines {
-                writeln!(out, "{l}")?;
+                writeln!(out, "{l}").map_err(StdoutError::from)?;
             }
-            out.flush()?;
+            out.flush().map_err(StdoutError::from)?;
             Ok(ExitCode::SUCCESS)
         }
-        Response::Error { message, .. } => Err(ControlError::Remote(message).into()),
-        other => Err(anyhow::anyhow!(
-            "unexpected answer from the master: {other:?}"
-        )),
+        other => Err(ControlError::unexpected("done", other).into()),
     }
 }
 
@@ -146,18 +144,19 @@ pub fn render_table(r: &StatusReport) -> String {
 pub async fn status(g: &GlobalArgs, a: StatusArgs) -> anyhow::Result<ExitCode> {
     let resp = client::request(&socket(g), &Request::Status).await?;
     let Response::Status(report) = resp else {
-        return Err(anyhow::anyhow!(
-            "unexpected answer from the master: {resp:?}"
-        ));
+        return Err(ControlError::unexpected("a status report", resp).into());
+    };
+    let text = if a.json {
+        let mut t = serde_json::to_string_pretty(&report)?;
+        t.push('\n');
+        t
+    } else {
+        render_table(&report)
     };
     let mut out = std::io::stdout().lock();
-    if a.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        out.write_all(render_table(&report).as_bytes())?;
-    }
-    out.flush()?;
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(StdoutError::from)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -208,9 +207,7 @@ pub async fn stop(g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if path.exists() {
-        return Err(anyhow::anyhow!(
-            "the master did not finish stopping within 60 s; see its log"
-        ));
+        return Err(ControlError::NotStopped(Duration::from_secs(60)).into());
     }
     Ok(code)
 }

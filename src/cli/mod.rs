@@ -18,7 +18,14 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// SSH ProxyCommand and SOCKS5 multiplexer over AWS Systems Manager Session Manager.
 #[derive(Debug, Parser)]
-#[command(name = "session-proxy", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "session-proxy",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = crate::exit::HELP
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

@@ -1,12 +1,13 @@
 //! `route <host[:port]>`: prints where `serve` would send a destination and which rule decided,
 //! without connecting anywhere.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::exit::UsageError;
+use crate::exit::{StdoutError, UsageError};
 use crate::route::parse_destination;
 
 #[derive(Debug, Clone, Args)]
@@ -30,6 +31,9 @@ pub fn run(g: &GlobalArgs, a: RouteArgs) -> anyhow::Result<ExitCode> {
     let (host, _port) =
         parse_destination(&a.destination).map_err(|e| UsageError::Usage(e.to_string()))?;
     let d = cfg.routes.decide(&host, &cfg.default);
-    println!("{}", d.explanation);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", d.explanation)
+        .and_then(|()| out.flush())
+        .map_err(StdoutError::from)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -198,11 +198,12 @@ async fn daemonize(socket: &Path, state_dir: &Path) -> anyhow::Result<ExitCode> 
     let deadline = tokio::time::Instant::now() + READY_WAIT;
     loop {
         if let Some(st) = child.try_wait()? {
-            let tail = log_tail(&log_path, log_len);
-            return Err(anyhow::anyhow!(
-                "the master exited during start-up ({st}); its log {} says:\n{tail}",
-                log_path.display()
-            ));
+            return Err(serve::ServeError::MasterExited {
+                status: st,
+                tail: log_tail(&log_path, log_len),
+                log: log_path,
+            }
+            .into());
         }
         let probe = tokio::time::timeout(
             Duration::from_secs(2),

@@ -12,7 +12,7 @@ use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::GlobalArgs;
-use crate::exit::UsageError;
+use crate::exit::{StdoutError, UsageError};
 use crate::sim::agent::AgentKnobs;
 use crate::sim::demo::{self, Demo};
 use crate::sim::faults::{DirFaults, FaultPlan};
@@ -90,7 +90,7 @@ impl SimArgs {
         }
         let mut list = Vec::new();
         if let Some(p) = &self.instances {
-            list.extend(instances::load_file(p).map_err(|e| UsageError::Config(e.to_string()))?);
+            list.extend(instances::load_file(p)?);
         }
         for t in &self.targets {
             list.push(
@@ -152,7 +152,13 @@ pub async fn run(_g: &GlobalArgs, a: SimArgs) -> anyhow::Result<ExitCode> {
             opts.faults.seed, opts.faults.seed
         );
     }
-    print!("{}", sim.env_lines());
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(sim.env_lines().as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(StdoutError::from)?;
+    }
     for i in &opts.instances {
         eprintln!(
             "# instance {} → {}{}",
@@ -161,8 +167,6 @@ pub async fn run(_g: &GlobalArgs, a: SimArgs) -> anyhow::Result<ExitCode> {
             if i.online { "" } else { " (offline)" }
         );
     }
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     tokio::select! {

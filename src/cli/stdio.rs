@@ -16,7 +16,9 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use super::GlobalArgs;
 use crate::config::Target;
+use crate::control::ControlError;
 use crate::control::{self, client::Client, proto::ErrorKind, proto::Request, proto::Response};
+use crate::exit::StdoutError;
 use crate::ssm::api::{AwsSettings, SessionRequest, SsmApi};
 use crate::ssm::driver::End;
 use crate::ssm::session::{Session, SessionOptions};
@@ -139,16 +141,11 @@ async fn via_master(
             kind: ErrorKind::NotRouted,
             ..
         } => return Ok(None),
-        Response::Error { message, .. } => {
-            return Err(anyhow::anyhow!(
-                "through the master at {}: {message}",
-                socket.display()
-            ))
-        }
         other => {
-            return Err(anyhow::anyhow!(
-                "unexpected answer from the master: {other:?}"
-            ))
+            return Err(
+                anyhow::Error::from(ControlError::unexpected("a stream", other))
+                    .context(format!("through the master at {}", socket.display())),
+            )
         }
     }
     tracing::info!(
@@ -158,25 +155,29 @@ async fn via_master(
     let (sock, early) = c.into_parts();
     let (mut rd, mut wr) = sock.into_split();
     let mut stdout = tokio::io::stdout();
+    // Socket errors are the master's connection failing; only stdout's are `StdoutError`.
     let to_stdout = async {
-        stdout.write_all(&early).await?;
-        stdout.flush().await?;
+        stdout.write_all(&early).await.map_err(StdoutError::from)?;
+        stdout.flush().await.map_err(StdoutError::from)?;
         let mut buf = vec![0u8; crate::relay::BUF_SIZE];
         loop {
-            let n = rd.read(&mut buf).await?;
+            let n = rd.read(&mut buf).await.map_err(ControlError::Io)?;
             if n == 0 {
-                return Ok::<(), std::io::Error>(());
+                return Ok::<(), anyhow::Error>(());
             }
-            stdout.write_all(buf.get(..n).unwrap_or_default()).await?;
-            stdout.flush().await?;
+            let chunk = buf.get(..n).unwrap_or_default();
+            stdout.write_all(chunk).await.map_err(StdoutError::from)?;
+            stdout.flush().await.map_err(StdoutError::from)?;
         }
     };
     let from_stdin = async {
         let mut stdin = tokio::io::stdin();
-        tokio::io::copy(&mut stdin, &mut wr).await?;
+        tokio::io::copy(&mut stdin, &mut wr)
+            .await
+            .map_err(ControlError::Io)?;
         // Half-close: the destination sees EOF and may still answer.
-        wr.shutdown().await?;
-        std::future::pending::<std::io::Result<()>>().await
+        wr.shutdown().await.map_err(ControlError::Io)?;
+        std::future::pending::<anyhow::Result<()>>().await
     };
     tokio::select! {
         r = to_stdout => r?,

@@ -53,7 +53,9 @@ impl Client {
         match self.conn.write_line(&line).await {
             Ok(()) => Ok(()),
             Err(e) => match self.recv(Some(ANSWER_TIMEOUT)).await {
-                Ok(Response::Error { message, .. }) => Err(ControlError::Remote(message)),
+                Ok(Response::Error { kind, message }) => {
+                    Err(ControlError::Remote { kind, message })
+                }
                 _ => Err(e),
             },
         }
@@ -95,7 +97,7 @@ impl Client {
 pub async fn request(path: &Path, req: &Request) -> Result<Response, ControlError> {
     let mut c = Client::connect(path).await?;
     match c.call(req, ANSWER_TIMEOUT, |_| {}).await? {
-        Response::Error { message, .. } => Err(ControlError::Remote(message)),
+        Response::Error { kind, message } => Err(ControlError::Remote { kind, message }),
         other => Ok(other),
     }
 }

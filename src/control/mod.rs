@@ -30,19 +30,40 @@ pub enum ControlError {
     Timeout(Duration),
     #[error(transparent)]
     Proto(#[from] proto::ProtoError),
+    #[error("the master did not finish stopping within {0:?}; see its log")]
+    NotStopped(Duration),
     #[error("the master closed the connection without answering")]
     Closed,
-    #[error("{0}")]
-    Remote(String),
-    /// Kept as text: a raw `BrokenPipe` in the error chain would read as a quiet success to
-    /// `exit` (which treats a closed stdout that way).
+    /// The master answered, but not with what the request calls for.
+    #[error("the master answered {got} where {expected} was expected; use the same session-proxy binary for the master and its commands")]
+    Unexpected {
+        expected: &'static str,
+        got: &'static str,
+    },
+    /// The master refused or failed the request; `kind` says how (and picks the exit code).
+    #[error("{message}")]
+    Remote {
+        kind: proto::ErrorKind,
+        message: String,
+    },
+    /// Reading or writing the connection failed. A broken pipe here is a failure like any
+    /// other: only `exit::StdoutError` stands for a closed stdout.
     #[error("control connection: {0}")]
-    Io(String),
+    Io(#[from] std::io::Error),
 }
 
-impl From<std::io::Error> for ControlError {
-    fn from(e: std::io::Error) -> Self {
-        Self::Io(e.to_string())
+impl ControlError {
+    /// The error for an answer of the wrong kind (`Error` answers become [`Self::Remote`]).
+    pub fn unexpected(expected: &'static str, got: proto::Response) -> Self {
+        use proto::Response as R;
+        let got = match got {
+            R::Error { kind, message } => return Self::Remote { kind, message },
+            R::Status(_) => "a status report",
+            R::Progress { .. } => "a progress line",
+            R::Done { .. } => "done",
+            R::Stream => "a stream",
+        };
+        Self::Unexpected { expected, got }
     }
 }
 

@@ -15,7 +15,7 @@ use crate::config::{self, Config, Listener};
 use crate::control::server::ControlListener;
 use crate::socks::server::{Server, ServerConfig};
 use crate::upstream::pool::PoolOptions;
-use crate::upstream::Upstreams;
+use crate::upstream::{UpstreamError, Upstreams};
 use master::Master;
 
 /// Why `serve` could not start.
@@ -29,8 +29,25 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Upstreams(String),
+    /// The pools could not be built (a config the upstream layer refuses).
+    #[error(transparent)]
+    Upstreams(#[from] UpstreamError),
+    /// The detached master (`serve` without `--foreground`) exited before it was ready; the
+    /// command exits with the master's code, so both forms of `serve` report failures alike.
+    #[error("the master exited during start-up ({status}); its log {} says:\n{tail}", log.display())]
+    MasterExited {
+        status: std::process::ExitStatus,
+        log: std::path::PathBuf,
+        tail: String,
+    },
+    /// Every eager upstream failed to connect. `first` is the first failure (its type picks
+    /// the exit code); `summary` lists them all.
+    #[error("no upstream could connect: {summary}; check the instances, AWS credentials and SSH keys (or mark upstreams lazy: true)")]
+    NoUpstream {
+        summary: String,
+        #[source]
+        first: UpstreamError,
+    },
 }
 
 fn server_config(users: &[config::User]) -> ServerConfig {
@@ -122,16 +139,22 @@ pub async fn start_upstreams(cfg: &Config, opts: &PoolOptions) -> Result<Upstrea
         eager += 1;
         if let Some(pool) = ups.get(&u.name) {
             if let Err(e) = pool.wait_ready(opts.connect_timeout).await {
-                failures.push(e.to_string());
+                failures.push(e);
             }
         }
     }
     if eager > 0 && failures.len() == eager {
-        ups.shutdown().await;
-        return Err(ServeError::Upstreams(format!(
-            "no upstream could connect: {}; check the instances, AWS credentials and SSH keys (or mark upstreams lazy: true)",
-            failures.join("; ")
-        )));
+        let summary = failures
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut all = failures.into_iter();
+        if let Some(first) = all.next() {
+            ups.shutdown().await;
+            return Err(ServeError::NoUpstream { summary, first });
+        }
+        failures = all.collect();
     }
     for f in failures {
         tracing::warn!("{f}; serving the other upstreams, this one keeps retrying");

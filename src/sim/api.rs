@@ -21,9 +21,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::sim::registry::{
-    kind, ApiError, Filter, Registry, StartSessionRequest, StartSessionResponse,
-};
+use crate::sim::aws_error::{kind, ApiError};
+use crate::sim::registry::{Filter, Registry, StartSessionRequest, StartSessionResponse};
 use crate::ssm::target::is_instance_id;
 
 /// The only request content type of AWS JSON 1.1, also used for every response.

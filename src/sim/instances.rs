@@ -1,9 +1,10 @@
 //! The simulator's managed instances: what each one reports to DescribeInstanceInformation and
 //! where its sessions connect, parsed from `--target` flags or a YAML file.
 //!
-//! This file owns the definition, its two text forms, and what a session document means on an
-//! instance ([`Instance::plan_session`]: the `properties` the agent sees and the address it
-//! dials). The [`registry`](crate::sim::registry) holds the instances and sessions at run time.
+//! This file owns the definition and its two text forms; it depends on no other part of the
+//! simulator. What a session document means on an instance belongs to
+//! [`documents`](crate::sim::documents); the [`registry`](crate::sim::registry) holds the
+//! instances and sessions at run time.
 //!
 //! # `--target` grammar
 //!
@@ -39,22 +40,13 @@
 //!     offline: false                   # optional
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde_json::{json, Value};
 
-use crate::sim::registry::{kind, ApiError, DialTarget};
 use crate::ssm::target::is_instance_id;
-
-/// The session documents the simulator runs (all of them are port sessions).
-pub const DOCUMENTS: [&str; 3] = [
-    "AWS-StartSSHSession",
-    "AWS-StartPortForwardingSession",
-    "AWS-StartPortForwardingSessionToRemoteHost",
-];
 
 /// AgentVersion reported when none is given: a real, recent agent release.
 pub const DEFAULT_AGENT_VERSION: &str = "3.3.987.0";
@@ -96,16 +88,6 @@ impl Instance {
         } else {
             SocketAddr::new(self.address.ip(), port)
         }
-    }
-
-    /// What a session of `document` with `params` on this instance looks like to the agent:
-    /// the document's `properties` and the address to dial (see [`plan_session`]).
-    pub fn plan_session(
-        &self,
-        document: Option<&str>,
-        params: &HashMap<String, Vec<String>>,
-    ) -> Result<(Value, DialTarget), ApiError> {
-        plan_session(self, document, params)
     }
 }
 
@@ -306,112 +288,6 @@ fn non_empty(key: &'static str, v: Option<String>) -> Result<Option<String>, Ins
         Some(s) if s.trim().is_empty() => Err(InstanceError::EmptyValue(key)),
         other => Ok(other),
     }
-}
-
-/// The `properties` the agent sees and the address it dials for a session of `document` on
-/// `inst`, with the documents' defaults (`portNumber` 22 for SSH, 80 for port forwarding;
-/// `localPortNumber` 0). Errors are the service's: `InvalidDocument`, `InvalidParameters`.
-fn plan_session(
-    inst: &Instance,
-    document: Option<&str>,
-    params: &HashMap<String, Vec<String>>,
-) -> Result<(Value, DialTarget), ApiError> {
-    let supported = DOCUMENTS.join(", ");
-    let allowed: &[&str] = match document {
-        Some("AWS-StartSSHSession") => &["portNumber"],
-        Some("AWS-StartPortForwardingSession") => &["portNumber", "localPortNumber"],
-        Some("AWS-StartPortForwardingSessionToRemoteHost") => {
-            &["host", "portNumber", "localPortNumber"]
-        }
-        Some(other) => {
-            let msg = format!("Document {other} is not supported by the session-proxy simulator; it runs {supported}");
-            return Err(ApiError::new(kind::INVALID_DOCUMENT, msg));
-        }
-        None => {
-            let msg = format!("No DocumentName means an interactive shell, which the session-proxy simulator does not run; use one of {supported}");
-            return Err(ApiError::new(kind::INVALID_DOCUMENT, msg));
-        }
-    };
-    let doc = document.unwrap_or_default();
-    let mut names: Vec<&String> = params.keys().collect();
-    names.sort();
-    if let Some(bad) = names.iter().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ApiError::invalid_parameters(format!(
-            "Document {doc} does not take parameter {bad}; it takes {}",
-            allowed.join(", ")
-        )));
-    }
-    let one = |name: &str| -> Result<Option<&str>, ApiError> {
-        match params.get(name).map(Vec::as_slice) {
-            None => Ok(None),
-            Some([v]) => Ok(Some(v.as_str())),
-            Some(_) => Err(ApiError::invalid_parameters(format!(
-                "Parameter {name} takes exactly one value"
-            ))),
-        }
-    };
-    let default_port = if doc == "AWS-StartSSHSession" {
-        "22"
-    } else {
-        "80"
-    };
-    let port_text = one("portNumber")?.unwrap_or(default_port);
-    let port = match parse_port(port_text) {
-        Some(p) if p > 0 => p,
-        _ => {
-            return Err(ApiError::invalid_parameters(format!(
-                "portNumber {port_text:?} is not a port number (1-65535)"
-            )))
-        }
-    };
-    let dial_local = DialTarget::Addr(inst.dial_addr(port));
-    if doc == "AWS-StartSSHSession" {
-        return Ok((json!({ "portNumber": port.to_string() }), dial_local));
-    }
-    let local = one("localPortNumber")?.unwrap_or("0");
-    if parse_port(local).is_none() {
-        return Err(ApiError::invalid_parameters(format!(
-            "localPortNumber {local:?} is not a port number (0-65535)"
-        )));
-    }
-    let mut props = json!({ "portNumber": port.to_string(), "type": "LocalPortForwarding", "localPortNumber": local });
-    if doc == "AWS-StartPortForwardingSession" {
-        return Ok((props, dial_local));
-    }
-    let host = match one("host")? {
-        Some(h) if valid_host(h) => h,
-        Some(h) => {
-            return Err(ApiError::invalid_parameters(format!(
-                "host {h:?} is not a host name or IP address"
-            )))
-        }
-        None => {
-            return Err(ApiError::invalid_parameters(format!(
-                "Document {doc} requires parameter host"
-            )))
-        }
-    };
-    if let Some(m) = props.as_object_mut() {
-        m.insert("host".to_owned(), json!(host));
-    }
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    Ok((props, DialTarget::Host(bare.to_owned(), port)))
-}
-
-/// Decimal without leading zeros, as the documents' `allowedPattern` requires.
-fn parse_port(s: &str) -> Option<u16> {
-    let canonical =
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
-    canonical.then(|| s.parse().ok()).flatten()
-}
-
-fn valid_host(h: &str) -> bool {
-    (1..=253).contains(&h.len())
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@
 
 pub mod agent;
 pub mod api;
+pub mod aws_error;
 pub mod demo;
 pub mod demo_ssh;
+pub mod documents;
 pub mod faults;
 pub mod http;
 pub mod instances;
@@ -16,7 +18,6 @@ pub mod memlink;
 pub mod registry;
 pub mod service;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,12 +29,12 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::MaybeTlsStream;
 
-use crate::ssm::channel::Stats;
-use crate::ssm::driver::{ws_config, Status, WsStream};
+use crate::ssm::driver::{ws_config, Status};
 use agent::AgentKnobs;
 use faults::{FaultCounts, FaultPlan};
 use instances::Instance;
-use registry::Registry;
+pub use registry::SessionStats;
+use registry::{Registry, RelayHandle};
 use service::{close_with, read_open_frame, relay, RelayParams};
 
 /// Path prefix of data-channel WebSockets (the real service's form, §1.4).
@@ -60,34 +61,10 @@ impl Default for SimOptions {
     }
 }
 
-/// Per-session counters, written to `--stats-file` and printed on exit.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct SessionStats {
-    pub session_id: String,
-    pub instance_id: String,
-    pub open: bool,
-    pub client_reconnects: u32,
-    /// The agent's channel counters (frames, resends, duplicates...).
-    pub agent: Stats,
-    pub faults: FaultCounts,
-}
-
-struct SessionHandle {
-    instance_id: String,
-    attach: mpsc::Sender<WsStream>,
-    status: watch::Receiver<Status>,
-    faults: Arc<Mutex<FaultCounts>>,
-    attaches: u32,
-    open: bool,
-}
-
-type Sessions = Arc<Mutex<HashMap<String, SessionHandle>>>;
-
 /// A running simulator.
 pub struct Sim {
     addr: SocketAddr,
     registry: Registry,
-    sessions: Sessions,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -97,11 +74,9 @@ impl Sim {
     pub fn start(listener: TcpListener, opts: SimOptions) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let registry = Registry::new(opts.instances.clone(), format!("ws://{addr}"));
-        let sessions: Sessions = Arc::default();
         let (shutdown, mut stop) = watch::channel(false);
         let ctx = Arc::new(Ctx {
             registry: registry.clone(),
-            sessions: sessions.clone(),
             opts,
         });
         let task = tokio::spawn(async move {
@@ -124,7 +99,6 @@ impl Sim {
         Ok(Self {
             addr,
             registry,
-            sessions,
             shutdown,
             task,
         })
@@ -156,23 +130,9 @@ impl Sim {
         )
     }
 
+    /// Per-session counters, from the registry's session table.
     pub fn stats(&self) -> Vec<SessionStats> {
-        let Ok(map) = self.sessions.lock() else {
-            return Vec::new();
-        };
-        let mut v: Vec<SessionStats> = map
-            .iter()
-            .map(|(id, h)| SessionStats {
-                session_id: id.clone(),
-                instance_id: h.instance_id.clone(),
-                open: h.open,
-                client_reconnects: h.attaches.saturating_sub(1),
-                agent: h.status.borrow().stats.clone(),
-                faults: h.faults.lock().map(|f| f.clone()).unwrap_or_default(),
-            })
-            .collect();
-        v.sort_by(|a, b| a.session_id.cmp(&b.session_id));
-        v
+        self.registry.stats()
     }
 
     /// Stops accepting; running sessions end when their tasks notice (process exit ends all).
@@ -184,7 +144,6 @@ impl Sim {
 
 struct Ctx {
     registry: Registry,
-    sessions: Sessions,
     opts: SimOptions,
 }
 
@@ -239,13 +198,7 @@ impl Ctx {
             }
         };
         if !spec.first_attach {
-            let tx = self.sessions.lock().ok().and_then(|mut m| {
-                m.get_mut(&session_id).map(|h| {
-                    h.attaches += 1;
-                    h.attach.clone()
-                })
-            });
-            match tx {
+            match self.registry.relay_for(&session_id) {
                 Some(tx) => {
                     if let Err(mpsc::error::SendError(mut ws)) = tx.send(ws).await {
                         close_with(&mut ws, CloseCode::Away, "session is over").await;
@@ -260,19 +213,14 @@ impl Ctx {
         let (status_tx, status_rx) = watch::channel(Status::default());
         let counts = Arc::new(Mutex::new(FaultCounts::default()));
         let (out_tx, out_rx) = oneshot::channel();
-        if let Ok(mut m) = self.sessions.lock() {
-            m.insert(
-                session_id.clone(),
-                SessionHandle {
-                    instance_id: spec.instance_id.clone(),
-                    attach: attach_tx,
-                    status: status_rx,
-                    faults: counts.clone(),
-                    attaches: 1,
-                    open: true,
-                },
-            );
-        }
+        let relays = self.registry.start_relay(
+            &session_id,
+            RelayHandle {
+                attach: attach_tx,
+                status: status_rx,
+                faults: counts.clone(),
+            },
+        );
         let knobs = self.opts.knobs.clone();
         let terminated = spec.terminated.clone();
         tokio::spawn(async move {
@@ -283,7 +231,7 @@ impl Ctx {
             session_id: session_id.clone(),
             plan: self.opts.faults.clone(),
             idle_timeout: self.opts.idle_timeout,
-            salt: self.sessions.lock().map(|m| m.len() as u64).unwrap_or(0),
+            salt: relays as u64,
         };
         let end = relay(
             params,
@@ -297,11 +245,6 @@ impl Ctx {
         .await;
         tracing::debug!("sim: session {session_id} ended: {end:?}");
         self.registry.mark_closed(&session_id);
-        if let Ok(mut m) = self.sessions.lock() {
-            if let Some(h) = m.get_mut(&session_id) {
-                h.open = false;
-            }
-        }
     }
 }
 

@@ -10,95 +10,29 @@
 //!
 //! Session semantics are AWS's whoever the caller is (the HTTP API, or a test driving the
 //! registry directly): errors carry the service's names ([`kind`]); what a document means for
-//! the agent comes from [`Instance::plan_session`]; wire field limits are the API layer's.
+//! the agent comes from [`documents::plan`]; wire field limits are the API layer's.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
+use crate::sim::aws_error::{kind, ApiError};
+use crate::sim::documents;
+pub use crate::sim::documents::DialTarget;
+use crate::sim::faults::FaultCounts;
 use crate::sim::instances::Instance;
-
-/// AWS error names (`__type`) the simulator answers with, in one place.
-#[rustfmt::skip]
-pub mod kind {
-    pub const VALIDATION:             &str = "ValidationException";
-    pub const SERIALIZATION:          &str = "SerializationException";
-    pub const UNKNOWN_OPERATION:      &str = "UnknownOperationException";
-    pub const MISSING_AUTH_TOKEN:     &str = "MissingAuthenticationTokenException";
-    pub const INCOMPLETE_SIGNATURE:   &str = "IncompleteSignatureException";
-    pub const INVALID_DOCUMENT:       &str = "InvalidDocument";
-    pub const INVALID_PARAMETERS:     &str = "InvalidParameters";
-    pub const TARGET_NOT_CONNECTED:   &str = "TargetNotConnected";
-    pub const DOES_NOT_EXIST:         &str = "DoesNotExistException";
-    pub const INVALID_FILTER_KEY:     &str = "InvalidFilterKey";
-    pub const INVALID_FILTER_VALUE:   &str = "InvalidInstanceInformationFilterValue";
-    pub const INVALID_INSTANCE_ID:    &str = "InvalidInstanceId";
-    pub const INVALID_NEXT_TOKEN:     &str = "InvalidNextToken";
-    pub const QUOTA_EXCEEDED:         &str = "ServiceQuotaExceededException";
-}
+use crate::ssm::channel::Stats;
+use crate::ssm::driver::{Status, WsStream};
 
 /// Sessions that may be open at once; a runaway test hits this instead of exhausting memory.
 pub const MAX_OPEN_SESSIONS: usize = 1024;
 /// Ended sessions remembered (for DoesNotExist answers and stats); the oldest are forgotten.
 pub const MAX_ENDED_SESSIONS: usize = 1024;
-
-/// An SSM API error in AWS's shape: `__type` name, message and HTTP status.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{kind}: {message}")]
-pub struct ApiError {
-    /// The `__type` / `x-amzn-ErrorType` name, one of [`kind`].
-    pub kind: &'static str,
-    pub message: String,
-    pub status: u16,
-}
-
-impl ApiError {
-    /// A client error (HTTP 400, which is what AWS JSON 1.1 uses for nearly every error).
-    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        Self {
-            kind,
-            message,
-            status: 400,
-        }
-    }
-
-    /// A `ValidationException` in the service's wording: "N validation errors detected: a; b".
-    pub fn validation(problems: &[String]) -> Self {
-        let n = problems.len();
-        let plural = if n == 1 { "error" } else { "errors" };
-        let problems = problems.join("; ");
-        Self::new(
-            kind::VALIDATION,
-            format!("{n} validation {plural} detected: {problems}"),
-        )
-    }
-
-    fn target_not_connected(target: &str) -> Self {
-        Self::new(
-            kind::TARGET_NOT_CONNECTED,
-            format!("{target} is not connected."),
-        )
-    }
-
-    pub(crate) fn invalid_parameters(message: impl Into<String>) -> Self {
-        Self::new(kind::INVALID_PARAMETERS, message)
-    }
-}
-
-/// Where the agent connects for a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DialTarget {
-    Addr(SocketAddr),
-    /// `AWS-StartPortForwardingSessionToRemoteHost`: the caller resolves the name.
-    Host(String, u16),
-}
 
 /// StartSession input after wire-level validation.
 #[derive(Debug, Clone, Default)]
@@ -183,12 +117,40 @@ enum End {
     Terminated,
 }
 
+/// The running side of a session, registered by the data-channel side on its first attach.
+pub struct RelayHandle {
+    /// Hands a resuming client's WebSocket to the session's relay.
+    pub attach: mpsc::Sender<WsStream>,
+    pub status: watch::Receiver<Status>,
+    pub faults: Arc<Mutex<FaultCounts>>,
+}
+
+/// Per-session counters, written to `--stats-file` and printed on exit.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SessionStats {
+    pub session_id: String,
+    pub instance_id: String,
+    /// The session's relay is still running.
+    pub open: bool,
+    pub client_reconnects: u32,
+    /// The agent's channel counters (frames, resends, duplicates...).
+    pub agent: Stats,
+    pub faults: FaultCounts,
+}
+
+/// One session: what the API made of it and, once a client attached, its relay. The
+/// simulator's only session table is [`Inner::sessions`] of these.
 struct Session {
     spec: SessionSpec,
     token: Option<String>,
     attached_once: bool,
+    /// Successful attaches (the first one and every resume).
+    attaches: u32,
     end: Option<End>,
     terminate: watch::Sender<bool>,
+    relay: Option<RelayHandle>,
+    /// False once the relay has ended.
+    relay_running: bool,
 }
 
 struct Inner {
@@ -247,7 +209,7 @@ impl Registry {
             .cloned()
             // AWS answers an unknown id exactly like an offline one.
             .ok_or_else(|| ApiError::target_not_connected(&req.target))?;
-        let (properties, dial) = inst.plan_session(req.document.as_deref(), &req.parameters)?;
+        let (properties, dial) = documents::plan(&inst, req.document.as_deref(), &req.parameters)?;
         inner.forget_oldest_ended();
         if inner.sessions.values().filter(|s| s.end.is_none()).count() >= MAX_OPEN_SESSIONS {
             let msg =
@@ -276,8 +238,11 @@ impl Registry {
             spec,
             token: None,
             attached_once: false,
+            attaches: 0,
             end: None,
             terminate,
+            relay: None,
+            relay_running: false,
         };
         inner.sessions.insert(
             session_id.clone(),
@@ -362,14 +327,61 @@ impl Registry {
         spec.first_attach = !s.attached_once;
         spec.terminated = s.terminate.subscribe();
         s.attached_once = true;
+        s.attaches = s.attaches.saturating_add(1);
         Ok(spec)
     }
 
-    /// The WebSocket side reports the session has ended for good (channel_closed sent).
+    /// Records the relay of a session whose first client just attached; returns how many
+    /// sessions have had a relay (a salt for the fault plan).
+    pub fn start_relay(&self, session_id: &str, relay: RelayHandle) -> usize {
+        let mut inner = self.lock();
+        if let Some(s) = inner.sessions.get_mut(session_id) {
+            s.relay = Some(relay);
+            s.relay_running = true;
+        }
+        inner
+            .sessions
+            .values()
+            .filter(|s| s.relay.is_some())
+            .count()
+    }
+
+    /// Where a resuming client's WebSocket goes: the running relay of `session_id`.
+    pub fn relay_for(&self, session_id: &str) -> Option<mpsc::Sender<WsStream>> {
+        let inner = self.lock();
+        let s = inner.sessions.get(session_id).filter(|s| s.relay_running)?;
+        s.relay.as_ref().map(|r| r.attach.clone())
+    }
+
+    /// Counters of every remembered session that had a relay, by session id.
+    pub fn stats(&self) -> Vec<SessionStats> {
+        let inner = self.lock();
+        let mut v: Vec<SessionStats> = inner
+            .sessions
+            .iter()
+            .filter_map(|(id, s)| {
+                let r = s.relay.as_ref()?;
+                Some(SessionStats {
+                    session_id: id.clone(),
+                    instance_id: s.spec.instance_id.clone(),
+                    open: s.relay_running,
+                    client_reconnects: s.attaches.saturating_sub(1),
+                    agent: r.status.borrow().stats.clone(),
+                    faults: r.faults.lock().map(|f| f.clone()).unwrap_or_default(),
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        v
+    }
+
+    /// The WebSocket side reports the session has ended for good (channel_closed sent, its
+    /// relay finished).
     pub fn mark_closed(&self, session_id: &str) {
         if let Some(s) = self.lock().sessions.get_mut(session_id) {
             s.token = None;
             s.end.get_or_insert(End::Closed);
+            s.relay_running = false;
         }
     }
 

@@ -36,18 +36,23 @@ pub enum UpstreamError {
         kind: RejectKind,
         description: String,
     },
+    /// `last_error` is the status text; `cause` the typed connect failure behind it, when the
+    /// last thing that went wrong was a connect attempt (it picks the exit code).
     #[error("upstream {upstream}: no connection to a bastion is ready (waited {waited:?}); last error: {last_error}")]
     NotReady {
         upstream: String,
         waited: Duration,
         last_error: String,
+        #[source]
+        cause: Option<Arc<pool::ConnectError>>,
     },
-    #[error("upstream {upstream}: connections failed while opening a stream to {host}:{port}: {last_error}")]
+    #[error("upstream {upstream}: connections failed while opening a stream to {host}:{port}: {}", .cause.as_ref().map_or_else(|| "no connection was available".to_owned(), ToString::to_string))]
     ConnectionsLost {
         upstream: String,
         host: String,
         port: u16,
-        last_error: String,
+        #[source]
+        cause: Option<Box<crate::ssh::SshError>>,
     },
     #[error("upstream {upstream} is shutting down")]
     ShutDown { upstream: String },

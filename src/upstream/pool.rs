@@ -115,11 +115,25 @@ pub struct PoolStatus {
     pub connections: Vec<ConnStatus>,
 }
 
+/// Why one connect attempt of a slot failed; kept typed so that `serve` and `connect` report
+/// the cause's exit code (credentials, host key, ...) and not just its text.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Target(#[from] target::TargetError),
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error("connecting to {target} timed out after {after:?}")]
+    Timeout { target: String, after: Duration },
+}
+
 struct SlotEntry {
     slot: Slot,
     conn: Option<Arc<Conn>>,
     /// Resolved instance id of the current or last attempt.
     instance: Option<String>,
+    /// The typed form of `slot.last_error` when that was a failed connect (not a loss).
+    failure: Option<Arc<ConnectError>>,
 }
 
 struct Inner {
@@ -174,6 +188,7 @@ impl Pool {
                 slot: Slot::new(i, cfg.targets.len()),
                 conn: None,
                 instance: None,
+                failure: None,
             })
             .collect();
         let ssh = opts.ssh_settings(&cfg);
@@ -254,7 +269,7 @@ impl Pool {
     ) -> Result<UpstreamStream, UpstreamError> {
         self.start();
         let attempts = self.inner.cfg.pool_size.get() + 1;
-        let mut last_error = String::from("no connection was available");
+        let mut cause = None;
         for _ in 0..attempts {
             let Some(lease) = self.inner.reserve() else {
                 self.wait_usable(self.inner.opts.open_wait, true).await?;
@@ -280,7 +295,7 @@ impl Pool {
                 Err(e) => {
                     tracing::debug!(upstream = %self.inner.cfg.name, "stream open failed, trying another connection: {e}");
                     lease.conn.suspect.store(true, Ordering::Relaxed);
-                    last_error = e.to_string();
+                    cause = Some(Box::new(e));
                 }
             }
         }
@@ -288,7 +303,7 @@ impl Pool {
             upstream: self.inner.cfg.name.clone(),
             host: host.to_owned(),
             port,
-            last_error,
+            cause,
         })
     }
 
@@ -379,12 +394,19 @@ impl Inner {
 
     fn not_ready(&self, waited: Duration) -> UpstreamError {
         let slots = lock(&self.slots);
+        // The typed failure of the slot whose failure is the most recent, as `last_error` is.
+        let cause = slots
+            .iter()
+            .filter_map(|e| Some((e.slot.failed_at?, e)))
+            .max_by_key(|&(at, _)| at)
+            .and_then(|(_, e)| e.failure.clone());
         UpstreamError::NotReady {
             upstream: self.cfg.name.clone(),
             waited,
             last_error: self
                 .last_error_locked(&slots)
                 .unwrap_or_else(|| "still connecting".into()),
+            cause,
         }
     }
 
@@ -417,6 +439,18 @@ impl Inner {
         Some(Lease::new(conn, self.totals.clone()))
     }
 
+    /// Records a failed connect on slot `index`: the text for status, the error for exit codes.
+    /// Returns the backoff delay.
+    fn connect_failed(&self, index: usize, e: ConnectError) -> Option<Duration> {
+        let text = e.to_string();
+        let policy = self.opts.backoff;
+        self.update(index, |s| {
+            s.failure = Some(Arc::new(e));
+            s.slot
+                .on_connect_failed(Instant::now(), text, &policy, unit())
+        })
+    }
+
     fn update<R>(&self, index: usize, f: impl FnOnce(&mut SlotEntry) -> R) -> Option<R> {
         let r = lock(&self.slots).get_mut(index).map(f);
         self.bump();
@@ -431,11 +465,9 @@ impl Inner {
     }
 
     /// Resolves the slot's target and connects to it.
-    async fn connect(&self, index: usize, target_name: &str) -> Result<Bastion, String> {
+    async fn connect(&self, index: usize, target_name: &str) -> Result<Bastion, ConnectError> {
         let api = self.api().await;
-        let instance = target::resolve(&api, target_name)
-            .await
-            .map_err(|e| e.to_string())?;
+        let instance = target::resolve(&api, target_name).await?;
         self.update(index, |e| e.instance = Some(instance.clone()));
         ssh::connect_via_ssm(
             api,
@@ -445,7 +477,7 @@ impl Inner {
             self.opts.session.clone(),
         )
         .await
-        .map_err(|e| e.to_string())
+        .map_err(ConnectError::from)
     }
 }
 
@@ -505,6 +537,7 @@ async fn run_slot(inner: Arc<Inner>, index: usize) {
                 let conn = Arc::new(Conn::new(ssh, session.session_id.clone()));
                 inner.update(index, |e| {
                     e.conn = Some(conn.clone());
+                    e.failure = None;
                     e.slot.on_up(Instant::now());
                 });
                 tracing::info!(upstream = %name, "connection {index} up via {instance} (session {})", conn.session_id);
@@ -519,24 +552,21 @@ async fn run_slot(inner: Arc<Inner>, index: usize) {
                 let why = format!("connection to {instance} lost: {why}");
                 tracing::warn!(upstream = %name, "connection {index}: {why}; reconnecting");
                 inner.update(index, |e| {
+                    e.failure = None;
                     e.slot.on_lost(Instant::now(), why, &policy, unit())
                 })
             }
             Ok(Err(e)) => {
                 tracing::warn!(upstream = %name, "connection {index} to {target_name} failed: {e}");
-                inner.update(index, |s| {
-                    s.slot.on_connect_failed(Instant::now(), e, &policy, unit())
-                })
+                inner.connect_failed(index, e)
             }
             Err(_) => {
-                let e = format!(
-                    "connecting to {target_name} timed out after {:?}",
-                    inner.opts.connect_timeout
-                );
+                let e = ConnectError::Timeout {
+                    target: target_name,
+                    after: inner.opts.connect_timeout,
+                };
                 tracing::warn!(upstream = %name, "connection {index}: {e}");
-                inner.update(index, |s| {
-                    s.slot.on_connect_failed(Instant::now(), e, &policy, unit())
-                })
+                inner.connect_failed(index, e)
             }
         };
         let Some(delay) = delay else { break };

@@ -1,22 +1,8 @@
 //! Tests of [`super`]: behaviour pinned per rule.
 use super::*;
 
-const SSH: &str = "AWS-StartSSHSession";
-const PF: &str = "AWS-StartPortForwardingSession";
-const REMOTE: &str = "AWS-StartPortForwardingSessionToRemoteHost";
-
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
-}
-
-/// Plans `doc` on an instance mapped at 127.0.0.2:2222; `params` is `k=v1|v2 k2=v`.
-fn plan(doc: Option<&str>, params: &str) -> Result<(Value, DialTarget), ApiError> {
-    let split = |p: &str| {
-        let (k, v) = p.split_once('=').unwrap();
-        (k.to_owned(), v.split('|').map(str::to_owned).collect())
-    };
-    let params = params.split_whitespace().map(split).collect();
-    Instance::new("i-01234567", addr("127.0.0.2:2222")).plan_session(doc, &params)
 }
 
 #[test]
@@ -141,57 +127,4 @@ fn port_22_dials_the_mapped_address_and_other_ports_its_ip() {
     let i = Instance::new("i-01234567", addr("127.0.0.2:2222"));
     assert_eq!(i.dial_addr(22), addr("127.0.0.2:2222"));
     assert_eq!(i.dial_addr(5432), addr("127.0.0.2:5432"));
-}
-
-#[test]
-fn documents_give_the_agent_their_properties_and_dial_target() {
-    let local = |p| DialTarget::Addr(addr(p));
-    let ssh = plan(Some(SSH), "").unwrap();
-    assert_eq!(ssh, (json!({"portNumber": "22"}), local("127.0.0.2:2222")));
-    let pf = plan(Some(PF), "portNumber=5432 localPortNumber=15432").unwrap();
-    let props =
-        json!({"portNumber": "5432", "type": "LocalPortForwarding", "localPortNumber": "15432"});
-    assert_eq!(pf, (props, local("127.0.0.2:5432")));
-    let defaults =
-        json!({"portNumber": "80", "type": "LocalPortForwarding", "localPortNumber": "0"});
-    assert_eq!(plan(Some(PF), "").unwrap().0, defaults);
-    let (p, d) = plan(Some(REMOTE), "host=db.internal portNumber=22").unwrap();
-    assert_eq!(
-        (&p["host"], &p["type"]),
-        (&json!("db.internal"), &json!("LocalPortForwarding"))
-    );
-    assert_eq!(d, DialTarget::Host("db.internal".into(), 22));
-    let v6 = plan(Some(REMOTE), "host=[::1]").unwrap().1;
-    assert_eq!(v6, DialTarget::Host("::1".into(), 80));
-}
-
-#[test]
-fn missing_or_unsupported_document_is_invalid_document_naming_the_supported_ones() {
-    for doc in [None, Some("AWS-StartInteractiveCommand")] {
-        let e = plan(doc, "").unwrap_err();
-        assert_eq!(e.kind, kind::INVALID_DOCUMENT);
-        assert!(e.message.contains(REMOTE), "{}", e.message);
-    }
-}
-
-#[test]
-fn bad_document_parameters_are_invalid_parameters() {
-    let cases = [
-        (
-            SSH,
-            "localPortNumber=1",
-            "does not take parameter localPortNumber",
-        ),
-        (SSH, "portNumber=22|23", "exactly one value"),
-        (SSH, "portNumber=0", "portNumber \"0\""),
-        (SSH, "portNumber=022", "portNumber \"022\""),
-        (PF, "localPortNumber=70000", "localPortNumber"),
-        (REMOTE, "", "requires parameter host"),
-        (REMOTE, "host=a;b", "not a host name"),
-    ];
-    for (doc, params, want) in cases {
-        let e = plan(Some(doc), params).unwrap_err();
-        assert_eq!(e.kind, kind::INVALID_PARAMETERS, "{doc} {params}");
-        assert!(e.message.contains(want), "{}", e.message);
-    }
 }

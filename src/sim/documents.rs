@@ -1,0 +1,135 @@
+//! The session documents the simulator runs and what each means on an instance: the
+//! `properties` the agent sees (§1.1 of the data-channel reference) and the address it dials.
+//! Errors are the service's (`InvalidDocument`, `InvalidParameters`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use serde_json::{json, Value};
+
+use crate::sim::aws_error::{kind, ApiError};
+use crate::sim::instances::Instance;
+
+/// The session documents the simulator runs (all of them are port sessions).
+pub const DOCUMENTS: [&str; 3] = [
+    "AWS-StartSSHSession",
+    "AWS-StartPortForwardingSession",
+    "AWS-StartPortForwardingSessionToRemoteHost",
+];
+
+/// Where the agent connects for a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialTarget {
+    Addr(SocketAddr),
+    /// `AWS-StartPortForwardingSessionToRemoteHost`: the caller resolves the name.
+    Host(String, u16),
+}
+
+/// The `properties` the agent sees and the address it dials for a session of `document` on
+/// `inst`, with the documents' defaults (`portNumber` 22 for SSH, 80 for port forwarding;
+/// `localPortNumber` 0). Errors are the service's: `InvalidDocument`, `InvalidParameters`.
+pub fn plan(
+    inst: &Instance,
+    document: Option<&str>,
+    params: &HashMap<String, Vec<String>>,
+) -> Result<(Value, DialTarget), ApiError> {
+    let supported = DOCUMENTS.join(", ");
+    let allowed: &[&str] = match document {
+        Some("AWS-StartSSHSession") => &["portNumber"],
+        Some("AWS-StartPortForwardingSession") => &["portNumber", "localPortNumber"],
+        Some("AWS-StartPortForwardingSessionToRemoteHost") => {
+            &["host", "portNumber", "localPortNumber"]
+        }
+        Some(other) => {
+            let msg = format!("Document {other} is not supported by the session-proxy simulator; it runs {supported}");
+            return Err(ApiError::new(kind::INVALID_DOCUMENT, msg));
+        }
+        None => {
+            let msg = format!("No DocumentName means an interactive shell, which the session-proxy simulator does not run; use one of {supported}");
+            return Err(ApiError::new(kind::INVALID_DOCUMENT, msg));
+        }
+    };
+    let doc = document.unwrap_or_default();
+    let mut names: Vec<&String> = params.keys().collect();
+    names.sort();
+    if let Some(bad) = names.iter().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::invalid_parameters(format!(
+            "Document {doc} does not take parameter {bad}; it takes {}",
+            allowed.join(", ")
+        )));
+    }
+    let one = |name: &str| -> Result<Option<&str>, ApiError> {
+        match params.get(name).map(Vec::as_slice) {
+            None => Ok(None),
+            Some([v]) => Ok(Some(v.as_str())),
+            Some(_) => Err(ApiError::invalid_parameters(format!(
+                "Parameter {name} takes exactly one value"
+            ))),
+        }
+    };
+    let default_port = if doc == "AWS-StartSSHSession" {
+        "22"
+    } else {
+        "80"
+    };
+    let port_text = one("portNumber")?.unwrap_or(default_port);
+    let port = match parse_port(port_text) {
+        Some(p) if p > 0 => p,
+        _ => {
+            return Err(ApiError::invalid_parameters(format!(
+                "portNumber {port_text:?} is not a port number (1-65535)"
+            )))
+        }
+    };
+    let dial_local = DialTarget::Addr(inst.dial_addr(port));
+    if doc == "AWS-StartSSHSession" {
+        return Ok((json!({ "portNumber": port.to_string() }), dial_local));
+    }
+    let local = one("localPortNumber")?.unwrap_or("0");
+    if parse_port(local).is_none() {
+        return Err(ApiError::invalid_parameters(format!(
+            "localPortNumber {local:?} is not a port number (0-65535)"
+        )));
+    }
+    let mut props = json!({ "portNumber": port.to_string(), "type": "LocalPortForwarding", "localPortNumber": local });
+    if doc == "AWS-StartPortForwardingSession" {
+        return Ok((props, dial_local));
+    }
+    let host = match one("host")? {
+        Some(h) if valid_host(h) => h,
+        Some(h) => {
+            return Err(ApiError::invalid_parameters(format!(
+                "host {h:?} is not a host name or IP address"
+            )))
+        }
+        None => {
+            return Err(ApiError::invalid_parameters(format!(
+                "Document {doc} requires parameter host"
+            )))
+        }
+    };
+    if let Some(m) = props.as_object_mut() {
+        m.insert("host".to_owned(), json!(host));
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    Ok((props, DialTarget::Host(bare.to_owned(), port)))
+}
+
+/// Decimal without leading zeros, as the documents' `allowedPattern` requires.
+fn parse_port(s: &str) -> Option<u16> {
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    canonical.then(|| s.parse().ok()).flatten()
+}
+
+fn valid_host(h: &str) -> bool {
+    (1..=253).contains(&h.len())
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
+}
+
+#[cfg(test)]
+mod tests;
