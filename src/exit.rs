@@ -193,7 +193,6 @@ fn control_code(e: &ControlError) -> u8 {
 fn upstream_code(e: &UpstreamError) -> u8 {
     match e {
         UpstreamError::Unknown(_) | UpstreamError::Rejected { .. } => codes::NO_HOST,
-        UpstreamError::Config { .. } => codes::CONFIG,
         UpstreamError::NotReady { cause, .. } => cause.as_deref().map_or(codes::TEMP, connect_code),
         UpstreamError::ConnectionsLost { cause, .. } => {
             cause.as_deref().map_or(codes::PROTOCOL, ssh_code)
