@@ -8,7 +8,9 @@
 # build_bin → sets BIN for $PROFILE (default: profiling, release code with debug info).
 # PROFILE=debug reuses target/debug/session-proxy as `cargo test` builds it: `cargo build`
 # would resolve dev-dependency features differently and compile the dependency tree again.
+# A preset BIN (an executable path) is used as it is, without building.
 build_bin() {
+  if [ -n "${BIN:-}" ] && [ -x "$BIN" ]; then return; fi
   case "${PROFILE:=profiling}" in
     debug) cargo test -q --no-run --test cli ;;
     *) cargo build -q --profile "$PROFILE" ;;
