@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The benchmark suite in one command: every table, from release builds, peers on 127.0.0.1.
-#   bench/run.sh            full run (~15 min on 2 cores)
-#   bench/run.sh --quick    reduced sizes on the debug build (CI): prints the numbers, asserts
-#                           only correctness (checksums, zero failed streams), never speed.
+# The benchmark suite in one command: every table, peers on 127.0.0.1.
+#   bench/run.sh            full run (~15 min on 2 cores), built with `--profile profiling`
+#                           (release code generation plus debug info, for perf)
+#   bench/run.sh --quick    reduced sizes on the debug binary that `cargo test` built (CI):
+#                           no second build; prints the numbers, asserts only correctness
+#                           (checksums, zero failed streams), never speed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = --quick ]; then
@@ -23,4 +25,4 @@ RUNS=3 bench/socks.sh 20 8 1 2 4 8
 echo; echo "## 1000 concurrent SOCKS streams, trickling for 20 s"
 bench/streams.sh 1000 20
 echo; echo "## time to first byte: stdio through the master vs a fresh SSM session"
-cargo test -q --release --test control bench -- --ignored --nocapture 2>/dev/null | grep -A3 'time to first byte' || true
+cargo test -q --profile profiling --test control bench -- --ignored --nocapture 2>/dev/null | grep -A3 'time to first byte' || true

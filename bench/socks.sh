@@ -11,41 +11,46 @@ STREAMS=${2:-8}
 shift 2 2>/dev/null || true
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1 2 4 8)
-PROFILE=${PROFILE:-release}
-if [ "$PROFILE" = release ]; then cargo build --release -q; else cargo build -q; fi
-BIN=$PWD/target/$PROFILE/session-proxy
 work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+build_bin
 start_sshd
 mkdir -p "$work/www"
 head -c $((MB * 1048576)) /dev/urandom > "$work/www/blob"
 want=$(sha256sum < "$work/www/blob" | cut -d' ' -f1)
-hport=$(freeport)
-python3 -m http.server --bind 127.0.0.1 "$hport" --directory "$work/www" >/dev/null 2>&1 & pids+=($!)
+python3 - "$work/www" "$work/http.port" <<PY >/dev/null 2>&1 & pids+=($!)
+$PY_REPORT_PORT
+import functools, http.server, sys
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+report_port(server.socket, sys.argv[2])
+server.serve_forever()
+PY
+hport=$(wait_port_file "$work/http.port")
 # A TCP sink for connect-latency probes.
-eport=$(freeport)
-python3 - "$eport" <<'PY' & pids+=($!)
+python3 - "$work/sink.port" <<PY & pids+=($!)
+$PY_REPORT_PORT
 import socket, sys, threading
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(512)
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(512)
+report_port(s, sys.argv[1])
 while True:
     c, _ = s.accept()
     threading.Thread(target=lambda c=c: (c.recv(1), c.close()), daemon=True).start()
 PY
+eport=$(wait_port_file "$work/sink.port")
 start_sim --pace-ms 1
 
 echo "| pool size | streams x MB | aggregate MB/s (min) | aggregate MB/s (median) | scaling vs pool 1 | connect p50 ms | connect p99 ms |"
 echo "|---:|---:|---:|---:|---:|---:|---:|"
 base=""
 for n in "${SIZES[@]}"; do
-  socks=$(freeport)
   cat > "$work/config.yaml" <<YAML
 listeners:
-  - socks5: 127.0.0.1:$socks
+  - socks5: 127.0.0.1:0
 upstreams:
   bench:
     targets: [i-0123456789abcdef0]
@@ -57,8 +62,8 @@ default: bench
 state_dir: $work/state-$n
 control_socket: $work/ctl-$n.sock
 YAML
-  "$BIN" serve --foreground --config "$work/config.yaml" 2>"$work/serve-$n.log" & serve_pid=$!
-  for _ in $(seq 600); do (echo > /dev/tcp/127.0.0.1/$socks) 2>/dev/null && break; sleep 0.1; done
+  start_serve "$work/config.yaml" "$n"
+  socks=$socks_port
   # Warm every connection of the pool, then measure connect latency (SOCKS CONNECT → reply).
   lat=$(python3 - "$socks" "$eport" <<'PY'
 import socket, struct, sys, time, statistics

@@ -7,15 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB=${1:-100}
 RUNS=${2:-3}
-PROFILE=${PROFILE:-release}
-if [ "$PROFILE" = release ]; then cargo build --release -q; else cargo build -q; fi
-BIN=$PWD/target/$PROFILE/session-proxy
 work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+build_bin
 start_sshd
 port=$sshd_port
 head -c $((SIZE_MB * 1048576)) /dev/urandom > "$work/blob"

@@ -7,23 +7,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}
 SECS=${2:-10}
-PROFILE=${PROFILE:-release}
-if [ "$PROFILE" = release ]; then cargo build --release -q; else cargo build -q; fi
-BIN=$PWD/target/$PROFILE/session-proxy
 work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+build_bin
 ulimit -n 65536 2>/dev/null || true
 start_sshd
 start_sim
-eport=$(freeport)
-python3 - "$eport" <<'PY' & pids+=($!)
+python3 - "$work/echo.port" <<PY & pids+=($!)
+$PY_REPORT_PORT
 import socket, sys, threading
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(4096)
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(4096)
+report_port(s, sys.argv[1])
 def echo(c):
     try:
         while True:
@@ -36,10 +34,10 @@ while True:
     c, _ = s.accept()
     threading.Thread(target=echo, args=(c,), daemon=True).start()
 PY
-socks=$(freeport)
+eport=$(wait_port_file "$work/echo.port")
 cat > "$work/config.yaml" <<YAML
 listeners:
-  - socks5: 127.0.0.1:$socks
+  - socks5: 127.0.0.1:0
 upstreams:
   bench:
     targets: [i-0123456789abcdef0]
@@ -51,9 +49,8 @@ default: bench
 state_dir: $work/state
 control_socket: $work/ctl.sock
 YAML
-"$BIN" serve --foreground --config "$work/config.yaml" 2>"$work/serve.log" & serve_pid=$!
-pids+=($serve_pid)
-for _ in $(seq 600); do (echo > /dev/tcp/127.0.0.1/$socks) 2>/dev/null && break; sleep 0.1; done
+start_serve "$work/config.yaml" main
+socks=$socks_port
 base_rss=$(awk '/VmRSS/ {print $2}' "/proc/$serve_pid/status")
 result=$(python3 - "$socks" "$eport" "$N" "$SECS" <<'PY'
 import asyncio, socket, struct, sys, time

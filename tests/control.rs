@@ -27,18 +27,12 @@ struct Master {
     one: Sshd,
     _two: Sshd,
     dir: tempfile::TempDir,
-    socks: SocketAddr,
     web_one: SocketAddr,
     config: PathBuf,
 }
 
-fn config_text(
-    m_socks: SocketAddr,
-    one: &Sshd,
-    two: &Sshd,
-    with_two: bool,
-    extra_routes: &str,
-) -> String {
+/// The master's config; its SOCKS listener takes any free port (see [`Master::socks`]).
+fn config_text(one: &Sshd, two: &Sshd, with_two: bool, extra_routes: &str) -> String {
     let user = user();
     let two_text = if with_two {
         format!(
@@ -49,7 +43,7 @@ fn config_text(
         String::new()
     };
     format!(
-        "listeners:\n  - socks5: {m_socks}\nupstreams:\n  one:\n    targets: [{ONE}]\n    user: {user}\n    identity_files: [{k1}]\n    pool_size: 1\n{two_text}routes:\n  - match: 127.10.0.0/16\n    via: one\n  - match: 127.0.0.1/32\n    via: one\n{extra_routes}default: reject\n",
+        "listeners:\n  - socks5: 127.0.0.1:0\nupstreams:\n  one:\n    targets: [{ONE}]\n    user: {user}\n    identity_files: [{k1}]\n    pool_size: 1\n{two_text}routes:\n  - match: 127.10.0.0/16\n    via: one\n  - match: 127.0.0.1/32\n    via: one\n{extra_routes}default: reject\n",
         k1 = one.client_key.display(),
     )
 }
@@ -73,15 +67,13 @@ impl Master {
             std::fs::Permissions::from_mode(0o700),
         )
         .unwrap();
-        let socks: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = dir.path().join("config.yaml");
-        std::fs::write(&config, config_text(socks, &one, &two, true, "")).unwrap();
+        std::fs::write(&config, config_text(&one, &two, true, "")).unwrap();
         Self {
             sim,
             one,
             _two: two,
             dir,
-            socks,
             web_one,
             config,
         }
@@ -90,9 +82,23 @@ impl Master {
     fn rewrite_config(&self, with_two: bool, extra_routes: &str) {
         std::fs::write(
             &self.config,
-            config_text(self.socks, &self.one, &self._two, with_two, extra_routes),
+            config_text(&self.one, &self._two, with_two, extra_routes),
         )
         .unwrap();
+    }
+
+    /// The SOCKS address the running master bound, as `status` reports it.
+    fn socks(&self) -> SocketAddr {
+        let status = self.status_json();
+        let listeners: Vec<&str> = status["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        *socks_addrs(&listeners.join("\n"))
+            .first()
+            .unwrap_or_else(|| panic!("no socks5 listener in status: {status}"))
     }
 
     fn socket(&self) -> PathBuf {
@@ -283,7 +289,7 @@ fn http_get(mut c: TcpStream) -> String {
 fn connect_disconnect_and_reload_steer_the_pools_without_dropping_unaffected_streams() {
     let m = Master::new();
     m.start();
-    assert!(http_get(socks_connect(m.socks, m.web_one).unwrap()).ends_with("hello"));
+    assert!(http_get(socks_connect(m.socks(), m.web_one).unwrap()).ends_with("hello"));
 
     // connect: a lazy upstream comes up; progress on stderr, result on stdout.
     let out = m.run(&["connect", "two"]);
@@ -304,13 +310,13 @@ fn connect_disconnect_and_reload_steer_the_pools_without_dropping_unaffected_str
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(m.sim.sim().open_sessions(), 1, "one's session terminated");
     assert_eq!(m.upstream("one").unwrap()["state"], "stopped");
-    assert_eq!(socks_connect(m.socks, m.web_one).err(), Some(4));
+    assert_eq!(socks_connect(m.socks(), m.web_one).err(), Some(4));
     let out = m.run(&["connect", "one"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(http_get(socks_connect(m.socks, m.web_one).unwrap()).ends_with("hello"));
+    assert!(http_get(socks_connect(m.socks(), m.web_one).unwrap()).ends_with("hello"));
 
     // reload: remove two, add a route; a stream through one stays open across it.
-    let held = socks_connect(m.socks, m.web_one).unwrap();
+    let held = socks_connect(m.socks(), m.web_one).unwrap();
     m.rewrite_config(false, "  - match: 127.50.0.0/16\n    via: one\n");
     let out = m.run(&["reload"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -344,7 +350,7 @@ fn connect_disconnect_and_reload_steer_the_pools_without_dropping_unaffected_str
     std::fs::write(&m.config, "upstreams: [").unwrap();
     let out = m.run(&["reload"]);
     assert!(!out.status.success() && text(&out.stderr).contains("keeping the running config"));
-    assert!(http_get(socks_connect(m.socks, m.web_one).unwrap()).ends_with("hello"));
+    assert!(http_get(socks_connect(m.socks(), m.web_one).unwrap()).ends_with("hello"));
     m.stop();
 }
 

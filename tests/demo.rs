@@ -13,19 +13,21 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{curl, free_port, BIN};
+use common::{curl, BIN};
 use session_proxy::sim::demo::PAGE_TITLE;
 
 /// A `demo` child and the stderr lines it printed up to its ready line.
 struct Running {
     child: Child,
+    /// The SOCKS address from the ready line (the demo listens on port 0 in tests).
+    socks: SocketAddr,
     lines: Vec<String>,
     _rest: mpsc::Receiver<String>,
 }
 
-fn start_demo(home: &Path, socks: SocketAddr) -> Running {
+fn start_demo(home: &Path) -> Running {
     let mut c = Command::new(BIN);
-    c.args(["demo", "--listen", &socks.to_string()])
+    c.args(["demo", "--listen", "127.0.0.1:0"])
         .env("HOME", home)
         .env("XDG_STATE_HOME", home.join("state"))
         .env("XDG_CONFIG_HOME", home.join("config"))
@@ -52,14 +54,18 @@ fn start_demo(home: &Path, socks: SocketAddr) -> Running {
     });
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut lines = Vec::new();
-    loop {
+    let socks = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(l) => {
-                let ready = l.starts_with("session-proxy demo: ready on");
+                let ready = l.strip_prefix("session-proxy demo: ready on ").map(|a| {
+                    a.trim()
+                        .parse::<SocketAddr>()
+                        .unwrap_or_else(|e| panic!("ready line address {a:?}: {e}"))
+                });
                 lines.push(l);
-                if ready {
-                    break;
+                if let Some(addr) = ready {
+                    break addr;
                 }
             }
             Err(_) => {
@@ -70,9 +76,10 @@ fn start_demo(home: &Path, socks: SocketAddr) -> Running {
                 );
             }
         }
-    }
+    };
     Running {
         child,
+        socks,
         lines,
         _rest: rx,
     }
@@ -113,8 +120,8 @@ impl Running {
 #[test]
 fn printed_curl_and_ssh_lines_work_and_sigterm_exits_cleanly() {
     let home = tempfile::tempdir().unwrap();
-    let socks: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let demo = start_demo(home.path(), socks);
+    let demo = start_demo(home.path());
+    let socks = demo.socks;
 
     let curl_line = demo.line("curl --socks5-hostname");
     assert!(
@@ -153,15 +160,12 @@ fn printed_curl_and_ssh_lines_work_and_sigterm_exits_cleanly() {
 #[test]
 fn a_restarted_demo_reuses_the_generated_key_and_serves_again() {
     let home = tempfile::tempdir().unwrap();
-    let first = start_demo(
-        home.path(),
-        format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-    );
+    let first = start_demo(home.path());
     let key = home.path().join("state/session-proxy/demo/id_ed25519");
     let before = std::fs::read(&key).unwrap();
     assert!(first.stop().success());
-    let socks: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let second = start_demo(home.path(), socks);
+    let second = start_demo(home.path());
+    let socks = second.socks;
     assert_eq!(std::fs::read(&key).unwrap(), before, "key regenerated");
     let line = second.line("curl --socks5-hostname");
     let url = line.split_whitespace().last().unwrap();

@@ -3,6 +3,8 @@
 //! and a closed port is refused with a channel-open failure, and keys survive a restart.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -67,9 +69,7 @@ async fn direct_tcpip_to_a_closed_port_is_refused_with_an_open_failure() {
     let demo = Demo::start(&dir.path().join("demo")).await.unwrap();
     let s = settings(&demo.files.client_key, &dir.path().join("kh"));
     let conn = connect(&demo, &s).await.unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let (_reserved, port) = common::refusing_port();
     match conn.open_direct_tcpip("127.0.0.1", port).await {
         Err(SshError::Rejected { .. }) => {}
         Err(e) => panic!("expected a channel-open failure, got {e}"),

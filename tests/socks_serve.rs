@@ -65,14 +65,12 @@ fn fixture(pool_size: usize, blobs: usize, blob_mb: usize) -> Fixture {
         ..SimOptions::default()
     });
     let dir = tempfile::tempdir().unwrap();
-    let socks: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let auth_socks: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let user = user();
     let cfg = format!(
         r#"
 listeners:
-  - socks5: {socks}
-  - socks5: {auth_socks}
+  - socks5: 127.0.0.1:0
+  - socks5: 127.0.0.1:0
     users:
       - username: alice
         password: wonderland
@@ -107,7 +105,8 @@ state_dir: {state}
     );
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, cfg).unwrap();
-    let serve = Serve::start(&sim, &path, socks);
+    let serve = Serve::start(&sim, &path);
+    let auth_socks = serve.listeners[1];
     Fixture {
         _one: one,
         _two: two,

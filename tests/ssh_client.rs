@@ -4,15 +4,17 @@
 //! the mapping of the bastion's refusals to SOCKS reply codes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod sshd_harness;
+mod common;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::echo::{echo_server, echo_through, payload};
+use common::sshd::keygen;
+use common::Sshd;
 use session_proxy::ssh::{
     HostKeyPolicy, KnownHosts, RejectKind, SshConnection, SshError, SshSettings,
 };
-use sshd_harness::{echo_server, echo_through, keygen, payload, Sshd};
 use tokio::net::TcpStream;
 
 const INSTANCE: &str = "i-0123456789abcdef0";
@@ -40,7 +42,7 @@ async fn connect(sshd: &Sshd, s: &SshSettings) -> Result<SshConnection, SshError
 
 #[tokio::test]
 async fn direct_tcpip_carries_a_megabyte_byte_exactly_to_a_loopback_echo_server() {
-    let sshd = Sshd::start("").await;
+    let sshd = Sshd::start_with("");
     let (echo, _h) = echo_server().await;
     let s = settings(&sshd, sshd.dir.path().join("kh"), HostKeyPolicy::AcceptNew);
     let conn = connect(&sshd, &s)
@@ -69,7 +71,7 @@ async fn direct_tcpip_carries_a_megabyte_byte_exactly_to_a_loopback_echo_server(
 
 #[tokio::test]
 async fn first_host_key_is_recorded_and_a_changed_one_is_refused_naming_the_line() {
-    let sshd = Sshd::start("").await;
+    let sshd = Sshd::start_with("");
     let kh = sshd.dir.path().join("state/known_hosts");
     let s = settings(&sshd, kh.clone(), HostKeyPolicy::AcceptNew);
     connect(&sshd, &s)
@@ -93,7 +95,7 @@ async fn first_host_key_is_recorded_and_a_changed_one_is_refused_naming_the_line
         key.with_extension("pub"),
     )
     .unwrap();
-    let other = Sshd::start_in(dir, key, "").await;
+    let other = Sshd::start_in(dir, key, "");
     let mut s2 = settings(&other, kh.clone(), HostKeyPolicy::AcceptNew);
     s2.identity_files = vec![other.client_key.clone()];
     let e = connect(&other, &s2)
@@ -119,7 +121,7 @@ async fn first_host_key_is_recorded_and_a_changed_one_is_refused_naming_the_line
 
 #[tokio::test]
 async fn strict_policy_refuses_an_unknown_bastion_and_says_how_to_add_it() {
-    let sshd = Sshd::start("").await;
+    let sshd = Sshd::start_with("");
     let kh = sshd.dir.path().join("known_hosts");
     let s = settings(&sshd, kh.clone(), HostKeyPolicy::Strict);
     let msg = connect(&sshd, &s).await.err().expect("refused").to_string();
@@ -132,7 +134,7 @@ async fn strict_policy_refuses_an_unknown_bastion_and_says_how_to_add_it() {
 
 #[tokio::test]
 async fn rejected_keys_are_listed_with_user_and_instance() {
-    let sshd = Sshd::start("").await;
+    let sshd = Sshd::start_with("");
     let wrong = sshd.dir.path().join("wrong");
     keygen(&wrong, "");
     let locked = sshd.dir.path().join("locked");
@@ -163,7 +165,7 @@ async fn rejected_keys_are_listed_with_user_and_instance() {
 
 #[tokio::test]
 async fn bastion_refusals_map_to_socks_reply_codes() {
-    let sshd = Sshd::start("PermitOpen 127.0.0.1:*").await;
+    let sshd = Sshd::start_with("PermitOpen 127.0.0.1:*");
     let s = settings(&sshd, sshd.dir.path().join("kh"), HostKeyPolicy::AcceptNew);
     let conn = connect(&sshd, &s)
         .await
@@ -198,7 +200,7 @@ async fn bastion_refusals_map_to_socks_reply_codes() {
 
 #[tokio::test]
 async fn connection_reports_closed_when_the_bastion_goes_away() {
-    let sshd = Sshd::start("").await;
+    let sshd = Sshd::start_with("");
     let s = settings(&sshd, sshd.dir.path().join("kh"), HostKeyPolicy::AcceptNew);
     let conn = connect(&sshd, &s).await.unwrap();
     assert!(!conn.is_closed());
@@ -230,7 +232,7 @@ async fn freezable_relay(
 
 #[tokio::test]
 async fn keepalives_detect_a_bastion_that_stops_answering() {
-    let sshd = Sshd::start("").await;
+    let sshd = Sshd::start_with("");
     let mut s = settings(&sshd, sshd.dir.path().join("kh"), HostKeyPolicy::AcceptNew);
     s.keepalive = Duration::from_millis(500);
     let (mine, theirs) = tokio::io::duplex(64 * 1024);
@@ -309,7 +311,7 @@ impl Agent {
 #[tokio::test]
 async fn ssh_agent_keys_are_tried_when_enabled() {
     // The only test in this binary that reads SSH_AUTH_SOCK.
-    let sshd = Sshd::start("").await;
+    let sshd = Sshd::start_with("");
     let agent = Agent::start(sshd.dir.path()).await;
     std::env::set_var("SSH_AUTH_SOCK", &agent.sock);
     let mut s = settings(&sshd, sshd.dir.path().join("kh"), HostKeyPolicy::AcceptNew);

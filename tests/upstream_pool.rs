@@ -3,36 +3,28 @@
 //! exactly; a session killed on the service side is rebuilt; refusals keep their SOCKS code;
 //! a lazy pool fails over from an offline instance; shutdown terminates every session.
 //!
-//! The AWS SDK reads its endpoint from the environment, which is process-wide, so each test
-//! binary runs one simulator and one test function.
+//! Each test runs its own simulator and sshd; the pools are pointed at their simulator through
+//! `PoolOptions::endpoint_url`, so the tests run in parallel in one process.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod sshd_harness;
+mod common;
 
 use std::future::Future;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use session_proxy::config::{HostKeyPolicy, InlineCredentials, Upstream};
+use common::echo::{echo_server, echo_through, payload};
+use common::{refusing_port, Sshd};
 use session_proxy::redact::Redacted;
 use session_proxy::sim::instances::Instance;
 use session_proxy::sim::{Sim, SimOptions};
+use session_proxy::config::{HostKeyPolicy, InlineCredentials, Upstream};
 use session_proxy::upstream::state::BackoffPolicy;
 use session_proxy::upstream::{Pool, PoolOptions, PoolState, PoolStatus, UpstreamError};
-use sshd_harness::{echo_server, echo_through, payload, Sshd};
 
 const ID_A: &str = "i-0aaaaaaaaaaaaaaa1";
 const ID_B: &str = "i-0bbbbbbbbbbbbbbb2";
 const ID_OFF: &str = "i-0ccccccccccccccc3";
-
-fn point_aws_at(sim: &Sim) {
-    // One simulator per process (see the file comment), set before any SDK client exists.
-    std::env::set_var("AWS_ENDPOINT_URL", sim.endpoint_url());
-    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    std::env::set_var("AWS_CONFIG_FILE", "/dev/null");
-    std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
-    std::env::remove_var("AWS_PROFILE");
-}
 
 fn credentials() -> InlineCredentials {
     InlineCredentials {
@@ -60,7 +52,8 @@ fn config(sshd: &Sshd, name: &str, targets: &[&str], pool_size: usize, lazy: boo
     }
 }
 
-fn options(sshd: &Sshd) -> PoolOptions {
+/// Options for a pool talking to `sim`, never to the real AWS configuration.
+fn options(sim: &Sim, sshd: &Sshd) -> PoolOptions {
     PoolOptions {
         backoff: BackoffPolicy {
             initial: Duration::from_millis(100),
@@ -69,6 +62,7 @@ fn options(sshd: &Sshd) -> PoolOptions {
         },
         connect_timeout: Duration::from_secs(30),
         open_wait: Duration::from_secs(30),
+        endpoint_url: Some(sim.endpoint_url()),
         ..PoolOptions::new(&sshd.dir.path().join("state"))
     }
 }
@@ -94,77 +88,116 @@ async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn pool_spreads_streams_rebuilds_killed_sessions_fails_over_and_terminates_on_shutdown() {
-    // Shown only when the test fails; RUST_LOG=debug for more.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "session_proxy=info".into()),
-        )
-        .with_test_writer()
-        .try_init();
-    let sshd = Sshd::start("").await;
-    let (echo, _echo_task) = echo_server().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let b = Instance {
-        name: Some("bastion-b".into()),
-        ..Instance::new(ID_B, sshd.addr)
-    };
-    let off = Instance {
-        online: false,
-        ..Instance::new(ID_OFF, sshd.addr)
-    };
-    let opts = SimOptions {
-        instances: vec![Instance::new(ID_A, sshd.addr), b, off],
-        ..SimOptions::default()
-    };
-    let sim = Sim::start(listener, opts).unwrap();
-    point_aws_at(&sim);
+/// A simulator with instances A, B (Name tag `bastion-b`) and an offline one, all leading to one
+/// loopback sshd, and an echo server behind it.
+struct Fixture {
+    sim: Sim,
+    sshd: Sshd,
+    echo: std::net::SocketAddr,
+    _echo_task: tokio::task::JoinHandle<()>,
+}
 
-    // --- A pool of two over two instances (one given by its Name tag). ---
-    let pool = Pool::new(
-        config(&sshd, "main", &[ID_A, "bastion-b"], 2, false),
-        options(&sshd),
-    );
-    pool.start();
-    within("ready", pool.wait_ready(Duration::from_secs(30)))
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
-    let s = wait_status(&pool, "both connections up", |s| s.connections_up == 2).await;
+impl Fixture {
+    async fn start() -> Self {
+        // Shown only when a test fails; RUST_LOG=debug for more.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "session_proxy=info".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let sshd = Sshd::start();
+        let (echo, _echo_task) = echo_server().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let b = Instance {
+            name: Some("bastion-b".into()),
+            ..Instance::new(ID_B, sshd.addr)
+        };
+        let off = Instance {
+            online: false,
+            ..Instance::new(ID_OFF, sshd.addr)
+        };
+        let opts = SimOptions {
+            instances: vec![Instance::new(ID_A, sshd.addr), b, off],
+            ..SimOptions::default()
+        };
+        let sim = Sim::start(listener, opts).unwrap();
+        Self {
+            sim,
+            sshd,
+            echo,
+            _echo_task,
+        }
+    }
+
+    fn pool(&self, name: &str, targets: &[&str], size: usize, lazy: bool) -> Pool {
+        Pool::new(
+            config(&self.sshd, name, targets, size, lazy),
+            options(&self.sim, &self.sshd),
+        )
+    }
+
+    /// A started pool of two over A and B (B by its Name tag), both connections up.
+    async fn pool_of_two(&self) -> Pool {
+        let pool = self.pool("main", &[ID_A, "bastion-b"], 2, false);
+        pool.start();
+        within("ready", pool.wait_ready(Duration::from_secs(30)))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.sshd.log()));
+        wait_status(&pool, "both connections up", |s| s.connections_up == 2).await;
+        pool
+    }
+
+    async fn echo_once(&self, pool: &Pool, len: usize, seed: u64) {
+        let st = within("open", pool.open_stream("127.0.0.1", self.echo.port()))
+            .await
+            .unwrap_or_else(|e| panic!("open (seed {seed}): {e}"));
+        let data = payload(len, seed);
+        assert!(echo_through(st, &data).await == data, "seed {seed}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_of_two_puts_one_connection_on_each_instance_and_two_streams_on_each() {
+    let f = Fixture::start().await;
+    let pool = f.pool_of_two().await;
+    let s = pool.snapshot();
     assert_eq!(s.state, PoolState::Up);
     assert_eq!(s.instances, [ID_A, ID_B], "one connection per instance");
-
-    // Four streams: least-loaded placement puts two on each connection.
     let mut streams = Vec::new();
     for _ in 0..4 {
-        streams.push(
-            within("open", pool.open_stream("127.0.0.1", echo.port()))
-                .await
-                .unwrap(),
-        );
+        let st = within("open", pool.open_stream("127.0.0.1", f.echo.port())).await;
+        streams.push(st.unwrap());
     }
     let s = pool.snapshot();
     assert_eq!(s.open_streams, 4);
     let per_conn: Vec<usize> = s.connections.iter().map(|c| c.open_streams).collect();
-    assert_eq!(per_conn, [2, 2], "{s:#?}");
+    assert_eq!(per_conn, [2, 2], "least-loaded placement: {s:#?}");
     let mut used: Vec<&str> = streams.iter().map(|st| st.instance()).collect();
     used.sort();
     used.dedup();
     assert_eq!(used, [ID_A, ID_B]);
+    drop(streams);
+    within("shutdown", pool.shutdown()).await;
+}
 
-    // 4 x 2 MiB in parallel, byte exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_streams_carry_megabytes_byte_exactly_and_are_counted() {
     const LEN: usize = 2 << 20;
+    let f = Fixture::start().await;
+    let pool = f.pool_of_two().await;
+    let mut streams = Vec::new();
+    for _ in 0..4 {
+        let st = within("open", pool.open_stream("127.0.0.1", f.echo.port())).await;
+        streams.push(st.unwrap());
+    }
     let transfers = streams.into_iter().enumerate().map(|(i, st)| {
         tokio::spawn(async move {
             let data = payload(LEN, i as u64 + 10);
             let back = echo_through(st, &data).await;
-            assert!(
-                back == data,
-                "stream {i}: {} bytes back of {}",
-                back.len(),
-                data.len()
-            );
+            let (got, want) = (back.len(), data.len());
+            assert!(back == data, "stream {i}: {got} bytes back of {want}");
         })
     });
     for t in within("transfers", futures_util::future::join_all(transfers)).await {
@@ -176,32 +209,31 @@ async fn pool_spreads_streams_rebuilds_killed_sessions_fails_over_and_terminates
     for c in &s.connections {
         assert_eq!(c.bytes_in, 2 * LEN as u64, "{c:?}");
     }
+    within("shutdown", pool.shutdown()).await;
+}
 
-    // The bastion's refusal keeps its meaning.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bastion_refusal_keeps_its_socks_reply_code() {
+    let f = Fixture::start().await;
+    let pool = f.pool_of_two().await;
+    let (_reserved, closed) = refusing_port();
     let e = within("refused", pool.open_stream("127.0.0.1", closed))
         .await
         .unwrap_err();
     assert!(matches!(e, UpstreamError::Rejected { .. }), "{e}");
-    assert_eq!(e.socks_reply(), 5, "{e}");
+    assert_eq!(e.socks_reply(), 5, "connection refused: {e}");
+    within("shutdown", pool.shutdown()).await;
+}
 
-    // --- Kill one connection's session on the service side: the slot rebuilds. ---
-    let killed = s.connections[0].session_id.clone().unwrap();
-    sim.registry().terminate_session(&killed);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_killed_on_the_service_side_is_rebuilt_while_streams_keep_opening() {
+    let f = Fixture::start().await;
+    let pool = f.pool_of_two().await;
+    let killed = pool.snapshot().connections[0].session_id.clone().unwrap();
+    f.sim.registry().terminate_session(&killed);
     // Streams opened while the pool is still noticing go to (or are retried on) the live one.
     for i in 0..4 {
-        let st = within(
-            "open during loss",
-            pool.open_stream("127.0.0.1", echo.port()),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("open {i} while one connection dies: {e}"));
-        let data = payload(16 * 1024, 100 + i);
-        assert!(echo_through(st, &data).await == data);
+        f.echo_once(&pool, 16 * 1024, 100 + i).await;
     }
     let s = wait_status(&pool, "slot 0 rebuilt", |s| {
         let c = &s.connections[0];
@@ -210,21 +242,20 @@ async fn pool_spreads_streams_rebuilds_killed_sessions_fails_over_and_terminates
     .await;
     assert!(s.connections[0].last_error.is_some(), "{s:#?}");
     for i in 0..4 {
-        let st = within(
-            "open after rebuild",
-            pool.open_stream("127.0.0.1", echo.port()),
-        )
-        .await
-        .unwrap();
-        let data = payload(64 * 1024, i);
-        assert!(echo_through(st, &data).await == data);
+        f.echo_once(&pool, 64 * 1024, i).await;
     }
+    within("shutdown", pool.shutdown()).await;
+}
 
-    // --- Shutdown terminates every session. ---
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_terminates_every_session_and_refuses_new_streams() {
+    let f = Fixture::start().await;
+    let pool = f.pool_of_two().await;
+    f.echo_once(&pool, 1024, 1).await;
     within("shutdown", pool.shutdown()).await;
     assert_eq!(pool.snapshot().state, PoolState::Stopped);
     let e = pool
-        .open_stream("127.0.0.1", echo.port())
+        .open_stream("127.0.0.1", f.echo.port())
         .await
         .unwrap_err();
     assert!(
@@ -234,21 +265,27 @@ async fn pool_spreads_streams_rebuilds_killed_sessions_fails_over_and_terminates
         ),
         "{e}"
     );
-    wait_open_sessions(&sim, 0).await;
+    wait_open_sessions(&f.sim, 0).await;
+}
 
-    // --- A lazy pool connects on first use and fails over from an offline instance. ---
-    let lazy = Pool::new(
-        config(&sshd, "lazy", &[ID_OFF, ID_A], 1, true),
-        options(&sshd),
-    );
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_pool_opens_no_session_before_first_use() {
+    let f = Fixture::start().await;
+    let lazy = f.pool("lazy", &[ID_A], 1, true);
+    // Give an eager start every chance to show up; a lazy pool must stay idle.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(lazy.snapshot().state, PoolState::Idle);
-    assert_eq!(
-        sim.open_sessions(),
-        0,
-        "a lazy pool must not connect before use"
-    );
-    let st = within("lazy open", lazy.open_stream("127.0.0.1", echo.port()))
+    assert_eq!(f.sim.open_sessions(), 0, "connected before use");
+    f.echo_once(&lazy, 4, 7).await;
+    assert_eq!(f.sim.open_sessions(), 1);
+    within("lazy shutdown", lazy.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_pool_fails_over_from_an_offline_instance_and_reports_the_failed_attempt() {
+    let f = Fixture::start().await;
+    let lazy = f.pool("lazy", &[ID_OFF, ID_A], 1, true);
+    let st = within("lazy open", lazy.open_stream("127.0.0.1", f.echo.port()))
         .await
         .unwrap();
     assert_eq!(st.instance(), ID_A);
@@ -260,23 +297,23 @@ async fn pool_spreads_streams_rebuilds_killed_sessions_fails_over_and_terminates
         "the failed first attempt is reported: {s:#?}"
     );
     within("lazy shutdown", lazy.shutdown()).await;
+    wait_open_sessions(&f.sim, 0).await;
+}
 
-    // --- A pool whose only instance is offline says so quickly instead of hanging. ---
-    let dead = Pool::new(config(&sshd, "dead", &[ID_OFF], 1, true), options(&sshd));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_whose_only_instance_is_offline_says_so_quickly_naming_it() {
+    let f = Fixture::start().await;
+    let dead = f.pool("dead", &[ID_OFF], 1, true);
     let started = tokio::time::Instant::now();
-    let e = within("dead open", dead.open_stream("127.0.0.1", echo.port()))
+    let e = within("dead open", dead.open_stream("127.0.0.1", f.echo.port()))
         .await
         .unwrap_err();
     assert!(matches!(e, UpstreamError::NotReady { .. }), "{e}");
     assert!(e.to_string().contains(ID_OFF), "{e}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "{took:?}");
     dead.shutdown().await;
-    wait_open_sessions(&sim, 0).await;
-    sim.shutdown().await;
+    wait_open_sessions(&f.sim, 0).await;
 }
 
 async fn wait_open_sessions(sim: &Sim, want: usize) {

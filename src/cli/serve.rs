@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// Ad-hoc mode: host key policy (accept-new, strict, off).
     #[arg(long)]
     pub host_key_policy: Option<String>,
+    /// Once ready, write the bound listener addresses here, one per line (for scripts and
+    /// tests that listen on port 0).
+    #[arg(long, value_name = "FILE")]
+    pub ready_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -244,6 +248,14 @@ fn log_tail(path: &Path, from: u64) -> String {
         .join("\n")
 }
 
+/// Writes `addresses` to `path` through a rename, so a reader never sees a partial file.
+fn write_ready_file(path: &Path, addresses: &[String]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, addresses.join("\n") + "\n")
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing --ready-file {}", path.display()))
+}
+
 /// Removes the pid file when the master exits.
 struct PidFile(PathBuf);
 
@@ -271,6 +283,9 @@ async fn foreground(
     let _pid = PidFile(pid_path);
     for addr in &bound.addresses {
         eprintln!("session-proxy: SOCKS5 proxy listening on {addr}");
+    }
+    if let Some(path) = &a.ready_file {
+        write_ready_file(path, &bound.addresses)?;
     }
     eprintln!("session-proxy: control socket {}", socket.display());
     if std::env::var_os(DAEMON_ENV).is_some() {

@@ -196,6 +196,10 @@ pub enum DecodeError {
     PayloadDigest,
     #[error("{0} trailing bytes after the payload")]
     TrailingBytes(usize),
+    /// A whole WebSocket message that ends before the lengths it declares: no more bytes will
+    /// come, so this is a broken frame, not a length over a cap.
+    #[error("frame is {got} bytes but its header declares {needed}")]
+    Truncated { needed: usize, got: usize },
 }
 
 fn be_u32(b: &[u8], off: usize) -> u32 {
@@ -212,6 +216,19 @@ fn be_u64(b: &[u8], off: usize) -> u64 {
         a.copy_from_slice(s);
     }
     u64::from_be_bytes(a)
+}
+
+/// How long `prefix` says its message is, as far as the prefix tells: the HeaderLength field
+/// (4 bytes), then the header, then the PayloadLength field and payload once those are present.
+fn declared_len(prefix: &[u8]) -> usize {
+    if prefix.len() < 4 {
+        return 4;
+    }
+    let hl = be_u32(prefix, 0) as usize;
+    if prefix.len() < hl + 4 {
+        return hl + 4;
+    }
+    hl + 4 + be_u32(prefix, hl) as usize
 }
 
 /// The wire carries the UUID's low 8 bytes first, then the high 8 (§2.1).
@@ -312,20 +329,15 @@ impl Message {
     }
 
     /// Decodes a whole WebSocket message: exactly one data-channel message, no trailing bytes.
-    /// A truncated frame is reported as a bad PayloadLength/HeaderLength since no more will come.
+    /// A frame shorter than its declared lengths is [`DecodeError::Truncated`]: no more will come.
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
         match Self::parse(frame)? {
             Some((msg, used)) if used == frame.len() => Ok(msg),
             Some((_, used)) => Err(DecodeError::TrailingBytes(frame.len() - used)),
-            None if frame.len() >= 4 => {
-                let hl = be_u32(frame, 0);
-                if frame.len() < hl as usize + 4 {
-                    Err(DecodeError::HeaderLength(hl))
-                } else {
-                    Err(DecodeError::PayloadLength(be_u32(frame, hl as usize)))
-                }
-            }
-            None => Err(DecodeError::HeaderLength(0)),
+            None => Err(DecodeError::Truncated {
+                needed: declared_len(frame),
+                got: frame.len(),
+            }),
         }
     }
 
@@ -356,5 +368,129 @@ impl Message {
         let mut v = Vec::with_capacity(self.encoded_len());
         self.encode(&mut v);
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! One vector per [`DecodeError`] variant, each built from a valid frame with one field
+    //! broken, so a change to any check shows up as the variant it should produce.
+    use super::*;
+
+    fn valid() -> Vec<u8> {
+        Message {
+            message_type: MessageType::OutputStreamData,
+            schema_version: 1,
+            created_date: 1_700_000_000_000,
+            sequence_number: 7,
+            flags: 0,
+            message_id: Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef),
+            payload_type: PayloadType::Output,
+            payload: Bytes::from_static(b"hello"),
+        }
+        .to_bytes()
+    }
+
+    fn with(off: usize, bytes: &[u8]) -> Vec<u8> {
+        let mut f = valid();
+        f[off..off + bytes.len()].copy_from_slice(bytes);
+        f
+    }
+
+    #[test]
+    fn the_valid_vector_decodes() {
+        let m = Message::decode(&valid()).unwrap();
+        assert_eq!(m.payload.as_ref(), b"hello");
+        assert_eq!(m.sequence_number, 7);
+    }
+
+    #[test]
+    fn header_length_below_the_minimum_is_refused() {
+        let f = with(0, &111u32.to_be_bytes());
+        assert_eq!(Message::decode(&f), Err(DecodeError::HeaderLength(111)));
+    }
+
+    #[test]
+    fn header_length_above_the_cap_is_refused_before_waiting_for_it() {
+        // Only 8 bytes: the cap is checked before asking for more.
+        let f = 1025u32.to_be_bytes().repeat(2);
+        assert_eq!(Message::parse(&f), Err(DecodeError::HeaderLength(1025)));
+    }
+
+    #[test]
+    fn payload_length_over_the_cap_is_refused_before_the_payload_arrives() {
+        let over = (MAX_PAYLOAD_LEN + 1) as u32;
+        let f = with(116, &over.to_be_bytes());
+        let header_only = f.get(..HEADER_SIZE).unwrap();
+        assert_eq!(
+            Message::parse(header_only),
+            Err(DecodeError::PayloadLength(over))
+        );
+    }
+
+    #[test]
+    fn message_type_that_is_not_utf8_is_refused() {
+        let f = with(layout::TYPE_OFF, &[0xff, 0xfe]);
+        assert_eq!(Message::decode(&f), Err(DecodeError::MessageType));
+    }
+
+    #[test]
+    fn message_type_that_is_not_ascii_is_refused() {
+        let f = with(layout::TYPE_OFF, "é".as_bytes());
+        assert_eq!(Message::decode(&f), Err(DecodeError::MessageType));
+    }
+
+    #[test]
+    fn empty_message_type_is_refused() {
+        let f = with(layout::TYPE_OFF, &[b' '; layout::TYPE_LEN]);
+        assert_eq!(Message::decode(&f), Err(DecodeError::EmptyMessageType));
+    }
+
+    #[test]
+    fn zero_created_date_is_refused() {
+        let f = with(layout::DATE_OFF, &0u64.to_be_bytes());
+        assert_eq!(Message::decode(&f), Err(DecodeError::CreatedDate));
+    }
+
+    #[test]
+    fn payload_not_matching_its_digest_is_refused() {
+        let f = with(HEADER_SIZE, b"j");
+        assert_eq!(Message::decode(&f), Err(DecodeError::PayloadDigest));
+    }
+
+    #[test]
+    fn bytes_after_the_payload_are_refused_with_their_count() {
+        let mut f = valid();
+        f.extend_from_slice(b"xyz");
+        assert_eq!(Message::decode(&f), Err(DecodeError::TrailingBytes(3)));
+    }
+
+    #[test]
+    fn a_frame_cut_inside_the_payload_is_truncated_not_over_a_cap() {
+        let f = valid();
+        let cut = f.get(..f.len() - 2).unwrap();
+        assert_eq!(
+            Message::decode(cut),
+            Err(DecodeError::Truncated {
+                needed: f.len(),
+                got: f.len() - 2
+            })
+        );
+    }
+
+    #[test]
+    fn a_frame_cut_inside_the_header_is_truncated_not_a_bad_header_length() {
+        let f = valid();
+        assert_eq!(
+            Message::decode(f.get(..50).unwrap()),
+            Err(DecodeError::Truncated {
+                needed: HEADER_SIZE,
+                got: 50
+            })
+        );
+        assert_eq!(
+            Message::decode(f.get(..2).unwrap()),
+            Err(DecodeError::Truncated { needed: 4, got: 2 })
+        );
     }
 }

@@ -1,6 +1,7 @@
-//! Shared harness for end-to-end tests: a real OpenSSH `sshd` on loopback with throwaway keys,
-//! the in-process simulator, and helpers to run the real `ssh` through `session-proxy stdio`.
-//! Readiness is polled against a deadline; ports come from binding 127.0.0.1:0.
+//! Shared harness for end-to-end tests: the one sshd harness ([`sshd`]), the in-process
+//! simulator, `serve` children that report their bound port, and helpers to run the real
+//! `ssh` through `session-proxy stdio`. No port is picked by bind-then-drop: every listener is
+//! bound on port 0 and kept, or its owner reports the port it got.
 #![allow(
     dead_code,
     unreachable_pub,
@@ -9,22 +10,42 @@
     clippy::panic
 )]
 
+pub mod echo;
+pub mod sshd;
+
 use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use session_proxy::sim::instances::Instance;
 use session_proxy::sim::{Sim, SimOptions};
+pub use sshd::{user, Sshd};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_session-proxy");
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback port that refuses connections for as long as the returned socket lives: bound
+/// but never listening, so nothing else can take the port meanwhile.
+pub fn refusing_port() -> (OwnedFd, u16) {
+    // SAFETY: plain socket calls on a fresh descriptor that the OwnedFd then owns; the address
+    // structs are fully initialised and passed with their real sizes.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let owned = OwnedFd::from_raw_fd(fd);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let rc = libc::bind(fd, (&raw const sa).cast(), len);
+        assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+        let mut got: libc::sockaddr_in = std::mem::zeroed();
+        let mut got_len = len;
+        let rc = libc::getsockname(fd, (&raw mut got).cast(), &mut got_len);
+        assert_eq!(rc, 0, "getsockname: {}", std::io::Error::last_os_error());
+        (owned, u16::from_be(got.sin_port))
+    }
 }
 
 pub fn wait_for_port(addr: SocketAddr, within: Duration) {
@@ -36,93 +57,6 @@ pub fn wait_for_port(addr: SocketAddr, within: Duration) {
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("{addr} did not start listening within {within:?}");
-}
-
-/// A real sshd on 127.0.0.1 with a throwaway host key and one authorized client key.
-pub struct Sshd {
-    pub dir: tempfile::TempDir,
-    pub addr: SocketAddr,
-    pub client_key: PathBuf,
-    pub known_hosts: PathBuf,
-    child: Child,
-}
-
-fn keygen(path: &Path) {
-    let st = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .status()
-        .expect("ssh-keygen");
-    assert!(st.success());
-}
-
-impl Sshd {
-    pub fn start() -> Self {
-        Self::start_with("")
-    }
-
-    /// With extra sshd_config lines (e.g. `PermitOpen 127.10.0.1:*`).
-    pub fn start_with(extra: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        keygen(&d.join("host_key"));
-        keygen(&d.join("client_key"));
-        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
-        let _ = std::fs::create_dir_all("/run/sshd");
-        let port = free_port();
-        let cfg = format!(
-            "ListenAddress 127.0.0.1:{port}\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nAllowTcpForwarding yes\nSubsystem sftp internal-sftp\nLogLevel ERROR\n{extra}\n",
-            d = d.display()
-        );
-        std::fs::write(d.join("sshd_config"), cfg).unwrap();
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start /usr/sbin/sshd (apt-get install openssh-server)");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        wait_for_port(addr, Duration::from_secs(10));
-        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
-        let known_hosts = d.join("known_hosts");
-        Self {
-            client_key: d.join("client_key"),
-            known_hosts,
-            addr,
-            dir,
-            child,
-        }
-        .with_known(&host_pub)
-    }
-
-    fn with_known(self, host_pub: &str) -> Self {
-        let mut parts = host_pub.split_whitespace();
-        let (t, k) = (parts.next().unwrap(), parts.next().unwrap());
-        // ssh checks the key under the name given on its command line (HostKeyAlias below).
-        std::fs::write(&self.known_hosts, format!("sim-target {t} {k}\n")).unwrap();
-        self
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn user() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| {
-            String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
-                .unwrap()
-                .trim()
-                .to_owned()
-        })
 }
 
 pub fn instance(id: &str, addr: SocketAddr) -> Instance {
@@ -287,25 +221,44 @@ pub fn http_server(addr: &str, files: Vec<(String, Vec<u8>)>) -> SocketAddr {
 /// A running `session-proxy serve --foreground` child; killed (SIGTERM) on drop.
 pub struct Serve {
     pub child: Child,
+    /// The first SOCKS listener.
     pub socks: SocketAddr,
+    /// Every TCP SOCKS listener, in config order.
+    pub listeners: Vec<SocketAddr>,
 }
 
 impl Serve {
-    pub fn start(sim: &SimHandle, config: &Path, socks: SocketAddr) -> Self {
+    /// Starts `serve` on `config` (whose first listener may use port 0) and waits for its
+    /// `--ready-file`, which names the address it bound.
+    pub fn start(sim: &SimHandle, config: &Path) -> Self {
         let mut c = Command::new(BIN);
         // A control socket per test, next to its config, so tests run in parallel.
         let control = config.with_file_name("control.sock");
+        let ready = config.with_file_name("serve.ready");
         c.args(["serve", "--foreground", "--config"])
             .arg(config)
             .arg("--control-socket")
             .arg(control)
+            .arg("--ready-file")
+            .arg(&ready)
             .stdin(Stdio::null());
         for (k, v) in sim.env() {
             c.env(k, v);
         }
-        let child = c.spawn().expect("start serve");
-        wait_for_port(socks, Duration::from_secs(60));
-        Self { child, socks }
+        let mut child = c.spawn().expect("start serve");
+        let listeners = match wait_ready_file(&ready, &mut child, Duration::from_secs(60)) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{e}");
+            }
+        };
+        Self {
+            child,
+            socks: listeners[0],
+            listeners,
+        }
     }
 
     /// SIGTERM and wait; returns the exit status.
@@ -325,6 +278,43 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Waits (bounded) for `serve --ready-file` at `path` and returns the SOCKS addresses in it
+/// (at least one); fails early if `child` exits first.
+pub fn wait_ready_file(
+    path: &Path,
+    child: &mut Child,
+    within: Duration,
+) -> Result<Vec<SocketAddr>, String> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let addrs = socks_addrs(&text);
+            if addrs.is_empty() {
+                return Err(format!("no socks5:// address in the ready file: {text:?}"));
+            }
+            return Ok(addrs);
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            return Err(format!("serve exited ({st}) before it was ready"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "serve did not write {} within {within:?}",
+                path.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The `socks5://IP:PORT` entries of a ready file (or of `status` listeners) as addresses.
+pub fn socks_addrs(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("socks5://"))
+        .filter_map(|a| a.parse().ok())
+        .collect()
 }
 
 /// `curl --socks5-hostname` through `socks`; returns (exit code, body, stderr).
