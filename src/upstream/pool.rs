@@ -562,7 +562,7 @@ async fn run_slot(inner: Arc<Inner>, index: usize) {
             }
             Err(_) => {
                 let e = ConnectError::Timeout {
-                    target: target_name,
+                    target: target_name.to_string(),
                     after: inner.opts.connect_timeout,
                 };
                 tracing::warn!(upstream = %name, "connection {index}: {e}");
