@@ -360,7 +360,14 @@ fn summary_numbers(stderr: &str) -> Option<(u64, u64, u64, u64, f64)> {
         num("bytes received")?.parse().ok()?,
         num("resumes")?.parse().ok()?,
         num("retransmits")?.parse().ok()?,
-        num("s").map(|s| s.trim_end_matches('s'))?.parse().ok()?,
+        // The duration comes last, as "1.6s".
+        fields
+            .rsplit(", ")
+            .next()?
+            .trim()
+            .trim_end_matches('s')
+            .parse()
+            .ok()?,
     ))
 }
 
