@@ -94,7 +94,8 @@ enum Step {
     Terminated,
     FromClient(Option<Result<WsMessage, WsError>>),
     FromAgent(Option<Result<WsMessage, LinkClosed>>),
-    Attached(Option<WsStream>),
+    /// Boxed: a WebSocket is large next to the other steps.
+    Attached(Option<Box<WsStream>>),
     ClientWritten(Result<(), WsError>),
     AgentWritten(Result<(), LinkClosed>),
     Timeout,
@@ -165,7 +166,7 @@ impl Relay {
             Step::Terminated => return Some(RelayEnd::Terminated),
             Step::FromClient(m) => self.on_client_message(m),
             Step::FromAgent(m) => return self.on_agent_message(m),
-            Step::Attached(Some(ws)) => self.on_client_attached(ws),
+            Step::Attached(Some(ws)) => self.on_client_attached(*ws),
             Step::Attached(None) => return Some(RelayEnd::ClientGone),
             Step::ClientWritten(r) => {
                 if r.is_err() {
@@ -194,7 +195,7 @@ impl Relay {
             return Poll::Ready(s);
         }
         if let Poll::Ready(ws) = self.attach.poll_recv(cx) {
-            return Poll::Ready(Step::Attached(ws));
+            return Poll::Ready(Step::Attached(ws.map(Box::new)));
         }
         if let Poll::Ready(s) = self.poll_output(cx) {
             return Poll::Ready(s);
