@@ -344,3 +344,57 @@ fn scp_and_sftp_copy_files_byte_exactly() {
     assert_eq!(sha256_file(&d.join("back-sftp.bin")), sha256_file(&src));
     assert_eq!(sim.wait_no_open_sessions(Duration::from_secs(10)), 0);
 }
+
+/// Numbers in `stdio -v`'s one-line summary, by their label.
+fn summary_numbers(stderr: &str) -> Option<(u64, u64, u64, u64, f64)> {
+    let line = stderr.lines().find(|l| l.contains(" summary: "))?;
+    let fields = line.split(" summary: ").nth(1)?;
+    let num = |label: &str| -> Option<&str> {
+        fields
+            .split(", ")
+            .find(|f| f.ends_with(label))
+            .and_then(|f| f.split_whitespace().next())
+    };
+    Some((
+        num("bytes sent")?.parse().ok()?,
+        num("bytes received")?.parse().ok()?,
+        num("resumes")?.parse().ok()?,
+        num("retransmits")?.parse().ok()?,
+        // The duration comes last, as "1.6s".
+        fields
+            .rsplit(", ")
+            .next()?
+            .trim()
+            .trim_end_matches('s')
+            .parse()
+            .ok()?,
+    ))
+}
+
+#[test]
+fn verbose_stdio_prints_a_session_summary_with_real_counters_on_exit() {
+    let sshd = Sshd::start();
+    let sim = sim_for(&sshd, FaultPlan::default());
+    let file = random_file(sshd.dir.path(), "summary.bin", 1);
+    let out = ssh_cmd(&sim, &sshd, ID, "-v")
+        .env_remove("SESSION_PROXY_LOG")
+        .arg(format!("cat {}", file.display()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ssh failed: {err}");
+    assert_eq!(out.stdout.len(), 1024 * 1024, "download length");
+    assert_eq!(
+        err.lines().filter(|l| l.contains(" summary: ")).count(),
+        1,
+        "one summary line: {err}"
+    );
+    let (sent, received, resumes, retransmits, secs) =
+        summary_numbers(&err).unwrap_or_else(|| panic!("no parsable summary line in: {err}"));
+    // SSH's own handshake goes up; the file (plus SSH framing) comes down.
+    assert!(sent > 0, "{err}");
+    assert!(received > 1024 * 1024, "{err}");
+    assert_eq!(resumes, 0, "no WebSocket was killed: {err}");
+    assert!(retransmits < 1000, "a clean loopback link: {err}");
+    assert!(secs > 0.0 && secs < 120.0, "{err}");
+}

@@ -20,7 +20,7 @@ use crate::control::ControlError;
 use crate::control::{self, client::Client, proto::ErrorKind, proto::Request, proto::Response};
 use crate::exit::StdoutError;
 use crate::ssm::api::{AwsSettings, SessionRequest, SsmApi};
-use crate::ssm::driver::End;
+use crate::ssm::driver::{End, Status};
 use crate::ssm::session::{Session, SessionOptions};
 use crate::ssm::target;
 
@@ -93,6 +93,8 @@ pub async fn run(g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let started = std::time::Instant::now();
+    let session_id = session.session_id.clone();
     let mut status = session.status();
     let stopped = tokio::select! {
         _ = sigint.recv() => true,
@@ -104,14 +106,29 @@ pub async fn run(g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
     if stopped {
         session.request_stop().await;
     }
-    let end = session.finish().await?;
-    match end {
+    let end = session.finish().await;
+    // The driver publishes its final counters as it stops.
+    let last = status.borrow().clone();
+    tracing::info!("{}", summary(&session_id, &last, started.elapsed()));
+    match end? {
         End::ChannelClosed { output } if !output.is_empty() => {
             tracing::info!("session closed: {output}")
         }
         other => tracing::info!("session ended: {other:?}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one-line account `stdio -v` gives on exit.
+fn summary(session_id: &str, st: &Status, elapsed: std::time::Duration) -> String {
+    format!(
+        "session {session_id} summary: {} bytes sent, {} bytes received, {} resumes, {} retransmits, {:.1}s",
+        st.stats.bytes_sent,
+        st.stats.bytes_delivered,
+        st.reconnects,
+        st.stats.retransmits,
+        elapsed.as_secs_f64()
+    )
 }
 
 /// Opens `host:port` through a running master's pooled SSH connection and bridges
@@ -184,4 +201,23 @@ async fn via_master(
         r = from_stdin => r?,
     }
     Ok(Some(ExitCode::SUCCESS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_names_bytes_resumes_retransmits_and_duration() {
+        let mut st = Status::default();
+        st.stats.bytes_sent = 1200;
+        st.stats.bytes_delivered = 34_000;
+        st.stats.retransmits = 5;
+        st.reconnects = 2;
+        let line = summary("s-1", &st, std::time::Duration::from_millis(2500));
+        assert_eq!(
+            line,
+            "session s-1 summary: 1200 bytes sent, 34000 bytes received, 2 resumes, 5 retransmits, 2.5s"
+        );
+    }
 }

@@ -9,7 +9,9 @@ use tokio::sync::{mpsc, watch};
 use crate::sim::memlink::MemLink;
 use crate::sim::registry::{DialTarget, SessionSpec};
 use crate::ssm::channel::{Channel, Config, Role};
-use crate::ssm::driver::{self, BoxFuture, End, Options, ReconnectError, Status, Transport};
+use crate::ssm::driver::{
+    self, BoxFuture, ByteStream, Control, End, Options, Parts, ReconnectError, Status, Transport,
+};
 
 /// Agent behaviour knobs (from `sim` flags).
 #[derive(Debug, Clone)]
@@ -40,11 +42,7 @@ struct NoReconnect;
 
 impl Transport<MemLink> for NoReconnect {
     fn reconnect(&mut self, _attempt: u32) -> BoxFuture<Result<MemLink, ReconnectError>> {
-        Box::pin(async {
-            Err(ReconnectError::Fatal(
-                "agent link to the service closed".into(),
-            ))
-        })
+        Box::pin(async { Err(ReconnectError::LinkClosed) })
     }
 }
 
@@ -78,7 +76,6 @@ pub async fn run(
     cfg.unix_ms_at_start = driver::unix_ms();
     let ch = Channel::new(cfg, Instant::now());
     let target = spec.dial.clone();
-    let app: BoxFuture<std::io::Result<TcpStream>> = Box::pin(dial(target));
     let opts = Options {
         pace: knobs.pace.map(|p| (p, knobs.chunk.max(1))),
         // The real agent waits 2 s for its output to be acknowledged once the target closes;
@@ -88,24 +85,37 @@ pub async fn run(
     };
     let (_cmd_tx, cmd_rx) = mpsc::channel(1);
     let mut terminated = spec.terminated.clone();
-    let shutdown = async move {
-        let _ = terminated.wait_for(|t| *t).await;
-    };
-    let (end, _) = driver::run(
-        ch,
-        Some(link),
-        app,
-        NoReconnect,
+    let parts = Parts {
+        channel: ch,
+        link: Some(link),
+        app: ByteStream::connect(Box::pin(dial(target))),
+        transport: NoReconnect,
         opts,
-        cmd_rx,
+    };
+    let control = Control {
+        commands: cmd_rx,
         status,
-        shutdown,
-    )
-    .await;
+        shutdown: Box::pin(async move {
+            let _ = terminated.wait_for(|t| *t).await;
+        }),
+    };
+    let (end, _) = driver::run(parts, control).await;
     match end {
         Ok(End::TargetClosed | End::AppClosed) => String::new(),
         Ok(End::PeerTerminated(_)) | Ok(End::Cancelled) => String::new(),
         Ok(End::ChannelClosed { output }) => output,
-        Err(e) => e.to_string(),
+        Err(e) => error_chain(&e),
     }
+}
+
+/// `e` and its causes on one line, as the service's channel_closed Output.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
 }

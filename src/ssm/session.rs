@@ -12,8 +12,8 @@ use tokio::task::JoinHandle;
 use crate::ssm::api::{ApiError, SessionRequest, SessionTicket, SsmApi};
 use crate::ssm::channel::{Channel, Config, Role, CLIENT_VERSION};
 use crate::ssm::driver::{
-    self, BoxFuture, Command, DriverError, End, Options, ReconnectError, Status, Transport,
-    WsStream,
+    self, BoxFuture, ByteStream, Command, Control, DriverError, End, Options, Parts,
+    ReconnectError, Status, Transport, WsStream,
 };
 
 /// Why a session could not be opened.
@@ -59,14 +59,9 @@ impl Transport<WsStream> for Resumer {
             let t = match api.resume_session(&id).await {
                 Ok(t) => t,
                 Err(ApiError::SessionGone(_)) => {
-                    return Err(ReconnectError::Fatal(format!(
-                        "session {id} timed out or was terminated"
-                    )))
+                    return Err(ReconnectError::SessionGone { session_id: id })
                 }
-                Err(e @ ApiError::Credentials { .. }) => {
-                    return Err(ReconnectError::Retry(e.to_string()))
-                }
-                Err(e) => return Err(ReconnectError::Retry(e.to_string())),
+                Err(e) => return Err(ReconnectError::Api(e)),
             };
             // Prefer the URL ResumeSession returns; the plugin always reuses the original (§9.3).
             let mut urls = vec![];
@@ -76,14 +71,18 @@ impl Transport<WsStream> for Resumer {
             if t.stream_url != original {
                 urls.push(original);
             }
-            let mut last = String::new();
+            let mut last = None;
             for url in urls {
                 match driver::open(&url, t.token.expose(), &client_id, CLIENT_VERSION).await {
                     Ok(ws) => return Ok(ws),
-                    Err(e) => last = e.to_string(),
+                    Err(e) => last = Some(e),
                 }
             }
-            Err(ReconnectError::Retry(last))
+            Err(match last {
+                Some(e) => ReconnectError::Dial(e),
+                // No URL at all: the service gave an empty one and the original was empty too.
+                None => ReconnectError::SessionGone { session_id: id },
+            })
         })
     }
 }
@@ -165,20 +164,20 @@ impl Session {
         };
         let (cmd_tx, cmd_rx) = mpsc::channel(8);
         let (status_tx, status_rx) = watch::channel(Status::default());
-        let app: BoxFuture<std::io::Result<A>> = Box::pin(async move { Ok(app) });
-        let driver_opts = opts.driver;
+        let parts = Parts {
+            channel: ch,
+            link: Some(ws),
+            app: ByteStream::ready(app),
+            transport,
+            opts: opts.driver,
+        };
+        let control = Control {
+            commands: cmd_rx,
+            status: status_tx,
+            shutdown: Box::pin(std::future::pending()),
+        };
         let task = tokio::spawn(async move {
-            let (end, ws) = driver::run(
-                ch,
-                Some(ws),
-                app,
-                transport,
-                driver_opts,
-                cmd_rx,
-                status_tx,
-                std::future::pending(),
-            )
-            .await;
+            let (end, ws) = driver::run(parts, control).await;
             if let Some(mut ws) = ws {
                 let _ = tokio::time::timeout(
                     Duration::from_millis(500),
@@ -211,9 +210,7 @@ impl Session {
     pub async fn finish(self) -> Result<End, DriverError> {
         let end = match self.task.await {
             Ok(r) => r,
-            Err(e) => Err(DriverError::ResumeFailed(format!(
-                "session task failed: {e}"
-            ))),
+            Err(e) => Err(DriverError::TaskFailed(e)),
         };
         if let Err(e) = self.api.terminate_session(&self.session_id).await {
             tracing::debug!("TerminateSession {}: {e}", self.session_id);

@@ -24,6 +24,17 @@ pub struct SessionInfo {
     pub properties: Value,
 }
 
+/// Why an agent-role handshake failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandshakeFailure {
+    /// No HandshakeResponse within the handshake timeout (15 s in the agent).
+    #[error("timed out waiting for the client's HandshakeResponse")]
+    TimedOut,
+    /// The client answered but did not perform a requested action; the reason says which.
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// Builds the client's HandshakeResponse: one processed action per requested action, success
 /// for a known SessionType, Failed for KMS encryption (not implemented: saying so beats a
 /// "Handshake timed out"), Unsupported for anything unknown.

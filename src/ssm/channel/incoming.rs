@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{agent_judge, client_response, Channel, Event, Phase, Role, SessionInfo};
+use super::{
+    agent_judge, client_response, Channel, Event, HandshakeFailure, Phase, Role, SessionInfo,
+};
 use crate::ssm::message::{Message, PayloadType};
 use crate::ssm::payload::{Flag, HandshakeComplete, HandshakeRequest, HandshakeResponse};
 
@@ -152,7 +154,8 @@ impl Channel {
             }
             Err(reason) => {
                 self.phase = Phase::Failed;
-                self.events.push_back(Event::HandshakeFailed(reason));
+                self.events
+                    .push_back(Event::HandshakeFailed(HandshakeFailure::Refused(reason)));
             }
         }
     }

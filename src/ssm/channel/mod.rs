@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use uuid::Uuid;
 
-pub use handshake::{agent_judge, agent_request, client_response, SessionInfo};
+pub use handshake::{agent_judge, agent_request, client_response, HandshakeFailure, SessionInfo};
 pub use stats::Stats;
 
 use crate::ssm::message::{flags, DecodeError, Message, MessageType, PayloadType};
@@ -112,7 +112,7 @@ pub enum Event {
         customer_message: String,
     },
     /// Agent role: the client's HandshakeResponse refused an action, or it never came.
-    HandshakeFailed(String),
+    HandshakeFailed(HandshakeFailure),
     /// New bytes are available from [`Channel::read`].
     Readable,
     /// A Flag payload from the peer (TerminateSession, DisconnectToPort, ConnectToPortError).
@@ -341,9 +341,8 @@ impl Channel {
             if now >= d && self.phase != Phase::Ready {
                 self.handshake_deadline = None;
                 self.phase = Phase::Failed;
-                self.events.push_back(Event::HandshakeFailed(
-                    "timed out waiting for the client's HandshakeResponse".into(),
-                ));
+                self.events
+                    .push_back(Event::HandshakeFailed(HandshakeFailure::TimedOut));
             }
         }
         if let Some(t) = self.next_tick {

@@ -1,0 +1,118 @@
+//! The application layer a driver carries: today a plain byte stream ([`ByteStream`]); later a
+//! smux session, a shell that also sends terminal sizes, or an encrypting layer. The driver
+//! polls it through [`AppLayer`] and never needs to know which one it is, so a new layer adds
+//! no branch to the driver's loop. Control input a layer needs (a terminal resize, say) reaches
+//! it through its own channel and comes out of [`AppLayer::poll_outgoing`] as a payload.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::BoxFuture;
+use crate::ssm::message::PayloadType;
+
+/// What the application has for the data channel.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// `n` bytes of stream data were written into the buffer given to `poll_outgoing`.
+    Data(usize),
+    /// A typed payload (e.g. `Size` for a terminal resize), sent as its own message.
+    Payload(PayloadType, Bytes),
+    /// The application will send nothing more (input EOF): the channel's write side closes.
+    End,
+}
+
+/// An application layer on top of the data channel, polled by the driver.
+///
+/// The driver calls `poll_open` once the session is ready (the agent dials its target only
+/// after the handshake, §7.1), then the other methods. Errors from `poll_outgoing` count as
+/// input EOF and errors from `poll_deliver`/`poll_flush` as "the application stopped reading",
+/// which is how the driver has always treated a broken local stream.
+pub trait AppLayer: Send + 'static {
+    /// Ready when the layer can carry data.
+    fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Produces the next thing to send; `buf.len()` is what the channel can take now.
+    fn poll_outgoing(&mut self, cx: &mut Context<'_>, buf: &mut [u8])
+        -> Poll<io::Result<Outgoing>>;
+    /// Hands bytes the channel delivered to the application; returns how many it took
+    /// (0: it will take no more).
+    fn poll_deliver(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>>;
+    /// Flushes what `poll_deliver` took (stdout is buffered).
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// The channel closed: nothing more will be delivered.
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+/// Opens the application side of a [`ByteStream`] once the session is ready.
+pub type AppConnect<A> = BoxFuture<io::Result<A>>;
+
+/// The plain byte-stream layer: channel data in and out of an `AsyncRead + AsyncWrite`.
+pub struct ByteStream<A> {
+    state: State<A>,
+}
+
+enum State<A> {
+    Connecting(AppConnect<A>),
+    Open(Pin<Box<A>>),
+}
+
+impl<A> ByteStream<A> {
+    /// A stream that already exists (the client's stdin/stdout or pipe).
+    pub fn ready(a: A) -> Self {
+        Self {
+            state: State::Open(Box::pin(a)),
+        }
+    }
+
+    /// A stream opened by `connect` when the session becomes ready (the agent's target).
+    pub fn connect(connect: AppConnect<A>) -> Self {
+        Self {
+            state: State::Connecting(connect),
+        }
+    }
+
+    fn stream(&mut self) -> io::Result<Pin<&mut A>> {
+        match &mut self.state {
+            State::Open(a) => Ok(a.as_mut()),
+            State::Connecting(_) => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+impl<A: AsyncRead + AsyncWrite + Send + 'static> AppLayer for ByteStream<A> {
+    fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let State::Connecting(f) = &mut self.state {
+            let a = ready!(f.as_mut().poll(cx))?;
+            self.state = State::Open(Box::pin(a));
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_outgoing(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<Outgoing>> {
+        let mut rb = ReadBuf::new(buf);
+        ready!(self.stream()?.poll_read(cx, &mut rb))?;
+        Poll::Ready(Ok(match rb.filled().len() {
+            0 => Outgoing::End,
+            n => Outgoing::Data(n),
+        }))
+    }
+
+    fn poll_deliver(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.stream()?.poll_write(cx, data)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.stream()?.poll_flush(cx)
+    }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.stream()?.poll_shutdown(cx)
+    }
+}
