@@ -3,7 +3,8 @@
 //! and runs as the master: detached into the background by default (re-executing itself with
 //! `--foreground` in a new session, output to `<state dir>/serve.log`, pid in
 //! `<state dir>/serve.pid`), or in the foreground with `--foreground`. SIGINT/SIGTERM and the
-//! `stop` command drain and exit; SIGHUP and the `reload` command re-read the config.
+//! `stop` command drain (streams in flight get `--drain-timeout` seconds to finish) and exit; a
+//! second one closes what is left at once. SIGHUP and the `reload` command re-read the config.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,10 +13,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::GlobalArgs;
-use crate::config::{AdHoc, Config, HostKeyPolicy, Overrides};
+use crate::config::{AdHoc, Config, HostKeyPolicy, Overrides, MAX_DRAIN_TIMEOUT_SECS};
 use crate::control::client;
 use crate::control::proto::{Request, Response};
 use crate::control::{self, ControlError};
@@ -68,6 +69,10 @@ pub struct ServeArgs {
     /// Ad-hoc mode: host key policy (accept-new, strict, off).
     #[arg(long)]
     pub host_key_policy: Option<String>,
+    /// Seconds `stop`/SIGTERM/SIGINT let streams in flight finish before closing them
+    /// (config `drain_timeout_secs`, default 10); a second stop closes them at once.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=MAX_DRAIN_TIMEOUT_SECS))]
+    pub drain_timeout: Option<u64>,
 }
 
 impl ServeArgs {
@@ -116,6 +121,9 @@ impl ServeArgs {
             state_dir: self.state_dir.clone(),
             ..Overrides::default()
         })?;
+        if let Some(secs) = self.drain_timeout {
+            cfg.drain_timeout = Duration::from_secs(secs);
+        }
         for w in cfg.warnings() {
             tracing::warn!("{w}");
         }
@@ -243,6 +251,21 @@ fn log_tail(path: &Path, from: u64) -> String {
         .join("\n")
 }
 
+/// Turns SIGINT/SIGTERM into stop requests: the first drains, the second closes what is left.
+async fn stop_on_signals(master: Arc<Master>, mut sigint: Signal, mut sigterm: Signal) {
+    loop {
+        tokio::select! {
+            Some(()) = sigint.recv() => {}
+            Some(()) = sigterm.recv() => {}
+            else => return,
+        }
+        eprintln!(
+            "session-proxy: {}",
+            master.stop_message(master.request_stop())
+        );
+    }
+}
+
 /// Removes the pid file when the master exits.
 struct PidFile(PathBuf);
 
@@ -285,21 +308,21 @@ async fn foreground(
         bound.addresses.clone(),
         loader,
     ));
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
+    let stops = tokio::spawn(stop_on_signals(
+        master.clone(),
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::terminate())?,
+    ));
     let sighup = signal(SignalKind::hangup())?;
     let reloads =
         futures_util::stream::unfold(
             sighup,
             |mut s| async move { s.recv().await.map(|()| ((), s)) },
         );
-    let shutdown = async move {
-        tokio::select! {
-            _ = sigint.recv() => {}
-            _ = sigterm.recv() => {}
-        }
-    };
+    // Stop requests come from the signal task and the `stop` command, both via the master.
+    let shutdown = std::future::pending::<()>();
     serve::serve(bound, master, Some(&control), Box::pin(reloads), shutdown).await;
+    stops.abort();
     eprintln!("session-proxy: stopped; every SSM session terminated");
     drop(control);
     Ok(ExitCode::SUCCESS)

@@ -7,6 +7,7 @@
 
 pub mod pool;
 pub mod state;
+pub mod status;
 mod stream;
 
 use std::collections::BTreeMap;
