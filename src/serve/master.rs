@@ -167,15 +167,21 @@ impl Master {
             let _ = relays.wait_for(|n| *n == 0).await;
         };
         tokio::pin!(done);
-        tokio::select! {
-            () = &mut done => tracing::info!("drained: every stream finished"),
+        let drained = tokio::select! {
+            () = &mut done => true,
             () = tokio::time::sleep(grace) => {
                 tracing::warn!("grace period of {grace:?} over; closing the streams still open");
+                false
             }
-            () = self.closing() => tracing::warn!("second stop: closing the streams still open"),
-        }
+            () = self.closing() => {
+                tracing::warn!("second stop: closing the streams still open");
+                false
+            }
+        };
         self.phase.send_replace(MasterPhase::Closing);
-        if tokio::time::timeout(CLOSE_WAIT, done).await.is_err() {
+        if drained {
+            tracing::info!("drained: every stream finished");
+        } else if tokio::time::timeout(CLOSE_WAIT, done).await.is_err() {
             tracing::warn!("streams did not unwind within {CLOSE_WAIT:?}");
         }
     }
