@@ -101,6 +101,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --port 'Ad-hoc mode: sshd port on the bastion'
             cand --pool-size 'Ad-hoc mode: SSH connections (SSM sessions) to keep open'
             cand --host-key-policy 'Ad-hoc mode: host key policy (accept-new, strict, off)'
+            cand --drain-timeout 'Seconds `stop`/SIGTERM/SIGINT let streams in flight finish before closing them (config `drain_timeout_secs`, default 10); a second stop closes them at once'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
             cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand --foreground 'Stay in the foreground (for systemd, launchd and tests)'
