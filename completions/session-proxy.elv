@@ -102,6 +102,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --pool-size 'Ad-hoc mode: SSH connections (SSM sessions) to keep open'
             cand --host-key-policy 'Ad-hoc mode: host key policy (accept-new, strict, off)'
             cand --ready-file 'Once ready, write the bound listener addresses here, one per line (for scripts and tests that listen on port 0)'
+            cand --drain-timeout 'Seconds `stop`/SIGTERM/SIGINT let streams in flight finish before closing them (config `drain_timeout_secs`, default 10); a second stop closes them at once'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
             cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand --foreground 'Stay in the foreground (for systemd, launchd and tests)'

@@ -88,6 +88,7 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l po
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l pool-size -d 'Ad-hoc mode: SSH connections (SSM sessions) to keep open' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l host-key-policy -d 'Ad-hoc mode: host key policy (accept-new, strict, off)' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l ready-file -d 'Once ready, write the bound listener addresses here, one per line (for scripts and tests that listen on port 0)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l drain-timeout -d 'Seconds `stop`/SIGTERM/SIGINT let streams in flight finish before closing them (config `drain_timeout_secs`, default 10); a second stop closes them at once' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l foreground -d 'Stay in the foreground (for systemd, launchd and tests)'

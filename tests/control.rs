@@ -538,3 +538,75 @@ fn bench_stdio_time_to_first_byte_master_vs_fresh_session() {
     }
     m.stop();
 }
+
+/// Issue 10: `status` shows the counters that used to stay internal, per upstream and per
+/// connection, with values that match the traffic just sent.
+#[test]
+fn status_reports_sessions_streams_bytes_and_socks_counters_after_traffic() {
+    let m = Master::new();
+    m.start();
+    for _ in 0..3 {
+        assert!(http_get(socks_connect(m.socks(), m.web_one).unwrap()).ends_with("hello"));
+    }
+    assert_eq!(
+        socks_connect(m.socks(), "127.99.0.1:9".parse().unwrap()).err(),
+        Some(2)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let j = loop {
+        let j = m.status_json();
+        if j["upstreams"][0]["open_streams"] == 0 || Instant::now() > deadline {
+            break j;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(j["phase"], "running", "{j}");
+    assert_eq!(j["socks"]["accepted"], 4, "{j}");
+    assert_eq!(j["socks"]["replies"][0], 3, "three connected: {j}");
+    assert_eq!(
+        j["socks"]["replies"][2], 1,
+        "one rejected by the rules: {j}"
+    );
+    assert!(j["socks"]["bytes_upstream_to_client"].as_u64().unwrap() > 3 * 5);
+
+    let one = &j["upstreams"][0];
+    let conn = &one["connections"][0];
+    let session = conn["session_id"].as_str().unwrap();
+    assert!(
+        m.sim
+            .sim()
+            .registry()
+            .session_ids()
+            .iter()
+            .any(|s| s == session),
+        "{session} is a session the simulator started"
+    );
+    assert_eq!(one["session_ids"][0], session);
+    assert_eq!(
+        (&one["open_streams"], &one["streams_total"]),
+        (&0.into(), &3.into()),
+        "{one}"
+    );
+    assert_eq!(conn["streams_total"], 3);
+    assert_eq!(conn["phase"], "up");
+    assert!(one["bytes_in"].as_u64().unwrap() > 3 * 5, "{one}");
+    assert!(one["bytes_out"].as_u64().unwrap() > 3 * 20, "{one}");
+    assert_eq!(conn["bytes_in"], one["bytes_in"]);
+    assert!(conn["uptime_secs"].as_u64().unwrap() <= j["uptime_secs"].as_u64().unwrap());
+    assert_eq!(
+        (&one["reconnects"], &one["resumes"]),
+        (&0.into(), &0.into())
+    );
+    assert!(one["retransmits"].is_u64() && conn["retransmits"].is_u64());
+    assert!(one["last_error"].is_null() && one["last_error_at"].is_null());
+
+    let out = m.run(&["status"]);
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("RETRANSMITS") && table.contains("socks: 4 accepted"),
+        "{table}"
+    );
+    let row = table.lines().find(|l| l.starts_with("one#0 ")).unwrap();
+    assert!(row.contains(session) && row.contains(" 0/3 "), "{row}");
+    m.stop();
+}

@@ -275,3 +275,158 @@ fn pool_rebuilds_after_the_simulator_terminates_its_sessions() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// One upstream over one simulated session to a bastion that may reach `web`, with the given
+/// drain grace period; returns the running `serve` and its config path.
+struct Draining {
+    _sshd: Sshd,
+    sim: SimHandle,
+    serve: Serve,
+    web: SocketAddr,
+    blob: Vec<u8>,
+    config: std::path::PathBuf,
+    dir: tempfile::TempDir,
+}
+
+fn draining_fixture(drain_secs: u64) -> Draining {
+    let blob = blob(20 * 1024 * 1024, 77);
+    let web = http_server("127.10.0.1:0", vec![("/blob".into(), blob.clone())]);
+    let sshd = Sshd::start_with(&format!("PermitOpen {web}"));
+    let sim = SimHandle::start(SimOptions {
+        instances: vec![instance(ONE, sshd.addr)],
+        ..SimOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "listeners:\n  - socks5: 127.0.0.1:0\nupstreams:\n  one:\n    targets: [{ONE}]\n    user: {user}\n    identity_files: [{key}]\n    pool_size: 1\nroutes:\n  - match: 127.10.0.0/16\n    via: one\ndefault: reject\nstate_dir: {state}\ndrain_timeout_secs: {drain_secs}\n",
+        user = user(),
+        key = sshd.client_key.display(),
+        state = dir.path().join("state").display(),
+    );
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, cfg).unwrap();
+    let serve = Serve::start(&sim, &config);
+    Draining {
+        _sshd: sshd,
+        sim,
+        serve,
+        web,
+        blob,
+        config,
+        dir,
+    }
+}
+
+impl Draining {
+    /// `curl` of the 20 MB blob at `rate` into a file, in the background.
+    fn download(&self, rate: &str) -> (std::process::Child, std::path::PathBuf) {
+        let out = self.dir.path().join("download");
+        let child = std::process::Command::new("curl")
+            .args(["-s", "-S", "--max-time", "120", "--limit-rate", rate])
+            .arg("--socks5-hostname")
+            .arg(self.serve.socks.to_string())
+            .arg("-o")
+            .arg(&out)
+            .arg(format!("http://{}/blob", self.web))
+            .spawn()
+            .unwrap();
+        (child, out)
+    }
+
+    fn signal(&self, sig: &str) {
+        let st = std::process::Command::new("kill")
+            .arg(sig)
+            .arg(self.serve.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    fn status_json(&self) -> serde_json::Value {
+        let out = std::process::Command::new(BIN)
+            .args(["status", "--json", "--control-socket"])
+            .arg(self.config.with_file_name("control.sock"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+fn size(p: &std::path::Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Issue 10: `stop` drains. A download in flight when SIGTERM arrives finishes byte-exact,
+/// while new clients are refused at once and every SSM session is terminated at the end.
+#[test]
+fn a_twenty_mb_download_in_flight_when_stop_arrives_completes_byte_exact() {
+    let mut f = draining_fixture(60);
+    let (mut curl, out) = f.download("8M");
+    wait_until("the download started", Duration::from_secs(30), || {
+        size(&out) > 1024 * 1024
+    });
+    f.signal("-TERM");
+    let socks = f.serve.socks;
+    wait_until("the listener closed", Duration::from_secs(10), || {
+        TcpStream::connect(socks).is_err()
+    });
+    let j = f.status_json();
+    assert_eq!(j["phase"], "draining", "{j}");
+    assert!(j["socks"]["active"].as_u64().unwrap() >= 1, "{j}");
+    assert!(
+        size(&out) < f.blob.len() as u64,
+        "the download was still in flight when stop arrived"
+    );
+    assert!(curl.wait().unwrap().success(), "the download was cut");
+    assert!(std::fs::read(&out).unwrap() == f.blob, "download corrupted");
+    let st = f.serve.child.wait().unwrap();
+    assert!(st.success(), "serve exit {st:?}");
+    assert_eq!(f.sim.wait_no_open_sessions(Duration::from_secs(10)), 0);
+}
+
+/// A second SIGTERM during the drain closes the streams still open at once instead of waiting
+/// out the grace period, and still terminates every SSM session.
+#[test]
+fn a_second_signal_during_the_drain_aborts_at_once() {
+    let mut f = draining_fixture(120);
+    let (mut curl, out) = f.download("1M");
+    wait_until("the download started", Duration::from_secs(30), || {
+        size(&out) > 256 * 1024
+    });
+    f.signal("-TERM");
+    wait_until("draining", Duration::from_secs(10), || {
+        f.status_json()["phase"] == "draining"
+    });
+    assert!(
+        f.serve.child.try_wait().unwrap().is_none(),
+        "still draining"
+    );
+    let second = std::time::Instant::now();
+    f.signal("-INT");
+    let st = f.serve.child.wait().unwrap();
+    let took = second.elapsed();
+    assert!(st.success(), "serve exit {st:?}");
+    assert!(
+        took < Duration::from_secs(15),
+        "the second signal did not abort the 120 s drain (took {took:?})"
+    );
+    assert!(
+        !curl.wait().unwrap().success(),
+        "the download was cut short"
+    );
+    assert!(size(&out) < f.blob.len() as u64);
+    assert_eq!(f.sim.wait_no_open_sessions(Duration::from_secs(10)), 0);
+}

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use common::echo::{echo_server, echo_through, payload};
 use common::{refusing_port, Sshd};
+use session_proxy::config::{HostKeyPolicy, InlineCredentials, Upstream};
 use session_proxy::redact::Redacted;
 use session_proxy::sim::instances::Instance;
 use session_proxy::sim::{Sim, SimOptions};
-use session_proxy::config::{HostKeyPolicy, InlineCredentials, Upstream};
 use session_proxy::upstream::state::BackoffPolicy;
 use session_proxy::upstream::{Pool, PoolOptions, PoolState, PoolStatus, UpstreamError};
 

@@ -13,6 +13,7 @@ use crate::control::client::{self, Client};
 use crate::control::proto::{Request, Response, StatusReport};
 use crate::control::{self, ControlError};
 use crate::exit::StdoutError;
+use crate::upstream::status::{ConnStatus, PoolStatus};
 
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
@@ -84,59 +85,146 @@ fn uptime(secs: u64) -> String {
     }
 }
 
-/// The human form of a status report.
-pub fn render_table(r: &StatusReport) -> String {
-    let mut rows = vec![[
-        "UPSTREAM",
-        "STATE",
-        "INSTANCES",
-        "CONN",
-        "STREAMS",
-        "IN",
-        "OUT",
-        "LAST ERROR",
-    ]
-    .map(String::from)];
-    for u in &r.upstreams {
-        rows.push([
-            u.name.clone(),
-            u.state.clone(),
-            if u.instances.is_empty() {
-                "-".into()
-            } else {
-                u.instances.join(",")
-            },
-            format!("{}/{}", u.connections_up, u.connections_total),
-            u.open_streams.to_string(),
-            human_bytes(u.bytes_in),
-            human_bytes(u.bytes_out),
-            u.last_error.clone().unwrap_or_else(|| "-".into()),
-        ]);
-    }
-    let mut widths = [0usize; 8];
-    for row in &rows {
+/// Columns padded to their widest cell, two spaces apart, trailing blanks trimmed.
+fn table(rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        widths.resize(widths.len().max(row.len()), 0);
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let mut out = format!(
-        "master pid {}, up {}, listening on {}\n",
-        r.pid,
-        uptime(r.uptime_secs),
-        if r.listeners.is_empty() {
-            "-".into()
-        } else {
-            r.listeners.join(", ")
-        }
-    );
-    for row in &rows {
+    let mut out = String::new();
+    for row in rows {
         let cells: Vec<String> = row
             .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
+            .zip(&widths)
+            .map(|(c, &w)| format!("{c:<w$}"))
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
+    }
+    out
+}
+
+fn or_dash(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "-".into())
+}
+
+/// "message (3m05s ago)", given the Unix time of the error and of now.
+fn last_error(error: Option<&str>, at: Option<u64>, now_unix: u64) -> String {
+    match (error, at) {
+        (Some(e), Some(at)) => format!("{e} ({} ago)", uptime(now_unix.saturating_sub(at))),
+        (Some(e), None) => e.to_owned(),
+        (None, _) => "-".into(),
+    }
+}
+
+fn header(r: &StatusReport) -> String {
+    let s = &r.socks;
+    let refused: u64 = s.replies.iter().skip(1).sum();
+    format!(
+        "master pid {}, up {}, {}, listening on {}\nsocks: {} accepted, {} active, {} connected, {} refused, {} failed handshakes ({} bad credentials), {} up, {} down\n\n",
+        r.pid,
+        uptime(r.uptime_secs),
+        r.phase,
+        if r.listeners.is_empty() { "-".into() } else { r.listeners.join(", ") },
+        s.accepted,
+        s.active,
+        s.replies.first().copied().unwrap_or(0),
+        refused,
+        s.handshake_failures,
+        s.auth_failures,
+        human_bytes(s.bytes_client_to_upstream),
+        human_bytes(s.bytes_upstream_to_client),
+    )
+}
+
+const UPSTREAM_COLUMNS: [&str; 12] = [
+    "UPSTREAM",
+    "STATE",
+    "INSTANCES",
+    "CONN",
+    "UPTIME",
+    "STREAMS",
+    "IN",
+    "OUT",
+    "RECONNECTS",
+    "RESUMES",
+    "RETRANSMITS",
+    "LAST ERROR",
+];
+
+const CONNECTION_COLUMNS: [&str; 12] = [
+    "CONNECTION",
+    "PHASE",
+    "INSTANCE",
+    "SSM SESSION",
+    "UPTIME",
+    "STREAMS",
+    "IN",
+    "OUT",
+    "RECONNECTS",
+    "RESUMES",
+    "RETRANSMITS",
+    "LAST ERROR",
+];
+
+fn upstream_row(u: &PoolStatus, now_unix: u64) -> Vec<String> {
+    vec![
+        u.name.clone(),
+        u.state.to_string(),
+        if u.instances.is_empty() {
+            "-".into()
+        } else {
+            u.instances.join(",")
+        },
+        format!("{}/{}", u.connections_up, u.connections_total),
+        or_dash(u.uptime_secs.map(uptime)),
+        format!("{}/{}", u.open_streams, u.streams_total),
+        human_bytes(u.bytes_in),
+        human_bytes(u.bytes_out),
+        u.reconnects.to_string(),
+        u.resumes.to_string(),
+        u.retransmits.to_string(),
+        last_error(u.last_error.as_deref(), u.last_error_at, now_unix),
+    ]
+}
+
+fn connection_row(name: &str, c: &ConnStatus, now_unix: u64) -> Vec<String> {
+    vec![
+        format!("{name}#{}", c.slot),
+        c.phase.clone(),
+        or_dash(c.instance.clone()),
+        or_dash(c.session_id.clone()),
+        or_dash(c.uptime_secs.map(uptime)),
+        format!("{}/{}", c.open_streams, c.streams_total),
+        human_bytes(c.bytes_in),
+        human_bytes(c.bytes_out),
+        c.reconnects.to_string(),
+        c.resumes.to_string(),
+        c.retransmits.to_string(),
+        last_error(c.last_error.as_deref(), c.last_error_at, now_unix),
+    ]
+}
+
+/// The human form of a status report: a header with the SOCKS counters, one row per
+/// upstream, then one row per connection. `now_unix` dates the last errors.
+pub fn render_table(r: &StatusReport, now_unix: u64) -> String {
+    let columns = |c: &[&str]| c.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let mut upstreams = vec![columns(&UPSTREAM_COLUMNS)];
+    let mut connections = vec![columns(&CONNECTION_COLUMNS)];
+    for u in &r.upstreams {
+        upstreams.push(upstream_row(u, now_unix));
+        for c in &u.connections {
+            connections.push(connection_row(&u.name, c, now_unix));
+        }
+    }
+    let mut out = header(r);
+    out.push_str(&table(&upstreams));
+    if connections.len() > 1 {
+        out.push('\n');
+        out.push_str(&table(&connections));
     }
     out
 }
@@ -151,12 +239,14 @@ pub async fn status(g: &GlobalArgs, a: StatusArgs) -> anyhow::Result<ExitCode> {
         t.push('\n');
         t
     } else {
-        render_table(&report)
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        render_table(&report, now)
     };
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(StdoutError::from)?;
+    out.write_all(text.as_bytes()).map_err(StdoutError::from)?;
+    out.flush().map_err(StdoutError::from)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -197,17 +287,27 @@ pub async fn reload(g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     done(resp)
 }
 
-/// Asks the master to stop and waits until its socket is gone (sessions terminated).
+/// How long `stop` waits for the master to finish: the longest drain it can be configured
+/// with, plus time to terminate its SSM sessions.
+const STOP_WAIT: Duration = Duration::from_secs(crate::config::MAX_DRAIN_TIMEOUT_SECS + 60);
+
+/// Asks the master to stop and waits until its socket is gone (streams drained, sessions
+/// terminated). A `stop` while one is draining cuts the drain short.
 pub async fn stop(g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let path = socket(g);
     let resp = client::request(&path, &Request::Stop).await?;
     let code = done(resp)?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while path.exists() && tokio::time::Instant::now() < deadline {
+    let started = tokio::time::Instant::now();
+    let mut told = false;
+    while path.exists() && started.elapsed() < STOP_WAIT {
+        if !told && started.elapsed() > Duration::from_secs(2) {
+            eprintln!("session-proxy: waiting for streams in flight to finish (`session-proxy stop` again closes them now)");
+            told = true;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if path.exists() {
-        return Err(ControlError::NotStopped(Duration::from_secs(60)).into());
+        return Err(ControlError::NotStopped(STOP_WAIT).into());
     }
     Ok(code)
 }

@@ -3,7 +3,8 @@
 //! and runs as the master: detached into the background by default (re-executing itself with
 //! `--foreground` in a new session, output to `<state dir>/serve.log`, pid in
 //! `<state dir>/serve.pid`), or in the foreground with `--foreground`. SIGINT/SIGTERM and the
-//! `stop` command drain and exit; SIGHUP and the `reload` command re-read the config.
+//! `stop` command drain (streams in flight get `--drain-timeout` seconds to finish) and exit; a
+//! second one closes what is left at once. SIGHUP and the `reload` command re-read the config.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,10 +13,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::GlobalArgs;
-use crate::config::{AdHoc, Config, HostKeyPolicy, Overrides};
+use crate::config::{AdHoc, Config, HostKeyPolicy, Overrides, MAX_DRAIN_TIMEOUT_SECS};
 use crate::control::client;
 use crate::control::proto::{Request, Response};
 use crate::control::{self, ControlError};
@@ -72,6 +73,10 @@ pub struct ServeArgs {
     /// tests that listen on port 0).
     #[arg(long, value_name = "FILE")]
     pub ready_file: Option<PathBuf>,
+    /// Seconds `stop`/SIGTERM/SIGINT let streams in flight finish before closing them
+    /// (config `drain_timeout_secs`, default 10); a second stop closes them at once.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=MAX_DRAIN_TIMEOUT_SECS))]
+    pub drain_timeout: Option<u64>,
 }
 
 impl ServeArgs {
@@ -120,6 +125,9 @@ impl ServeArgs {
             state_dir: self.state_dir.clone(),
             ..Overrides::default()
         })?;
+        if let Some(secs) = self.drain_timeout {
+            cfg.drain_timeout = Duration::from_secs(secs);
+        }
         for w in cfg.warnings() {
             tracing::warn!("{w}");
         }
@@ -256,6 +264,21 @@ fn write_ready_file(path: &Path, addresses: &[String]) -> anyhow::Result<()> {
         .with_context(|| format!("writing --ready-file {}", path.display()))
 }
 
+/// Turns SIGINT/SIGTERM into stop requests: the first drains, the second closes what is left.
+async fn stop_on_signals(master: Arc<Master>, mut sigint: Signal, mut sigterm: Signal) {
+    loop {
+        tokio::select! {
+            Some(()) = sigint.recv() => {}
+            Some(()) = sigterm.recv() => {}
+            else => return,
+        }
+        eprintln!(
+            "session-proxy: {}",
+            master.stop_message(master.request_stop())
+        );
+    }
+}
+
 /// Removes the pid file when the master exits.
 struct PidFile(PathBuf);
 
@@ -294,21 +317,21 @@ async fn foreground(
     let (g2, a2) = (g.clone(), a.clone());
     let loader: Loader = Box::new(move || a2.config(&g2));
     let master = Arc::new(Master::new(cfg, ups, opts, bound.addresses.clone(), loader));
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
+    let stops = tokio::spawn(stop_on_signals(
+        master.clone(),
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::terminate())?,
+    ));
     let sighup = signal(SignalKind::hangup())?;
     let reloads =
         futures_util::stream::unfold(
             sighup,
             |mut s| async move { s.recv().await.map(|()| ((), s)) },
         );
-    let shutdown = async move {
-        tokio::select! {
-            _ = sigint.recv() => {}
-            _ = sigterm.recv() => {}
-        }
-    };
+    // Stop requests come from the signal task and the `stop` command, both via the master.
+    let shutdown = std::future::pending::<()>();
     serve::serve(bound, master, Some(&control), Box::pin(reloads), shutdown).await;
+    stops.abort();
     eprintln!("session-proxy: stopped; every SSM session terminated");
     drop(control);
     Ok(ExitCode::SUCCESS)

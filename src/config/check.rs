@@ -9,7 +9,10 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Issue, Listener, Target, DEFAULT_POOL_SIZE, MAX_KEEPALIVE_SECS, MAX_POOL_SIZE};
+use super::{
+    Issue, Listener, Target, DEFAULT_POOL_SIZE, MAX_DRAIN_TIMEOUT_SECS, MAX_KEEPALIVE_SECS,
+    MAX_POOL_SIZE,
+};
 use crate::route::Action;
 
 /// Longest Unix socket path accepted (`sun_path` minus the NUL; macOS/BSD have 104 bytes).
@@ -137,6 +140,16 @@ pub(super) fn keepalive(secs: u64) -> Result<Option<Duration>, String> {
         s => Err(format!(
             "{s} is too large; use 1 to {MAX_KEEPALIVE_SECS}, or 0 to turn keepalives off"
         )),
+    }
+}
+
+pub(super) fn drain_timeout(secs: u64) -> Result<Duration, String> {
+    if secs <= MAX_DRAIN_TIMEOUT_SECS {
+        Ok(Duration::from_secs(secs))
+    } else {
+        Err(format!(
+            "{secs} is too large; use 0 (close streams at once) to {MAX_DRAIN_TIMEOUT_SECS}"
+        ))
     }
 }
 

@@ -53,6 +53,10 @@ pub const MAX_POOL_SIZE: usize = 64;
 pub const DEFAULT_KEEPALIVE_SECS: u64 = 15;
 /// Largest `keepalive_secs:` accepted.
 pub const MAX_KEEPALIVE_SECS: u64 = 3600;
+/// `drain_timeout_secs:` when not given: how long `stop` lets streams in flight finish.
+pub const DEFAULT_DRAIN_TIMEOUT_SECS: u64 = 10;
+/// Largest `drain_timeout_secs:` accepted.
+pub const MAX_DRAIN_TIMEOUT_SECS: u64 = 300;
 /// Config files larger than this are refused before parsing.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// Name of the single upstream built by [`Config::ad_hoc`].
@@ -144,6 +148,8 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// A tracing `EnvFilter` directive such as `info` or `session_proxy=debug`.
     pub log_level: Option<String>,
+    /// Grace period for streams in flight when the master stops (`drain_timeout_secs:`).
+    pub drain_timeout: Duration,
 }
 
 impl Default for Config {
@@ -163,6 +169,7 @@ impl Default for Config {
             control_socket: None,
             state_dir: None,
             log_level: None,
+            drain_timeout: Duration::from_secs(DEFAULT_DRAIN_TIMEOUT_SECS),
         }
     }
 }

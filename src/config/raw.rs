@@ -38,6 +38,7 @@ pub(crate) struct RawConfig {
     pub(crate) control_socket: Option<String>,
     pub(crate) state_dir: Option<String>,
     pub(crate) log_level: Option<String>,
+    pub(crate) drain_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

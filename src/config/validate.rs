@@ -12,13 +12,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::check::{
-    abs_path, action, alias_name, keepalive, log_level, pool_size, port, profile, region,
-    socket_path, target, tcp_addr, upstream_name, user_name, Issues,
+    abs_path, action, alias_name, drain_timeout, keepalive, log_level, pool_size, port, profile,
+    region, socket_path, target, tcp_addr, upstream_name, user_name, Issues,
 };
 use super::raw::{RawConfig, RawHost, RawListener, RawUpstream, RawUser};
 use super::{
     AwsDefaults, Config, HostAlias, HostKeyPolicy, InlineCredentials, Issue, Listener, Target,
-    Upstream, User, DEFAULT_KEEPALIVE_SECS, DEFAULT_POOL_SIZE, DEFAULT_SSH_PORT,
+    Upstream, User, DEFAULT_DRAIN_TIMEOUT_SECS, DEFAULT_KEEPALIVE_SECS, DEFAULT_POOL_SIZE,
+    DEFAULT_SSH_PORT,
 };
 use crate::route::{Action, Matcher, Router, Rule};
 
@@ -71,6 +72,10 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
     let log_level = raw
         .log_level
         .and_then(|l| v.check("log_level", log_level(&l)));
+    let drain_timeout = raw
+        .drain_timeout_secs
+        .and_then(|s| v.check("drain_timeout_secs", drain_timeout(s)))
+        .unwrap_or(Duration::from_secs(DEFAULT_DRAIN_TIMEOUT_SECS));
     v.finish(Config {
         aws,
         listeners,
@@ -81,6 +86,7 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
         control_socket,
         state_dir,
         log_level,
+        drain_timeout,
     })
 }
 

@@ -16,6 +16,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::socks::server::StatsSnapshot;
+use crate::upstream::status::PoolStatus;
+
 /// Protocol version spoken by this build.
 pub const VERSION: u32 = 1;
 /// Longest accepted line, newline included.
@@ -69,27 +72,42 @@ pub enum ErrorKind {
     PermissionDenied,
 }
 
-/// One upstream in a status report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UpstreamStatus {
-    pub name: String,
-    pub state: String,
-    pub instances: Vec<String>,
-    pub connections_up: usize,
-    pub connections_total: usize,
-    pub open_streams: usize,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub last_error: Option<String>,
+/// Where the master is in its life, as `status` shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MasterPhase {
+    #[default]
+    Running,
+    /// `stop` (or a signal) arrived: no new clients, streams in flight are finishing.
+    Draining,
+    /// The drain is over (everything finished, the grace period ran out, or a second stop
+    /// came): what is left is closed and every SSM session terminated.
+    Closing,
 }
 
-/// The answer to `status`.
+impl std::fmt::Display for MasterPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Running => "running",
+            Self::Draining => "draining",
+            Self::Closing => "closing",
+        })
+    }
+}
+
+/// The answer to `status`. Fields added after the first release are `#[serde(default)]`, so a
+/// newer client reads an older master's report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReport {
     pub pid: u32,
     pub uptime_secs: u64,
     pub listeners: Vec<String>,
-    pub upstreams: Vec<UpstreamStatus>,
+    #[serde(default)]
+    pub phase: MasterPhase,
+    /// The SOCKS5 listeners' counters, summed over every listener.
+    #[serde(default)]
+    pub socks: StatsSnapshot,
+    pub upstreams: Vec<PoolStatus>,
 }
 
 /// A message from the master.
@@ -191,6 +209,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::upstream::status::ConnStatus;
+    use crate::upstream::PoolState;
 
     fn requests() -> Vec<Request> {
         vec![
@@ -222,6 +242,58 @@ mod tests {
         }
     }
 
+    fn pool_status() -> PoolStatus {
+        PoolStatus {
+            name: "a".into(),
+            state: PoolState::Degraded,
+            instances: vec!["i-1".into()],
+            connections_up: 1,
+            connections_total: 2,
+            session_ids: vec!["s-1".into()],
+            uptime_secs: Some(5),
+            open_streams: 1,
+            streams_total: 4,
+            bytes_in: 1,
+            bytes_out: 2,
+            reconnects: 1,
+            resumes: 2,
+            retransmits: 3,
+            last_error: Some("x".into()),
+            last_error_at: Some(1_700_000_000),
+            connections: vec![ConnStatus {
+                slot: 0,
+                phase: "up".into(),
+                instance: Some("i-1".into()),
+                session_id: Some("s-1".into()),
+                uptime_secs: Some(5),
+                open_streams: 1,
+                streams_total: 4,
+                bytes_in: 1,
+                bytes_out: 2,
+                connects: 2,
+                reconnects: 1,
+                resumes: 2,
+                retransmits: 3,
+                failures: 0,
+                last_error: Some("x".into()),
+                last_error_at: Some(1_700_000_000),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_status_report_from_an_older_master_still_reads() {
+        let line =
+            br#"{"v":1,"type":"status","pid":7,"uptime_secs":3,"listeners":[],"upstreams":[]}"#;
+        let Ok(Response::Status(r)) = decode_response(line) else {
+            panic!("old report refused");
+        };
+        assert_eq!(
+            (r.phase, r.socks),
+            (MasterPhase::Running, StatsSnapshot::default())
+        );
+    }
+
     #[test]
     fn every_response_round_trips() {
         let rs = [
@@ -229,17 +301,13 @@ mod tests {
                 pid: 7,
                 uptime_secs: 3,
                 listeners: vec!["socks5://127.0.0.1:1080".into()],
-                upstreams: vec![UpstreamStatus {
-                    name: "a".into(),
-                    state: "up".into(),
-                    instances: vec!["i-1".into()],
-                    connections_up: 1,
-                    connections_total: 2,
-                    open_streams: 0,
-                    bytes_in: 1,
-                    bytes_out: 2,
-                    last_error: Some("x".into()),
-                }],
+                phase: MasterPhase::Draining,
+                socks: StatsSnapshot {
+                    accepted: 3,
+                    replies: [2, 1, 0, 0, 0, 0, 0, 0, 0],
+                    ..StatsSnapshot::default()
+                },
+                upstreams: vec![pool_status()],
             }),
             Response::Progress {
                 message: "connecting".into(),

@@ -2,9 +2,17 @@
 //! stop and `open` (a stream through a pool, spliced onto the control connection).
 //!
 //! The master owns the running config, the upstream registry shared with the SOCKS connector,
-//! and the stop signal. Reload re-reads the config through a caller-supplied loader and applies
-//! `config::diff`: pools that did not change, and the streams open through them, are left alone.
+//! the SOCKS listeners' counters and its life phase. Reload re-reads the config through a
+//! caller-supplied loader and applies `config::diff`: pools that did not change, and the streams
+//! open through them, are left alone.
+//!
+//! Stopping is a drain: the first `stop` (or signal) moves the phase from running to draining,
+//! which closes the SOCKS listeners and refuses new `open` streams while those in flight go on;
+//! [`Master::drain`] waits for them up to the grace period (`drain_timeout_secs`). A second
+//! stop, or the end of the grace period, moves to closing: what is left is aborted, and then the
+//! caller terminates every SSM session.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,11 +20,15 @@ use tokio::sync::watch;
 
 use super::connector::{Routing, RoutingConnector};
 use crate::config::{self, Change, Config};
-use crate::control::proto::{ErrorKind, Request, Response, StatusReport, UpstreamStatus};
+use crate::control::proto::{ErrorKind, MasterPhase, Request, Response, StatusReport};
 use crate::control::server::{Exchange, HandleFuture, Handler};
 use crate::route::{Action, HostRef};
+use crate::socks::server::{ServerStats, StatsSnapshot};
 use crate::upstream::pool::PoolOptions;
-use crate::upstream::{PoolState, PoolStatus, Upstreams};
+use crate::upstream::{PoolState, Upstreams};
+
+/// How long the closing phase may take to unwind what the drain left (aborted tasks).
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Re-reads the configuration for `reload`.
 pub type Loader = Box<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
@@ -29,27 +41,42 @@ pub struct Master {
     opts: PoolOptions,
     started: Instant,
     listeners: Vec<String>,
-    stop: watch::Sender<bool>,
+    /// Counters of every SOCKS listener, registered by `serve` as it starts them.
+    socks: Mutex<Vec<Arc<ServerStats>>>,
+    phase: watch::Sender<MasterPhase>,
+    /// `open` streams (stdio through the master) in flight; the drain waits for them.
+    relays: watch::Sender<usize>,
     loader: Loader,
     /// Serialises reloads, connects and disconnects against each other.
     admin: tokio::sync::Mutex<()>,
 }
 
-fn status_of(p: PoolStatus) -> UpstreamStatus {
-    UpstreamStatus {
-        name: p.name,
-        state: serde_json::to_value(p.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
-        instances: p.instances,
-        connections_up: p.connections_up,
-        connections_total: p.connections_total,
-        open_streams: p.open_streams,
-        bytes_in: p.bytes_in,
-        bytes_out: p.bytes_out,
-        last_error: p.last_error,
+/// Counts one `open` stream in the master's `relays` while it lives.
+struct RelayGuard(watch::Sender<usize>);
+
+impl RelayGuard {
+    fn new(relays: &watch::Sender<usize>) -> Self {
+        relays.send_modify(|n| *n += 1);
+        Self(relays.clone())
     }
+}
+
+impl Drop for RelayGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// The phase a stop request moves to from `p`.
+fn after_stop(p: MasterPhase) -> MasterPhase {
+    match p {
+        MasterPhase::Running => MasterPhase::Draining,
+        MasterPhase::Draining | MasterPhase::Closing => MasterPhase::Closing,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Master {
@@ -75,38 +102,103 @@ impl Master {
             opts,
             started: Instant::now(),
             listeners,
-            stop: watch::channel(false).0,
+            socks: Mutex::new(Vec::new()),
+            phase: watch::channel(MasterPhase::Running).0,
+            relays: watch::channel(0).0,
             loader,
             admin: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Resolves once `stop` was requested.
-    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut rx = self.stop.subscribe();
+    /// Resolves once the phase satisfies `pred` (at once if it already does).
+    fn phase_reached(
+        &self,
+        pred: fn(MasterPhase) -> bool,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.phase.subscribe();
         async move {
-            let _ = rx.wait_for(|s| *s).await;
+            let _ = rx.wait_for(|p| pred(*p)).await;
         }
     }
 
-    pub fn request_stop(&self) {
-        self.stop.send_replace(true);
+    /// Resolves once a stop was requested: time to stop accepting.
+    pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.phase_reached(|p| p != MasterPhase::Running)
+    }
+
+    /// Resolves once the drain is over (or cut short): time to abort what is left.
+    pub fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.phase_reached(|p| p == MasterPhase::Closing)
+    }
+
+    /// A stop request (the `stop` command, SIGTERM, SIGINT): the first starts the drain, the
+    /// next one cuts it short. Returns the phase it moved to.
+    pub fn request_stop(&self) -> MasterPhase {
+        let mut now = MasterPhase::Running;
+        self.phase.send_modify(|p| {
+            *p = after_stop(*p);
+            now = *p;
+        });
+        now
+    }
+
+    /// Registers a SOCKS listener's counters for `status`.
+    pub fn add_socks_stats(&self, stats: Arc<ServerStats>) {
+        lock(&self.socks).push(stats);
+    }
+
+    /// The grace period for streams in flight when stopping.
+    pub fn drain_timeout(&self) -> Duration {
+        lock(&self.cfg).drain_timeout
+    }
+
+    /// Waits for `servers` (the SOCKS listeners, which end once their connections have) and
+    /// the `open` streams to finish, at most the grace period or until a second stop; then
+    /// moves to closing, which aborts the rest, and waits (bounded) for that to unwind.
+    pub async fn drain(&self, servers: Vec<tokio::task::JoinHandle<()>>) {
+        let grace = self.drain_timeout();
+        let mut relays = self.relays.subscribe();
+        let done = async move {
+            futures_util::future::join_all(servers).await;
+            let _ = relays.wait_for(|n| *n == 0).await;
+        };
+        tokio::pin!(done);
+        let drained = tokio::select! {
+            () = &mut done => true,
+            () = tokio::time::sleep(grace) => {
+                tracing::warn!("grace period of {grace:?} over; closing the streams still open");
+                false
+            }
+            () = self.closing() => {
+                tracing::warn!("second stop: closing the streams still open");
+                false
+            }
+        };
+        self.phase.send_replace(MasterPhase::Closing);
+        if drained {
+            tracing::info!("drained: every stream finished");
+        } else if tokio::time::timeout(CLOSE_WAIT, done).await.is_err() {
+            tracing::warn!("streams did not unwind within {CLOSE_WAIT:?}");
+        }
     }
 
     fn config(&self) -> Config {
-        self.cfg
-            .lock()
-            .map(|c| c.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+        lock(&self.cfg).clone()
     }
 
     pub async fn status(&self) -> StatusReport {
-        let snap = self.upstreams.read().await.snapshot();
+        let upstreams = self.upstreams.read().await.snapshot();
+        let mut socks = StatsSnapshot::default();
+        for s in lock(&self.socks).iter() {
+            socks.add(&s.snapshot());
+        }
         StatusReport {
             pid: std::process::id(),
             uptime_secs: self.started.elapsed().as_secs(),
             listeners: self.listeners.clone(),
-            upstreams: snap.into_iter().map(status_of).collect(),
+            phase: *self.phase.borrow(),
+            socks,
+            upstreams,
         }
     }
 
@@ -148,7 +240,7 @@ impl Master {
                     return Response::Done {
                         lines: vec![format!(
                             "upstream {name} is {}: {}/{} connections up ({})",
-                            status_of(s.clone()).state,
+                            s.state,
                             s.connections_up,
                             s.connections_total,
                             s.instances.join(", ")
@@ -158,10 +250,7 @@ impl Master {
                 Err(e) if left <= step => return Response::error(ErrorKind::Failed, e.to_string()),
                 Err(_) => {
                     let s = pool.snapshot();
-                    let mut msg = format!(
-                        "still connecting upstream {name}: {}",
-                        status_of(s.clone()).state
-                    );
+                    let mut msg = format!("still connecting upstream {name}: {}", s.state);
                     if let Some(err) = s.last_error {
                         msg.push_str(&format!(" (last error: {err})"));
                     }
@@ -258,6 +347,15 @@ impl Master {
     }
 
     async fn open(&self, host: &str, port: u16, mut ex: Exchange) {
+        if *self.phase.borrow() != MasterPhase::Running {
+            ex.send(&Response::error(
+                ErrorKind::Failed,
+                "the master is stopping; start it again with `session-proxy serve`",
+            ))
+            .await;
+            return;
+        }
+        let _relay = RelayGuard::new(&self.relays);
         let Some((name, dest)) = self.upstream_for(host) else {
             ex.send(&Response::error(
                 ErrorKind::NotRouted,
@@ -300,6 +398,22 @@ impl Master {
     }
 }
 
+impl Master {
+    /// What a stop request answers, by the phase it moved to.
+    pub fn stop_message(&self, phase: MasterPhase) -> String {
+        let pid = std::process::id();
+        match phase {
+            MasterPhase::Draining => format!(
+                "master (pid {pid}) stopping: streams in flight get up to {}s to finish (stop again to cut them short), then every SSM session is terminated",
+                self.drain_timeout().as_secs()
+            ),
+            _ => format!(
+                "master (pid {pid}) stopping now: closing the streams still open and terminating every SSM session"
+            ),
+        }
+    }
+}
+
 impl Handler for Master {
     fn handle(&self, req: Request, mut ex: Exchange) -> HandleFuture<'_> {
         Box::pin(async move {
@@ -312,13 +426,12 @@ impl Handler for Master {
                     Err(e) => Response::error(ErrorKind::Failed, e),
                 },
                 Request::Stop => {
+                    // Answer first: moving to closing aborts the control connections.
+                    let next = after_stop(*self.phase.borrow());
+                    let lines = vec![self.stop_message(next)];
+                    ex.send(&Response::Done { lines }).await;
                     self.request_stop();
-                    Response::Done {
-                        lines: vec![format!(
-                            "master (pid {}) stopping: draining and terminating SSM sessions",
-                            std::process::id()
-                        )],
-                    }
+                    return;
                 }
                 Request::Open { host, port } => return self.open(&host, port, ex).await,
             };

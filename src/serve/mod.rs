@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, UnixListener};
 
 use crate::config::{self, Config, Listener};
 use crate::control::server::ControlListener;
-use crate::socks::server::{Server, ServerConfig};
+use crate::socks::server::{self as socks, Server, ServerConfig};
 use crate::upstream::pool::PoolOptions;
 use crate::upstream::{UpstreamError, Upstreams};
 use master::Master;
@@ -163,8 +163,10 @@ pub async fn start_upstreams(cfg: &Config, opts: &PoolOptions) -> Result<Upstrea
 }
 
 /// Serves the bound listeners and the control socket until `shutdown` resolves or a `stop`
-/// arrives, then closes every pool (TerminateSession for each SSM session). SIGHUP-style
-/// reloads come in through `reload` (each item triggers `Master::reload`).
+/// arrives, then drains ([`Master::drain`]: streams in flight finish within the grace period)
+/// and closes every pool (TerminateSession for each SSM session). The control socket keeps
+/// answering during the drain, so `status` shows it and a second `stop` cuts it short.
+/// SIGHUP-style reloads come in through `reload` (each item triggers `Master::reload`).
 pub async fn serve(
     bound: Bound,
     master: Arc<Master>,
@@ -173,63 +175,45 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     use futures_util::StreamExt;
-    let connector = master.connector.clone();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut tasks = Vec::new();
-    for (l, sc) in bound.tcp {
-        let server = Server::new(sc, connector.clone());
-        let mut rx = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            server
-                .run(l, async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await;
-        }));
-    }
-    for (l, sc) in bound.unix {
-        let server = Server::new(sc, connector.clone());
-        let mut rx = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            server
-                .run_unix(l, async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await;
+    let listeners = bound
+        .tcp
+        .into_iter()
+        .map(|(l, sc)| (socks::Listener::from(l), sc))
+        .chain(bound.unix.into_iter().map(|(l, sc)| (l.into(), sc)));
+    let mut servers = Vec::new();
+    for (l, sc) in listeners {
+        let server = Server::new(sc, master.connector.clone());
+        master.add_socks_stats(server.stats());
+        let (stop, abort) = (master.stopped(), master.closing());
+        servers.push(tokio::spawn(async move {
+            server.serve_until(l, stop, abort).await;
         }));
     }
     let control_loop = async {
-        match control {
-            Some(c) => {
-                let mut rx = stop_rx.clone();
-                let handler: Arc<dyn crate::control::server::Handler> = master.clone();
-                c.run(handler, async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await;
-            }
-            None => std::future::pending::<()>().await,
+        if let Some(c) = control {
+            let handler: Arc<dyn crate::control::server::Handler> = master.clone();
+            c.run(handler, master.closing()).await;
         }
     };
-    let reloads = async {
-        while reload.next().await.is_some() {
-            match master.reload().await {
-                Ok(lines) => eprintln!("session-proxy: reloaded: {}", lines.join("; ")),
-                Err(e) => eprintln!("session-proxy: {e}"),
+    let lifecycle = async {
+        let reloads = async {
+            while reload.next().await.is_some() {
+                match master.reload().await {
+                    Ok(lines) => eprintln!("session-proxy: reloaded: {}", lines.join("; ")),
+                    Err(e) => eprintln!("session-proxy: {e}"),
+                }
             }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            () = shutdown => {
+                master.request_stop();
+            }
+            () = master.stopped() => {}
+            () = reloads => {}
         }
-        std::future::pending::<()>().await
+        master.drain(servers).await;
     };
-    let stopped = master.stopped();
-    tokio::select! {
-        () = shutdown => {}
-        () = stopped => {}
-        () = reloads => {}
-        () = control_loop => {}
-    }
-    let _ = stop_tx.send(true);
-    for t in tasks {
-        let _ = t.await;
-    }
+    tokio::join!(control_loop, lifecycle);
     master.upstreams.read().await.shutdown().await;
 }

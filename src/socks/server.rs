@@ -5,15 +5,17 @@
 //! where a [`Destination`] goes (SSH upstream, direct, reject) is the connector's decision.
 //!
 //! Lifecycle follows mini-redis `server::run`: the caller binds (tests use `127.0.0.1:0`), a
-//! semaphore caps live connections, and when `shutdown` resolves the accept loop stops and the
-//! connection tasks, owned by a `JoinSet`, are aborted.
+//! semaphore caps live connections, and the connection tasks are owned by a `JoinSet`. Shutdown
+//! has two phases ([`Server::serve_until`]): when `stop` resolves the listener is closed and the
+//! connections in flight carry on; when `abort` resolves (the caller's grace period, or a second
+//! signal) the ones still running are aborted. [`run`] does both at once.
 
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +29,11 @@ use super::proto::{
     encode_reply, AuthPolicy, Credentials, Destination, Handshake, Host, ProtoError, Reply, Step,
 };
 use crate::redact::Redacted;
-use crate::relay::{relay_with, RelayCounters};
+use crate::relay::relay_with;
+use stats::ActiveGuard;
+pub use stats::{ServerStats, StatsSnapshot};
+
+mod stats;
 
 /// Any bidirectional byte stream a connector can hand back (TCP, an SSH channel, a test duplex).
 pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -175,79 +181,6 @@ impl Default for ServerConfig {
     }
 }
 
-/// Counters for tests and `session-proxy status`. Updated with relaxed atomics; read a
-/// consistent-enough copy with [`ServerStats::snapshot`].
-#[derive(Debug, Default)]
-pub struct ServerStats {
-    accepted: AtomicU64,
-    active: AtomicU64,
-    handshake_failures: AtomicU64,
-    auth_failures: AtomicU64,
-    replies: [AtomicU64; 9],
-    bytes: RelayCounters,
-}
-
-/// Plain copy of [`ServerStats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StatsSnapshot {
-    pub accepted: u64,
-    pub active: u64,
-    /// Handshakes that ended without a request: malformed, timed out, closed early or bad auth.
-    pub handshake_failures: u64,
-    /// Subset of `handshake_failures`: credentials rejected.
-    pub auth_failures: u64,
-    /// Replies sent, indexed by reply code (`[0]` = succeeded, the rest are rejections).
-    pub replies: [u64; 9],
-    pub bytes_client_to_upstream: u64,
-    pub bytes_upstream_to_client: u64,
-}
-
-impl StatsSnapshot {
-    pub fn replies_with(&self, reply: Reply) -> u64 {
-        self.replies
-            .get(usize::from(reply.code()))
-            .copied()
-            .unwrap_or(0)
-    }
-}
-
-impl ServerStats {
-    pub fn snapshot(&self) -> StatsSnapshot {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        StatsSnapshot {
-            accepted: load(&self.accepted),
-            active: load(&self.active),
-            handshake_failures: load(&self.handshake_failures),
-            auth_failures: load(&self.auth_failures),
-            replies: std::array::from_fn(|i| self.replies.get(i).map_or(0, load)),
-            bytes_client_to_upstream: self.bytes.a_to_b(),
-            bytes_upstream_to_client: self.bytes.b_to_a(),
-        }
-    }
-
-    fn record_reply(&self, reply: Reply) {
-        if let Some(c) = self.replies.get(usize::from(reply.code())) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Keeps `active` right even when a connection task is aborted at shutdown.
-struct ActiveGuard(Arc<ServerStats>);
-
-impl ActiveGuard {
-    fn new(stats: &Arc<ServerStats>) -> Self {
-        stats.active.fetch_add(1, Ordering::Relaxed);
-        Self(stats.clone())
-    }
-}
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// Serves SOCKS5 on `listener` until `shutdown` resolves. See [`Server`] to share limits and
 /// stats between listeners or to read the stats.
 pub async fn run(
@@ -285,9 +218,22 @@ struct Inner {
     limit: Arc<Semaphore>,
 }
 
-enum Listener {
+/// A bound listener of either kind, for [`Server::serve_until`].
+pub enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
+}
+
+impl From<TcpListener> for Listener {
+    fn from(l: TcpListener) -> Self {
+        Self::Tcp(l)
+    }
+}
+
+impl From<UnixListener> for Listener {
+    fn from(l: UnixListener) -> Self {
+        Self::Unix(l)
+    }
 }
 
 impl Listener {
@@ -325,20 +271,42 @@ impl Server {
         self.inner.stats.clone()
     }
 
+    /// Serves until `shutdown` resolves, then aborts live connections at once.
     pub async fn run(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        self.accept_loop(Listener::Tcp(listener), shutdown).await;
+        self.serve_until(listener.into(), shutdown, std::future::ready(()))
+            .await;
     }
 
+    /// [`Server::run`] for a Unix-domain socket listener.
     pub async fn run_unix(&self, listener: UnixListener, shutdown: impl Future<Output = ()>) {
-        self.accept_loop(Listener::Unix(listener), shutdown).await;
+        self.serve_until(listener.into(), shutdown, std::future::ready(()))
+            .await;
+    }
+
+    /// Serves until `stop` resolves, then drains: the listener is closed (new clients are
+    /// refused by the kernel) while the connections in flight run to their end, until `abort`
+    /// resolves and whatever is left is aborted. Returns when no connection task is left.
+    pub async fn serve_until(
+        &self,
+        listener: Listener,
+        stop: impl Future<Output = ()>,
+        abort: impl Future<Output = ()>,
+    ) {
+        let mut tasks = JoinSet::new();
+        self.accept_loop(listener, stop, &mut tasks).await;
+        drain(tasks, abort).await;
     }
 
     /// Over the limit we wait for a permit *before* accepting, so excess clients sit in the
     /// kernel backlog instead of being accepted and dropped: a burst of `ssh` sessions slows
-    /// down rather than failing.
-    async fn accept_loop(&self, listener: Listener, shutdown: impl Future<Output = ()>) {
+    /// down rather than failing. The listener is dropped on return.
+    async fn accept_loop(
+        &self,
+        listener: Listener,
+        shutdown: impl Future<Output = ()>,
+        tasks: &mut JoinSet<()>,
+    ) {
         tokio::pin!(shutdown);
-        let mut tasks = JoinSet::new();
         let mut backoff = Duration::from_millis(50);
         loop {
             let permit = tokio::select! {
@@ -381,8 +349,6 @@ impl Server {
                 .instrument(span),
             );
         }
-        // Aborts live connections and waits for them to unwind.
-        tasks.shutdown().await;
     }
 
     /// Runs one client connection to completion (handshake, connect, relay). Public so callers
@@ -459,6 +425,30 @@ impl Server {
             Err(e) => tracing::debug!(%dest, error = %e, "socks: relay ended with error"),
         }
     }
+}
+
+/// Lets the connection tasks finish until `abort` resolves, then aborts the rest and waits for
+/// them to unwind (their guards keep the stats right).
+async fn drain(mut tasks: JoinSet<()>, abort: impl Future<Output = ()>) {
+    if !tasks.is_empty() {
+        tracing::info!(connections = tasks.len(), "socks: draining");
+    }
+    tokio::pin!(abort);
+    loop {
+        tokio::select! {
+            biased;
+            done = tasks.join_next() => match done {
+                Some(done) => log_join(done),
+                None => return,
+            },
+            () = &mut abort => break,
+        }
+    }
+    tracing::info!(
+        connections = tasks.len(),
+        "socks: aborting connections still open"
+    );
+    tasks.shutdown().await;
 }
 
 fn log_join(done: Result<(), tokio::task::JoinError>) {

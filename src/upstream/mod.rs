@@ -10,6 +10,7 @@
 
 pub mod pool;
 pub mod state;
+pub mod status;
 mod stream;
 
 use std::collections::BTreeMap;

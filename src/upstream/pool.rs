@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, OnceCell};
 use tokio::task::JoinHandle;
 
-use super::state::{self, BackoffPolicy, ConnView, PoolState, Slot};
+use super::state::{self, BackoffPolicy, ConnView, Slot};
+use super::status::Clock;
+pub use super::status::{ConnStatus, PoolStatus};
 use super::stream::{Conn, Lease, Totals, UpstreamStream};
 use super::UpstreamError;
 use crate::config::Upstream;
@@ -79,40 +81,6 @@ impl PoolOptions {
             endpoint_url: self.endpoint_url.clone(),
         }
     }
-}
-
-/// Status of one connection slot.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ConnStatus {
-    pub slot: usize,
-    pub phase: &'static str,
-    /// The instance the slot is connected to, or will try next.
-    pub instance: Option<String>,
-    pub session_id: Option<String>,
-    pub open_streams: usize,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub connects: u64,
-    pub failures: u32,
-    pub last_error: Option<String>,
-}
-
-/// Status of a pool, for `session-proxy status` and tests.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PoolStatus {
-    pub name: String,
-    pub state: PoolState,
-    /// Instances with a live connection.
-    pub instances: Vec<String>,
-    pub connections_up: usize,
-    pub connections_total: usize,
-    pub open_streams: usize,
-    /// Bytes from destinations to clients, over the pool's life.
-    pub bytes_in: u64,
-    /// Bytes from clients to destinations, over the pool's life.
-    pub bytes_out: u64,
-    pub last_error: Option<String>,
-    pub connections: Vec<ConnStatus>,
 }
 
 /// Why one connect attempt of a slot failed; kept typed so that `serve` and `connect` report
@@ -276,7 +244,10 @@ impl Pool {
                 continue;
             };
             match lease.conn.ssh.open_direct_tcpip(host, port).await {
-                Ok(stream) => return Ok(UpstreamStream { stream, lease }),
+                Ok(stream) => {
+                    lease.opened();
+                    return Ok(UpstreamStream { stream, lease });
+                }
                 Err(SshError::Rejected {
                     instance,
                     kind,
@@ -310,33 +281,15 @@ impl Pool {
     /// A consistent view of the pool.
     pub fn snapshot(&self) -> PoolStatus {
         let inner = &self.inner;
+        let clock = Clock::current();
         let slots = lock(&inner.slots);
         let copies: Vec<Slot> = slots.iter().map(|e| e.slot.clone()).collect();
         let connections: Vec<ConnStatus> = slots
             .iter()
             .enumerate()
-            .map(|(i, e)| ConnStatus {
-                slot: i,
-                phase: e.slot.phase.label(),
-                instance: e.instance.clone(),
-                session_id: e.conn.as_ref().map(|c| c.session_id.clone()),
-                open_streams: e
-                    .conn
-                    .as_ref()
-                    .map_or(0, |c| c.open_streams.load(Ordering::Relaxed)),
-                bytes_in: e
-                    .conn
-                    .as_ref()
-                    .map_or(0, |c| c.bytes_in.load(Ordering::Relaxed)),
-                bytes_out: e
-                    .conn
-                    .as_ref()
-                    .map_or(0, |c| c.bytes_out.load(Ordering::Relaxed)),
-                connects: e.slot.connects,
-                failures: e.slot.failures,
-                last_error: e.slot.last_error.clone(),
-            })
+            .map(|(i, e)| conn_status(i, e, &clock))
             .collect();
+        let live: Vec<&ConnStatus> = connections.iter().filter(|c| c.phase == "up").collect();
         let mut instances: Vec<String> = slots
             .iter()
             .filter(|e| e.conn.is_some())
@@ -344,16 +297,27 @@ impl Pool {
             .collect();
         instances.sort();
         instances.dedup();
+        let totals = &inner.totals;
+        let last = state::last_failure(&copies);
         PoolStatus {
             name: inner.cfg.name.clone(),
             state: state::pool_state(&copies),
             instances,
             connections_up: copies.iter().filter(|s| s.is_up()).count(),
             connections_total: copies.len(),
-            open_streams: inner.totals.open_streams.load(Ordering::Relaxed),
-            bytes_in: inner.totals.bytes_in.load(Ordering::Relaxed),
-            bytes_out: inner.totals.bytes_out.load(Ordering::Relaxed),
-            last_error: inner.last_error_locked(&slots),
+            session_ids: live.iter().filter_map(|c| c.session_id.clone()).collect(),
+            uptime_secs: live.iter().filter_map(|c| c.uptime_secs).max(),
+            open_streams: totals.open_streams.load(Ordering::Relaxed),
+            streams_total: totals.streams_total.load(Ordering::Relaxed),
+            bytes_in: totals.bytes_in.load(Ordering::Relaxed),
+            bytes_out: totals.bytes_out.load(Ordering::Relaxed),
+            reconnects: copies.iter().map(Slot::reconnects).sum(),
+            resumes: totals.ended_resumes.load(Ordering::Relaxed)
+                + connections.iter().map(|c| c.resumes).sum::<u64>(),
+            retransmits: totals.ended_retransmits.load(Ordering::Relaxed)
+                + connections.iter().map(|c| c.retransmits).sum::<u64>(),
+            last_error: last.map(|(_, e)| e.to_owned()),
+            last_error_at: last.map(|(at, _)| clock.unix_secs(at)),
             connections,
         }
     }
@@ -481,6 +445,31 @@ impl Inner {
     }
 }
 
+/// The status of slot `index`; the counters are those of its live connection, if any.
+fn conn_status(index: usize, e: &SlotEntry, clock: &Clock) -> ConnStatus {
+    let conn = e.conn.as_deref();
+    let load = |f: fn(&Conn) -> u64| conn.map_or(0, f);
+    let (resumes, retransmits) = conn.map_or((0, 0), Conn::session_counters);
+    ConnStatus {
+        slot: index,
+        phase: e.slot.phase.label().to_owned(),
+        instance: e.instance.clone(),
+        session_id: conn.map(|c| c.session_id.clone()),
+        uptime_secs: e.slot.up_since().map(|t| clock.age_secs(t)),
+        open_streams: conn.map_or(0, |c| c.open_streams.load(Ordering::Relaxed)),
+        streams_total: load(|c| c.streams_total.load(Ordering::Relaxed)),
+        bytes_in: load(|c| c.bytes_in.load(Ordering::Relaxed)),
+        bytes_out: load(|c| c.bytes_out.load(Ordering::Relaxed)),
+        connects: e.slot.connects,
+        reconnects: e.slot.reconnects(),
+        resumes,
+        retransmits,
+        failures: e.slot.failures,
+        last_error: e.slot.last_error.clone(),
+        last_error_at: e.slot.failed_at.map(|t| clock.unix_secs(t)),
+    }
+}
+
 /// Uniform in `[0, 1)` for backoff jitter.
 fn unit() -> f64 {
     rand::random::<f64>()
@@ -534,7 +523,7 @@ async fn run_slot(inner: Arc<Inner>, index: usize) {
         let delay = match result {
             Ok(Ok(Bastion { session, ssh })) => {
                 let instance = ssh.instance().to_owned();
-                let conn = Arc::new(Conn::new(ssh, session.session_id.clone()));
+                let conn = Arc::new(Conn::new(ssh, session.session_id.clone(), session.status()));
                 inner.update(index, |e| {
                     e.conn = Some(conn.clone());
                     e.failure = None;
@@ -548,6 +537,7 @@ async fn run_slot(inner: Arc<Inner>, index: usize) {
                 };
                 inner.update(index, |e| e.conn = None);
                 close(&conn, session, inner.opts.close_timeout).await;
+                inner.totals.retire(&conn);
                 let Some(why) = why else { break };
                 let why = format!("connection to {instance} lost: {why}");
                 tracing::warn!(upstream = %name, "connection {index}: {why}; reconnecting");

@@ -178,10 +178,20 @@ impl Slot {
     pub fn is_up(&self) -> bool {
         self.phase == Phase::Up
     }
+
+    /// When the live connection came up (`None` when it is not up).
+    pub fn up_since(&self) -> Option<Instant> {
+        self.up_since
+    }
+
+    /// New connections after lost ones: every connect but the first.
+    pub fn reconnects(&self) -> u64 {
+        self.connects.saturating_sub(1)
+    }
 }
 
 /// The pool as a whole, for status displays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PoolState {
     /// Lazy pool, not used yet.
@@ -195,6 +205,26 @@ pub enum PoolState {
     /// No slot up and at least one has failed.
     Down,
     Stopped,
+}
+
+impl PoolState {
+    /// The name `status` shows (the same as the JSON form).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Connecting => "connecting",
+            Self::Up => "up",
+            Self::Degraded => "degraded",
+            Self::Down => "down",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for PoolState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
 }
 
 /// Summarises the slots of a pool.
@@ -219,11 +249,15 @@ pub fn pool_state(slots: &[Slot]) -> PoolState {
 
 /// The most recent error of any slot.
 pub fn last_error(slots: &[Slot]) -> Option<&str> {
+    last_failure(slots).map(|(_, e)| e)
+}
+
+/// The most recent error of any slot, with when it happened.
+pub fn last_failure(slots: &[Slot]) -> Option<(Instant, &str)> {
     slots
         .iter()
         .filter_map(|s| Some((s.failed_at?, s.last_error.as_deref()?)))
         .max_by_key(|&(at, _)| at)
-        .map(|(_, e)| e)
 }
 
 /// True when no slot is up and every slot has failed at least twice in a row: opening a
@@ -396,6 +430,30 @@ mod tests {
     }
 
     #[test]
+    fn pool_state_labels_are_its_json_names() {
+        use PoolState::*;
+        for st in [Idle, Connecting, Up, Degraded, Down, Stopped] {
+            let json = serde_json::to_value(st).unwrap();
+            assert_eq!(json, st.label(), "{st:?}");
+            assert_eq!(serde_json::from_value::<PoolState>(json).unwrap(), st);
+        }
+    }
+
+    #[test]
+    fn up_since_and_reconnects_follow_the_slot_life() {
+        let p = BackoffPolicy::default();
+        let t0 = Instant::now();
+        let mut s = Slot::new(0, 1);
+        assert_eq!((s.up_since(), s.reconnects()), (None, 0));
+        s.on_up(t0);
+        assert_eq!((s.up_since(), s.reconnects()), (Some(t0), 0));
+        s.on_lost(t0 + ms(10), "lost".into(), &p, 0.0);
+        assert_eq!(s.up_since(), None);
+        s.on_up(t0 + ms(20));
+        assert_eq!((s.up_since(), s.reconnects()), (Some(t0 + ms(20)), 1));
+    }
+
+    #[test]
     fn last_error_is_the_most_recent_failure_of_any_slot() {
         let p = BackoffPolicy::default();
         let t0 = Instant::now();
@@ -404,7 +462,8 @@ mod tests {
         assert_eq!(last_error(&[a.clone(), b.clone()]), None);
         b.on_connect_failed(t0 + ms(5), "newer".into(), &p, 0.0);
         a.on_connect_failed(t0, "older".into(), &p, 0.0);
-        assert_eq!(last_error(&[a, b]), Some("newer"));
+        assert_eq!(last_error(&[a.clone(), b.clone()]), Some("newer"));
+        assert_eq!(last_failure(&[a, b]), Some((t0 + ms(5), "newer")));
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! Streams handed out by a pool, and the per-connection accounting they feed: open streams
-//! and bytes each way, counted on the connection and in the pool's lifetime totals.
+//! Streams handed out by a pool, and the per-connection accounting they feed: open and total
+//! streams and bytes each way, counted on the connection and in the pool's lifetime totals.
+//! A connection also keeps its SSM session's live driver status (resumes, retransmits), which
+//! the pool folds into its totals when the connection ends.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -7,27 +9,38 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
 
 use crate::ssh::{SshConnection, SshStream};
+use crate::ssm::driver::Status;
 
 /// A live connection, shared by its slot task and the streams opened on it.
 pub(super) struct Conn {
     pub(super) ssh: SshConnection,
     pub(super) session_id: String,
     pub(super) open_streams: AtomicUsize,
+    pub(super) streams_total: AtomicU64,
     pub(super) bytes_in: AtomicU64,
     pub(super) bytes_out: AtomicU64,
+    /// The SSM session driver's live view (resumes, channel counters).
+    pub(super) session: watch::Receiver<Status>,
     /// Set when a stream open failed as if the connection were gone, before the slot task
     /// notices, so `pick` skips it.
     pub(super) suspect: AtomicBool,
 }
 
 impl Conn {
-    pub(super) fn new(ssh: SshConnection, session_id: String) -> Self {
+    pub(super) fn new(
+        ssh: SshConnection,
+        session_id: String,
+        session: watch::Receiver<Status>,
+    ) -> Self {
         Self {
             ssh,
             session_id,
             open_streams: AtomicUsize::new(0),
+            streams_total: AtomicU64::new(0),
+            session,
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             suspect: AtomicBool::new(false),
@@ -37,13 +50,34 @@ impl Conn {
     pub(super) fn healthy(&self) -> bool {
         !self.suspect.load(Ordering::Relaxed) && !self.ssh.is_closed()
     }
+
+    /// `(resumes, retransmits)` of the SSM session so far.
+    pub(super) fn session_counters(&self) -> (u64, u64) {
+        let st = self.session.borrow();
+        (u64::from(st.reconnects), st.stats.retransmits)
+    }
 }
 
+/// A pool's lifetime counters. Resumes and retransmits of live sessions are read from the
+/// sessions themselves; these hold the ones of sessions that already ended.
 #[derive(Default)]
 pub(super) struct Totals {
     pub(super) open_streams: AtomicUsize,
+    pub(super) streams_total: AtomicU64,
     pub(super) bytes_in: AtomicU64,
     pub(super) bytes_out: AtomicU64,
+    pub(super) ended_resumes: AtomicU64,
+    pub(super) ended_retransmits: AtomicU64,
+}
+
+impl Totals {
+    /// Keeps an ending connection's session counters in the pool's lifetime totals.
+    pub(super) fn retire(&self, conn: &Conn) {
+        let (resumes, retransmits) = conn.session_counters();
+        self.ended_resumes.fetch_add(resumes, Ordering::Relaxed);
+        self.ended_retransmits
+            .fetch_add(retransmits, Ordering::Relaxed);
+    }
 }
 
 /// Counts a stream on its connection and in the pool totals for as long as it lives.
@@ -57,6 +91,13 @@ impl Lease {
         conn.open_streams.fetch_add(1, Ordering::Relaxed);
         totals.open_streams.fetch_add(1, Ordering::Relaxed);
         Self { conn, totals }
+    }
+
+    /// Counts the stream in the lifetime totals, once the bastion has accepted it (a lease is
+    /// taken before opening, and an open that fails should not count).
+    pub(super) fn opened(&self) {
+        self.conn.streams_total.fetch_add(1, Ordering::Relaxed);
+        self.totals.streams_total.fetch_add(1, Ordering::Relaxed);
     }
 }
 

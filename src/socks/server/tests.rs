@@ -393,6 +393,106 @@ async fn shutdown_stops_the_server_and_drops_live_connections() {
     assert_eq!(srv.stats.snapshot().active, 0);
 }
 
+/// A server on 127.0.0.1:0 run with [`Server::serve_until`]; `stop` and `abort` are separate.
+async fn start_draining() -> (
+    SocketAddr,
+    Arc<ServerStats>,
+    oneshot::Sender<()>,
+    oneshot::Sender<()>,
+    JoinHandle<()>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(ServerConfig::default(), Arc::new(DirectConnector));
+    let stats = server.stats();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (abort, aborted) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let stop = async {
+            let _ = stopped.await;
+        };
+        let abort = async {
+            let _ = aborted.await;
+        };
+        server.serve_until(listener.into(), stop, abort).await;
+    });
+    (addr, stats, stop, abort, task)
+}
+
+#[tokio::test]
+async fn stopping_closes_the_listener_but_lets_live_relays_finish() {
+    let echo = echo_server().await;
+    let (addr, stats, stop, _abort, task) = start_draining().await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(socks_connect(&mut c, echo.into()).await.0, Reply::Succeeded);
+    stop.send(()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after stop");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The relay in flight still carries bytes both ways.
+    c.write_all(b"after stop").await.unwrap();
+    assert_eq!(read_n(&mut c, 10).await, b"after stop");
+    assert!(
+        !task.is_finished(),
+        "the server waits for its live connection"
+    );
+    c.shutdown().await.unwrap();
+    assert_closed(&mut c).await;
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stats.snapshot().active, 0);
+}
+
+#[tokio::test]
+async fn aborting_a_drain_closes_the_relays_left() {
+    let echo = echo_server().await;
+    let (addr, stats, stop, abort, task) = start_draining().await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(socks_connect(&mut c, echo.into()).await.0, Reply::Succeeded);
+    stop.send(()).unwrap();
+    c.write_all(b"x").await.unwrap();
+    assert_eq!(read_n(&mut c, 1).await, b"x");
+    abort.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_closed(&mut c).await;
+    assert_eq!(stats.snapshot().active, 0);
+}
+
+#[test]
+fn stats_snapshots_add_up_across_listeners() {
+    let mut a = StatsSnapshot {
+        accepted: 2,
+        replies: [1, 0, 1, 0, 0, 0, 0, 0, 0],
+        bytes_client_to_upstream: 10,
+        ..StatsSnapshot::default()
+    };
+    let b = StatsSnapshot {
+        accepted: 3,
+        active: 1,
+        replies: [2, 0, 0, 0, 1, 0, 0, 0, 0],
+        bytes_upstream_to_client: 7,
+        ..StatsSnapshot::default()
+    };
+    a.add(&b);
+    assert_eq!(
+        (
+            a.accepted,
+            a.active,
+            a.replies,
+            a.bytes_client_to_upstream,
+            a.bytes_upstream_to_client
+        ),
+        (5, 1, [3, 0, 1, 0, 1, 0, 0, 0, 0], 10, 7)
+    );
+}
+
 #[test]
 fn io_errors_map_to_rfc_1928_reply_codes() {
     use io::ErrorKind as K;
