@@ -30,12 +30,13 @@ const ID_A: &str = "i-0aaaaaaaaaaaaaaa1";
 const ID_B: &str = "i-0bbbbbbbbbbbbbbb2";
 
 /// Size of each download; well above everything that may sit in buffers while it is paused.
-const DOWNLOAD: usize = 48 << 20;
+const DOWNLOAD: usize = 64 << 20;
 const DOWNLOAD_SEED: u64 = 7;
 /// What the sender may get ahead of the paused readers, both downloads together: per stream
-/// the SSH window (2 MiB, split between sshd and us) plus loopback socket buffers and the
-/// SSM pipe. Without flow control the sender would run on to the full downloads.
-const SENT_WHILE_PAUSED_MAX: u64 = 2 * 12 << 20;
+/// the SSH window held for us (2 MiB), sshd's input buffer (at most the window), loopback
+/// socket buffers (autotuned, up to ~10 MiB) and the 64 KiB read before pausing. Without
+/// flow control the sender would run on to the full downloads.
+const SENT_WHILE_PAUSED_MAX: u64 = 2 * (16 << 20);
 /// The issue asks for 50 ms; asserted generously for a loaded 2-core machine.
 const ECHO_MAX: Duration = Duration::from_millis(500);
 
