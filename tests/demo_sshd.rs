@@ -8,8 +8,9 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::ssh_key::LineEnding;
-use russh::keys::{Algorithm, PrivateKey};
+use russh::keys::PrivateKey;
 use session_proxy::sim::demo::{Demo, INSTANCE_ID, PAGE_TITLE};
 use session_proxy::ssh::{HostKeyPolicy, KnownHosts, SshConnection, SshError, SshSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -89,8 +90,7 @@ async fn a_key_other_than_the_generated_one_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let demo = Demo::start(&dir.path().join("demo")).await.unwrap();
     let stranger = dir.path().join("stranger");
-    PrivateKey::random(&mut rand::rngs::OsRng, Algorithm::Ed25519)
-        .unwrap()
+    PrivateKey::from(Ed25519Keypair::from_seed(&rand::random()))
         .write_openssh_file(&stranger, LineEnding::LF)
         .unwrap();
     let s = settings(&stranger, &dir.path().join("kh"));

@@ -14,8 +14,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::ssh_key::LineEnding;
-use russh::keys::{Algorithm, PrivateKey};
+use russh::keys::PrivateKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -70,6 +71,15 @@ pub fn default_dir() -> PathBuf {
     crate::paths::state_dir().join("demo")
 }
 
+/// A fresh ed25519 key. Seeded from the OS here because ssh-key's own `random` wants a newer
+/// `rand_core` than this crate's `rand`.
+fn random_ed25519() -> PrivateKey {
+    use rand::RngCore;
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    PrivateKey::from(Ed25519Keypair::from_seed(&seed))
+}
+
 /// Loads the key at `path`, or generates an ed25519 key there (mode 0600, with a `.pub`).
 fn load_or_create_key(path: &Path, comment: &str) -> Result<PrivateKey, DemoError> {
     if path.exists() {
@@ -78,8 +88,7 @@ fn load_or_create_key(path: &Path, comment: &str) -> Result<PrivateKey, DemoErro
             message: e.to_string(),
         });
     }
-    let mut key = PrivateKey::random(&mut rand::rngs::OsRng, Algorithm::Ed25519)
-        .map_err(|e| DemoError::Generate(e.to_string()))?;
+    let mut key = random_ed25519();
     key.set_comment(comment);
     let pem = key
         .to_openssh(LineEnding::LF)

@@ -3,9 +3,8 @@
 //! this process (what a bastion's sshd does for `ssh -W` and SOCKS pools), and session channels
 //! whose `exec`/`shell` print a greeting and exit 0 so `ssh demo-bastion` shows something.
 //!
-//! russh 0.54 lets a handler only accept or refuse a channel open, and a refusal always goes
-//! out as "administratively prohibited". So a failed dial is refused with that reason; the
-//! real dial error is logged here.
+//! A failed dial is refused as "connect failed" (russh sends the reason code but no
+//! description, so clients see it as unreachable); the real dial error is logged here.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -13,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use russh::keys::{PrivateKey, PublicKey};
-use russh::server::{Auth, Msg, Session};
-use russh::{Channel, ChannelId, CryptoVec, MethodKind, MethodSet};
+use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -22,8 +21,7 @@ use tokio::task::JoinHandle;
 /// What every `exec` (other than `echo …`) and every shell prints.
 pub const BANNER: &str = "hello from the session-proxy demo instance";
 
-/// How long a `direct-tcpip` dial may take. The dial runs inside russh's event loop (the only
-/// place a channel open can still be refused), so it must be short.
+/// How long a `direct-tcpip` dial may take before the channel open is refused.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Server settings: only public-key auth, no delay for the "none" probe OpenSSH sends first,
@@ -130,7 +128,7 @@ impl DemoHandler {
             out = out.replace('\n', "\r\n");
         }
         session.channel_success(channel)?;
-        session.data(channel, CryptoVec::from(out.into_bytes()))?;
+        session.data(channel, out.into_bytes())?;
         session.exit_status_request(channel, 0)?;
         session.eof(channel)?;
         session.close(channel)
@@ -155,21 +153,27 @@ impl russh::server::Handler for DemoHandler {
     async fn auth_publickey_offered(
         &mut self,
         user: &str,
-        key: &PublicKey,
+        offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(self.verdict(user, key))
+        Ok(self.verdict(user, offer.public_key))
     }
 
-    async fn auth_publickey(&mut self, user: &str, key: &PublicKey) -> Result<Auth, Self::Error> {
-        Ok(self.verdict(user, key))
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(self.verdict(user, key.public_key))
     }
 
     async fn channel_open_session(
         &mut self,
         _channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
         _session: &mut Session,
-    ) -> Result<bool, Self::Error> {
-        Ok(true)
+    ) -> Result<(), Self::Error> {
+        reply.accept().await;
+        Ok(())
     }
 
     async fn channel_open_direct_tcpip(
@@ -179,30 +183,35 @@ impl russh::server::Handler for DemoHandler {
         port: u32,
         _originator_address: &str,
         _originator_port: u32,
+        reply: ChannelOpenHandle,
         _session: &mut Session,
-    ) -> Result<bool, Self::Error> {
+    ) -> Result<(), Self::Error> {
         let Ok(port) = u16::try_from(port) else {
             tracing::info!("demo sshd: refused direct-tcpip to {host}:{port} (bad port)");
-            return Ok(false);
+            reply.reject(ChannelOpenFailure::ConnectFailed).await;
+            return Ok(());
         };
-        let dial = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect((host, port))).await;
-        let mut tcp = match dial {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                tracing::info!("demo sshd: direct-tcpip to {host}:{port} failed: {e}");
-                return Ok(false);
-            }
-            Err(_) => {
-                tracing::info!("demo sshd: direct-tcpip to {host}:{port} timed out");
-                return Ok(false);
-            }
-        };
-        let _ = tcp.set_nodelay(true);
+        // Answered from a task, so a slow dial holds up nothing else on the connection.
+        let host = host.to_owned();
         tokio::spawn(async move {
+            let dial = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect((&*host, port)));
+            let mut tcp = match dial.await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::info!("demo sshd: direct-tcpip to {host}:{port} failed: {e}");
+                    return reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                }
+                Err(_) => {
+                    tracing::info!("demo sshd: direct-tcpip to {host}:{port} timed out");
+                    return reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            reply.accept().await;
             let mut ch = channel.into_stream();
             let _ = tokio::io::copy_bidirectional(&mut ch, &mut tcp).await;
         });
-        Ok(true)
+        Ok(())
     }
 
     async fn pty_request(

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client::{self, DisconnectReason, Handle, Msg};
-use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::{ChannelOpenFailure, ChannelStream};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 use tokio::sync::watch;
@@ -120,7 +120,15 @@ impl Drop for ClientHandler {
 impl client::Handler for ClientHandler {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKey) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        // We advertise no host-certificate algorithms (russh's default), so a bastion always
+        // proves itself with a plain key; anything else is refused.
+        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            return Ok(false);
+        };
         match self.known_hosts.verify(&self.instance, key, self.policy) {
             Ok(()) => Ok(true),
             Err(e) => {
@@ -287,11 +295,13 @@ impl SshConnection {
         if keys.is_empty() {
             tried.push("ssh-agent (no keys loaded)".into());
         }
-        for key in keys {
+        for identity in keys {
+            // A certificate identity signs with its key pair; the plain key is what we offer.
+            let key = identity.public_key().into_owned();
             let label = format!(
                 "agent key {} {}",
                 key.fingerprint(HashAlg::Sha256),
-                key.comment()
+                identity.comment()
             );
             let hash = self.rsa_hash(key.algorithm().is_rsa()).await;
             match self
@@ -347,7 +357,7 @@ impl SshConnection {
                 let description = self
                     .shared
                     .failures
-                    .claim(reason, Duration::from_millis(250))
+                    .claim(reason.clone(), Duration::from_millis(250))
                     .await;
                 Err(SshError::Rejected {
                     instance: self.instance.clone(),

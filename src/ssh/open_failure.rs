@@ -55,12 +55,12 @@ pub fn classify_open_failure(reason: ChannelOpenFailure, description: &str) -> R
     let d = description.to_ascii_lowercase();
     match reason {
         ChannelOpenFailure::AdministrativelyProhibited => RejectKind::Prohibited,
-        ChannelOpenFailure::ConnectFailed | ChannelOpenFailure::Unknown => {
+        ChannelOpenFailure::ConnectFailed | ChannelOpenFailure::Other { .. } => {
             if d.contains("refused") {
                 RejectKind::Refused
             } else if d.contains("network is unreachable") || d.contains("network unreachable") {
                 RejectKind::NetworkUnreachable
-            } else if reason == ChannelOpenFailure::Unknown && d.is_empty() {
+            } else if matches!(reason, ChannelOpenFailure::Other { .. }) && d.is_empty() {
                 RejectKind::Other
             } else {
                 // "No route to host", "Connection timed out", "Name or service not known", ...
@@ -98,9 +98,9 @@ impl OpenFailures {
         self.notify.notify_waiters();
     }
 
-    fn take(&self, reason: ChannelOpenFailure) -> Option<String> {
+    fn take(&self, reason: &ChannelOpenFailure) -> Option<String> {
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        let i = q.iter().position(|(r, _)| *r == reason)?;
+        let i = q.iter().position(|(r, _)| r == reason)?;
         q.remove(i).map(|(_, d)| d)
     }
 
@@ -108,7 +108,7 @@ impl OpenFailures {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.notify.notified();
-            if let Some(d) = self.take(reason) {
+            if let Some(d) = self.take(&reason) {
                 return d;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -168,10 +168,18 @@ mod tests {
             ),
             (ResourceShortage, "", RejectKind::Other, 1),
             (UnknownChannelType, "", RejectKind::Other, 1),
-            (Unknown, "", RejectKind::Other, 1),
+            (
+                Other {
+                    code: 99,
+                    reason: String::new(),
+                },
+                "",
+                RejectKind::Other,
+                1,
+            ),
         ];
         for (reason, text, kind, reply) in cases {
-            let got = classify_open_failure(reason, text);
+            let got = classify_open_failure(reason.clone(), text);
             assert_eq!(got, kind, "{reason:?} {text:?}");
             assert_eq!(got.socks_reply(), reply, "{reason:?} {text:?}");
         }
