@@ -248,8 +248,8 @@ impl fmt::Display for HostRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Ip(ip) => write!(f, "{ip}"),
-            Self::Domain(d) => f.write_str(d),
-            Self::Malformed { text, .. } => write!(f, "{}", text.escape_debug()),
+            Self::Domain(d) => crate::printable::Printable(d).fmt(f),
+            Self::Malformed { text, .. } => crate::printable::Printable(text).fmt(f),
         }
     }
 }

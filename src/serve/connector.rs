@@ -56,7 +56,7 @@ async fn resolve_here(name: &str, port: u16) -> Result<Vec<std::net::IpAddr>, Co
             Reply::HostUnreachable,
             format!(
                 "cannot resolve {} here (resolve: local): {why}",
-                name.escape_debug()
+                crate::printable::Printable(name)
             ),
         )
     };
