@@ -35,6 +35,7 @@ pub mod config;
 pub mod control;
 pub mod exit;
 pub mod paths;
+pub mod printable;
 pub mod redact;
 pub mod relay;
 pub mod route;

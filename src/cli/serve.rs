@@ -140,14 +140,18 @@ const DAEMON_ENV: &str = "SESSION_PROXY_DAEMON_CHILD";
 /// How long the detaching parent waits for the master to be ready.
 const READY_WAIT: Duration = Duration::from_secs(120);
 
-/// The state dir of `cfg`, created if missing.
+/// The state dir of `cfg`, created owner-only if missing (the default one is also tightened:
+/// it holds the control socket when `$XDG_RUNTIME_DIR` is unset).
 fn state_dir(cfg: &Config) -> anyhow::Result<PathBuf> {
-    let dir = cfg
-        .state_dir
-        .clone()
-        .unwrap_or_else(crate::paths::state_dir);
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating state dir {}", dir.display()))?;
+    let (dir, made) = match &cfg.state_dir {
+        Some(d) => (d.clone(), crate::paths::create_private_dir(d)),
+        None => {
+            let d = crate::paths::state_dir();
+            let made = crate::paths::ensure_private_dir(&d);
+            (d, made)
+        }
+    };
+    made.with_context(|| format!("creating state dir {}", dir.display()))?;
     Ok(dir)
 }
 

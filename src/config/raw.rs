@@ -33,6 +33,7 @@ pub(crate) struct RawConfig {
     pub(crate) upstreams: RawMap<RawUpstream>,
     pub(crate) routes: Option<Vec<RawRoute>>,
     pub(crate) default: Option<String>,
+    pub(crate) resolve: Option<crate::route::Resolve>,
     #[serde(default)]
     pub(crate) hosts: RawMap<RawHost>,
     pub(crate) control_socket: Option<String>,
@@ -87,6 +88,7 @@ pub(crate) struct RawRoute {
     #[serde(rename = "match")]
     pub(crate) matches: String,
     pub(crate) via: String,
+    pub(crate) resolve: Option<crate::route::Resolve>,
 }
 
 #[derive(Debug, Deserialize)]

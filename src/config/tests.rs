@@ -74,7 +74,7 @@ fn example_config_parses_and_validates() {
         ci.credentials.as_ref().unwrap().secret_access_key.expose(),
         "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
     );
-    assert_eq!(c.routes.len(), 6);
+    assert_eq!(c.routes.len(), 7);
     assert_eq!(c.default, Action::Direct);
     assert_eq!(c.hosts["web1"].port, Some(22));
     assert_eq!(
@@ -92,6 +92,22 @@ fn example_config_parses_and_validates() {
         Action::Upstream("bastion-prod".into())
     );
     assert_eq!(decide("prod.internal"), Action::Direct);
+    // The metadata address is refused in every spelling, not only the dotted quad.
+    for spelling in [
+        "169.254.169.254",
+        "2852039166",
+        "0xa9fea9fe",
+        "0251.0376.0251.0376",
+    ] {
+        assert_eq!(decide(spelling), Action::Reject, "{spelling}");
+    }
+    let partner = c
+        .routes
+        .decide(&HostRef::parse("api.partner.example"), &c.default);
+    assert!(
+        partner.resolve_locally,
+        "the example's resolve: local route"
+    );
     assert_eq!(
         decide("build-7.ci.internal"),
         Action::Upstream("bastion-ci".into())
@@ -465,4 +481,18 @@ fn load_reads_files_and_names_them_in_errors() {
         load(&big).unwrap_err(),
         ConfigError::TooLarge { .. }
     ));
+}
+
+#[test]
+fn resolve_local_on_a_cidr_route_is_refused_with_the_key_path() {
+    let text =
+        err("routes:\n  - match: 10.0.0.0/8\n    via: direct\n    resolve: local\n").to_string();
+    assert!(text.contains("routes[0].resolve"), "{text}");
+    assert!(text.contains("name rules only"), "{text}");
+}
+
+#[test]
+fn resolve_takes_only_local_or_remote() {
+    let text = err("resolve: sometimes\n").to_string();
+    assert!(text.contains("resolve"), "{text}");
 }

@@ -21,7 +21,7 @@ use super::{
     Upstream, User, DEFAULT_DRAIN_TIMEOUT_SECS, DEFAULT_KEEPALIVE_SECS, DEFAULT_POOL_SIZE,
     DEFAULT_SSH_PORT,
 };
-use crate::route::{Action, Matcher, Router, Rule};
+use crate::route::{Action, Matcher, Resolve, Router, Rule};
 
 pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Vec<Issue>> {
     let mut v = Issues::default();
@@ -50,7 +50,8 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
         .into_iter()
         .filter_map(|(name, up)| upstream(&mut v, name, up, &aws, home))
         .collect();
-    let routes = routes(&mut v, raw.routes.unwrap_or_default(), &declared);
+    let routes = routes(&mut v, raw.routes.unwrap_or_default(), &declared)
+        .with_default_resolve(raw.resolve.unwrap_or_default());
     let default = match raw.default {
         Some(d) => v
             .check("default", action(&d, &declared))
@@ -353,7 +354,19 @@ fn routes(v: &mut Issues, raw: Vec<super::raw::RawRoute>, declared: &BTreeSet<St
             );
         }
         seen.push((i, key));
-        rules.push(Rule { matcher, action });
+        let resolve = r.resolve.unwrap_or_default();
+        if resolve == Resolve::Local && matches!(matcher, Matcher::Cidr(_)) {
+            v.push(
+                format!("routes[{i}].resolve"),
+                "resolve: local applies to name rules only (a CIDR already is an address); remove it"
+                    .to_owned(),
+            );
+        }
+        rules.push(Rule {
+            matcher,
+            action,
+            resolve,
+        });
     }
     if v.count() != before {
         return Router::default();

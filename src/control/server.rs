@@ -89,15 +89,9 @@ fn socket_err(path: &Path) -> impl FnOnce(std::io::Error) -> ControlError + '_ {
 
 /// Binds the control socket at `path` (see the module doc for the permission scheme).
 pub fn bind(path: &Path) -> Result<ControlListener, ControlError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(socket_err(path))?;
-        }
+        crate::paths::create_private_dir(dir).map_err(socket_err(path))?;
     }
     if std::fs::symlink_metadata(path).is_ok() {
         match std::os::unix::net::UnixStream::connect(path) {

@@ -26,8 +26,12 @@ use std::net::IpAddr;
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use ipnet::IpNet;
 
+mod literal;
+mod resolve;
 #[cfg(test)]
 mod tests;
+
+pub use literal::{classify, Literal};
 
 /// Errors from building matchers and routers and from parsing destinations.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,6 +101,22 @@ impl fmt::Display for Action {
             Self::Reject => f.write_str("reject"),
         }
     }
+}
+
+/// Where a name is turned into an address.
+///
+/// `remote` (the default) leaves names to whoever dials them (the bastion's resolver, or this
+/// machine's for `direct`), so CIDR rules never see the address a name stands for. `local`
+/// resolves the name here first and routes each address by the CIDR rules (a `reject` on any
+/// of them refuses the connection), falling back to the name's own rule; the address, not the
+/// name, is then dialled. It costs one DNS lookup on this machine per connection, and names
+/// that only resolve inside the VPC (private hosted zones) fail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolve {
+    #[default]
+    Remote,
+    Local,
 }
 
 /// What a rule matches.
@@ -186,6 +206,8 @@ fn compile_glob(pattern: &str) -> Result<Glob, RouteError> {
 pub struct Rule {
     pub matcher: Matcher,
     pub action: Action,
+    /// For domain rules: resolve matching names here and apply CIDR rules to the addresses.
+    pub resolve: Resolve,
 }
 
 /// A destination as the SOCKS layer sees it.
@@ -193,19 +215,23 @@ pub struct Rule {
 pub enum HostRef<'a> {
     Ip(IpAddr),
     Domain(&'a str),
+    /// Text that is neither a name nor an address in any spelling (see [`classify`]); it is
+    /// always refused.
+    Malformed {
+        text: &'a str,
+        reason: &'static str,
+    },
 }
 
 impl<'a> HostRef<'a> {
-    /// Classifies a host string: an IP literal (optionally in `[...]`) becomes [`HostRef::Ip`],
-    /// anything else a [`HostRef::Domain`].
+    /// Classifies a host string the way the system's resolver would: every spelling of an IP
+    /// address (`[::1]`, `127.2`, `0x7f000002`, ...) becomes [`HostRef::Ip`], a real name a
+    /// [`HostRef::Domain`], and anything else [`HostRef::Malformed`].
     pub fn parse(host: &'a str) -> Self {
-        let bare = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        match bare.parse::<IpAddr>() {
-            Ok(ip) => Self::Ip(ip),
-            Err(_) => Self::Domain(host),
+        match classify(host) {
+            Literal::Ip(ip) => Self::Ip(ip),
+            Literal::Name => Self::Domain(host),
+            Literal::Malformed(reason) => Self::Malformed { text: host, reason },
         }
     }
 
@@ -213,7 +239,7 @@ impl<'a> HostRef<'a> {
     fn normalized(self) -> Self {
         match self {
             Self::Domain(d) => Self::parse(d),
-            ip @ Self::Ip(_) => ip,
+            other => other,
         }
     }
 }
@@ -222,7 +248,8 @@ impl fmt::Display for HostRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Ip(ip) => write!(f, "{ip}"),
-            Self::Domain(d) => f.write_str(d),
+            Self::Domain(d) => crate::printable::Printable(d).fmt(f),
+            Self::Malformed { text, .. } => crate::printable::Printable(text).fmt(f),
         }
     }
 }
@@ -280,6 +307,13 @@ pub struct Decision {
     /// One line for humans, e.g.
     /// `10.20.3.4 matched routes[0] (10.20.0.0/16) → upstream bastion-prod`.
     pub explanation: String,
+    /// The address the destination stands for when it is an IP in any spelling (`127.2`,
+    /// `0x7f000002`, `[::1]`, ...). Callers dial this, never the text, so what is dialled is
+    /// what was routed.
+    pub ip: Option<IpAddr>,
+    /// The destination is a name whose rule (or, with none, the default) says `resolve: local`:
+    /// the caller resolves it and decides again per address ([`Router::decide_resolved`]).
+    pub resolve_locally: bool,
 }
 
 /// The compiled `routes:` list.
@@ -289,6 +323,8 @@ pub struct Router {
     globs: GlobSet,
     /// `glob_rules[i]` is the rule index of the i-th glob in `globs`.
     glob_rules: Vec<usize>,
+    /// `resolve:` for names that no rule matches (the top-level key).
+    default_resolve: Resolve,
 }
 
 impl Router {
@@ -314,7 +350,15 @@ impl Router {
             rules,
             globs,
             glob_rules,
+            default_resolve: Resolve::Remote,
         })
+    }
+
+    /// Sets where names that no rule matches are resolved (the top-level `resolve:` key).
+    #[must_use]
+    pub fn with_default_resolve(mut self, resolve: Resolve) -> Self {
+        self.default_resolve = resolve;
+        self
     }
 
     /// The rules, in config order.
@@ -335,6 +379,7 @@ impl Router {
         match host.normalized() {
             HostRef::Ip(ip) => self.lookup_ip(ip),
             HostRef::Domain(d) => self.lookup_domain(d),
+            HostRef::Malformed { .. } => None,
         }
     }
 
@@ -366,6 +411,20 @@ impl Router {
     /// Decides where `host` goes; `default` applies when no rule matches.
     pub fn decide(&self, host: &HostRef<'_>, default: &Action) -> Decision {
         let host = host.normalized();
+        let ip = match host {
+            HostRef::Ip(ip) => Some(ip),
+            _ => None,
+        };
+        if let HostRef::Malformed { reason, .. } = host {
+            return Decision {
+                action: Action::Reject,
+                rule: None,
+                explanation: format!("{host} refused: {reason}"),
+                ip: None,
+                resolve_locally: false,
+            };
+        }
+        let is_name = matches!(host, HostRef::Domain(_));
         let matched = self
             .lookup(&host)
             .and_then(|i| self.rules.get(i).map(|r| (i, r)));
@@ -377,6 +436,8 @@ impl Router {
                     "{host} matched routes[{index}] ({}) → {}",
                     rule.matcher, rule.action
                 ),
+                ip,
+                resolve_locally: is_name && rule.resolve == Resolve::Local,
             };
         }
         let has_cidrs = self
@@ -401,6 +462,8 @@ impl Router {
             action: default.clone(),
             rule: None,
             explanation,
+            ip,
+            resolve_locally: is_name && self.default_resolve == Resolve::Local,
         }
     }
 }
@@ -430,7 +493,7 @@ fn specificity(net: &IpNet, ip: IpAddr) -> Option<u8> {
 
 impl PartialEq for Router {
     fn eq(&self, other: &Self) -> bool {
-        self.rules == other.rules
+        self.rules == other.rules && self.default_resolve == other.default_resolve
     }
 }
 

@@ -15,6 +15,7 @@ fn router(rules: &[(&str, Action)]) -> Router {
         .map(|(m, a)| Rule {
             matcher: Matcher::parse(m).unwrap(),
             action: a.clone(),
+            resolve: Resolve::Remote,
         })
         .collect();
     Router::new(rules).unwrap()
@@ -202,10 +203,12 @@ fn router_rejects_a_hand_built_bad_glob_with_its_index() {
         Rule {
             matcher: Matcher::parse("*.a").unwrap(),
             action: Action::Direct,
+            resolve: Resolve::Remote,
         },
         Rule {
             matcher: Matcher::DomainGlob("[oops".into()),
             action: Action::Direct,
+            resolve: Resolve::Remote,
         },
     ];
     let err = Router::new(rules).unwrap_err();
@@ -279,4 +282,66 @@ fn routers_compare_by_rules() {
         router(&[("*.a", Action::Reject)])
     );
     assert_eq!(format!("{:?}", Router::default()), "Router { rules: [] }");
+}
+
+#[test]
+fn a_reject_cidr_holds_for_every_spelling_of_its_address() {
+    let r = router(&[("169.254.169.254", Action::Reject), ("*", Action::Direct)]);
+    for spelling in [
+        "2852039166",
+        "0xa9fea9fe",
+        "169.254.43518",
+        "0251.0376.0251.0376",
+        "[::ffff:a9fe:a9fe]",
+    ] {
+        let d = r.decide(&HostRef::parse(spelling), &Action::Direct);
+        assert_eq!(d.action, Action::Reject, "{spelling}: {}", d.explanation);
+        assert!(d.ip.is_some(), "{spelling} must be dialled as an address");
+    }
+}
+
+#[test]
+fn malformed_hosts_are_refused_whatever_the_default() {
+    let r = router(&[]);
+    let d = r.decide(&HostRef::parse("1.2.3.256"), &Action::Direct);
+    assert_eq!((d.action, d.rule), (Action::Reject, None));
+    assert!(d.explanation.contains("not a valid"), "{}", d.explanation);
+}
+
+#[test]
+fn resolved_addresses_are_routed_by_cidr_and_any_reject_wins() {
+    let r = Router::new(vec![
+        Rule {
+            matcher: Matcher::parse("10.0.0.0/8").unwrap(),
+            action: up("vpc"),
+            resolve: Resolve::Remote,
+        },
+        Rule {
+            matcher: Matcher::parse("10.9.0.0/16").unwrap(),
+            action: Action::Reject,
+            resolve: Resolve::Remote,
+        },
+        Rule {
+            matcher: Matcher::parse("*.example").unwrap(),
+            action: Action::Direct,
+            resolve: Resolve::Local,
+        },
+    ])
+    .unwrap();
+    let name = r.decide(&HostRef::parse("a.example"), &Action::Reject);
+    assert!(name.resolve_locally);
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let d = r.decide_resolved("a.example", &name, &[ip("10.1.1.1")]);
+    assert_eq!((d.action, d.ip), (up("vpc"), Some(ip("10.1.1.1"))));
+    let d = r.decide_resolved("a.example", &name, &[ip("10.1.1.1"), ip("10.9.0.1")]);
+    assert_eq!((d.action, d.rule), (Action::Reject, Some(1)));
+    let d = r.decide_resolved("a.example", &name, &[ip("192.0.2.1")]);
+    assert_eq!((d.action, d.ip), (Action::Direct, Some(ip("192.0.2.1"))));
+    let d = r.decide_resolved("a.example", &name, &[]);
+    assert_eq!(d.action, Action::Reject);
+    let plain = r.decide(&HostRef::parse("b.other"), &Action::Direct);
+    assert!(
+        !plain.resolve_locally,
+        "names resolve remotely unless configured"
+    );
 }

@@ -9,6 +9,9 @@ use crate::socks::proto::{Destination, Host, Reply};
 use crate::socks::server::{direct_connect, ConnectError, ConnectFuture, Connected, Connector};
 use crate::upstream::Upstreams;
 
+#[cfg(test)]
+mod tests;
+
 /// Routes and the default action, replaced as a whole on reload.
 #[derive(Debug, Clone)]
 pub struct Routing {
@@ -44,6 +47,26 @@ impl RoutingConnector {
     }
 }
 
+/// `resolve: local`: this machine's resolver, bounded so a dead DNS server cannot hold the
+/// SOCKS client past its own patience.
+async fn resolve_here(name: &str, port: u16) -> Result<Vec<std::net::IpAddr>, ConnectError> {
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+    let failed = |why: String| {
+        ConnectError::new(
+            Reply::HostUnreachable,
+            format!(
+                "cannot resolve {} here (resolve: local): {why}",
+                crate::printable::Printable(name)
+            ),
+        )
+    };
+    match tokio::time::timeout(LIMIT, tokio::net::lookup_host((name, port))).await {
+        Ok(Ok(addrs)) => Ok(addrs.map(|a| a.ip()).collect()),
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Err(_) => Err(failed(format!("no answer in {}s", LIMIT.as_secs()))),
+    }
+}
+
 fn reply_from_code(code: u8) -> Reply {
     Reply::from_code(code).unwrap_or(Reply::GeneralFailure)
 }
@@ -52,16 +75,28 @@ impl Connector for RoutingConnector {
     fn connect(&self, dest: Destination) -> ConnectFuture<'_> {
         Box::pin(async move {
             let routing = self.routing();
-            let host_text = match &dest.host {
-                Host::Ip(ip) => ip.to_string(),
-                Host::Domain(d) => d.clone(),
-            };
             let host_ref = match &dest.host {
                 Host::Ip(ip) => HostRef::Ip(*ip),
                 Host::Domain(d) => HostRef::Domain(d),
             };
-            let decision = routing.router.decide(&host_ref, &routing.default);
+            let mut decision = routing.router.decide(&host_ref, &routing.default);
+            if let (true, Host::Domain(name)) = (decision.resolve_locally, &dest.host) {
+                let addrs = resolve_here(name, dest.port).await?;
+                decision = routing.router.decide_resolved(name, &decision, &addrs);
+            }
             tracing::debug!(destination = %dest, "{}", decision.explanation);
+            // Dial what was routed: a name that spells an address becomes that address.
+            let dest = match decision.ip {
+                Some(ip) => Destination {
+                    host: Host::Ip(ip),
+                    port: dest.port,
+                },
+                None => dest,
+            };
+            let host_text = match &dest.host {
+                Host::Ip(ip) => ip.to_string(),
+                Host::Domain(d) => d.clone(),
+            };
             match decision.action {
                 Action::Reject => Err(ConnectError::new(Reply::NotAllowed, decision.explanation)),
                 Action::Direct => direct_connect(dest).await,

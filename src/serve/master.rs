@@ -333,16 +333,35 @@ impl Master {
 
     /// The upstream `host` goes to: a route naming an upstream, or an upstream's own name
     /// (then the stream goes to the bastion itself). The default action does not count: a
-    /// host nobody routed keeps the direct SSM path.
-    fn upstream_for(&self, host: &str) -> Option<(String, String)> {
+    /// host nobody routed keeps the direct SSM path. A `reject` rule is refused outright, so
+    /// `stdio` cannot walk around it.
+    async fn upstream_for(&self, host: &str, port: u16) -> StdioRoute {
         let cfg = self.config();
         if cfg.upstream(host).is_some() {
-            return Some((host.to_owned(), "localhost".to_owned()));
+            return StdioRoute::Upstream(host.to_owned(), "localhost".to_owned());
         }
-        let d = cfg.routes.decide(&HostRef::parse(host), &Action::Reject);
+        let mut d = cfg.routes.decide(&HostRef::parse(host), &Action::Reject);
+        if d.resolve_locally {
+            match tokio::net::lookup_host((host, port)).await {
+                Ok(addrs) => {
+                    let addrs: Vec<_> = addrs.map(|a| a.ip()).collect();
+                    d = cfg.routes.decide_resolved(host, &d, &addrs);
+                }
+                Err(e) => {
+                    return StdioRoute::Rejected(format!(
+                        "cannot resolve {host} here (resolve: local): {e}"
+                    ))
+                }
+            }
+        }
+        // Dial what was routed: a name that spells an address becomes that address.
+        let dest = d.ip.map_or_else(|| host.to_owned(), |ip| ip.to_string());
         match (d.rule, d.action) {
-            (Some(_), Action::Upstream(name)) => Some((name, host.to_owned())),
-            _ => None,
+            (Some(_), Action::Upstream(name)) => StdioRoute::Upstream(name, dest),
+            (Some(_), Action::Reject) => StdioRoute::Rejected(d.explanation),
+            // A malformed host matches no rule; the direct path only looks it up as an
+            // instance (a Name tag may contain spaces) and dials nothing by that text.
+            _ => StdioRoute::NotRouted,
         }
     }
 
@@ -356,13 +375,20 @@ impl Master {
             return;
         }
         let _relay = RelayGuard::new(&self.relays);
-        let Some((name, dest)) = self.upstream_for(host) else {
-            ex.send(&Response::error(
-                ErrorKind::NotRouted,
-                format!("no route sends {host} to an upstream"),
-            ))
-            .await;
-            return;
+        let (name, dest) = match self.upstream_for(host, port).await {
+            StdioRoute::Upstream(name, dest) => (name, dest),
+            StdioRoute::Rejected(why) => {
+                ex.send(&Response::error(ErrorKind::Failed, why)).await;
+                return;
+            }
+            StdioRoute::NotRouted => {
+                ex.send(&Response::error(
+                    ErrorKind::NotRouted,
+                    format!("no route sends {host} to an upstream"),
+                ))
+                .await;
+                return;
+            }
         };
         let pool = self.upstreams.read().await.get(&name);
         let Some(pool) = pool else {
@@ -438,4 +464,14 @@ impl Handler for Master {
             ex.send(&resp).await;
         })
     }
+}
+
+/// Where the master sends a `stdio` stream.
+enum StdioRoute {
+    /// Through upstream `.0` to destination `.1`.
+    Upstream(String, String),
+    /// A rule refuses it; the text says which.
+    Rejected(String),
+    /// No rule names an upstream: `stdio` goes direct.
+    NotRouted,
 }

@@ -123,7 +123,8 @@ impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Ip(ip) => ip.fmt(f),
-            Self::Domain(d) => f.write_str(d),
+            // Peer-supplied: escape what could forge or disguise a log line.
+            Self::Domain(d) => crate::printable::Printable(d).fmt(f),
         }
     }
 }
