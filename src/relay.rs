@@ -221,7 +221,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn idle_timeout_ends_a_silent_relay_with_timed_out() {
         let (_a_outer, a_inner) = duplex(1024);
         let (b_inner, _b_outer) = duplex(1024);
@@ -232,7 +232,7 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn traffic_keeps_the_idle_timer_from_firing() {
         let (mut a_outer, a_inner) = duplex(1024);
         let (b_inner, mut b_outer) = duplex(1024);

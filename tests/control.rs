@@ -610,3 +610,37 @@ fn status_reports_sessions_streams_bytes_and_socks_counters_after_traffic() {
     assert!(row.contains(session) && row.contains(" 0/3 "), "{row}");
     m.stop();
 }
+
+/// `stdio` through the master honours a CIDR `reject` for every spelling of the address: it is
+/// refused with the rule named, and no direct SSM session is opened around it.
+#[test]
+fn stdio_through_the_master_refuses_every_spelling_of_a_rejected_address() {
+    let m = Master::new();
+    m.rewrite_config(true, "  - match: 127.10.0.2/32\n    via: reject\n");
+    m.start();
+    let before = m.sim.sim().registry().session_ids().len();
+    for spelling in [
+        "127.10.0.2",
+        "127.10.2",
+        "2131361794",
+        "0x7f0a0002",
+        "0177.012.0.2",
+        "0x7f.10.0.2",
+        "127.10.0.02",
+        "127.10.0.2.",
+    ] {
+        let out = m.run(&["stdio", spelling, "-p", "80"]);
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{spelling}: stdio succeeded");
+        assert!(
+            err.contains("matched routes[") && err.contains("reject"),
+            "{spelling}: {err}"
+        );
+    }
+    assert_eq!(
+        m.sim.sim().registry().session_ids().len(),
+        before,
+        "a refused stdio must not open an SSM session"
+    );
+    m.stop();
+}

@@ -4,25 +4,25 @@
 //! sender is held back to a bounded amount, and both downloads finish byte-exact once their
 //! readers read again. Real OpenSSH sshd through the in-process SSM simulator.
 //!
-//! The AWS SDK reads its endpoint from the environment, which is process-wide, so this test
-//! binary runs one simulator and one test function.
+//! The pool reaches its own simulator through `PoolOptions::endpoint_url`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod sshd_harness;
+mod common;
 
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::echo::{echo_server, payload};
+use common::Sshd;
+use session_proxy::config::{HostKeyPolicy, InlineCredentials, Upstream};
 use session_proxy::redact::Redacted;
 use session_proxy::sim::instances::Instance;
 use session_proxy::sim::{Sim, SimOptions};
-use session_proxy::ssh::HostKeyPolicy;
-use session_proxy::ssm::api::{AwsSettings, InlineCredentials};
 use session_proxy::upstream::state::BackoffPolicy;
-use session_proxy::upstream::{Pool, PoolOptions, UpstreamConfig, UpstreamStream};
-use sshd_harness::{echo_server, payload, Sshd};
+use session_proxy::upstream::{Pool, PoolOptions, UpstreamStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -40,42 +40,30 @@ const SENT_WHILE_PAUSED_MAX: u64 = 2 * (16 << 20);
 /// The issue asks for 50 ms; asserted generously for a loaded 2-core machine.
 const ECHO_MAX: Duration = Duration::from_millis(500);
 
-fn point_aws_at(sim: &Sim) {
-    std::env::set_var("AWS_ENDPOINT_URL", sim.endpoint_url());
-    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    std::env::set_var("AWS_CONFIG_FILE", "/dev/null");
-    std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
-    std::env::remove_var("AWS_PROFILE");
-}
-
-fn config(sshd: &Sshd) -> UpstreamConfig {
-    UpstreamConfig {
+fn config(sshd: &Sshd) -> Upstream {
+    Upstream {
         name: "main".into(),
-        targets: vec![ID_A.into(), ID_B.into()],
-        aws: AwsSettings {
-            profile: None,
-            region: Some("us-east-1".into()),
-            credentials: Some(InlineCredentials {
-                access_key_id: "AKIASIMULATOR0000000".into(),
-                secret_access_key: Redacted::new("simulator-secret".into()),
-                session_token: None,
-            }),
-            endpoint_url: None,
-        },
+        targets: vec![ID_A.parse().unwrap(), ID_B.parse().unwrap()],
+        profile: None,
+        region: Some("us-east-1".into()),
+        credentials: Some(InlineCredentials {
+            access_key_id: "AKIASIMULATOR0000000".into(),
+            secret_access_key: Redacted::new("simulator-secret".into()),
+            session_token: None,
+        }),
         user: sshd.user.clone(),
         identity_files: vec![sshd.client_key.clone()],
         ssh_agent: false,
         port: 22,
-        pool_size: 2,
+        pool_size: NonZeroUsize::new(2).unwrap(),
         host_key_policy: HostKeyPolicy::AcceptNew,
         // Short, so a parked connection would also stop answering keepalives within the test.
-        keepalive: Duration::from_secs(2),
+        keepalive: Some(Duration::from_secs(2)),
         lazy: false,
-        known_hosts: sshd.dir.path().join("state/known_hosts"),
     }
 }
 
-fn options() -> PoolOptions {
+fn options(sim: &Sim, sshd: &Sshd) -> PoolOptions {
     PoolOptions {
         backoff: BackoffPolicy {
             initial: Duration::from_millis(100),
@@ -84,7 +72,8 @@ fn options() -> PoolOptions {
         },
         connect_timeout: Duration::from_secs(30),
         open_wait: Duration::from_secs(30),
-        ..PoolOptions::default()
+        endpoint_url: Some(sim.endpoint_url()),
+        ..PoolOptions::new(&sshd.dir.path().join("state"))
     }
 }
 
@@ -169,7 +158,7 @@ async fn paused_readers_stall_only_their_own_streams_and_resume_byte_exact() {
         )
         .with_test_writer()
         .try_init();
-    let sshd = Sshd::start("").await;
+    let sshd = Sshd::start();
     let (echo, _echo_task) = echo_server().await;
     let (sender, sent) = fast_sender().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -181,8 +170,7 @@ async fn paused_readers_stall_only_their_own_streams_and_resume_byte_exact() {
         ..SimOptions::default()
     };
     let sim = Sim::start(listener, opts).unwrap();
-    point_aws_at(&sim);
-    let pool = Pool::new(config(&sshd), options()).unwrap();
+    let pool = Pool::new(config(&sshd), options(&sim, &sshd));
     pool.start();
     within(
         Duration::from_secs(60),

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::check::{
@@ -198,26 +198,7 @@ fn upstream(
     let p = format!("upstreams.{name}");
     let before = v.count();
     v.check(&p, upstream_name(&name));
-    let raw_targets = raw.targets.unwrap_or_default();
-    if raw_targets.is_empty() {
-        v.push(
-            format!("{p}.targets"),
-            "missing; add targets: [i-0123456789abcdef0] (instance ids or SSM instance names)",
-        );
-    }
-    let mut targets: Vec<Target> = Vec::new();
-    for (i, t) in raw_targets.iter().enumerate() {
-        let Some(t) = v.check(format!("{p}.targets[{i}]"), target(t)) else {
-            continue;
-        };
-        if targets.contains(&t) {
-            v.push(
-                format!("{p}.targets[{i}]"),
-                format!("{t} is listed twice; remove one"),
-            );
-        }
-        targets.push(t);
-    }
+    let targets = upstream_targets(v, &p, raw.targets.unwrap_or_default());
     let region = match &raw.region {
         Some(r) => v.check(format!("{p}.region"), region(r)),
         None => aws.region.clone(),
@@ -254,18 +235,14 @@ fn upstream(
             None
         }
     };
-    let raw_identity_files = raw.identity_files.unwrap_or_default();
-    let mut identity_files = Vec::new();
-    for (i, f) in raw_identity_files.iter().enumerate() {
-        identity_files.extend(v.check(format!("{p}.identity_files[{i}]"), abs_path(f, home)));
-    }
     let ssh_agent = raw.ssh_agent.unwrap_or(false);
-    if raw_identity_files.is_empty() && !ssh_agent {
-        v.push(
-            &p,
-            "no SSH authentication; add identity_files: [~/.ssh/id_ed25519] or set ssh_agent: true",
-        );
-    }
+    let identity_files = identity_files(
+        v,
+        &p,
+        raw.identity_files.unwrap_or_default(),
+        ssh_agent,
+        home,
+    );
     let port = raw
         .port
         .and_then(|n| v.check(format!("{p}.port"), port(n)))
@@ -297,6 +274,51 @@ fn upstream(
         lazy: raw.lazy.unwrap_or(false),
         keepalive,
     })
+}
+
+/// `targets:` of upstream `p`: present, each an instance id or name, none twice.
+fn upstream_targets(v: &mut Issues, p: &str, raw: Vec<String>) -> Vec<Target> {
+    if raw.is_empty() {
+        v.push(
+            format!("{p}.targets"),
+            "missing; add targets: [i-0123456789abcdef0] (instance ids or SSM instance names)",
+        );
+    }
+    let mut targets: Vec<Target> = Vec::new();
+    for (i, t) in raw.iter().enumerate() {
+        let Some(t) = v.check(format!("{p}.targets[{i}]"), target(t)) else {
+            continue;
+        };
+        if targets.contains(&t) {
+            v.push(
+                format!("{p}.targets[{i}]"),
+                format!("{t} is listed twice; remove one"),
+            );
+        }
+        targets.push(t);
+    }
+    targets
+}
+
+/// `identity_files:` of upstream `p`, absolute; with no agent, at least one is required.
+fn identity_files(
+    v: &mut Issues,
+    p: &str,
+    raw: Vec<String>,
+    ssh_agent: bool,
+    home: Option<&Path>,
+) -> Vec<PathBuf> {
+    if raw.is_empty() && !ssh_agent {
+        v.push(
+            p,
+            "no SSH authentication; add identity_files: [~/.ssh/id_ed25519] or set ssh_agent: true",
+        );
+    }
+    let mut files = Vec::new();
+    for (i, f) in raw.iter().enumerate() {
+        files.extend(v.check(format!("{p}.identity_files[{i}]"), abs_path(f, home)));
+    }
+    files
 }
 
 /// Checks the values of credentials that serde already read into their final type.

@@ -211,7 +211,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_description_arriving_after_the_error_is_still_claimed() {
         let f = Arc::new(OpenFailures::default());
         let f2 = f.clone();
