@@ -93,8 +93,8 @@ struct Harness {
 }
 
 /// With `--features strict-caps` the caps are checked as designed. By default two known gaps
-/// (found by this target, reported with issue 11) are allowed for, so a run keeps looking for
-/// other bugs instead of stopping at them:
+/// (seen in the code while writing these checks, reported with issue 11) are allowed for, so a
+/// run keeps looking for other bugs instead of stopping at them:
 /// 1. the client answers every in-order HandshakeRequest, however many the peer sends, and the
 ///    answers bypass `send_buffer`;
 /// 2. an in-order message that is not Output skips the ready-cap check yet drains the reorder
