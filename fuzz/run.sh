@@ -28,9 +28,10 @@ else
     mapfile -t targets < <(cargo "+$toolchain" fuzz list)
 fi
 
-cargo "+$toolchain" fuzz build "${build[@]}"
-
 mkdir -p logs
+cargo "+$toolchain" fuzz build "${build[@]}" >logs/build.log 2>&1 ||
+    { cat logs/build.log >&2; exit 1; }
+
 failed=()
 printf '%-18s %14s %10s %8s\n' target executions exec/s status
 for t in "${targets[@]}"; do
