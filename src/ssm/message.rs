@@ -278,7 +278,9 @@ impl Message {
             .get(layout::TYPE_OFF..layout::TYPE_OFF + layout::TYPE_LEN)
             .unwrap_or_default();
         let type_str = std::str::from_utf8(raw_type).map_err(|_| DecodeError::MessageType)?;
-        let type_str = type_str.trim_matches('\0').trim();
+        // Padding may mix spaces and NULs. Trimming both in one pass keeps decode(encode(m)) == m:
+        // trimming NULs and then whitespace can expose more NULs (found by fuzz/frame_decode).
+        let type_str = type_str.trim_matches(|c: char| c == '\0' || c.is_whitespace());
         if !type_str.is_ascii() {
             return Err(DecodeError::MessageType);
         }
@@ -492,5 +494,34 @@ mod tests {
             Message::decode(f.get(..2).unwrap()),
             Err(DecodeError::Truncated { needed: 4, got: 2 })
         );
+    }
+
+    /// fuzz/frame_decode crash: NULs, a CR, then NULs again before the text. The type decoded
+    /// from it must survive an encode/decode round trip unchanged.
+    #[test]
+    fn message_type_padding_of_mixed_nuls_and_whitespace_round_trips() {
+        let mut raw = [0u8; layout::TYPE_LEN];
+        raw[3] = b'\r';
+        raw[12] = 0x0e;
+        raw[22..].copy_from_slice(b"tacknowded");
+        let mut frame = Message {
+            message_type: MessageType::InputStreamData,
+            schema_version: 1,
+            created_date: 1,
+            sequence_number: 0,
+            flags: 0,
+            message_id: Uuid::nil(),
+            payload_type: PayloadType::Undefined,
+            payload: Bytes::new(),
+        }
+        .to_bytes();
+        frame[layout::TYPE_OFF..layout::TYPE_OFF + layout::TYPE_LEN].copy_from_slice(&raw);
+
+        let msg = Message::decode(&frame).unwrap();
+        assert_eq!(
+            msg.message_type,
+            MessageType::Other("\u{e}\0\0\0\0\0\0\0\0\0tacknowded".into())
+        );
+        assert_eq!(Message::decode(&msg.to_bytes()).unwrap(), msg);
     }
 }
