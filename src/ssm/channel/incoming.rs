@@ -100,6 +100,12 @@ impl Channel {
     }
 
     fn on_handshake_request(&mut self, now: Instant, msg: &Message) {
+        // One handshake per session: a repeated request is ignored, or a hostile peer could
+        // make us queue answers past the send-buffer cap (they jump the queue, uncounted).
+        if self.phase != Phase::Handshaking {
+            self.stats.decode_errors += 1;
+            return;
+        }
         let Ok(req) = HandshakeRequest::from_bytes(&msg.payload) else {
             self.stats.decode_errors += 1;
             return;

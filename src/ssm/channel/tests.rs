@@ -508,3 +508,34 @@ fn agent_handshake_times_out_without_response() {
         std::iter::from_fn(|| agent.poll_event()).any(|e| matches!(e, Event::HandshakeFailed(_)))
     );
 }
+
+/// Found by fuzz/channel_ops: every repeated HandshakeRequest used to get its own answer,
+/// queued outside the send-buffer cap.
+#[test]
+fn repeated_handshake_requests_get_one_answer_and_the_send_buffer_stays_capped() {
+    let now = Instant::now();
+    let mut cfg = Config::new(Role::Client);
+    cfg.send_buffer = 1024;
+    let mut ch = Channel::new(cfg, now);
+    let req = agent_request("3.3.0.0", "Port", &serde_json::json!({"portNumber": "22"}));
+    for seq in 0..100 {
+        ch.handle_message(
+            now,
+            Message {
+                message_type: MessageType::OutputStreamData,
+                schema_version: 1,
+                created_date: 1,
+                sequence_number: seq,
+                flags: 0,
+                message_id: Uuid::nil(),
+                payload_type: PayloadType::HandshakeRequest,
+                payload: Bytes::from(req.to_bytes()),
+            },
+        );
+    }
+    assert!(
+        ch.buffered_send_bytes() <= 2048,
+        "{} bytes queued",
+        ch.buffered_send_bytes()
+    );
+}
