@@ -296,16 +296,18 @@ fn agent_without_handshake_still_delivers_both_ways() {
     assert_exact(5, 50_000, 50_000, &o);
 }
 
-/// Issue #2 acceptance: 200 seeds × 5 MB each way at 10 % drop + 10 % dup + 10 % reorder.
-/// Split into shards so the test runner spreads them over cores.
-fn heavy_fault_shard(shard: u64) {
+/// 5 MB each way at 10 % drop + 10 % dup + 10 % reorder, per seed. CI runs 32 seeds in four
+/// shards (the runner spreads them over cores); issue #2's full 200-seed acceptance sweep is
+/// `faults_5mb_all_200_seeds`, ignored by default because it costs ~3.5 CPU-minutes in a debug
+/// build: `cargo test --release --lib -- --ignored faults_5mb_all_200_seeds`.
+fn heavy_fault_seeds(seeds: std::ops::Range<u64>) {
     let f = Faults {
         drop: 0.1,
         dup: 0.1,
         reorder: 0.1,
     };
     let size = 5 * 1024 * 1024;
-    for seed in (shard * 25)..(shard * 25 + 25) {
+    for seed in seeds {
         let seed = 1000 + seed;
         let o = run_pair(seed, size, size, f, |_| {});
         assert_exact(seed, size, size, &o);
@@ -313,21 +315,23 @@ fn heavy_fault_shard(shard: u64) {
 }
 
 macro_rules! shards {
-    ($($name:ident = $n:expr),*) => {$(
+    ($($name:ident = $seeds:expr),*) => {$(
         #[test]
-        fn $name() { heavy_fault_shard($n) }
+        fn $name() { heavy_fault_seeds($seeds) }
     )*};
 }
 shards!(
-    faults_5mb_seeds_000_024 = 0,
-    faults_5mb_seeds_025_049 = 1,
-    faults_5mb_seeds_050_074 = 2,
-    faults_5mb_seeds_075_099 = 3,
-    faults_5mb_seeds_100_124 = 4,
-    faults_5mb_seeds_125_149 = 5,
-    faults_5mb_seeds_150_174 = 6,
-    faults_5mb_seeds_175_199 = 7
+    faults_5mb_seeds_000_007 = 0..8,
+    faults_5mb_seeds_050_057 = 50..58,
+    faults_5mb_seeds_100_107 = 100..108,
+    faults_5mb_seeds_150_157 = 150..158
 );
+
+#[test]
+#[ignore = "full 200-seed sweep: run with --release -- --ignored"]
+fn faults_5mb_all_200_seeds() {
+    heavy_fault_seeds(0..200);
+}
 
 #[test]
 fn many_small_seeds_with_faults_deliver_exactly() {
