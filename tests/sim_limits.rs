@@ -83,7 +83,7 @@ fn data_message(seq: i64, payload: &[u8]) -> WsMessage {
 /// Measurement for the report, not a pass/fail test: a `session-proxy sim` child (the binary
 /// in `$SIM_BIN`, else this build's) serves one session to an echo target; a client opens the
 /// data channel, sends 1 KiB data messages for `$FLOOD_SECS` (default 10) and never reads.
-/// Prints the simulator's RSS before and after, and its peak.
+/// Prints the simulator's RSS before and after, and its peak; `$SIM_LOG` keeps its stderr.
 /// `SIM_BIN=… cargo test --test sim_limits flood -- --ignored --nocapture`
 #[tokio::test]
 #[ignore = "measurement: run by hand, prints the simulator's peak RSS"]
@@ -94,10 +94,15 @@ async fn flood_without_reading_peak_rss() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
+    // `$SIM_LOG`: a file for the simulator's stderr (with `SESSION_PROXY_LOG` set, its log).
+    let stderr = match std::env::var("SIM_LOG") {
+        Ok(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+        Err(_) => Stdio::null(),
+    };
     let mut child = Command::new(&bin)
         .args(["sim", "--target", &format!("{ID}={echo}")])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let pid = child.id();

@@ -230,8 +230,11 @@ impl Relay {
         self.poll_timer(cx).map(|()| Step::Timeout)
     }
 
+    /// The client is not read while either lane is full: its input feeds the agent, and the
+    /// agent answers every message (acks at least) toward the client. A client that sends
+    /// without reading would otherwise keep the agent answering into queues that never drain.
     fn poll_client_in(&mut self, cx: &mut Context<'_>) -> Option<Step> {
-        if self.to_agent.is_full() {
+        if self.to_agent.is_full() || self.to_client.is_full() {
             return None;
         }
         let ws = self.client.as_mut()?;

@@ -163,3 +163,37 @@ async fn client_input_is_bounded_for_an_agent_that_never_reads() {
     assert!(got <= sent + FRAME, "{got} > {sent}");
     assert!(!h.relay.is_finished());
 }
+
+/// An agent that reads eagerly and answers every message, queueing its answers without limit
+/// while its link is full, as the driver's outbox does: what a flooding client talks to.
+fn answering_agent(link: MemLink) {
+    let (mut tx, mut rx) = futures_util::StreamExt::split(link);
+    let (answers, mut queued) = mpsc::unbounded_channel::<WsMessage>();
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = rx.next().await {
+            let _ = answers.send(m);
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(m) = queued.recv().await {
+            if tx.send(m).await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+#[tokio::test]
+async fn a_client_that_floods_without_reading_is_stalled_though_the_agent_keeps_reading() {
+    let mut h = harness(FaultPlan::default()).await;
+    let (agent, _spare) = memlink::pair(1);
+    answering_agent(std::mem::replace(&mut h.agent, agent));
+    let sent = flood(&mut h.client, &[5u8; FRAME]).await;
+    assert!(
+        sent <= BOUND,
+        "a client that reads nothing got {} MiB accepted while the agent answered",
+        sent >> 20
+    );
+    let got = drain(&mut h.client, sent, 5).await;
+    assert!(got >= sent, "{got} < {sent}");
+}
