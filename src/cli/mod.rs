@@ -106,25 +106,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Sets up stderr logging; the library never writes to stdout.
+/// Sets up stderr logging (the library never writes to stdout): `-v`/`-q`, else
+/// `SESSION_PROXY_LOG`; `serve` adds the config's `log_level` once it has read it.
 pub fn init_tracing(g: &GlobalArgs) {
-    let level = if g.quiet {
-        "error"
-    } else {
-        match g.verbose {
-            0 => "warn",
-            1 => "info",
-            2 => "debug",
-            _ => "trace",
-        }
-    };
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("SESSION_PROXY_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(format!("session_proxy={level},warn"))
-        });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    crate::logging::init(g.verbose, g.quiet);
 }

@@ -299,6 +299,12 @@ async fn foreground(
     socket: &Path,
     state_dir: &Path,
 ) -> anyhow::Result<ExitCode> {
+    if let Some(level) = cfg.log_level.as_deref() {
+        match crate::logging::apply_config(Some(level)) {
+            Ok(applied) => tracing::info!("{applied}"),
+            Err(e) => tracing::warn!("{e}; keeping the log level in force"),
+        }
+    }
     // Claim the control socket first, so a second master fails before dialling anything.
     let control = control::server::bind(socket)?;
     let bound = serve::bind(&cfg).await?;

@@ -35,6 +35,8 @@ pub enum ProtoError {
     Version { got: u64 },
     #[error("control message has no version field \"v\"")]
     NoVersion,
+    #[error("control message has the key \"{0}\" more than once; send each key once")]
+    DuplicateKey(String),
 }
 
 /// A command for the master.
@@ -156,12 +158,96 @@ pub fn find_line(buf: &[u8]) -> Result<Option<usize>, ProtoError> {
     }
 }
 
+/// Parses JSON into a [`serde_json::Value`], refusing any object that names a key twice
+/// (`serde_json` keeps the last one, so `{"cmd":"status","cmd":"stop"}` would read as `stop`).
+/// The first repeated key is left in `dup`, so the caller can name it.
+struct Unique<'a> {
+    dup: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Unique<'_> {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Unique<'_> {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut obj = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if obj.contains_key(&key) {
+                let msg = format!("duplicate key {key:?}");
+                *self.dup.borrow_mut() = Some(key);
+                return Err(serde::de::Error::custom(msg));
+            }
+            let value = map.next_value_seed(Unique { dup: self.dup })?;
+            obj.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(obj))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(Unique { dup: self.dup })? {
+            items.push(v);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+}
+
+/// One JSON document, every object's keys unique; trailing non-whitespace is an error.
+fn parse_unique(line: &[u8]) -> Result<serde_json::Value, ProtoError> {
+    use serde::de::DeserializeSeed;
+    let dup = std::cell::RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let parsed = Unique { dup: &dup }
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v));
+    match (parsed, dup.into_inner()) {
+        (_, Some(key)) => Err(ProtoError::DuplicateKey(key)),
+        (Ok(v), None) => Ok(v),
+        (Err(e), None) => Err(ProtoError::Json(e.to_string())),
+    }
+}
+
 fn decode<T: for<'de> Deserialize<'de>>(line: &[u8]) -> Result<T, ProtoError> {
     if line.len() > MAX_LINE {
         return Err(ProtoError::TooLong);
     }
-    let mut value: serde_json::Value =
-        serde_json::from_slice(line).map_err(|e| ProtoError::Json(e.to_string()))?;
+    let mut value = parse_unique(line)?;
     let obj = value
         .as_object_mut()
         .ok_or_else(|| ProtoError::Json("expected a JSON object".into()))?;
@@ -367,6 +453,30 @@ mod tests {
             Err(ProtoError::Json(_))
         ));
         assert!(matches!(decode_request(b"[1]"), Err(ProtoError::Json(_))));
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_wherever_it_sits() {
+        // The last one used to win: `{"cmd":"status","cmd":"stop"}` stopped the master.
+        let dup = |line: &[u8]| decode_request(line).err();
+        let want = |k: &str| Some(ProtoError::DuplicateKey(k.into()));
+        assert_eq!(dup(br#"{"v":1,"cmd":"status","cmd":"stop"}"#), want("cmd"));
+        assert_eq!(dup(br#"{"v":1,"v":1,"cmd":"status"}"#), want("v"));
+        // An escaped spelling is the same key.
+        assert_eq!(
+            dup(br#"{"v":1,"cmd":"status","c\u006dd":"stop"}"#),
+            want("cmd")
+        );
+        let open = br#"{"v":1,"cmd":"open","host":"a","port":22,"host":"b"}"#;
+        assert_eq!(dup(open), want("host"));
+        // Nested objects are checked too.
+        let nested = br#"{"v":1,"type":"status","pid":1,"uptime_secs":0,"listeners":[],
+            "socks":{"accepted":1,"accepted":2},"upstreams":[]}"#;
+        assert_eq!(decode_response(nested).err(), want("accepted"));
+        let msg = ProtoError::DuplicateKey("cmd".into()).to_string();
+        assert!(msg.contains("\"cmd\"") && msg.contains("once"), "{msg}");
+        // Equal keys in different objects are fine.
+        assert!(decode_response(br#"{"v":1,"type":"done","lines":["v"]}"#).is_ok());
     }
 
     #[test]

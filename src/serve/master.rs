@@ -305,6 +305,10 @@ impl Master {
                     }
                 }
                 Change::RoutesChanged | Change::DefaultChanged => routing = true,
+                Change::LogLevelChanged => {
+                    lines.push(crate::logging::apply_config_line(new.log_level.as_deref()));
+                    continue;
+                }
                 Change::ListenersChanged => {
                     lines.push("listeners changed; restart the master to apply them".into());
                     continue;

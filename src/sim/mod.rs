@@ -39,6 +39,10 @@ use service::{close_with, read_open_frame, relay, RelayParams};
 
 /// Path prefix of data-channel WebSockets (the real service's form, §1.4).
 pub const DATA_CHANNEL_PATH: &str = "/v1/data-channel/";
+/// How long a data-channel client may take over its WebSocket upgrade (request head in, 101
+/// out), so a client that starts one and goes quiet does not hold a task and a socket forever.
+/// Real clients finish in one round trip.
+pub const UPGRADE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Everything `sim` can be told.
 #[derive(Debug, Clone)]
@@ -164,16 +168,21 @@ impl Ctx {
             path = Some(req.uri().path().to_owned());
             Ok(resp)
         };
-        let mut ws = match tokio_tungstenite::accept_hdr_async_with_config(
+        let upgrade = tokio_tungstenite::accept_hdr_async_with_config(
             MaybeTlsStream::Plain(stream),
             callback,
             Some(ws_config()),
-        )
-        .await
-        {
-            Ok(ws) => ws,
-            Err(e) => {
+        );
+        let mut ws = match tokio::time::timeout(UPGRADE_TIMEOUT, upgrade).await {
+            Ok(Ok(ws)) => ws,
+            Ok(Err(e)) => {
                 tracing::debug!("sim: WebSocket upgrade failed: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(
+                    "sim: WebSocket upgrade not finished within {UPGRADE_TIMEOUT:?}; dropped"
+                );
                 return;
             }
         };

@@ -146,3 +146,6 @@ pub async fn relay(
     };
     relay::Relay::new(p, links, counts).run(agent_output).await
 }
+
+#[cfg(test)]
+mod tests;

@@ -24,16 +24,25 @@ use crate::sim::memlink::{LinkClosed, MemLink};
 use crate::ssm::driver::{BoxFuture, Outbox, WsStream};
 use crate::ssm::message::MessageType;
 
+/// Bytes a lane may hold (queued for its sink plus held back by faults) before the relay stops
+/// reading the side that feeds it. A peer that never reads then stalls its sender, as a TCP
+/// window would, instead of growing the simulator without limit (measured before this cap: a
+/// client flooding without reading took the simulator from 17 to 398 MB). 1 MiB is a second of
+/// the real agent's output and far more than loopback needs in flight.
+pub(super) const LANE_CAP: usize = 1 << 20;
+
 /// Frames held back by a delay or reorder verdict, released in time order.
 #[derive(Default)]
 struct Delayed {
     heap: BinaryHeap<Reverse<(Instant, u64, Vec<u8>)>>,
     n: u64,
+    bytes: usize,
 }
 
 impl Delayed {
     fn push(&mut self, at: Instant, frame: &[u8]) {
         self.n += 1;
+        self.bytes += frame.len();
         self.heap.push(Reverse((at, self.n, frame.to_vec())));
     }
     fn next_at(&self) -> Option<Instant> {
@@ -41,7 +50,9 @@ impl Delayed {
     }
     fn pop_due(&mut self, now: Instant) -> Option<Vec<u8>> {
         if self.next_at()? <= now {
-            self.heap.pop().map(|Reverse((_, _, f))| f)
+            let f = self.heap.pop().map(|Reverse((_, _, f))| f)?;
+            self.bytes = self.bytes.saturating_sub(f.len());
+            Some(f)
         } else {
             None
         }
@@ -53,17 +64,32 @@ impl Delayed {
 struct Lane {
     out: Outbox,
     delayed: Delayed,
+    /// Bytes handed to `out` since it was last idle: an upper bound on what it holds (the
+    /// outbox does not count bytes), reset once it has flushed everything.
+    queued: usize,
 }
 
 impl Lane {
+    fn push(&mut self, frame: Bytes) {
+        self.queued += frame.len();
+        self.out.push(WsMessage::Binary(frame));
+    }
+
+    /// Whether the lane holds [`LANE_CAP`] bytes or more: then its feeding side is not read.
+    fn is_full(&mut self) -> bool {
+        if self.out.is_idle() {
+            self.queued = 0;
+        }
+        self.queued + self.delayed.bytes >= LANE_CAP
+    }
+
     /// Queues `frame` as the fault plan decides: dropped, copied, delayed or passed on.
     fn apply(&mut self, faults: &mut Faults, f: &DirFaults, frame: &[u8], now: Instant) {
         let v = faults.decide(f);
         for _ in 0..v.copies {
             // Behind a delayed frame, later ones wait too, so a delay is not a reorder.
             if v.delay.is_zero() && self.delayed.heap.is_empty() {
-                self.out
-                    .push(WsMessage::Binary(Bytes::copy_from_slice(frame)));
+                self.push(Bytes::copy_from_slice(frame));
             } else {
                 self.delayed.push(now + v.delay, frame);
             }
@@ -74,7 +100,7 @@ impl Lane {
     fn release_due(&mut self, now: Instant, open: bool) {
         while let Some(f) = self.delayed.pop_due(now) {
             if open {
-                self.out.push(WsMessage::Binary(Bytes::from(f)));
+                self.push(Bytes::from(f));
             }
         }
     }
@@ -179,8 +205,9 @@ impl Relay {
         None
     }
 
-    /// Waits for the next event: termination first, then both sides' input (alternating),
-    /// resumed clients, output, and the one timer.
+    /// Waits for the next event: termination first, then both sides' input (alternating; a
+    /// side is not read while the lane it feeds is full), resumed clients, output, and the one
+    /// timer. A full lane empties through output or the timer, both of which wake this loop.
     fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
         if self.terminated.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Step::Terminated);
@@ -203,7 +230,13 @@ impl Relay {
         self.poll_timer(cx).map(|()| Step::Timeout)
     }
 
+    /// The client is not read while either lane is full: its input feeds the agent, and the
+    /// agent answers every message (acks at least) toward the client. A client that sends
+    /// without reading would otherwise keep the agent answering into queues that never drain.
     fn poll_client_in(&mut self, cx: &mut Context<'_>) -> Option<Step> {
+        if self.to_agent.is_full() || self.to_client.is_full() {
+            return None;
+        }
         let ws = self.client.as_mut()?;
         match Pin::new(ws).poll_next(cx) {
             Poll::Ready(m) => Some(Step::FromClient(m)),
@@ -212,6 +245,9 @@ impl Relay {
     }
 
     fn poll_agent_in(&mut self, cx: &mut Context<'_>) -> Option<Step> {
+        if self.to_client.is_full() {
+            return None;
+        }
         match self.agent.poll_next_unpin(cx) {
             Poll::Ready(m) => Some(Step::FromAgent(m)),
             Poll::Pending => None,
