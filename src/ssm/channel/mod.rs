@@ -8,9 +8,15 @@
 //! spawns: time comes in as `now`.
 //!
 //! Reliability follows reference §6 (per-message acks, RTO from RTT, reorder buffer,
-//! re-acknowledged duplicates) with two deliberate departures: pacing is a bounded in-flight
-//! window instead of a 1 ms sleep per message, and every overdue message is resent on a tick
-//! instead of only the oldest, so one loss does not stall a full window for seconds.
+//! re-acknowledged duplicates) with deliberate departures:
+//! - pacing is a bounded in-flight window instead of a 1 ms sleep per message;
+//! - a message is resent as soon as messages sent after it are acknowledged (an ack gap), so
+//!   one loss does not stall a full window for seconds;
+//! - the timer fires only once no acknowledge has come for a whole RTO (at least 100 ms,
+//!   backed off while nothing comes), instead of looking for overdue messages on every tick.
+//!   An agent that acknowledges late because it writes each message to its target first
+//!   (reference §12) therefore causes no resends: its acknowledges keep coming, just late.
+//!   Loss detection is in `send`.
 
 mod handshake;
 mod incoming;
@@ -20,6 +26,8 @@ mod send;
 mod stats;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_retransmit;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -40,11 +48,9 @@ use send::SendBuffer;
 /// multiplexing (§4.3, §7), so SSH and port sessions stay plain byte streams.
 pub const CLIENT_VERSION: &str = "1.1.0.0";
 
-/// How often overdue messages are looked for (the reference's resend tick, §6.3).
-pub const RESEND_TICK: Duration = Duration::from_millis(100);
-
-/// At most this many messages are retransmitted per tick, so a dead link is not flooded.
-const MAX_RESENDS_PER_TICK: usize = 256;
+/// At most this many messages are resent per acknowledge or timer expiry, so that one event
+/// cannot flood the link.
+const MAX_RESENDS: usize = 256;
 
 /// Which end of the data channel this core plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +157,8 @@ pub struct Channel {
     closed: bool,
     write_closed: bool,
     flushed_reported: bool,
-    next_tick: Option<Instant>,
+    /// Timer resends since the last acknowledge (each doubles the timer).
+    rto_backoff: u32,
     handshake_deadline: Option<Instant>,
     agent_request: Option<HandshakeRequest>,
     id_state: u64,
@@ -179,7 +186,7 @@ impl Channel {
             closed: false,
             write_closed: false,
             flushed_reported: false,
-            next_tick: None,
+            rto_backoff: 0,
             handshake_deadline: None,
             agent_request: None,
             handshake_started: None,
@@ -324,12 +331,8 @@ impl Channel {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let tick = if self.send.unacked_bytes() > 0 || !self.send.is_empty() {
-            self.next_tick
-        } else {
-            None
-        };
-        match (tick, self.handshake_deadline) {
+        let resend = self.resend_deadline();
+        match (resend, self.handshake_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -345,16 +348,23 @@ impl Channel {
                     .push_back(Event::HandshakeFailed(HandshakeFailure::TimedOut));
             }
         }
-        if let Some(t) = self.next_tick {
-            if now >= t {
-                self.next_tick = Some(now + RESEND_TICK);
-                if self.connected && !self.paused {
-                    let frames = self.send.overdue(now, self.rtt.rto(), MAX_RESENDS_PER_TICK);
-                    self.stats.retransmits += frames.len() as u64;
-                    self.outbox.extend(frames);
-                }
-            }
+        if self.resend_deadline().is_some_and(|d| now >= d) {
+            let rto = self.rtt.timer_rto(self.rto_backoff);
+            let frames = self.send.overdue(now, rto, MAX_RESENDS);
+            self.rto_backoff = self.rto_backoff.saturating_add(1);
+            self.stats.retransmits += frames.len() as u64;
+            self.stats.timeout_retransmits += frames.len() as u64;
+            self.outbox.extend(frames);
         }
+    }
+
+    /// When the timer resends what is overdue (see `send`); never while nothing could
+    /// be sent (disconnected or paused: the agent does not resend while paused either).
+    fn resend_deadline(&self) -> Option<Instant> {
+        if !self.connected || self.paused {
+            return None;
+        }
+        self.send.rto_deadline(self.rtt.timer_rto(self.rto_backoff))
     }
 
     /// The transport went away: nothing can be sent until [`on_reconnect`](Self::on_reconnect).
@@ -370,6 +380,7 @@ impl Channel {
         self.connected = true;
         self.paused = false;
         self.outbox.clear();
+        self.rto_backoff = 0;
         let frames = self.send.all_unacked(now);
         self.stats.retransmits += frames.len() as u64;
         self.outbox.extend(frames);
@@ -440,8 +451,18 @@ impl Channel {
             return;
         };
         self.stats.acks_received += 1;
-        if let Some(Some(r)) = self.send.on_ack(ack.sequence_number, now) {
-            self.rtt.on_sample(r);
+        if let Some(sample) = self.send.on_ack(ack.sequence_number, now) {
+            self.rto_backoff = 0;
+            if let Some(r) = sample {
+                self.rtt.on_sample(r);
+                let ms = u64::try_from(r.as_millis()).unwrap_or(u64::MAX);
+                self.stats.peak_rtt_ms = self.stats.peak_rtt_ms.max(ms);
+            }
+            if self.connected && !self.paused {
+                let lost = self.send.lost_by_ack_gap(now, MAX_RESENDS);
+                self.stats.retransmits += lost.len() as u64;
+                self.outbox.extend(lost);
+            }
         }
         self.flush_pending(now);
         self.check_flushed();
@@ -504,9 +525,6 @@ impl Channel {
             .max(self.send.buffered_bytes() as u64);
         if self.connected && !self.paused {
             self.outbox.push_back(frame);
-        }
-        if self.next_tick.is_none() {
-            self.next_tick = Some(now + RESEND_TICK);
         }
     }
 
