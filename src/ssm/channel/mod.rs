@@ -27,6 +27,8 @@ mod stats;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_recv;
+#[cfg(test)]
 mod tests_retransmit;
 
 use std::collections::VecDeque;
@@ -145,6 +147,9 @@ enum Phase {
 pub struct Channel {
     cfg: Config,
     start: Instant,
+    /// The latest `now` given to us: reads take no time argument, yet may release held early
+    /// messages (a handshake message among them needs a time to answer with).
+    latest: Instant,
     phase: Phase,
     send: SendBuffer,
     recv: RecvBuffer,
@@ -174,6 +179,7 @@ impl Channel {
             id_state: cfg.id_seed,
             cfg,
             start: now,
+            latest: now,
             phase: Phase::Handshaking,
             send: SendBuffer::default(),
             recv: RecvBuffer::default(),
@@ -309,12 +315,16 @@ impl Channel {
 
     /// Copies delivered bytes into `buf`; returns 0 when none are ready.
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
-        self.recv.read_into(buf)
+        let n = self.recv.read_into(buf);
+        self.release_early(self.latest);
+        n
     }
 
     /// Takes the next delivered chunk without copying.
     pub fn read_chunk(&mut self) -> Option<Bytes> {
-        self.recv.pop_ready()
+        let chunk = self.recv.pop_ready();
+        self.release_early(self.latest);
+        chunk
     }
 
     /// Next frame to put on the WebSocket (binary message).
@@ -340,6 +350,7 @@ impl Channel {
 
     /// Runs timers: retransmission of overdue messages and the agent's handshake deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.latest = self.latest.max(now);
         if let Some(d) = self.handshake_deadline {
             if now >= d && self.phase != Phase::Ready {
                 self.handshake_deadline = None;
@@ -403,6 +414,7 @@ impl Channel {
 
     /// Handles one decoded message.
     pub fn handle_message(&mut self, now: Instant, msg: Message) {
+        self.latest = self.latest.max(now);
         match &msg.message_type {
             MessageType::Acknowledge => {
                 self.paused = false;
