@@ -76,7 +76,7 @@ impl Link {
             if !self.busy.is_zero() {
                 at = at.max(self.free_at.unwrap_or(at)) + self.busy;
                 if let Some((every, max)) = self.stalls {
-                    if self.n % every.max(1) == 0 {
+                    if self.n.is_multiple_of(every.max(1)) {
                         let us = rng.below(max.as_micros() as u64);
                         at += Duration::from_micros(us);
                     }
