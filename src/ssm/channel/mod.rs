@@ -54,6 +54,10 @@ pub const CLIENT_VERSION: &str = "1.1.0.0";
 /// cannot flood the link.
 const MAX_RESENDS: usize = 256;
 
+/// Once the timer's probe is answered, originals must follow within this fraction of the RTO
+/// (a stalled peer sends them right after) or the rest is taken as lost.
+const PROBE_CONFIRM_DIVISOR: u32 = 4;
+
 /// Which end of the data channel this core plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -164,6 +168,9 @@ pub struct Channel {
     flushed_reported: bool,
     /// Timer resends since the last acknowledge (each doubles the timer).
     rto_backoff: u32,
+    /// The timer's probe was acknowledged and no original since: unless originals follow
+    /// at once (the peer had only stalled), what was sent before the probe is lost.
+    probe_answered: bool,
     handshake_deadline: Option<Instant>,
     agent_request: Option<HandshakeRequest>,
     id_state: u64,
@@ -193,6 +200,7 @@ impl Channel {
             write_closed: false,
             flushed_reported: false,
             rto_backoff: 0,
+            probe_answered: false,
             handshake_deadline: None,
             agent_request: None,
             handshake_started: None,
@@ -360,9 +368,15 @@ impl Channel {
             }
         }
         if self.resend_deadline().is_some_and(|d| now >= d) {
-            let rto = self.rtt.timer_rto(self.rto_backoff);
-            let frames = self.send.overdue(now, rto, MAX_RESENDS);
+            // First expiry: probe with the oldest message; again: go back to what is overdue.
+            let frames = if self.rto_backoff == 0 {
+                self.send.resend_oldest(now).into_iter().collect()
+            } else {
+                let rto = self.rtt.timer_rto(0);
+                self.send.overdue(now, rto, MAX_RESENDS)
+            };
             self.rto_backoff = self.rto_backoff.saturating_add(1);
+            self.probe_answered = false;
             self.stats.retransmits += frames.len() as u64;
             self.stats.timeout_retransmits += frames.len() as u64;
             self.outbox.extend(frames);
@@ -375,7 +389,12 @@ impl Channel {
         if !self.connected || self.paused {
             return None;
         }
-        self.send.rto_deadline(self.rtt.timer_rto(self.rto_backoff))
+        let wait = if self.probe_answered {
+            self.rtt.timer_rto(0) / PROBE_CONFIRM_DIVISOR
+        } else {
+            self.rtt.timer_rto(self.rto_backoff)
+        };
+        self.send.rto_deadline(wait)
     }
 
     /// The transport went away: nothing can be sent until [`on_reconnect`](Self::on_reconnect).
@@ -392,6 +411,7 @@ impl Channel {
         self.paused = false;
         self.outbox.clear();
         self.rto_backoff = 0;
+        self.probe_answered = false;
         let frames = self.send.all_unacked(now);
         self.stats.retransmits += frames.len() as u64;
         self.outbox.extend(frames);
@@ -464,11 +484,17 @@ impl Channel {
         };
         self.stats.acks_received += 1;
         if let Some(sample) = self.send.on_ack(ack.sequence_number, now) {
-            self.rto_backoff = 0;
             if let Some(r) = sample {
+                // An original transmission got through: the link works, the timer starts over.
+                // (The acknowledge of a resent message may be the probe's: it does not.)
+                self.rto_backoff = 0;
+                self.probe_answered = false;
                 self.rtt.on_sample(r);
                 let ms = u64::try_from(r.as_millis()).unwrap_or(u64::MAX);
                 self.stats.peak_rtt_ms = self.stats.peak_rtt_ms.max(ms);
+            }
+            if sample.is_none() && self.rto_backoff > 0 {
+                self.probe_answered = true;
             }
             if self.connected && !self.paused {
                 let lost = self.send.lost_by_ack_gap(now, MAX_RESENDS);

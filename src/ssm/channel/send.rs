@@ -10,10 +10,13 @@
 //!   [`REORDER_THRESHOLD`] or more transmissions after it has been acknowledged (RACK-style,
 //!   counted in transmissions, not time). A peer that is merely slow acknowledges in order, so
 //!   this never fires on it, while a real loss is repaired about one round trip after it.
-//! - **timer** ([`SendBuffer::overdue`]): only when no acknowledge at all has come for a whole
-//!   RTO (a lost tail, a dead link). Everything sent more than an RTO ago is then presumed lost
-//!   and resent at once, as TCP does after an RTO, so a tail of several losses costs one RTO,
-//!   not one each. A peer that acknowledges late but steadily never lets the timer fire.
+//! - **timer**: only when no acknowledge at all has come for a whole RTO (a lost tail, a dead
+//!   link, or a peer that stalled). The first expiry resends only the oldest message
+//!   ([`SendBuffer::resend_oldest`]), a probe: a peer that merely stalled answers it and then
+//!   the originals, and costs one spurious resend. If the timer expires again with no original
+//!   acknowledged in between, everything sent more than an RTO ago is presumed lost and resent
+//!   ([`SendBuffer::overdue`]), as TCP does after an RTO, so a tail of several losses costs a
+//!   few RTOs, not one each. A peer that acknowledges late but steadily never lets it fire.
 //!
 //! As with RTT samples (Karn), the acknowledge of a resent message says nothing about which
 //! transmission it answers, so it does not move the ack-gap mark: a late acknowledge of a
@@ -175,6 +178,14 @@ impl SendBuffer {
         }
         self.tx_count = tx;
         out
+    }
+
+    /// The oldest unacknowledged message, marked as sent again now (the timer's probe).
+    pub(crate) fn resend_oldest(&mut self, now: Instant) -> Option<Bytes> {
+        let tx = self.tx_count + 1;
+        let frame = self.unacked.iter_mut().flatten().next()?.resent(now, tx);
+        self.tx_count = tx;
+        Some(frame)
     }
 
     /// Messages whose last transmission is `rto` or more ago, oldest first, at most `limit`,
