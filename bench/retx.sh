@@ -59,11 +59,11 @@ rows = [tuple(map(float, l.split())) for l in sys.stdin if l.strip()]
 secs = statistics.median(r[0] for r in rows)
 ratios = ', '.join(f'{100 * r[2] / max(1, r[1] / 1024):.2f}' for r in rows)
 rtx = ', '.join(str(int(r[2])) for r in rows)
-print(f'| {secs:.2f} | {ratios} | {rtx} |')"
+print(f'{secs:.2f} | {ratios} | {rtx} |')"
 }
 
 echo "binary: $BIN"
-echo "| scenario | direction | median s for $SIZE_MB MB | client resends per 1 KiB sent, % (each run) | client resends (each run) |"
+echo "| scenario | direction | median s for $SIZE_MB MB | client resends per 1 KiB sent, % (each run; up only) | client resends (each run) |"
 echo "|---|---|---:|---|---|"
 start_sim --write-rate "$WRITE_RATE"
 echo "| late acks (--write-rate $WRITE_RATE) | up | $(for _ in $(seq "$RUNS"); do xfer up; done | summarise)"
