@@ -7,7 +7,7 @@
 //!
 //! Loss is found two ways, so that a late acknowledge is not mistaken for a loss:
 //! - **ack gap** ([`SendBuffer::lost_by_ack_gap`]): a message is lost once a message transmitted
-//!   [`REORDER_THRESHOLD`] or more transmissions after it has been acknowledged (RACK-style,
+//!   after it (by [`REORDER_THRESHOLD`] or more transmissions) has been acknowledged (RACK-style,
 //!   counted in transmissions, not time). A peer that is merely slow acknowledges in order, so
 //!   this never fires on it, while a real loss is repaired about one round trip after it.
 //! - **timer**: only when no acknowledge at all has come for a whole RTO (a lost tail, a dead
@@ -30,9 +30,11 @@ use bytes::Bytes;
 use crate::ssm::message::PayloadType;
 
 /// A message counts as lost once one transmitted this many transmissions after it is
-/// acknowledged (TCP's three duplicate acks). The service relays over TCP, so frames do not
-/// overtake each other; the margin only absorbs acknowledges that cross on the way.
-pub(crate) const REORDER_THRESHOLD: u64 = 3;
+/// acknowledged. The service relays over TCP and the agent handles messages in order, so an
+/// acknowledge never overtakes an earlier one unless that one was lost: no margin is needed
+/// (TCP's three duplicate acks allow for reordering in the network). With 1, a loss just before
+/// a pause in the data is found by the next message's acknowledge instead of the timer.
+pub(crate) const REORDER_THRESHOLD: u64 = 1;
 
 /// One transmitted stream message kept until acknowledged; retransmissions send `frame` as is.
 #[derive(Debug)]
