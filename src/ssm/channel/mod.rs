@@ -21,6 +21,7 @@
 mod handshake;
 mod incoming;
 mod recv;
+mod retransmit;
 mod rtt;
 mod send;
 mod stats;
@@ -49,14 +50,6 @@ use send::SendBuffer;
 /// ClientVersion we report. Below 1.1.70 the agent never switches a port session to smux
 /// multiplexing (§4.3, §7), so SSH and port sessions stay plain byte streams.
 pub const CLIENT_VERSION: &str = "1.1.0.0";
-
-/// At most this many messages are resent per acknowledge or timer expiry, so that one event
-/// cannot flood the link.
-const MAX_RESENDS: usize = 256;
-
-/// Once the timer's probe is answered, originals must follow within this fraction of the RTO
-/// (a stalled peer sends them right after) or the rest is taken as lost.
-const PROBE_CONFIRM_DIVISOR: u32 = 4;
 
 /// Which end of the data channel this core plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,33 +361,8 @@ impl Channel {
             }
         }
         if self.resend_deadline().is_some_and(|d| now >= d) {
-            // First expiry: probe with the oldest message; again: go back to what is overdue.
-            let frames = if self.rto_backoff == 0 {
-                self.send.resend_oldest(now).into_iter().collect()
-            } else {
-                let rto = self.rtt.timer_rto(0);
-                self.send.overdue(now, rto, MAX_RESENDS)
-            };
-            self.rto_backoff = self.rto_backoff.saturating_add(1);
-            self.probe_answered = false;
-            self.stats.retransmits += frames.len() as u64;
-            self.stats.timeout_retransmits += frames.len() as u64;
-            self.outbox.extend(frames);
+            self.on_resend_timer(now);
         }
-    }
-
-    /// When the timer resends what is overdue (see `send`); never while nothing could
-    /// be sent (disconnected or paused: the agent does not resend while paused either).
-    fn resend_deadline(&self) -> Option<Instant> {
-        if !self.connected || self.paused {
-            return None;
-        }
-        let wait = if self.probe_answered {
-            self.rtt.timer_rto(0) / PROBE_CONFIRM_DIVISOR
-        } else {
-            self.rtt.timer_rto(self.rto_backoff)
-        };
-        self.send.rto_deadline(wait)
     }
 
     /// The transport went away: nothing can be sent until [`on_reconnect`](Self::on_reconnect).
@@ -475,35 +443,6 @@ impl Channel {
             Role::Client => MessageType::InputStreamData,
             Role::Agent => MessageType::OutputStreamData,
         }
-    }
-
-    fn on_ack(&mut self, now: Instant, msg: &Message) {
-        let Ok(ack) = Acknowledge::from_bytes(&msg.payload) else {
-            self.stats.decode_errors += 1;
-            return;
-        };
-        self.stats.acks_received += 1;
-        if let Some(sample) = self.send.on_ack(ack.sequence_number, now) {
-            if let Some(r) = sample {
-                // An original transmission got through: the link works, the timer starts over.
-                // (The acknowledge of a resent message may be the probe's: it does not.)
-                self.rto_backoff = 0;
-                self.probe_answered = false;
-                self.rtt.on_sample(r);
-                let ms = u64::try_from(r.as_millis()).unwrap_or(u64::MAX);
-                self.stats.peak_rtt_ms = self.stats.peak_rtt_ms.max(ms);
-            }
-            if sample.is_none() && self.rto_backoff > 0 {
-                self.probe_answered = true;
-            }
-            if self.connected && !self.paused {
-                let lost = self.send.lost_by_ack_gap(now, MAX_RESENDS);
-                self.stats.retransmits += lost.len() as u64;
-                self.outbox.extend(lost);
-            }
-        }
-        self.flush_pending(now);
-        self.check_flushed();
     }
 
     fn become_ready(&mut self, session: SessionInfo, customer_message: String) {
