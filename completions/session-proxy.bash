@@ -525,7 +525,7 @@ _session__proxy() {
             return 0
             ;;
         session__subcmd__proxy__subcmd__sim)
-            opts="-v -q -h -V --listen --target --instances --pace-ms --chunk --agent-version --legacy-agent --seed --drop --duplicate --reorder --delay-ms --kill-after-bytes --kill-every-secs --idle-timeout-secs --stats-file --state-dir --verbose --quiet --config --control-socket --help --version"
+            opts="-v -q -h -V --listen --target --instances --pace-ms --chunk --agent-version --legacy-agent --write-rate --ack-race-every --seed --drop --duplicate --reorder --delay-ms --kill-after-bytes --kill-every-secs --idle-timeout-secs --stats-file --state-dir --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -552,6 +552,14 @@ _session__proxy() {
                     return 0
                     ;;
                 --agent-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --write-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ack-race-every)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

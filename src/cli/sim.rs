@@ -41,6 +41,13 @@ pub struct SimArgs {
     /// Imitate agents that skip the handshake.
     #[arg(long)]
     pub legacy_agent: bool,
+    /// Bytes per second the agent writes to its target at most; it acknowledges client data
+    /// only once written, so e.g. 7000000 gives the real agent's late acks during uploads.
+    #[arg(long, value_name = "BYTES_PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_rate: Option<u64>,
+    /// Lose the first acknowledge of every Nth agent message (the real agent's send/ack race).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub ack_race_every: Option<u32>,
     /// Seed of the fault plan (printed so a failure can be replayed).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -111,6 +118,8 @@ impl SimArgs {
                 chunk: self.chunk as usize,
                 legacy: self.legacy_agent,
                 agent_version: self.agent_version.clone(),
+                write_rate: self.write_rate,
+                ack_race_every: self.ack_race_every,
             },
             faults: FaultPlan {
                 seed: self.seed,

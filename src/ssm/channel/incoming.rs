@@ -43,7 +43,17 @@ impl Channel {
         }
         self.send_ack(now, &msg);
         self.deliver(now, msg);
-        while let Some(early) = self.recv.take_next_early() {
+        self.release_early(now);
+    }
+
+    /// Delivers messages held in the reorder buffer that are now in order, while the ready
+    /// queue is under its cap. The rest stay there (acknowledged when they came) and follow as
+    /// the application reads, so no order of arrival can push the ready queue past its cap.
+    pub(super) fn release_early(&mut self, now: Instant) {
+        while self.recv.ready_bytes() < self.cfg.ready_buffer {
+            let Some(early) = self.recv.take_next_early() else {
+                break;
+            };
             self.deliver(now, early);
         }
     }

@@ -8,18 +8,29 @@
 //! spawns: time comes in as `now`.
 //!
 //! Reliability follows reference §6 (per-message acks, RTO from RTT, reorder buffer,
-//! re-acknowledged duplicates) with two deliberate departures: pacing is a bounded in-flight
-//! window instead of a 1 ms sleep per message, and every overdue message is resent on a tick
-//! instead of only the oldest, so one loss does not stall a full window for seconds.
+//! re-acknowledged duplicates) with deliberate departures:
+//! - pacing is a bounded in-flight window instead of a 1 ms sleep per message;
+//! - a message is resent as soon as messages sent after it are acknowledged (an ack gap), so
+//!   one loss does not stall a full window for seconds;
+//! - the timer fires only once no acknowledge has come for a whole RTO (at least 100 ms,
+//!   backed off while nothing comes), instead of looking for overdue messages on every tick.
+//!   An agent that acknowledges late because it writes each message to its target first
+//!   (reference §12) therefore causes no resends: its acknowledges keep coming, just late.
+//!   Loss detection is in `send`.
 
 mod handshake;
 mod incoming;
 mod recv;
+mod retransmit;
 mod rtt;
 mod send;
 mod stats;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_recv;
+#[cfg(test)]
+mod tests_retransmit;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -39,12 +50,6 @@ use send::SendBuffer;
 /// ClientVersion we report. Below 1.1.70 the agent never switches a port session to smux
 /// multiplexing (§4.3, §7), so SSH and port sessions stay plain byte streams.
 pub const CLIENT_VERSION: &str = "1.1.0.0";
-
-/// How often overdue messages are looked for (the reference's resend tick, §6.3).
-pub const RESEND_TICK: Duration = Duration::from_millis(100);
-
-/// At most this many messages are retransmitted per tick, so a dead link is not flooded.
-const MAX_RESENDS_PER_TICK: usize = 256;
 
 /// Which end of the data channel this core plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +144,9 @@ enum Phase {
 pub struct Channel {
     cfg: Config,
     start: Instant,
+    /// The latest `now` given to us: reads take no time argument, yet may release held early
+    /// messages (a handshake message among them needs a time to answer with).
+    latest: Instant,
     phase: Phase,
     send: SendBuffer,
     recv: RecvBuffer,
@@ -151,7 +159,11 @@ pub struct Channel {
     closed: bool,
     write_closed: bool,
     flushed_reported: bool,
-    next_tick: Option<Instant>,
+    /// Timer resends since the last acknowledge (each doubles the timer).
+    rto_backoff: u32,
+    /// The timer's probe was acknowledged and no original since: unless originals follow
+    /// at once (the peer had only stalled), what was sent before the probe is lost.
+    probe_answered: bool,
     handshake_deadline: Option<Instant>,
     agent_request: Option<HandshakeRequest>,
     id_state: u64,
@@ -167,6 +179,7 @@ impl Channel {
             id_state: cfg.id_seed,
             cfg,
             start: now,
+            latest: now,
             phase: Phase::Handshaking,
             send: SendBuffer::default(),
             recv: RecvBuffer::default(),
@@ -179,7 +192,8 @@ impl Channel {
             closed: false,
             write_closed: false,
             flushed_reported: false,
-            next_tick: None,
+            rto_backoff: 0,
+            probe_answered: false,
             handshake_deadline: None,
             agent_request: None,
             handshake_started: None,
@@ -302,12 +316,16 @@ impl Channel {
 
     /// Copies delivered bytes into `buf`; returns 0 when none are ready.
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
-        self.recv.read_into(buf)
+        let n = self.recv.read_into(buf);
+        self.release_early(self.latest);
+        n
     }
 
     /// Takes the next delivered chunk without copying.
     pub fn read_chunk(&mut self) -> Option<Bytes> {
-        self.recv.pop_ready()
+        let chunk = self.recv.pop_ready();
+        self.release_early(self.latest);
+        chunk
     }
 
     /// Next frame to put on the WebSocket (binary message).
@@ -324,12 +342,8 @@ impl Channel {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let tick = if self.send.unacked_bytes() > 0 || !self.send.is_empty() {
-            self.next_tick
-        } else {
-            None
-        };
-        match (tick, self.handshake_deadline) {
+        let resend = self.resend_deadline();
+        match (resend, self.handshake_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -337,6 +351,7 @@ impl Channel {
 
     /// Runs timers: retransmission of overdue messages and the agent's handshake deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.latest = self.latest.max(now);
         if let Some(d) = self.handshake_deadline {
             if now >= d && self.phase != Phase::Ready {
                 self.handshake_deadline = None;
@@ -345,15 +360,8 @@ impl Channel {
                     .push_back(Event::HandshakeFailed(HandshakeFailure::TimedOut));
             }
         }
-        if let Some(t) = self.next_tick {
-            if now >= t {
-                self.next_tick = Some(now + RESEND_TICK);
-                if self.connected && !self.paused {
-                    let frames = self.send.overdue(now, self.rtt.rto(), MAX_RESENDS_PER_TICK);
-                    self.stats.retransmits += frames.len() as u64;
-                    self.outbox.extend(frames);
-                }
-            }
+        if self.resend_deadline().is_some_and(|d| now >= d) {
+            self.on_resend_timer(now);
         }
     }
 
@@ -370,6 +378,8 @@ impl Channel {
         self.connected = true;
         self.paused = false;
         self.outbox.clear();
+        self.rto_backoff = 0;
+        self.probe_answered = false;
         let frames = self.send.all_unacked(now);
         self.stats.retransmits += frames.len() as u64;
         self.outbox.extend(frames);
@@ -392,6 +402,7 @@ impl Channel {
 
     /// Handles one decoded message.
     pub fn handle_message(&mut self, now: Instant, msg: Message) {
+        self.latest = self.latest.max(now);
         match &msg.message_type {
             MessageType::Acknowledge => {
                 self.paused = false;
@@ -432,19 +443,6 @@ impl Channel {
             Role::Client => MessageType::InputStreamData,
             Role::Agent => MessageType::OutputStreamData,
         }
-    }
-
-    fn on_ack(&mut self, now: Instant, msg: &Message) {
-        let Ok(ack) = Acknowledge::from_bytes(&msg.payload) else {
-            self.stats.decode_errors += 1;
-            return;
-        };
-        self.stats.acks_received += 1;
-        if let Some(Some(r)) = self.send.on_ack(ack.sequence_number, now) {
-            self.rtt.on_sample(r);
-        }
-        self.flush_pending(now);
-        self.check_flushed();
     }
 
     fn become_ready(&mut self, session: SessionInfo, customer_message: String) {
@@ -504,9 +502,6 @@ impl Channel {
             .max(self.send.buffered_bytes() as u64);
         if self.connected && !self.paused {
             self.outbox.push_back(frame);
-        }
-        if self.next_tick.is_none() {
-            self.next_tick = Some(now + RESEND_TICK);
         }
     }
 

@@ -1,5 +1,10 @@
 //! RTT / RTO estimation with the reference constants (§6.3): initial RTO 200 ms, SRTT 100 ms,
 //! RTTVAR 0, gains 1/8 and 1/4, a 10 ms clock-granularity term, and a 1 s cap.
+//!
+//! The timer adds two things the reference lacks ([`RttEstimator::timer_rto`]): a floor of one
+//! resend tick, because on a fast link the RTO converges to SRTT + 10 ms and an agent that
+//! writes each message to its target before acknowledging it is often later than that
+//! (reference §12); and exponential backoff while no acknowledge comes at all.
 
 use std::time::Duration;
 
@@ -7,6 +12,11 @@ pub(crate) const INITIAL_RTO: Duration = Duration::from_millis(200);
 pub(crate) const INITIAL_SRTT: Duration = Duration::from_millis(100);
 pub(crate) const CLOCK_GRANULARITY: Duration = Duration::from_millis(10);
 pub(crate) const MAX_RTO: Duration = Duration::from_secs(1);
+/// Floor of the resend timer: the reference's resend tick, so a timer resend comes no sooner
+/// than it did when every overdue message was looked for on a 100 ms tick.
+pub(crate) const MIN_TIMER_RTO: Duration = Duration::from_millis(100);
+/// Doublings of the timer while no acknowledge comes (the cap is reached well before).
+const MAX_BACKOFF: u32 = 6;
 
 #[derive(Debug, Clone)]
 pub(crate) struct RttEstimator {
@@ -38,6 +48,12 @@ impl RttEstimator {
         self.rto
     }
 
+    /// The resend timer after `backoff` timer resends without an acknowledge in between:
+    /// the RTO, at least [`MIN_TIMER_RTO`], doubled per backoff, at most [`MAX_RTO`].
+    pub(crate) fn timer_rto(&self, backoff: u32) -> Duration {
+        (self.rto.max(MIN_TIMER_RTO) * (1 << backoff.min(MAX_BACKOFF))).min(MAX_RTO)
+    }
+
     #[cfg(test)]
     pub(crate) fn srtt(&self) -> Duration {
         self.srtt
@@ -64,6 +80,18 @@ mod tests {
         assert!(e.srtt() < Duration::from_millis(2));
         assert!(e.rto() >= e.srtt() + CLOCK_GRANULARITY);
         assert!(e.rto() < Duration::from_millis(15));
+    }
+
+    #[test]
+    fn timer_has_a_floor_of_one_tick_and_backs_off_to_the_cap() {
+        let mut e = RttEstimator::default();
+        for _ in 0..200 {
+            e.on_sample(Duration::from_millis(1));
+        }
+        assert_eq!(e.timer_rto(0), MIN_TIMER_RTO);
+        assert_eq!(e.timer_rto(1), MIN_TIMER_RTO * 2);
+        assert_eq!(e.timer_rto(2), MIN_TIMER_RTO * 4);
+        assert_eq!(e.timer_rto(40), MAX_RTO);
     }
 
     #[test]

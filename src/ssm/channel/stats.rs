@@ -7,8 +7,13 @@ pub struct Stats {
     pub messages_sent: u64,
     /// Payload bytes of those messages.
     pub bytes_sent: u64,
-    /// Stream messages transmitted again (timeout or reconnect).
+    /// Stream messages transmitted again (ack gap, timeout or reconnect).
     pub retransmits: u64,
+    /// Of those, resent because no acknowledge came for a whole RTO.
+    pub timeout_retransmits: u64,
+    /// Largest round-trip sample (send to acknowledge of a message sent once), in ms: shows
+    /// how late the peer acknowledges.
+    pub peak_rtt_ms: u64,
     pub acks_sent: u64,
     pub acks_received: u64,
     /// Stream messages received in order and delivered.

@@ -30,6 +30,13 @@ pub(super) struct Faults {
     pub drop: f64,
     pub dup: f64,
     pub reorder: f64,
+    /// Time the agent spends on each client frame before it takes the next, as the real one
+    /// does when it writes each message to its target before acknowledging it (reference §12):
+    /// client frames queue up and their acks come late during an upload burst.
+    pub agent_busy: Duration,
+    /// Every `.0` client frames the agent stalls for up to `.1` (uniformly drawn): its target
+    /// takes data in bursts, so its acknowledges come in bursts at uneven intervals.
+    pub agent_stalls: Option<(u64, Duration)>,
 }
 
 /// One direction of the link: frames in flight ordered by arrival time.
@@ -37,9 +44,25 @@ struct Link {
     q: BinaryHeap<Reverse<(Instant, u64, Vec<u8>)>>,
     n: u64,
     base_delay: Duration,
+    /// Per-frame service time at the receiving end (frames are handled one after another).
+    busy: Duration,
+    stalls: Option<(u64, Duration)>,
+    /// When the receiving end is done with the last frame queued.
+    free_at: Option<Instant>,
 }
 
 impl Link {
+    fn new(busy: Duration, stalls: Option<(u64, Duration)>) -> Self {
+        Self {
+            q: BinaryHeap::new(),
+            n: 0,
+            base_delay: Duration::from_millis(2),
+            busy,
+            stalls,
+            free_at: None,
+        }
+    }
+
     fn send(&mut self, now: Instant, frame: Bytes, f: Faults, rng: &mut Rng) {
         if rng.chance(f.drop) {
             return;
@@ -49,6 +72,16 @@ impl Link {
             let mut at = now + self.base_delay;
             if rng.chance(f.reorder) {
                 at += Duration::from_micros(rng.below(20_000));
+            }
+            if !self.busy.is_zero() {
+                at = at.max(self.free_at.unwrap_or(at)) + self.busy;
+                if let Some((every, max)) = self.stalls {
+                    if self.n.is_multiple_of(every.max(1)) {
+                        let us = rng.below(max.as_micros() as u64);
+                        at += Duration::from_micros(us);
+                    }
+                }
+                self.free_at = Some(at);
             }
             self.n += 1;
             self.q.push(Reverse((at, self.n, frame.to_vec())));
@@ -78,9 +111,11 @@ pub(super) struct Outcome {
     pub agent_got: Vec<u8>,
     pub client: Stats,
     pub agent: Stats,
+    /// Virtual time from the start until everything was delivered and acknowledged.
+    pub elapsed: Duration,
 }
 
-fn pattern(len: usize, salt: u64) -> Vec<u8> {
+pub(super) fn pattern(len: usize, salt: u64) -> Vec<u8> {
     let mut r = Rng(salt | 1);
     (0..len).map(|_| r.next() as u8).collect()
 }
@@ -96,8 +131,9 @@ fn check_caps(s: &Side) {
         s.ch.reorder_bytes() <= c.reorder_buffer,
         "reorder buffer over cap"
     );
+    // Data moves into the ready queue only below its cap: one message may top it.
     assert!(
-        s.ch.ready_bytes() <= c.ready_buffer + c.reorder_buffer + c.chunk_size,
+        s.ch.ready_bytes() <= c.ready_buffer + c.chunk_size,
         "ready buffer over cap"
     );
 }
@@ -130,16 +166,8 @@ pub(super) fn run_pair(
         sent: 0,
         got: Vec::new(),
     };
-    let mut c2a = Link {
-        q: BinaryHeap::new(),
-        n: 0,
-        base_delay: Duration::from_millis(2),
-    };
-    let mut a2c = Link {
-        q: BinaryHeap::new(),
-        n: 0,
-        base_delay: Duration::from_millis(2),
-    };
+    let mut c2a = Link::new(f.agent_busy, f.agent_stalls);
+    let mut a2c = Link::new(Duration::ZERO, None);
     let mut buf = vec![0u8; 64 * 1024];
     let deadline = t0 + Duration::from_secs(3600);
     loop {
@@ -221,6 +249,7 @@ pub(super) fn run_pair(
         agent_got: agent.got,
         client: client.ch.stats().clone(),
         agent: agent.ch.stats().clone(),
+        elapsed: now.saturating_duration_since(t0),
     }
 }
 
@@ -250,6 +279,7 @@ fn lossy_link_delivers_exactly_and_counts_recovery() {
         drop: 0.1,
         dup: 0.1,
         reorder: 0.1,
+        ..Faults::default()
     };
     let o = run_pair(7, 200_000, 200_000, f, |_| {});
     assert_exact(7, 200_000, 200_000, &o);
@@ -264,6 +294,7 @@ fn tiny_buffers_push_back_instead_of_evicting() {
         drop: 0.05,
         dup: 0.05,
         reorder: 0.2,
+        ..Faults::default()
     };
     let o = run_pair(11, 300_000, 300_000, f, |c| {
         c.send_buffer = 8 * 1024;
@@ -305,6 +336,7 @@ fn heavy_fault_seeds(seeds: std::ops::Range<u64>) {
         drop: 0.1,
         dup: 0.1,
         reorder: 0.1,
+        ..Faults::default()
     };
     let size = 5 * 1024 * 1024;
     for seed in seeds {
@@ -339,6 +371,7 @@ fn many_small_seeds_with_faults_deliver_exactly() {
         drop: 0.1,
         dup: 0.1,
         reorder: 0.1,
+        ..Faults::default()
     };
     for seed in 0..40 {
         let o = run_pair(seed, 60_000, 80_000, f, |_| {});

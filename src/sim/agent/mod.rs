@@ -1,6 +1,16 @@
 //! The simulated agent: the protocol core in the agent role, driven by the same driver as the
 //! client, bridging the session to a TCP connection it opens after the handshake (§7.1).
+//!
+//! Like the real agent (reference §12) it acknowledges a client message only once it has
+//! written the message to the target ([`gate`], [`shim`]), so its acknowledges come at the
+//! target's pace; `write_rate` sets that pace and `ack_race_every` imitates the real agent's
+//! send/ack race.
 
+mod gate;
+mod shim;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
@@ -12,6 +22,7 @@ use crate::ssm::channel::{Channel, Config, Role};
 use crate::ssm::driver::{
     self, BoxFuture, ByteStream, Control, End, Options, Parts, ReconnectError, Status, Transport,
 };
+use shim::{GatedLink, Target};
 
 /// Agent behaviour knobs (from `sim` flags).
 #[derive(Debug, Clone)]
@@ -24,6 +35,13 @@ pub struct AgentKnobs {
     pub legacy: bool,
     /// `--agent-version`: overrides the instance's version in the HandshakeRequest.
     pub agent_version: Option<String>,
+    /// `--write-rate`: bytes per second the agent writes to its target at most. The real agent
+    /// writes each client message to its target before acknowledging it; a rate of about
+    /// 7 MB/s reproduces its 90–157 ms late acknowledges during an upload burst.
+    pub write_rate: Option<u64>,
+    /// `--ack-race-every N`: the first acknowledge of every Nth agent message is lost, as in the
+    /// real agent's send/ack race; the message is then resent until a duplicate is acknowledged.
+    pub ack_race_every: Option<u32>,
 }
 
 impl Default for AgentKnobs {
@@ -33,15 +51,20 @@ impl Default for AgentKnobs {
             chunk: 1024,
             legacy: false,
             agent_version: None,
+            write_rate: None,
+            ack_race_every: None,
         }
     }
 }
 
+/// The agent's link, its acknowledges gated on what the target took.
+type AgentLink = GatedLink<MemLink>;
+
 /// The agent's link to the service never drops (only the client's WebSocket does).
 struct NoReconnect;
 
-impl Transport<MemLink> for NoReconnect {
-    fn reconnect(&mut self, _attempt: u32) -> BoxFuture<Result<MemLink, ReconnectError>> {
+impl Transport<AgentLink> for NoReconnect {
+    fn reconnect(&mut self, _attempt: u32) -> BoxFuture<Result<AgentLink, ReconnectError>> {
         Box::pin(async { Err(ReconnectError::LinkClosed) })
     }
 }
@@ -76,6 +99,11 @@ pub async fn run(
     cfg.unix_ms_at_start = driver::unix_ms();
     let ch = Channel::new(cfg, Instant::now());
     let target = spec.dial.clone();
+    let written = Arc::new(AtomicU64::new(0));
+    let link = GatedLink::new(link, !knobs.legacy, knobs.ack_race_every, written.clone());
+    let rate = knobs.write_rate;
+    let connect =
+        async move { Ok::<_, std::io::Error>(Target::new(dial(target).await?, written, rate)) };
     let opts = Options {
         pace: knobs.pace.map(|p| (p, knobs.chunk.max(1))),
         // The real agent waits 2 s for its output to be acknowledged once the target closes;
@@ -88,7 +116,7 @@ pub async fn run(
     let parts = Parts {
         channel: ch,
         link: Some(link),
-        app: ByteStream::connect(Box::pin(dial(target))),
+        app: ByteStream::connect(Box::pin(connect)),
         transport: NoReconnect,
         opts,
     };
