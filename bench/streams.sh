@@ -6,16 +6,19 @@
 # MODE trickle (default): a few bytes each way once a second per stream.
 # MODE active: 96 bytes each way four times a second per stream (~400 B/s), the load at which
 # per-stream buffers show in the master's memory.
+# Environment knobs: INTERVAL (seconds between echoes), PAD (bytes per echo), RAMP (seconds
+# between stream starts, so streams open while others run; default 0: all at once), BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}
 SECS=${2:-10}
 MODE=${3:-trickle}
 case "$MODE" in
-  trickle) INTERVAL=1.0 PAD=0 ;;
-  active) INTERVAL=0.25 PAD=96 ;;
+  trickle) INTERVAL=${INTERVAL:-1.0} PAD=${PAD:-0} ;;
+  active) INTERVAL=${INTERVAL:-0.25} PAD=${PAD:-96} ;;
   *) echo "unknown mode $MODE; use trickle or active" >&2; exit 2 ;;
 esac
+RAMP=${RAMP:-0}   # seconds between stream starts (0: all at once)
 work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
@@ -61,11 +64,12 @@ YAML
 start_serve "$work/config.yaml" main
 socks=$socks_port
 base_rss=$(awk '/VmRSS/ {print $2}' "/proc/$serve_pid/status")
-result=$(python3 - "$socks" "$eport" "$N" "$SECS" "$INTERVAL" "$PAD" <<'PY'
+result=$(python3 - "$socks" "$eport" "$N" "$SECS" "$INTERVAL" "$PAD" "$RAMP" <<'PY'
 import asyncio, socket, struct, sys, time
 socks, port, n, secs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-interval, pad = float(sys.argv[5]), int(sys.argv[6])
+interval, pad, ramp = float(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7])
 async def stream(i):
+    await asyncio.sleep(i * ramp)
     try:
         r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", socks), 30)
         w.write(b"\x05\x01\x00"); await w.drain()
