@@ -6,10 +6,11 @@
 //!
 //! Lifecycle follows mini-redis `server::run`: the caller binds (tests use `127.0.0.1:0`), a
 //! cap on live connections ([`Limits`]) turns clients over it away at once with REP 0x01, and
-//! the connection tasks are owned by a `JoinSet`. Shutdown
-//! has two phases ([`Server::serve_until`]): when `stop` resolves the listener is closed and the
-//! connections in flight carry on; when `abort` resolves (the caller's grace period, or a second
-//! signal) the ones still running are aborted. [`run`] does both at once.
+//! the connection tasks are owned by a `JoinSet`. Shutdown has two phases
+//! ([`Server::serve_until`]): when `stop` resolves the listener is closed and the connections in
+//! flight carry on; when `abort` resolves (the caller's grace period, or a second signal) the
+//! ones still running are aborted. [`run`] does both at once. The accept loop and its backoff
+//! live in `accept.rs`, the cap in `limit.rs`.
 
 use std::fmt;
 use std::future::Future;
