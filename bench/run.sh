@@ -22,7 +22,8 @@ echo; echo "## stdio bulk, 100 MB, 3 runs (baseline: plain ssh to the same sshd)
 bench/stdio.sh 100 3
 echo; echo "## SOCKS: connect latency on a warm pool, 8 × 20 MB at --pace-ms 1 (baseline: pool of 1)"
 RUNS=3 bench/socks.sh 20 8 1 2 4 8
-echo; echo "## 1000 concurrent SOCKS streams, trickling for 20 s"
+echo; echo "## 1000 concurrent SOCKS streams for 20 s, trickling, then echoing ~400 B/s each"
 bench/streams.sh 1000 20
+bench/streams.sh 1000 20 active | tail -1
 echo; echo "## time to first byte: stdio through the master vs a fresh SSM session"
 cargo test -q --profile profiling --test control bench -- --ignored --nocapture 2>/dev/null | grep -A3 'time to first byte' || true

@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # Many concurrent SOCKS streams through one master (`serve`, pool of 2 over the simulator):
-# N streams open at once, each trickling a few bytes both ways for a while, then verified.
+# N streams open at once, each echoing through the master for a while, every echo verified.
 # Prints the master's peak RSS (VmHWM) and the number of failed streams.
-#   bench/streams.sh [STREAMS] [SECONDS]
+#   bench/streams.sh [STREAMS] [SECONDS] [MODE]
+# MODE trickle (default): a few bytes each way once a second per stream.
+# MODE active: 96 bytes each way four times a second per stream (~400 B/s), the load at which
+# per-stream buffers show in the master's memory.
+# Environment knobs: INTERVAL (seconds between echoes), PAD (bytes per echo), RAMP (seconds
+# between stream starts, so streams open while others run; default 0: all at once), BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}
 SECS=${2:-10}
+MODE=${3:-trickle}
+case "$MODE" in
+  trickle) INTERVAL=${INTERVAL:-1.0} PAD=${PAD:-0} ;;
+  active) INTERVAL=${INTERVAL:-0.25} PAD=${PAD:-96} ;;
+  *) echo "unknown mode $MODE; use trickle or active" >&2; exit 2 ;;
+esac
+RAMP=${RAMP:-0}   # seconds between stream starts (0: all at once)
 work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
@@ -52,10 +64,12 @@ YAML
 start_serve "$work/config.yaml" main
 socks=$socks_port
 base_rss=$(awk '/VmRSS/ {print $2}' "/proc/$serve_pid/status")
-result=$(python3 - "$socks" "$eport" "$N" "$SECS" <<'PY'
+result=$(python3 - "$socks" "$eport" "$N" "$SECS" "$INTERVAL" "$PAD" "$RAMP" <<'PY'
 import asyncio, socket, struct, sys, time
 socks, port, n, secs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+interval, pad, ramp = float(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7])
 async def stream(i):
+    await asyncio.sleep(i * ramp)
     try:
         r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", socks), 30)
         w.write(b"\x05\x01\x00"); await w.drain()
@@ -66,10 +80,10 @@ async def stream(i):
         end = time.monotonic() + secs
         k = 0
         while time.monotonic() < end:
-            msg = f"{i}:{k};".encode(); k += 1
+            msg = f"{i}:{k};".encode().ljust(pad, b"."); k += 1
             w.write(msg); await w.drain()
             if await asyncio.wait_for(r.readexactly(len(msg)), 30) != msg: return False
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(interval)
         w.close()
         return True
     except Exception:
@@ -83,6 +97,6 @@ PY
 )
 read -r failures elapsed <<<"$result"
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$serve_pid/status")
-echo "| streams | trickle seconds | failures | master RSS before (MiB) | master peak RSS (MiB) | wall s |"
-echo "|---:|---:|---:|---:|---:|---:|"
-echo "| $N | $SECS | $failures | $(python3 -c "print(f'{$base_rss/1024:.1f}')") | $(python3 -c "print(f'{$hwm/1024:.1f}')") | $elapsed |"
+echo "| streams | seconds | failures | master RSS before (MiB) | master peak RSS (MiB) | wall s | mode |"
+echo "|---:|---:|---:|---:|---:|---:|---|"
+echo "| $N | $SECS | $failures | $(python3 -c "print(f'{$base_rss/1024:.1f}')") | $(python3 -c "print(f'{$hwm/1024:.1f}')") | $elapsed | $MODE |"

@@ -5,7 +5,10 @@
 //! Half-close matters for protocols such as `ssh` exit or HTTP/1.0 requests where one side
 //! says "I'm done sending" and still waits for the answer: on EOF from one side the relay shuts
 //! down the *write* half of the other and keeps copying the opposite direction until it ends too.
-//! Memory is one fixed buffer per direction ([`BUF_SIZE`]).
+//! Memory is one buffer per direction. It starts at [`MIN_BUF_SIZE`] and doubles, up to
+//! [`BUF_SIZE`], each time a read fills it: a thousand interactive or trickling tunnels then
+//! hold a page per direction each instead of 32 KiB, while a bulk transfer reaches full-size
+//! reads after three of them ([`ReadSize`]).
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,8 +17,37 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-/// Bytes buffered per direction.
+/// Largest buffer per direction (bulk transfers).
 pub const BUF_SIZE: usize = 32 * 1024;
+/// First buffer per direction; enough for keystrokes and small request/response traffic.
+pub const MIN_BUF_SIZE: usize = 4 * 1024;
+
+/// \[core\] The read size for one direction: [`MIN_BUF_SIZE`] until a read fills the buffer,
+/// then doubling per full read up to [`BUF_SIZE`]. It never shrinks: a stream that once moved
+/// bulk data is likely to again, and reallocating on every burst would cost more than it saves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadSize(usize);
+
+impl Default for ReadSize {
+    fn default() -> Self {
+        Self(MIN_BUF_SIZE)
+    }
+}
+
+impl ReadSize {
+    pub fn get(self) -> usize {
+        self.0
+    }
+
+    /// The size for the next read after one that returned `n` bytes.
+    pub fn after_read(self, n: usize) -> Self {
+        if n >= self.0 {
+            Self((self.0 * 2).min(BUF_SIZE))
+        } else {
+            self
+        }
+    }
+}
 
 /// Live byte counters, updated as data is written, so a status command can read them while a
 /// relay runs (and so bytes moved before an error are still accounted for). One instance may be
@@ -92,7 +124,8 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; BUF_SIZE];
+    let mut size = ReadSize::default();
+    let mut buf = vec![0u8; size.get()];
     let mut total = 0u64;
     loop {
         let n = reader.read(&mut buf).await?;
@@ -109,6 +142,8 @@ where
         total += n as u64;
         counter.fetch_add(n as u64, Ordering::Relaxed);
         activity.touch();
+        size = size.after_read(n);
+        buf.resize(size.get(), 0);
     }
 }
 
@@ -158,6 +193,22 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
         (client.unwrap(), accepted.unwrap().0)
+    }
+
+    #[test]
+    fn read_size_stays_small_for_small_reads_and_doubles_on_full_ones() {
+        let mut size = ReadSize::default();
+        for n in [1, 100, MIN_BUF_SIZE - 1, 0] {
+            size = size.after_read(n);
+        }
+        assert_eq!(size.get(), MIN_BUF_SIZE);
+        let mut grown = Vec::new();
+        for _ in 0..5 {
+            size = size.after_read(size.get());
+            grown.push(size.get() / 1024);
+        }
+        assert_eq!(grown, [8, 16, 32, 32, 32]);
+        assert_eq!(size.after_read(10).get(), BUF_SIZE, "never shrinks");
     }
 
     #[tokio::test]

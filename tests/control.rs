@@ -644,3 +644,44 @@ fn stdio_through_the_master_refuses_every_spelling_of_a_rejected_address() {
     );
     m.stop();
 }
+
+#[test]
+fn reload_changes_a_listeners_connection_cap_for_new_clients() {
+    let m = Master::new();
+    m.start();
+    let held = socks_connect(m.socks(), m.web_one).unwrap();
+    let text_now = std::fs::read_to_string(&m.config).unwrap();
+    let capped = text_now.replacen(
+        "  - socks5: 127.0.0.1:0\n",
+        "  - socks5: 127.0.0.1:0\n    max_connections: 1\n",
+        1,
+    );
+    assert_ne!(capped, text_now);
+    std::fs::write(&m.config, capped).unwrap();
+    let out = m.run(&["reload"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("max_connections 1024 -> 1")
+            && said.contains("applies to new connections")
+            && !said.contains("restart"),
+        "{said}"
+    );
+    // The open tunnel keeps its place; a new client is over the cap and hears so at once.
+    assert_eq!(socks_connect(m.socks(), m.web_one).err(), Some(1));
+    assert!(http_get(held).ends_with("hello"), "held stream survived");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        match socks_connect(m.socks(), m.web_one) {
+            Ok(c) => break c,
+            Err(code) => {
+                assert_eq!(code, 1);
+                assert!(Instant::now() < deadline, "the slot never came back");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    assert!(http_get(again).ends_with("hello"));
+    assert!(m.status_json()["socks"]["over_cap"].as_u64().unwrap() >= 1);
+    m.stop();
+}

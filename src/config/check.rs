@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{
-    Issue, Listener, Target, DEFAULT_POOL_SIZE, MAX_DRAIN_TIMEOUT_SECS, MAX_KEEPALIVE_SECS,
+    Issue, Limits, Listener, Target, DEFAULT_MAX_CONNECTIONS, DEFAULT_POOL_SIZE,
+    MAX_DRAIN_TIMEOUT_SECS, MAX_IDLE_TIMEOUT_SECS, MAX_KEEPALIVE_SECS, MAX_MAX_CONNECTIONS,
     MAX_POOL_SIZE,
 };
 use crate::route::Action;
@@ -153,6 +154,26 @@ pub(super) fn drain_timeout(secs: u64) -> Result<Duration, String> {
     }
 }
 
+pub(super) fn max_connections(n: u64) -> Result<NonZeroUsize, String> {
+    usize::try_from(n)
+        .ok()
+        .filter(|n| *n <= MAX_MAX_CONNECTIONS)
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| {
+            format!("{n} is out of range; use 1 to {MAX_MAX_CONNECTIONS} (default {DEFAULT_MAX_CONNECTIONS})")
+        })
+}
+
+pub(super) fn idle_timeout(secs: u64) -> Result<Option<Duration>, String> {
+    match secs {
+        0 => Ok(None),
+        s if s <= MAX_IDLE_TIMEOUT_SECS => Ok(Some(Duration::from_secs(s))),
+        s => Err(format!(
+            "{s} is too large; use 1 to {MAX_IDLE_TIMEOUT_SECS}, or 0 (the default) to keep idle tunnels open"
+        )),
+    }
+}
+
 pub(super) fn log_level(s: &str) -> Result<String, String> {
     if s.is_empty() || s.chars().any(char::is_whitespace) {
         return Err(format!(
@@ -201,10 +222,12 @@ pub(super) fn listen_spec(
         Some(path) => Ok(Listener::Unix {
             path: socket_path(path, home)?,
             users: Vec::new(),
+            limits: Limits::default(),
         }),
         None => Ok(Listener::Tcp {
             addr: tcp_addr(s, allow_remote, "pass --allow-remote if you really mean it")?,
             users: Vec::new(),
+            limits: Limits::default(),
         }),
     }
 }

@@ -4,13 +4,16 @@
 //!
 //! Upstreams are compared by name and by value (so a change to the `aws:` defaults shows up as
 //! [`Change::UpstreamChanged`] for every upstream that inherits it); moving an upstream within
-//! the file is not a change. The list comes out in a fixed order: listeners, removed upstreams
+//! the file is not a change. A listener whose only change is `max_connections` or
+//! `idle_timeout_secs` is [`Change::ListenerLimitsChanged`], which the daemon applies in place
+//! (to connections accepted afterwards); any other listener change needs a restart. The list
+//! comes out in a fixed order: listeners, removed upstreams
 //! (old file order), added and changed upstreams (new file order), routes, default, hosts,
 //! log level, restart-only keys.
 
 use std::fmt;
 
-use super::Config;
+use super::{Config, Limits, Listener};
 
 /// One difference between the running config and the reloaded one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +24,15 @@ pub enum Change {
     UpstreamChanged(String),
     /// The `routes:` list differs (including order).
     RoutesChanged,
+    /// Listeners added, removed, moved or with other users: needs a restart.
     ListenersChanged,
+    /// Only the cap or idle timeout of `listeners[index]` differs; applies to new connections.
+    ListenerLimitsChanged {
+        index: usize,
+        listener: String,
+        old: Limits,
+        new: Limits,
+    },
     DefaultChanged,
     HostsChanged,
     LogLevelChanged,
@@ -37,6 +48,32 @@ impl fmt::Display for Change {
             Self::UpstreamChanged(name) => write!(f, "upstream {name} changed"),
             Self::RoutesChanged => f.write_str("routes changed"),
             Self::ListenersChanged => f.write_str("listeners changed"),
+            Self::ListenerLimitsChanged {
+                index,
+                listener,
+                old,
+                new,
+            } => {
+                let secs = |d: Option<std::time::Duration>| {
+                    d.map_or("off".to_owned(), |d| d.as_secs().to_string())
+                };
+                let mut parts = Vec::new();
+                if old.max_connections != new.max_connections {
+                    parts.push(format!(
+                        "max_connections {} -> {}",
+                        old.max_connections, new.max_connections
+                    ));
+                }
+                if old.idle_timeout != new.idle_timeout {
+                    parts.push(format!(
+                        "idle_timeout_secs {} -> {}",
+                        secs(old.idle_timeout),
+                        secs(new.idle_timeout)
+                    ));
+                }
+                write!(f, "listeners[{index}] ({listener}): {}", parts.join(", "))?;
+                f.write_str("; applies to new connections, open ones keep the old limits")
+            }
             Self::DefaultChanged => f.write_str("default action changed"),
             Self::HostsChanged => f.write_str("host aliases changed"),
             Self::LogLevelChanged => f.write_str("log level changed"),
@@ -49,10 +86,7 @@ impl fmt::Display for Change {
 
 /// The changes that turn `old` into `new`; empty when nothing the daemon cares about changed.
 pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
-    let mut changes = Vec::new();
-    if old.listeners != new.listeners {
-        changes.push(Change::ListenersChanged);
-    }
+    let mut changes = listener_changes(&old.listeners, &new.listeners);
     for up in &old.upstreams {
         if new.upstream(&up.name).is_none() {
             changes.push(Change::UpstreamRemoved(up.name.clone()));
@@ -87,6 +121,30 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         changes.push(Change::RestartRequired("state_dir"));
     }
     changes
+}
+
+/// One [`Change::ListenersChanged`] if anything but the limits differs, else one
+/// [`Change::ListenerLimitsChanged`] per listener whose limits differ.
+fn listener_changes(old: &[Listener], new: &[Listener]) -> Vec<Change> {
+    let same_but_limits = old.len() == new.len()
+        && old
+            .iter()
+            .zip(new)
+            .all(|(o, n)| o.with_limits(n.limits()) == *n);
+    if !same_but_limits {
+        return vec![Change::ListenersChanged];
+    }
+    old.iter()
+        .zip(new)
+        .enumerate()
+        .filter(|(_, (o, n))| o.limits() != n.limits())
+        .map(|(index, (o, n))| Change::ListenerLimitsChanged {
+            index,
+            listener: n.to_string(),
+            old: o.limits(),
+            new: n.limits(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -176,6 +234,30 @@ hosts:
         assert!(diff(&b, &b).is_empty());
         assert_eq!(diff(&a, &b), vec![Change::UpstreamAdded(up("c"))]);
         assert_eq!(diff(&b, &a), vec![Change::UpstreamRemoved(up("c"))]);
+    }
+
+    #[test]
+    fn listener_limits_alone_change_in_place_and_say_they_apply_to_new_connections() {
+        let two = "listeners: [{ socks5: 127.0.0.1:1080 }, { socks5_unix: /tmp/s.sock LIMITS}]\n";
+        let base = cfg(&format!("{BASE}{}", two.replace("LIMITS", "")));
+        let limited = format!(
+            "{BASE}{}",
+            two.replace("LIMITS", ", max_connections: 10, idle_timeout_secs: 300")
+        );
+        let changes = diff(&base, &cfg(&limited));
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(matches!(
+            changes[0],
+            Change::ListenerLimitsChanged { index: 1, .. }
+        ));
+        assert_eq!(
+            changes[0].to_string(),
+            "listeners[1] (socks5 unix:/tmp/s.sock): max_connections 1024 -> 10, idle_timeout_secs off -> 300; \
+             applies to new connections, open ones keep the old limits"
+        );
+        // Next to any other listener change, the whole set needs a restart.
+        let moved = limited.replace("1080", "1081");
+        assert_eq!(diff(&base, &cfg(&moved)), vec![Change::ListenersChanged]);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub use self::diff::{diff, Change};
 pub use self::discover::{discover, search_paths};
 use crate::redact::Redacted;
 pub use crate::route::{Action, Router};
+pub use crate::socks::server::{Limits, DEFAULT_MAX_CONNECTIONS};
 pub use crate::ssh::HostKeyPolicy;
 pub use crate::ssm::api::InlineCredentials;
 pub use crate::ssm::target::{ParseTargetError, Target};
@@ -57,6 +58,10 @@ pub const MAX_KEEPALIVE_SECS: u64 = 3600;
 pub const DEFAULT_DRAIN_TIMEOUT_SECS: u64 = 10;
 /// Largest `drain_timeout_secs:` accepted.
 pub const MAX_DRAIN_TIMEOUT_SECS: u64 = 300;
+/// Largest `max_connections:` accepted (each connection holds one or two descriptors).
+pub const MAX_MAX_CONNECTIONS: usize = 65536;
+/// Largest `idle_timeout_secs:` accepted (a week).
+pub const MAX_IDLE_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 /// Config files larger than this are refused before parsing.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// Name of the single upstream built by [`Config::ad_hoc`].
@@ -161,6 +166,7 @@ impl Default for Config {
             listeners: vec![Listener::Tcp {
                 addr: DEFAULT_LISTEN,
                 users: Vec::new(),
+                limits: Limits::default(),
             }],
             upstreams: Vec::new(),
             routes: Router::default(),
@@ -185,9 +191,17 @@ pub struct AwsDefaults {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listener {
     /// A TCP address; non-loopback addresses passed validation only with `allow_remote: true`.
-    Tcp { addr: SocketAddr, users: Vec<User> },
+    Tcp {
+        addr: SocketAddr,
+        users: Vec<User>,
+        limits: Limits,
+    },
     /// A Unix socket path (the server creates it with mode 0600).
-    Unix { path: PathBuf, users: Vec<User> },
+    Unix {
+        path: PathBuf,
+        users: Vec<User>,
+        limits: Limits,
+    },
 }
 
 impl Listener {
@@ -196,6 +210,23 @@ impl Listener {
         match self {
             Self::Tcp { users, .. } | Self::Unix { users, .. } => users,
         }
+    }
+
+    /// `max_connections:` and `idle_timeout_secs:`; `reload` can change them in place.
+    pub fn limits(&self) -> Limits {
+        match self {
+            Self::Tcp { limits, .. } | Self::Unix { limits, .. } => *limits,
+        }
+    }
+
+    /// The same listener with other limits (what `reload` compares to see whether only the
+    /// limits changed).
+    pub fn with_limits(&self, limits: Limits) -> Self {
+        let mut l = self.clone();
+        match &mut l {
+            Self::Tcp { limits: mine, .. } | Self::Unix { limits: mine, .. } => *mine = limits,
+        }
+        l
     }
 }
 

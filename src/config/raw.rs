@@ -56,6 +56,8 @@ pub(crate) struct RawListener {
     pub(crate) socks5_unix: Option<String>,
     pub(crate) allow_remote: Option<bool>,
     pub(crate) users: Option<Vec<RawUser>>,
+    pub(crate) max_connections: Option<u64>,
+    pub(crate) idle_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

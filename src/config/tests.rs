@@ -141,7 +141,8 @@ fn empty_and_comment_only_files_mean_defaults() {
         d.listeners,
         vec![Listener::Tcp {
             addr: "127.0.0.1:1080".parse().unwrap(),
-            users: vec![]
+            users: vec![],
+            limits: Limits::default(),
         }]
     );
     assert_eq!(d.default, Action::Reject);
@@ -211,6 +212,11 @@ fn validation_issue_vectors() {
         ("listeners: [{socks5: 127.0.0.1:1, users: [{username: a, password: p}, {username: a, password: q}]}]",
             "listeners[0].users[1].username", "listed twice"),
         ("listeners: [{socks5: 127.0.0.1:1}, {socks5: 127.0.0.1:1}]", "listeners[1]", "same address as listeners[0]"),
+        ("listeners: [{socks5: 127.0.0.1:1, max_connections: 0}]", "listeners[0].max_connections",
+            "0 is out of range; use 1 to 65536 (default 1024)"),
+        ("listeners: [{socks5_unix: /s, max_connections: 70000}]", "listeners[0].max_connections", "70000 is out of range"),
+        ("listeners: [{socks5: 127.0.0.1:1, idle_timeout_secs: 700000}]", "listeners[0].idle_timeout_secs",
+            "700000 is too large; use 1 to 604800, or 0 (the default) to keep idle tunnels open"),
         // upstreams
         ("upstreams:\n  u: {user: x, ssh_agent: true}", "upstreams.u.targets", "missing; add targets:"),
         ("upstreams:\n  u: {targets: [i-0123456789ABCDEF0], user: x, ssh_agent: true}",
@@ -379,7 +385,7 @@ fn overrides_replace_file_values() {
         .all(|h| h.profile.as_deref() == Some("cli") && h.region.as_deref() == Some("us-west-2")));
     assert_eq!(c.listeners.len(), 3);
     assert!(
-        matches!(&c.listeners[1], Listener::Unix { path, users } if path == Path::new("/tmp/s.sock") && users.is_empty())
+        matches!(&c.listeners[1], Listener::Unix { path, users, .. } if path == Path::new("/tmp/s.sock") && users.is_empty())
     );
     assert!(
         matches!(&c.listeners[2], Listener::Unix { path, .. } if path.ends_with("p.sock") && path.is_absolute())
@@ -495,4 +501,21 @@ fn resolve_local_on_a_cidr_route_is_refused_with_the_key_path() {
 fn resolve_takes_only_local_or_remote() {
     let text = err("resolve: sometimes\n").to_string();
     assert!(text.contains("resolve"), "{text}");
+}
+
+#[test]
+fn listener_limits_are_read_from_the_file() {
+    let c = cfg("listeners:\n  - socks5: 127.0.0.1:1080\n    max_connections: 10\n    idle_timeout_secs: 300\n  - socks5_unix: /tmp/s.sock\n    idle_timeout_secs: 0\n");
+    assert_eq!(c.listeners.len(), 2);
+    assert_eq!(
+        c.listeners[0].limits(),
+        Limits {
+            max_connections: NonZeroUsize::new(10).unwrap(),
+            idle_timeout: Some(Duration::from_secs(300)),
+        }
+    );
+    // Off by default; 0 says so explicitly.
+    assert_eq!(c.listeners[1].limits(), Limits::default());
+    assert_eq!(Limits::default().max_connections.get(), 1024);
+    assert_eq!(Limits::default().idle_timeout, None);
 }

@@ -12,13 +12,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::check::{
-    abs_path, action, alias_name, drain_timeout, keepalive, log_level, pool_size, port, profile,
-    region, socket_path, target, tcp_addr, upstream_name, user_name, Issues,
+    abs_path, action, alias_name, drain_timeout, idle_timeout, keepalive, log_level,
+    max_connections, pool_size, port, profile, region, socket_path, target, tcp_addr,
+    upstream_name, user_name, Issues,
 };
 use super::raw::{RawConfig, RawHost, RawListener, RawUpstream, RawUser};
 use super::{
-    AwsDefaults, Config, HostAlias, HostKeyPolicy, InlineCredentials, Issue, Listener, Target,
-    Upstream, User, DEFAULT_DRAIN_TIMEOUT_SECS, DEFAULT_KEEPALIVE_SECS, DEFAULT_POOL_SIZE,
+    AwsDefaults, Config, HostAlias, HostKeyPolicy, InlineCredentials, Issue, Limits, Listener,
+    Target, Upstream, User, DEFAULT_DRAIN_TIMEOUT_SECS, DEFAULT_KEEPALIVE_SECS, DEFAULT_POOL_SIZE,
     DEFAULT_SSH_PORT,
 };
 use crate::route::{Action, Matcher, Resolve, Router, Rule};
@@ -101,6 +102,7 @@ fn listeners(v: &mut Issues, list: Vec<RawListener>, home: Option<&Path>) -> Vec
     let mut out: Vec<Listener> = Vec::new();
     for (i, l) in list.into_iter().enumerate() {
         let p = format!("listeners[{i}]");
+        let limits = listener_limits(v, &p, &l);
         let users = users(v, &p, l.users);
         let listener = match (l.socks5, l.socks5_unix) {
             (Some(addr), None) => {
@@ -109,7 +111,11 @@ fn listeners(v: &mut Issues, list: Vec<RawListener>, home: Option<&Path>) -> Vec
                     format!("{p}.socks5"),
                     tcp_addr(&addr, l.allow_remote.unwrap_or(false), fix),
                 )
-                .map(|addr| Listener::Tcp { addr, users })
+                .map(|addr| Listener::Tcp {
+                    addr,
+                    users,
+                    limits,
+                })
             }
             (None, Some(path)) => {
                 if l.allow_remote.is_some() {
@@ -119,7 +125,11 @@ fn listeners(v: &mut Issues, list: Vec<RawListener>, home: Option<&Path>) -> Vec
                     );
                 }
                 v.check(format!("{p}.socks5_unix"), socket_path(&path, home))
-                    .map(|path| Listener::Unix { path, users })
+                    .map(|path| Listener::Unix {
+                        path,
+                        users,
+                        limits,
+                    })
             }
             (Some(_), Some(_)) => {
                 v.push(
@@ -140,6 +150,20 @@ fn listeners(v: &mut Issues, list: Vec<RawListener>, home: Option<&Path>) -> Vec
         out.push(listener);
     }
     out
+}
+
+fn listener_limits(v: &mut Issues, p: &str, l: &RawListener) -> Limits {
+    let d = Limits::default();
+    Limits {
+        max_connections: l
+            .max_connections
+            .and_then(|n| v.check(format!("{p}.max_connections"), max_connections(n)))
+            .unwrap_or(d.max_connections),
+        idle_timeout: l
+            .idle_timeout_secs
+            .and_then(|s| v.check(format!("{p}.idle_timeout_secs"), idle_timeout(s)))
+            .unwrap_or(d.idle_timeout),
+    }
 }
 
 fn same_endpoint(a: &Listener, b: &Listener) -> bool {
@@ -433,7 +457,7 @@ fn host(
 pub(super) fn warnings(cfg: &Config) -> Vec<String> {
     let mut out = Vec::new();
     for (i, l) in cfg.listeners.iter().enumerate() {
-        if let Listener::Tcp { addr, users } = l {
+        if let Listener::Tcp { addr, users, .. } = l {
             if !addr.ip().is_loopback() && users.is_empty() {
                 out.push(format!(
                     "listeners[{i}]: {addr} accepts SOCKS clients from other hosts without a password; add users:"

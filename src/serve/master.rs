@@ -23,7 +23,7 @@ use crate::config::{self, Change, Config};
 use crate::control::proto::{ErrorKind, MasterPhase, Request, Response, StatusReport};
 use crate::control::server::{Exchange, HandleFuture, Handler};
 use crate::route::{Action, HostRef};
-use crate::socks::server::{ServerStats, StatsSnapshot};
+use crate::socks::server::{Server, StatsSnapshot};
 use crate::upstream::pool::PoolOptions;
 use crate::upstream::{PoolState, Upstreams};
 
@@ -41,8 +41,9 @@ pub struct Master {
     opts: PoolOptions,
     started: Instant,
     listeners: Vec<String>,
-    /// Counters of every SOCKS listener, registered by `serve` as it starts them.
-    socks: Mutex<Vec<Arc<ServerStats>>>,
+    /// Every SOCKS listener's server (counters, limits), registered by `serve` as it starts
+    /// them, in config order.
+    socks: Mutex<Vec<Server>>,
     phase: watch::Sender<MasterPhase>,
     /// `open` streams (stdio through the master) in flight; the drain waits for them.
     relays: watch::Sender<usize>,
@@ -142,9 +143,9 @@ impl Master {
         now
     }
 
-    /// Registers a SOCKS listener's counters for `status`.
-    pub fn add_socks_stats(&self, stats: Arc<ServerStats>) {
-        lock(&self.socks).push(stats);
+    /// Registers a SOCKS listener's server for `status` and `reload` (call in config order).
+    pub fn add_socks_server(&self, server: Server) {
+        lock(&self.socks).push(server);
     }
 
     /// The grace period for streams in flight when stopping.
@@ -190,7 +191,7 @@ impl Master {
         let upstreams = self.upstreams.read().await.snapshot();
         let mut socks = StatsSnapshot::default();
         for s in lock(&self.socks).iter() {
-            socks.add(&s.snapshot());
+            socks.add(&s.stats().snapshot());
         }
         StatusReport {
             pid: std::process::id(),
@@ -308,6 +309,11 @@ impl Master {
                 Change::LogLevelChanged => {
                     lines.push(crate::logging::apply_config_line(new.log_level.as_deref()));
                     continue;
+                }
+                Change::ListenerLimitsChanged { index, new, .. } => {
+                    if let Some(server) = lock(&self.socks).get(*index) {
+                        server.set_limits(*new);
+                    }
                 }
                 Change::ListenersChanged => {
                     lines.push("listeners changed; restart the master to apply them".into());

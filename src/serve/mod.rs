@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::config::{self, Config, Listener};
+use crate::config::{Config, Listener};
 use crate::control::server::ControlListener;
 use crate::socks::server::{self as socks, Server, ServerConfig};
 use crate::upstream::pool::PoolOptions;
@@ -50,33 +50,34 @@ pub enum ServeError {
     },
 }
 
-fn server_config(users: &[config::User]) -> ServerConfig {
+fn server_config(l: &Listener) -> ServerConfig {
     ServerConfig {
-        users: users
+        users: l
+            .users()
             .iter()
             .map(|u| (u.username.clone(), u.password.clone()))
             .collect(),
+        limits: l.limits(),
         ..ServerConfig::default()
     }
 }
 
-/// Bound listeners, ready to serve (bind before announcing readiness).
+/// Bound listeners, ready to serve (bind before announcing readiness), in config order so
+/// `reload` can find each one's server by its index.
 pub struct Bound {
-    tcp: Vec<(TcpListener, ServerConfig)>,
-    unix: Vec<(UnixListener, ServerConfig)>,
+    listeners: Vec<(socks::Listener, ServerConfig)>,
     pub addresses: Vec<String>,
 }
 
 /// Binds every listener of `cfg`. Unix sockets get mode 0600 before they accept.
 pub async fn bind(cfg: &Config) -> Result<Bound, ServeError> {
     let mut b = Bound {
-        tcp: Vec::new(),
-        unix: Vec::new(),
+        listeners: Vec::new(),
         addresses: Vec::new(),
     };
     for l in &cfg.listeners {
         match l {
-            Listener::Tcp { addr, users } => {
+            Listener::Tcp { addr, .. } => {
                 let t = TcpListener::bind(addr)
                     .await
                     .map_err(|source| ServeError::Bind {
@@ -88,15 +89,15 @@ pub async fn bind(cfg: &Config) -> Result<Bound, ServeError> {
                     .map(|a| a.to_string())
                     .unwrap_or_else(|_| addr.to_string());
                 b.addresses.push(format!("socks5://{local}"));
-                b.tcp.push((t, server_config(users)));
+                b.listeners.push((t.into(), server_config(l)));
             }
-            Listener::Unix { path, users } => {
+            Listener::Unix { path, .. } => {
                 let u = bind_unix(path).map_err(|source| ServeError::Bind {
                     what: path.display().to_string(),
                     source,
                 })?;
                 b.addresses.push(format!("unix:{}", path.display()));
-                b.unix.push((u, server_config(users)));
+                b.listeners.push((u.into(), server_config(l)));
             }
         }
     }
@@ -175,15 +176,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     use futures_util::StreamExt;
-    let listeners = bound
-        .tcp
-        .into_iter()
-        .map(|(l, sc)| (socks::Listener::from(l), sc))
-        .chain(bound.unix.into_iter().map(|(l, sc)| (l.into(), sc)));
     let mut servers = Vec::new();
-    for (l, sc) in listeners {
+    for (l, sc) in bound.listeners {
         let server = Server::new(sc, master.connector.clone());
-        master.add_socks_stats(server.stats());
+        master.add_socks_server(server.clone());
         let (stop, abort) = (master.stopped(), master.closing());
         servers.push(tokio::spawn(async move {
             server.serve_until(l, stop, abort).await;

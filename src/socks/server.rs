@@ -5,10 +5,12 @@
 //! where a [`Destination`] goes (SSH upstream, direct, reject) is the connector's decision.
 //!
 //! Lifecycle follows mini-redis `server::run`: the caller binds (tests use `127.0.0.1:0`), a
-//! semaphore caps live connections, and the connection tasks are owned by a `JoinSet`. Shutdown
-//! has two phases ([`Server::serve_until`]): when `stop` resolves the listener is closed and the
-//! connections in flight carry on; when `abort` resolves (the caller's grace period, or a second
-//! signal) the ones still running are aborted. [`run`] does both at once.
+//! cap on live connections ([`Limits`]) turns clients over it away at once with REP 0x01, and
+//! the connection tasks are owned by a `JoinSet`. Shutdown has two phases
+//! ([`Server::serve_until`]): when `stop` resolves the listener is closed and the connections in
+//! flight carry on; when `abort` resolves (the caller's grace period, or a second signal) the
+//! ones still running are aborted. [`run`] does both at once. The accept loop and its backoff
+//! live in `accept.rs`, the cap in `limit.rs`.
 
 use std::fmt;
 use std::future::Future;
@@ -23,16 +25,20 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::Instrument;
 
 use super::proto::{
     encode_reply, AuthPolicy, Credentials, Destination, Handshake, Host, ProtoError, Reply, Step,
 };
 use crate::redact::Redacted;
 use crate::relay::relay_with;
+pub use accept::Listener;
+use limit::Slots;
+pub use limit::{Limits, DEFAULT_MAX_CONNECTIONS};
 use stats::ActiveGuard;
 pub use stats::{ServerStats, StatsSnapshot};
 
+mod accept;
+mod limit;
 mod stats;
 
 /// Any bidirectional byte stream a connector can hand back (TCP, an SSH channel, a test duplex).
@@ -161,12 +167,10 @@ pub struct ServerConfig {
     pub users: Vec<(String, Redacted<String>)>,
     /// Greeting through request must complete within this, or the client is dropped.
     pub handshake_timeout: Duration,
-    /// Live connections; further clients wait in the listen backlog (not refused).
-    pub max_connections: usize,
     /// Bound on [`Connector::connect`]; expiry replies `TtlExpired`.
     pub connect_timeout: Duration,
-    /// Close a relay after this long with no bytes either way (`None`: never).
-    pub idle_timeout: Option<Duration>,
+    /// The connection cap and the tunnel idle timeout; [`Server::set_limits`] changes them.
+    pub limits: Limits,
 }
 
 impl Default for ServerConfig {
@@ -174,9 +178,8 @@ impl Default for ServerConfig {
         Self {
             users: Vec::new(),
             handshake_timeout: Duration::from_secs(10),
-            max_connections: 1024,
             connect_timeout: Duration::from_secs(30),
-            idle_timeout: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -204,8 +207,8 @@ pub async fn run_unix(
         .await;
 }
 
-/// A SOCKS5 server: config, connector, connection limit and stats. Cloning shares all of them,
-/// so one `Server` can serve a TCP and a Unix listener under one limit.
+/// A SOCKS5 server: config, connector, connection cap and stats. Cloning shares all of them,
+/// so one `Server` can serve a TCP and a Unix listener under one cap.
 #[derive(Clone)]
 pub struct Server {
     inner: Arc<Inner>,
@@ -215,56 +218,38 @@ struct Inner {
     cfg: ServerConfig,
     connector: Arc<dyn Connector>,
     stats: Arc<ServerStats>,
-    limit: Arc<Semaphore>,
+    slots: Arc<Slots>,
+    /// Over-cap clients being answered (their handshake runs first); past this many, further
+    /// over-cap clients are closed without an answer, so a flood cannot hold descriptors.
+    refusals: Arc<Semaphore>,
 }
 
-/// A bound listener of either kind, for [`Server::serve_until`].
-pub enum Listener {
-    Tcp(TcpListener),
-    Unix(UnixListener),
-}
-
-impl From<TcpListener> for Listener {
-    fn from(l: TcpListener) -> Self {
-        Self::Tcp(l)
-    }
-}
-
-impl From<UnixListener> for Listener {
-    fn from(l: UnixListener) -> Self {
-        Self::Unix(l)
-    }
-}
-
-impl Listener {
-    async fn accept(&self) -> io::Result<(BoxedStream, String)> {
-        match self {
-            Self::Tcp(l) => {
-                let (stream, peer) = l.accept().await?;
-                // Latency over batching: SSH keystrokes go through here.
-                let _ = stream.set_nodelay(true);
-                Ok((Box::new(stream), peer.to_string()))
-            }
-            Self::Unix(l) => {
-                let (stream, _) = l.accept().await?;
-                Ok((Box::new(stream), "unix".to_owned()))
-            }
-        }
-    }
-}
+/// Over-cap clients answered at a time (see `Inner::refusals`).
+const MAX_REFUSALS: usize = 64;
 
 impl Server {
     pub fn new(cfg: ServerConfig, connector: Arc<dyn Connector>) -> Self {
-        let limit = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+        let slots = Slots::new(cfg.limits);
         let stats = Arc::new(ServerStats::default());
         Self {
             inner: Arc::new(Inner {
                 cfg,
                 connector,
                 stats,
-                limit,
+                slots,
+                refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
             }),
         }
+    }
+
+    /// Replaces the cap and idle timeout (`reload`). Clients accepted from now on see the new
+    /// values; connections already open keep their place and their idle timeout.
+    pub fn set_limits(&self, limits: Limits) {
+        self.inner.slots.set(limits);
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.inner.slots.limits()
     }
 
     pub fn stats(&self) -> Arc<ServerStats> {
@@ -293,97 +278,20 @@ impl Server {
         abort: impl Future<Output = ()>,
     ) {
         let mut tasks = JoinSet::new();
-        self.accept_loop(listener, stop, &mut tasks).await;
+        self.accept_loop(&listener, stop, &mut tasks).await;
+        // Closed now, not after the drain: new clients must be refused while streams finish.
+        drop(listener);
         drain(tasks, abort).await;
     }
 
-    /// Over the limit we wait for a permit *before* accepting, so excess clients sit in the
-    /// kernel backlog instead of being accepted and dropped: a burst of `ssh` sessions slows
-    /// down rather than failing. The listener is dropped on return.
-    async fn accept_loop(
-        &self,
-        listener: Listener,
-        shutdown: impl Future<Output = ()>,
-        tasks: &mut JoinSet<()>,
-    ) {
-        tokio::pin!(shutdown);
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            let permit = tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                permit = self.inner.limit.clone().acquire_owned() => match permit {
-                    Ok(p) => p,
-                    Err(_) => break, // semaphore closed: never happens, we own it
-                },
-            };
-            let (stream, peer) = tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                res = listener.accept() => match res {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(error = %e, "socks: accept failed; retrying in {backoff:?}");
-                        tokio::select! {
-                            () = &mut shutdown => break,
-                            () = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(1));
-                        continue;
-                    }
-                },
-            };
-            backoff = Duration::from_millis(50);
-            while let Some(done) = tasks.try_join_next() {
-                log_join(done);
-            }
-            self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
-            let this = self.clone();
-            let span = tracing::debug_span!("socks", %peer);
-            tasks.spawn(
-                async move {
-                    let _permit = permit;
-                    this.serve_connection(stream).await;
-                }
-                .instrument(span),
-            );
-        }
-    }
-
     /// Runs one client connection to completion (handshake, connect, relay). Public so callers
-    /// with their own accept loop (or tests) can reuse it; it does not take a permit.
+    /// with their own accept loop (or tests) can reuse it; it does not take a slot under the cap.
     pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send>(&self, mut client: S) {
         let inner = &*self.inner;
         let _active = ActiveGuard::new(&inner.stats);
-        let policy = if inner.cfg.users.is_empty() {
-            AuthPolicy::NoAuth
-        } else {
-            AuthPolicy::UserPass
+        let Some((dest, leftover)) = self.bounded_handshake(&mut client).await else {
+            return;
         };
-        let handshake = handshake(&mut client, policy, &inner.cfg.users, &inner.stats);
-        let (dest, leftover) = match tokio::time::timeout(inner.cfg.handshake_timeout, handshake)
-            .await
-        {
-            Ok(Ok(done)) => done,
-            Ok(Err(e)) => {
-                inner
-                    .stats
-                    .handshake_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(error = %e, "socks: handshake failed");
-                return;
-            }
-            Err(_) => {
-                inner
-                    .stats
-                    .handshake_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(timeout = ?inner.cfg.handshake_timeout, "socks: handshake timed out");
-                return;
-            }
-        };
-
         let connect = inner.connector.connect(dest.clone());
         let result = match tokio::time::timeout(inner.cfg.connect_timeout, connect).await {
             Ok(result) => result,
@@ -410,7 +318,7 @@ impl Server {
         }
         tracing::debug!(%dest, early_bytes = leftover.len(), "socks: connected");
 
-        let idle = inner.cfg.idle_timeout;
+        let idle = inner.slots.idle_timeout();
         let result = if leftover.is_empty() {
             relay_with(client, upstream.stream, idle, &inner.stats.bytes).await
         } else {
@@ -424,6 +332,42 @@ impl Server {
             Ok((up, down)) => tracing::debug!(%dest, up, down, "socks: relay finished"),
             Err(e) => tracing::debug!(%dest, error = %e, "socks: relay ended with error"),
         }
+    }
+
+    /// Answers a client over the cap: its handshake first (bounded like any other, so the
+    /// client reads a proper reply rather than a reset), then REP 0x01 and close.
+    pub(super) async fn refuse<S: AsyncRead + AsyncWrite + Unpin + Send>(&self, mut client: S) {
+        if let Some((dest, _)) = self.bounded_handshake(&mut client).await {
+            tracing::debug!(%dest, "socks: over the connection cap; refused");
+            self.inner.stats.record_reply(Reply::GeneralFailure);
+            let _ = write_flush(&mut client, &encode_reply(Reply::GeneralFailure, None)).await;
+        }
+    }
+
+    /// Greeting, authentication and request within the handshake timeout. `None` when the
+    /// client failed or stalled (counted; its wire answer, if any, already written).
+    async fn bounded_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        client: &mut S,
+    ) -> Option<(Destination, Vec<u8>)> {
+        let inner = &*self.inner;
+        let policy = if inner.cfg.users.is_empty() {
+            AuthPolicy::NoAuth
+        } else {
+            AuthPolicy::UserPass
+        };
+        let handshake = handshake(client, policy, &inner.cfg.users, &inner.stats);
+        let failure = match tokio::time::timeout(inner.cfg.handshake_timeout, handshake).await {
+            Ok(Ok(done)) => return Some(done),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("timed out after {:?}", inner.cfg.handshake_timeout),
+        };
+        inner
+            .stats
+            .handshake_failures
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(error = %failure, "socks: handshake failed");
+        None
     }
 }
 
@@ -542,5 +486,7 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+#[cfg(test)]
+mod limit_tests;
 #[cfg(test)]
 mod tests;

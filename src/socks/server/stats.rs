@@ -15,6 +15,7 @@ pub struct ServerStats {
     active: AtomicU64,
     pub(super) handshake_failures: AtomicU64,
     pub(super) auth_failures: AtomicU64,
+    pub(super) over_cap: AtomicU64,
     replies: [AtomicU64; 9],
     pub(super) bytes: RelayCounters,
 }
@@ -30,6 +31,9 @@ pub struct StatsSnapshot {
     pub handshake_failures: u64,
     /// Subset of `handshake_failures`: credentials rejected.
     pub auth_failures: u64,
+    /// Clients turned away at the connection cap (`max_connections`): answered REP 0x01, or
+    /// closed at once when too many were being answered already.
+    pub over_cap: u64,
     /// Replies sent, indexed by reply code (`[0]` = succeeded, the rest are rejections).
     pub replies: [u64; 9],
     pub bytes_client_to_upstream: u64,
@@ -43,6 +47,7 @@ impl StatsSnapshot {
         self.active += other.active;
         self.handshake_failures += other.handshake_failures;
         self.auth_failures += other.auth_failures;
+        self.over_cap += other.over_cap;
         for (mine, theirs) in self.replies.iter_mut().zip(other.replies) {
             *mine += theirs;
         }
@@ -66,6 +71,7 @@ impl ServerStats {
             active: load(&self.active),
             handshake_failures: load(&self.handshake_failures),
             auth_failures: load(&self.auth_failures),
+            over_cap: load(&self.over_cap),
             replies: std::array::from_fn(|i| self.replies.get(i).map_or(0, load)),
             bytes_client_to_upstream: self.bytes.a_to_b(),
             bytes_upstream_to_client: self.bytes.b_to_a(),
