@@ -55,7 +55,10 @@ pub(super) struct Driver<P, T, L: Link> {
     /// None once every sender is gone (that counted as `Terminate`).
     commands: Option<mpsc::Receiver<Command>>,
     status_tx: watch::Sender<Status>,
+    /// State the watchers care about (not the counters, which live in `ch`).
     status: Status,
+    /// `status` changed since it was last published.
+    status_changed: bool,
     shutdown: Option<BoxFuture<()>>,
     timer: Pin<Box<Sleep>>,
     next_ping: Instant,
@@ -84,6 +87,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
             commands: Some(control.commands),
             status_tx: control.status,
             status: Status::default(),
+            status_changed: true,
             shutdown: Some(control.shutdown),
             timer: Box::pin(tokio::time::sleep_until(now.into())),
             next_ping: now + opts.ping_interval,
@@ -344,6 +348,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
                 self.ch.on_reconnect(now);
                 self.resume.on_success();
                 self.status.reconnects += 1;
+                self.status_changed = true;
                 tracing::info!(reconnects = self.status.reconnects, "data channel resumed");
             }
             Err(e) => match self.resume.on_failure(now, e, self.opts.reconnect_budget) {
@@ -379,6 +384,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
             Event::Ready { session, .. } => {
                 self.status.ready = true;
                 self.status.session = Some(session);
+                self.status_changed = true;
                 self.app.start_opening();
             }
             Event::HandshakeFailed(r) => self.ended = Some(Err(DriverError::Handshake(r))),
@@ -404,10 +410,25 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         }
     }
 
+    /// Counters change with every message, and waking every watcher of the status (stdio's
+    /// main task, a pool slot) for each one cost a task wake-up per message. So counters are
+    /// updated in place, visible to `borrow()` at once, and only a change of state (link up or
+    /// down, ready, resumes) notifies.
     fn publish_status(&mut self) {
-        self.status.stats = self.ch.stats().clone();
-        self.status.connected = self.link.is_some();
-        self.status_tx.send_replace(self.status.clone());
+        let connected = self.link.is_some();
+        let state_changed = std::mem::take(&mut self.status_changed);
+        let (status, stats) = (&self.status, self.ch.stats());
+        self.status_tx.send_if_modified(|s| {
+            s.stats.clone_from(stats);
+            if !state_changed && s.connected == connected {
+                return false;
+            }
+            s.connected = connected;
+            s.ready = status.ready;
+            s.reconnects = status.reconnects;
+            s.session.clone_from(&status.session);
+            true
+        });
     }
 
     /// Best effort: push out what is queued (e.g. the last acknowledges), flush the app.
