@@ -24,6 +24,7 @@ use super::port::{AppPort, Delivery};
 use super::resume::Resume;
 use super::{BoxFuture, Command, Control, End, Link, Options, Parts, Status, Transport};
 use crate::ssm::channel::{Channel, Event, Role};
+use crate::ssm::message;
 use crate::ssm::payload::Flag;
 
 /// How long `Terminate` waits for the TerminateSession flag to be acknowledged.
@@ -169,7 +170,8 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         if let Poll::Ready(m) = Pin::new(&mut *link).poll_next(cx) {
             return Poll::Ready(Step::WsMessage(m));
         }
-        if self.outbox.is_idle() {
+        // Held acknowledgements wait for their deadline in `next_deadline`.
+        if !self.outbox.is_due(Instant::now()) {
             return Poll::Pending;
         }
         self.outbox.poll_pump(cx, link).map(Step::LinkWritten)
@@ -218,8 +220,10 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
             .filter(|_| self.app.read_open)
             .and_then(|p| p.wait_until(now));
         let ping = self.link.as_ref().map(|_| self.next_ping);
+        let acks = self.link.as_ref().and_then(|_| self.outbox.hold_deadline());
         [
             self.ch.poll_timeout(),
+            acks,
             self.resume.deadline(),
             pace,
             ping,
@@ -361,8 +365,15 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
     /// After every event: queue the channel's frames, react to its events, move delivered
     /// bytes toward the application, and see whether the session is over.
     async fn after_step(&mut self) {
+        let now = Instant::now();
         while let Some(frame) = self.ch.poll_transmit() {
-            self.outbox.push(WsMessage::Binary(frame));
+            // The client holds its acks briefly to send several per write (see `outbox`); the
+            // agent role acknowledges at once, as the real agent does.
+            if self.role == Role::Client && message::is_acknowledge(&frame) {
+                self.outbox.push_ack(WsMessage::Binary(frame), now);
+            } else {
+                self.outbox.push(WsMessage::Binary(frame));
+            }
         }
         while let Some(ev) = self.ch.poll_event() {
             self.on_channel_event(ev);
