@@ -247,6 +247,18 @@ pub fn uuid_from_wire(w: &[u8; 16]) -> Uuid {
     Uuid::from_bytes(b)
 }
 
+/// Whether `frame` is an `acknowledge` message, judged by its MessageType field alone (padded
+/// with spaces, as we encode it, or NULs). Lets a shell treat acks apart without decoding.
+pub fn is_acknowledge(frame: &[u8]) -> bool {
+    const NAME: &[u8] = b"acknowledge";
+    let Some(field) = frame.get(layout::TYPE_OFF..layout::TYPE_OFF + layout::TYPE_LEN) else {
+        return false;
+    };
+    field
+        .strip_prefix(NAME)
+        .is_some_and(|pad| pad.iter().all(|&b| b == b' ' || b == 0))
+}
+
 impl Message {
     /// Parses one message from the front of `buf`.
     ///
@@ -397,6 +409,17 @@ mod tests {
         let mut f = valid();
         f[off..off + bytes.len()].copy_from_slice(bytes);
         f
+    }
+
+    #[test]
+    fn acknowledges_are_told_apart_by_their_type_field_alone() {
+        let mut m = Message::decode(&valid()).unwrap();
+        assert!(!is_acknowledge(&m.to_bytes()));
+        m.message_type = MessageType::Acknowledge;
+        assert!(is_acknowledge(&m.to_bytes()));
+        m.message_type = MessageType::Other("acknowledgement".into());
+        assert!(!is_acknowledge(&m.to_bytes()));
+        assert!(!is_acknowledge(b"short"));
     }
 
     #[test]

@@ -24,6 +24,7 @@ use super::port::{AppPort, Delivery};
 use super::resume::Resume;
 use super::{BoxFuture, Command, Control, End, Link, Options, Parts, Status, Transport};
 use crate::ssm::channel::{Channel, Event, Role};
+use crate::ssm::message;
 use crate::ssm::payload::Flag;
 
 /// How long `Terminate` waits for the TerminateSession flag to be acknowledged.
@@ -55,7 +56,10 @@ pub(super) struct Driver<P, T, L: Link> {
     /// None once every sender is gone (that counted as `Terminate`).
     commands: Option<mpsc::Receiver<Command>>,
     status_tx: watch::Sender<Status>,
+    /// State the watchers care about (not the counters, which live in `ch`).
     status: Status,
+    /// `status` changed since it was last published.
+    status_changed: bool,
     shutdown: Option<BoxFuture<()>>,
     timer: Pin<Box<Sleep>>,
     next_ping: Instant,
@@ -84,6 +88,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
             commands: Some(control.commands),
             status_tx: control.status,
             status: Status::default(),
+            status_changed: true,
             shutdown: Some(control.shutdown),
             timer: Box::pin(tokio::time::sleep_until(now.into())),
             next_ping: now + opts.ping_interval,
@@ -165,7 +170,8 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         if let Poll::Ready(m) = Pin::new(&mut *link).poll_next(cx) {
             return Poll::Ready(Step::WsMessage(m));
         }
-        if self.outbox.is_idle() {
+        // Held acknowledgements wait for their deadline in `next_deadline`.
+        if !self.outbox.is_due(Instant::now()) {
             return Poll::Pending;
         }
         self.outbox.poll_pump(cx, link).map(Step::LinkWritten)
@@ -214,8 +220,10 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
             .filter(|_| self.app.read_open)
             .and_then(|p| p.wait_until(now));
         let ping = self.link.as_ref().map(|_| self.next_ping);
+        let acks = self.link.as_ref().and_then(|_| self.outbox.hold_deadline());
         [
             self.ch.poll_timeout(),
+            acks,
             self.resume.deadline(),
             pace,
             ping,
@@ -344,6 +352,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
                 self.ch.on_reconnect(now);
                 self.resume.on_success();
                 self.status.reconnects += 1;
+                self.status_changed = true;
                 tracing::info!(reconnects = self.status.reconnects, "data channel resumed");
             }
             Err(e) => match self.resume.on_failure(now, e, self.opts.reconnect_budget) {
@@ -356,8 +365,15 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
     /// After every event: queue the channel's frames, react to its events, move delivered
     /// bytes toward the application, and see whether the session is over.
     async fn after_step(&mut self) {
+        let now = Instant::now();
         while let Some(frame) = self.ch.poll_transmit() {
-            self.outbox.push(WsMessage::Binary(frame));
+            // The client holds its acks briefly to send several per write (see `outbox`); the
+            // agent role acknowledges at once, as the real agent does.
+            if self.role == Role::Client && message::is_acknowledge(&frame) {
+                self.outbox.push_ack(WsMessage::Binary(frame), now);
+            } else {
+                self.outbox.push(WsMessage::Binary(frame));
+            }
         }
         while let Some(ev) = self.ch.poll_event() {
             self.on_channel_event(ev);
@@ -379,6 +395,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
             Event::Ready { session, .. } => {
                 self.status.ready = true;
                 self.status.session = Some(session);
+                self.status_changed = true;
                 self.app.start_opening();
             }
             Event::HandshakeFailed(r) => self.ended = Some(Err(DriverError::Handshake(r))),
@@ -404,10 +421,25 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         }
     }
 
+    /// Counters change with every message, and waking every watcher of the status (stdio's
+    /// main task, a pool slot) for each one cost a task wake-up per message. So counters are
+    /// updated in place, visible to `borrow()` at once, and only a change of state (link up or
+    /// down, ready, resumes) notifies.
     fn publish_status(&mut self) {
-        self.status.stats = self.ch.stats().clone();
-        self.status.connected = self.link.is_some();
-        self.status_tx.send_replace(self.status.clone());
+        let connected = self.link.is_some();
+        let state_changed = std::mem::take(&mut self.status_changed);
+        let (status, stats) = (&self.status, self.ch.stats());
+        self.status_tx.send_if_modified(|s| {
+            s.stats.clone_from(stats);
+            if !state_changed && s.connected == connected {
+                return false;
+            }
+            s.connected = connected;
+            s.ready = status.ready;
+            s.reconnects = status.reconnects;
+            s.session.clone_from(&status.session);
+            true
+        });
     }
 
     /// Best effort: push out what is queued (e.g. the last acknowledges), flush the app.

@@ -123,3 +123,49 @@ async fn terminate_command_ends_the_client_as_cancelled() {
         "{end:?}"
     );
 }
+
+/// Counters move with every message; watchers (stdio's main task, a pool slot) must not be
+/// woken for each one, yet `borrow()` must still show current counters.
+#[tokio::test]
+async fn status_watchers_wake_for_state_changes_not_for_every_message() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let (client_link, agent_link) = memlink::pair(64);
+    let (mut user, client_app) = tokio::io::duplex(1 << 16);
+    let (mut target, agent_app) = tokio::io::duplex(1 << 16);
+    let opened: AppConnect<DuplexStream> = Box::pin(async move { Ok(agent_app) });
+    let (_client, client_status, _c) =
+        spawn_driver(Role::Client, client_link, ByteStream::ready(client_app));
+    let (_agent, _s, _a) = spawn_driver(Role::Agent, agent_link, ByteStream::connect(opened));
+    let wakes = Arc::new(AtomicU64::new(0));
+    let (mut watcher, counted) = (client_status.clone(), wakes.clone());
+    tokio::spawn(async move {
+        while watcher.changed().await.is_ok() {
+            counted.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+
+    // Paced like the agent, so that each message arrives alone and could wake the watcher.
+    const LEN: usize = 100 * 1024;
+    let writer = tokio::spawn(async move {
+        for _ in 0..LEN / 1024 {
+            target.write_all(&[0x5au8; 1024]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        target
+    });
+    let mut got = vec![0u8; LEN];
+    user.read_exact(&mut got).await.unwrap();
+    let _target = writer.await.unwrap();
+
+    let st = client_status.borrow().clone();
+    assert!(st.stats.messages_received >= 100, "{st:?}");
+    assert_eq!(st.stats.bytes_delivered, LEN as u64, "counters are current");
+    let wakes = wakes.load(Ordering::Relaxed);
+    assert!(
+        wakes <= 5,
+        "{wakes} wake-ups for {} messages",
+        st.stats.messages_received
+    );
+}

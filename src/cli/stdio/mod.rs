@@ -7,6 +7,8 @@
 //! upstream), the stream goes through the master's pooled SSH connection instead: no new SSM
 //! session, so the connection starts at once. Instance ids never take that path.
 
+mod pipe;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -84,7 +86,7 @@ pub async fn run(g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
     req.document = a.document.clone();
     let mut opts = SessionOptions::default();
     opts.channel.chunk_size = a.chunk as usize;
-    let app = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
+    let app = tokio::io::join(pipe::stdin(), pipe::stdout());
     let session = Session::start(api, &req, app, opts)
         .await
         .with_context(|| format!("starting a session to {instance} port {port}"))?;
@@ -122,9 +124,11 @@ pub async fn run(g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
 /// The one-line account `stdio -v` gives on exit.
 fn summary(session_id: &str, st: &Status, elapsed: std::time::Duration) -> String {
     format!(
-        "session {session_id} summary: {} bytes sent, {} bytes received, {} resumes, {} retransmits, {:.1}s",
+        "session {session_id} summary: {} bytes sent, {} bytes received, {} messages sent, {} messages received, {} resumes, {} retransmits, {:.1}s",
         st.stats.bytes_sent,
         st.stats.bytes_delivered,
+        st.stats.messages_sent,
+        st.stats.messages_received,
         st.reconnects,
         st.stats.retransmits,
         elapsed.as_secs_f64()
@@ -171,7 +175,7 @@ async fn via_master(
     );
     let (sock, early) = c.into_parts();
     let (mut rd, mut wr) = sock.into_split();
-    let mut stdout = tokio::io::stdout();
+    let mut stdout = pipe::stdout();
     // Socket errors are the master's connection failing; only stdout's are `StdoutError`.
     let to_stdout = async {
         stdout.write_all(&early).await.map_err(StdoutError::from)?;
@@ -188,7 +192,7 @@ async fn via_master(
         }
     };
     let from_stdin = async {
-        let mut stdin = tokio::io::stdin();
+        let mut stdin = pipe::stdin();
         tokio::io::copy(&mut stdin, &mut wr)
             .await
             .map_err(ControlError::Io)?;
@@ -208,16 +212,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn summary_names_bytes_resumes_retransmits_and_duration() {
+    fn summary_names_bytes_messages_resumes_retransmits_and_duration() {
         let mut st = Status::default();
         st.stats.bytes_sent = 1200;
         st.stats.bytes_delivered = 34_000;
         st.stats.retransmits = 5;
+        st.stats.messages_sent = 3;
+        st.stats.messages_received = 40;
         st.reconnects = 2;
         let line = summary("s-1", &st, std::time::Duration::from_millis(2500));
         assert_eq!(
             line,
-            "session s-1 summary: 1200 bytes sent, 34000 bytes received, 2 resumes, 5 retransmits, 2.5s"
+            "session s-1 summary: 1200 bytes sent, 34000 bytes received, 3 messages sent, 40 messages received, 2 resumes, 5 retransmits, 2.5s"
         );
     }
 }
