@@ -164,6 +164,10 @@ pub struct Channel {
     /// The timer's probe was acknowledged and no original since: unless originals follow
     /// at once (the peer had only stalled), what was sent before the probe is lost.
     probe_answered: bool,
+    /// Round trip of the latest answered resend while no original has been acknowledged since
+    /// (a lost tail being repaired): the peer's queue has drained, so the RTO, grown by late
+    /// acknowledges during the burst, overstates how long an answer takes now.
+    resend_answer_rtt: Option<Duration>,
     handshake_deadline: Option<Instant>,
     agent_request: Option<HandshakeRequest>,
     id_state: u64,
@@ -194,6 +198,7 @@ impl Channel {
             flushed_reported: false,
             rto_backoff: 0,
             probe_answered: false,
+            resend_answer_rtt: None,
             handshake_deadline: None,
             agent_request: None,
             handshake_started: None,
@@ -380,6 +385,7 @@ impl Channel {
         self.outbox.clear();
         self.rto_backoff = 0;
         self.probe_answered = false;
+        self.resend_answer_rtt = None;
         let frames = self.send.all_unacked(now);
         self.stats.retransmits += frames.len() as u64;
         self.outbox.extend(frames);
