@@ -44,8 +44,6 @@ SSH=(ssh -F /dev/null -i "$work/client_key" -o StrictHostKeyChecking=no -o UserK
   -o LogLevel=ERROR -o BatchMode=yes -o ProxyCommand="$BIN stdio -v %h -p %p")
 target="$(id -un)@i-0123456789abcdef0"
 
-echo "| path | direction | MB | seconds | MB/s | checksum |"
-echo "|---|---|---:|---:|---:|---|"
 # Local ends of the stdio transfers: a source that writes the block N times and a sink that hashes
 # what arrives; both keep a byte count in a progress file so a stall is seen while it happens.
 cat > "$work/ends.py" <<'PY'
@@ -164,7 +162,8 @@ import json, re, sys
 stats = json.load(open(sys.argv[1]))["sessions"]
 f = {k: sum(s["faults"][k] for s in stats) for k in ("kills", "dropped", "duplicated", "reordered")}
 resumes = sum(s["client_reconnects"] for s in stats)
-summaries = [l.strip() for p in sys.argv[2:] for l in open(p) if "summary:" in l]
+ansi = re.compile(r"\x1b\[[0-9;]*m")
+summaries = [ansi.sub("", l).strip() for p in sys.argv[2:] for l in open(p) if "summary:" in l]
 print()
 print(f"simulator: {len(stats)} sessions, {f['kills']} WebSocket recycles, {resumes} client resumes; "
       f"frames dropped {f['dropped']}, duplicated {f['duplicated']}, reordered {f['reordered']}")
