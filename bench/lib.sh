@@ -65,6 +65,27 @@ start_serve() {
   socks_port=${addr##*:}
 }
 
+# write_pool_config FILE POOL_SIZE [STATE_NAME] → a `serve` config: one SOCKS listener on
+# 127.0.0.1:0 and every destination through one upstream of POOL_SIZE connections to the
+# simulated instance, with its state dir and control socket under $work.
+write_pool_config() {
+  local state=${3:-state}
+  cat > "$1" <<YAML
+listeners:
+  - socks5: 127.0.0.1:0
+upstreams:
+  bench:
+    targets: [i-0123456789abcdef0]
+    user: $(id -un)
+    identity_files: [$work/client_key]
+    pool_size: $2
+    host_key_policy: off
+default: bench
+state_dir: $work/$state
+control_socket: $work/$state.sock
+YAML
+}
+
 # A Python snippet servers use to report the port they bound (argv[1] is the port file).
 PY_REPORT_PORT='
 import os

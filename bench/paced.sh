@@ -89,20 +89,7 @@ xfer_serve() {
   echo "$(python3 -c "print($t1 - $t0, $c1 - $c0)") $((SIZE_MB * 1024))"
 }
 serve_rows() { # $1 = label
-  cat > "$work/config.yaml" <<YAML
-listeners:
-  - socks5: 127.0.0.1:0
-upstreams:
-  bench:
-    targets: [i-0123456789abcdef0]
-    user: $(id -un)
-    identity_files: [$work/client_key]
-    pool_size: 1
-    host_key_policy: off
-default: bench
-state_dir: $work/state
-control_socket: $work/ctl.sock
-YAML
+  write_pool_config "$work/config.yaml" 1
   start_serve "$work/config.yaml" paced
   xfer_serve >/dev/null # warm the pool's one connection
   for _ in $(seq "$RUNS"); do xfer_serve; done | row "$1" "serve down" "≈"

@@ -119,20 +119,7 @@ s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
 report_port(s.socket, sys.argv[3]); s.serve_forever()
 PY
 hport=$(wait_port_file "$work/http.port")
-cat > "$work/config.yaml" <<YAML
-listeners:
-  - socks5: 127.0.0.1:0
-upstreams:
-  soak:
-    targets: [i-0123456789abcdef0]
-    user: $(id -un)
-    identity_files: [$work/client_key]
-    pool_size: 2
-    host_key_policy: off
-default: soak
-state_dir: $work/state
-control_socket: $work/ctl.sock
-YAML
+write_pool_config "$work/config.yaml" 2
 start_serve "$work/config.yaml" soak
 t0=$(date +%s.%N)
 curls=()

@@ -48,20 +48,7 @@ echo "| pool size | streams x MB | aggregate MB/s (min) | aggregate MB/s (median
 echo "|---:|---:|---:|---:|---:|---:|---:|"
 base=""
 for n in "${SIZES[@]}"; do
-  cat > "$work/config.yaml" <<YAML
-listeners:
-  - socks5: 127.0.0.1:0
-upstreams:
-  bench:
-    targets: [i-0123456789abcdef0]
-    user: $(id -un)
-    identity_files: [$work/client_key]
-    pool_size: $n
-    host_key_policy: off
-default: bench
-state_dir: $work/state-$n
-control_socket: $work/ctl-$n.sock
-YAML
+  write_pool_config "$work/config.yaml" $n state-$n
   start_serve "$work/config.yaml" "$n"
   socks=$socks_port
   # Warm every connection of the pool, then measure connect latency (SOCKS CONNECT → reply).

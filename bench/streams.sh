@@ -47,20 +47,7 @@ while True:
     threading.Thread(target=echo, args=(c,), daemon=True).start()
 PY
 eport=$(wait_port_file "$work/echo.port")
-cat > "$work/config.yaml" <<YAML
-listeners:
-  - socks5: 127.0.0.1:0
-upstreams:
-  bench:
-    targets: [i-0123456789abcdef0]
-    user: $(id -un)
-    identity_files: [$work/client_key]
-    pool_size: 2
-    host_key_policy: off
-default: bench
-state_dir: $work/state
-control_socket: $work/ctl.sock
-YAML
+write_pool_config "$work/config.yaml" 2
 start_serve "$work/config.yaml" main
 socks=$socks_port
 base_rss=$(awk '/VmRSS/ {print $2}' "/proc/$serve_pid/status")
