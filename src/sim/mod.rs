@@ -29,12 +29,12 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::MaybeTlsStream;
 
-use crate::ssm::driver::{ws_config, Status};
+use crate::ssm::driver::{ws_config, Status, WsStream};
 use agent::AgentKnobs;
 use faults::{FaultCounts, FaultPlan};
 use instances::Instance;
 pub use registry::SessionStats;
-use registry::{Registry, RelayHandle};
+use registry::{Registry, RelayHandle, SessionSpec};
 use service::{close_with, read_open_frame, relay, RelayParams};
 
 /// Path prefix of data-channel WebSockets (the real service's form, §1.4).
@@ -161,36 +161,12 @@ impl Ctx {
         }
     }
 
-    #[allow(clippy::result_large_err)] // the handshake callback's signature is tungstenite's
+    /// One data-channel connection: upgrade, check the open frame's token, then either hand the
+    /// WebSocket to the session's running relay (a resume) or start the agent and its relay.
     async fn serve_websocket(self: Arc<Self>, stream: TcpStream) {
-        let mut path = None;
-        let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-            path = Some(req.uri().path().to_owned());
-            Ok(resp)
+        let Some((mut ws, session_id)) = upgrade(stream).await else {
+            return;
         };
-        let upgrade = tokio_tungstenite::accept_hdr_async_with_config(
-            MaybeTlsStream::Plain(stream),
-            callback,
-            Some(ws_config()),
-        );
-        let mut ws = match tokio::time::timeout(UPGRADE_TIMEOUT, upgrade).await {
-            Ok(Ok(ws)) => ws,
-            Ok(Err(e)) => {
-                tracing::debug!("sim: WebSocket upgrade failed: {e}");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(
-                    "sim: WebSocket upgrade not finished within {UPGRADE_TIMEOUT:?}; dropped"
-                );
-                return;
-            }
-        };
-        let session_id = path
-            .as_deref()
-            .and_then(|p| p.strip_prefix(DATA_CHANNEL_PATH))
-            .unwrap_or_default()
-            .to_owned();
         let open = match read_open_frame(&mut ws).await {
             Ok(o) => o,
             Err(msg) => {
@@ -206,17 +182,28 @@ impl Ctx {
                 return;
             }
         };
-        if !spec.first_attach {
-            match self.registry.relay_for(&session_id) {
-                Some(tx) => {
-                    if let Err(mpsc::error::SendError(mut ws)) = tx.send(ws).await {
-                        close_with(&mut ws, CloseCode::Away, "session is over").await;
-                    }
-                }
-                None => close_with(&mut ws, CloseCode::Away, "session is over").await,
-            }
-            return;
+        if spec.first_attach {
+            self.run_session(spec, session_id, ws).await;
+        } else {
+            self.resume(&session_id, ws).await;
         }
+    }
+
+    /// A resume: the session's relay takes over the new WebSocket.
+    async fn resume(&self, session_id: &str, mut ws: WsStream) {
+        match self.registry.relay_for(session_id) {
+            Some(tx) => {
+                if let Err(mpsc::error::SendError(mut ws)) = tx.send(ws).await {
+                    close_with(&mut ws, CloseCode::Away, "session is over").await;
+                }
+            }
+            None => close_with(&mut ws, CloseCode::Away, "session is over").await,
+        }
+    }
+
+    /// A first attach: the simulated agent on one end of an in-memory link, the relay (faults,
+    /// recycles, resumes) between the other end and the client's WebSocket.
+    async fn run_session(&self, spec: SessionSpec, session_id: String, ws: WsStream) {
         let (agent_link, service_link) = memlink::pair(1024);
         let (attach_tx, attach_rx) = mpsc::channel(4);
         let (status_tx, status_rx) = watch::channel(Status::default());
@@ -255,6 +242,42 @@ impl Ctx {
         tracing::debug!("sim: session {session_id} ended: {end:?}");
         self.registry.mark_closed(&session_id);
     }
+}
+
+/// The WebSocket upgrade, bounded by [`UPGRADE_TIMEOUT`] so a client that sends half a request
+/// head cannot hold a task and a socket forever. Returns the socket and the session id from the
+/// request path.
+#[allow(clippy::result_large_err)] // the handshake callback's signature is tungstenite's
+async fn upgrade(stream: TcpStream) -> Option<(WsStream, String)> {
+    let mut path = None;
+    let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        path = Some(req.uri().path().to_owned());
+        Ok(resp)
+    };
+    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(
+        MaybeTlsStream::Plain(stream),
+        callback,
+        Some(ws_config()),
+    );
+    let ws = match tokio::time::timeout(UPGRADE_TIMEOUT, upgrade).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            tracing::debug!("sim: WebSocket upgrade failed: {e}");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(
+                "sim: WebSocket upgrade not finished within {UPGRADE_TIMEOUT:?}; dropped"
+            );
+            return None;
+        }
+    };
+    let session_id = path
+        .as_deref()
+        .and_then(|p| p.strip_prefix(DATA_CHANNEL_PATH))
+        .unwrap_or_default()
+        .to_owned();
+    Some((ws, session_id))
 }
 
 /// Peeks at the request line: `Some(true)` for a data-channel WebSocket, `Some(false)` for
