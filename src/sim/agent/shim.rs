@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::gate::{AckGate, Carries};
 use crate::ssm::driver::Link;
-use crate::ssm::message::{Message, MessageType, PayloadType};
+use crate::ssm::message::{self, Message, MessageType, PayloadType};
 use crate::ssm::payload::Acknowledge;
 
 /// Raced sequence numbers remembered (each loses only its first acknowledge).
@@ -134,7 +134,7 @@ fn acked_seq(m: &WsMessage) -> Option<i64> {
     let WsMessage::Binary(b) = m else {
         return None;
     };
-    if b.get(4..15) != Some(b"acknowledge".as_slice()) {
+    if !message::is_acknowledge(b) {
         return None;
     }
     let msg = Message::decode(b).ok()?;
