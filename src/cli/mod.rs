@@ -5,6 +5,7 @@ pub mod ctl;
 pub mod demo;
 pub mod generate;
 pub mod load;
+pub mod manual;
 pub mod route;
 pub mod serve;
 pub mod sim;
@@ -33,21 +34,24 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Heading of the options every command takes: `--help` lists a command's own options first.
+const GLOBAL: &str = "Global options";
+
 /// Options every subcommand takes.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// More logging on stderr (-v info, -vv debug, -vvv trace).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = GLOBAL)]
     pub verbose: u8,
     /// Only errors on stderr.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
     /// Configuration file (default: ./config.yaml, then the XDG config dir).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
     /// Control socket of the master (default: the config's control_socket, else
     /// $XDG_RUNTIME_DIR/session-proxy/control.sock).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub control_socket: Option<PathBuf>,
 }
 
@@ -75,6 +79,8 @@ pub enum Command {
     Route(route::RouteArgs),
     /// Write shell completions and man pages.
     Generate(generate::GenerateArgs),
+    /// Print the completion script for a shell (`source <(session-proxy completions bash)`).
+    Completions(generate::CompletionsArgs),
 }
 
 impl Command {
@@ -103,6 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stop => ctl::stop(&cli.global).await,
         Command::Route(a) => route::run(&cli.global, a),
         Command::Generate(a) => generate::run(&cli.global, a),
+        Command::Completions(a) => generate::completions(&cli.global, a),
     }
 }
 

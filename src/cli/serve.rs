@@ -66,8 +66,8 @@ pub struct ServeArgs {
     /// Ad-hoc mode: SSH connections (SSM sessions) to keep open.
     #[arg(long)]
     pub pool_size: Option<u64>,
-    /// Ad-hoc mode: host key policy (accept-new, strict, off).
-    #[arg(long)]
+    /// Ad-hoc mode: host key policy.
+    #[arg(long, value_parser = ["accept-new", "strict", "off"])]
     pub host_key_policy: Option<String>,
     /// Once ready, write the bound listener addresses here, one per line (for scripts and
     /// tests that listen on port 0).

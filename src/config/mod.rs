@@ -19,6 +19,7 @@ mod diff;
 mod discover;
 mod overrides;
 mod raw;
+mod syntax;
 mod validate;
 
 #[cfg(test)]
@@ -378,27 +379,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 fn parse(s: &str, origin: &str, home: Option<&Path>) -> Result<Config, ConfigError> {
     let raw: Option<raw::RawConfig> =
-        serde_yaml_ng::from_str(s).map_err(|e| syntax_error(&e, origin))?;
+        serde_yaml_ng::from_str(s).map_err(|e| syntax::error(&e, origin))?;
     validate::validate(raw.unwrap_or_default(), home).map_err(|issues| ConfigError::Invalid {
         origin: origin.to_owned(),
         issues,
     })
-}
-
-fn syntax_error(e: &serde_yaml_ng::Error, origin: &str) -> ConfigError {
-    let location = e.location();
-    let mut message = e.to_string();
-    if let Some(loc) = &location {
-        // serde_yaml_ng puts the position inside the text; we print it compiler-style in front.
-        let position = format!(" at line {} column {}", loc.line(), loc.column());
-        message = message.replacen(&position, "", 1);
-    }
-    ConfigError::Syntax {
-        origin: origin.to_owned(),
-        line: location.as_ref().map(|l| l.line()),
-        column: location.as_ref().map(|l| l.column()),
-        message,
-    }
 }
 
 fn home_dir() -> Option<PathBuf> {
