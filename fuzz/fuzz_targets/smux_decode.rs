@@ -14,7 +14,7 @@ use session_proxy::smux::{Config, Event, Session};
 fuzz_target!(|data: &[u8]| {
     let cfg = Config { max_receive: 64 * 1024, max_stream_buffer: 16 * 1024, ..Config::default() };
     let t = Instant::now();
-    let mut s = Session::new(cfg, t);
+    let mut s = Session::client(cfg, t);
     let ids: Vec<u32> = (0..3).filter_map(|_| s.open(t).ok()).collect();
     // The first byte picks the cut size; the rest is the agent's byte stream.
     let Some((&cut, wire)) = data.split_first() else { return };

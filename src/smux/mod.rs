@@ -21,7 +21,7 @@ mod tests;
 use std::time::Duration;
 
 pub use self::frame::{Cmd, FrameError};
-pub use self::session::{Event, Session, SessionError};
+pub use self::session::{Event, Role, Session, SessionError, MAX_STREAMS};
 
 /// Limits and timers of one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

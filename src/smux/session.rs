@@ -1,10 +1,11 @@
-//! The client side of one smux v1 session, sans-IO: fed the agent's bytes (as the data channel
-//! delivers them, in any split) and local calls; it produces bytes for the data channel and
-//! [`Event`]s. The driver around it owns the sockets and the clock.
+//! One smux v1 session, sans-IO: fed the peer's bytes (as the data channel delivers them, in any
+//! split) and local calls; it produces bytes for the data channel and [`Event`]s. The driver
+//! around it owns the sockets and the clock.
 //!
-//! Streams are opened only by us (the agent's smux server never opens one), with odd ids from 3
-//! (§7.3). FIN is a half-close: after ours we send nothing more, after theirs we read what is
-//! buffered and then end of file.
+//! The client (us, like the official plugin) opens streams with odd ids from 3 (§7.3); the
+//! server (the agent, and the simulator's agent) accepts them and never opens one. FIN is a
+//! half-close: after ours we send nothing more, after theirs we read what is buffered and then
+//! end of file.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -15,6 +16,8 @@ use super::Config;
 /// Something the local side should act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
+    /// Server role: the client opened this stream.
+    Accepted(u32),
     /// The stream has bytes to [`Session::read`] (raised when its buffer goes from empty).
     Readable(u32),
     /// The agent half-closed the stream: after the buffered bytes comes end of file.
@@ -35,7 +38,21 @@ pub enum SessionError {
     AlreadyFinished(u32),
     #[error("smux session has used up its stream ids; start a new session")]
     IdsExhausted,
+    #[error("the server side of a smux session does not open streams")]
+    ServerOpens,
 }
+
+/// Which end of the session this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Opens streams (session-proxy, the official plugin).
+    Client,
+    /// Accepts them (the agent; the simulator's agent).
+    Server,
+}
+
+/// Streams a server holds at once; further SYNs are answered with FIN (smux's accept backlog).
+pub const MAX_STREAMS: usize = 1024;
 
 #[derive(Debug, Default)]
 struct Stream {
@@ -52,6 +69,7 @@ struct Stream {
 #[derive(Debug)]
 pub struct Session {
     cfg: Config,
+    role: Role,
     last_id: u32,
     streams: BTreeMap<u32, Stream>,
     /// Unparsed input: at most one partial frame after [`Session::handle_input`] returns.
@@ -67,10 +85,21 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session whose data channel opened at `now` (the keepalive interval counts from it).
-    pub fn new(cfg: Config, now: Instant) -> Self {
+    /// The client end of a session whose data channel opened at `now` (the keepalive
+    /// interval counts from it).
+    pub fn client(cfg: Config, now: Instant) -> Self {
+        Self::new(Role::Client, cfg, now)
+    }
+
+    /// The server end (the agent's), for the simulator.
+    pub fn server(cfg: Config, now: Instant) -> Self {
+        Self::new(Role::Server, cfg, now)
+    }
+
+    fn new(role: Role, cfg: Config, now: Instant) -> Self {
         Self {
             cfg,
+            role,
             last_id: 1,
             streams: BTreeMap::new(),
             input: Vec::new(),
@@ -86,6 +115,9 @@ impl Session {
     /// Opens a stream: queues its SYN and returns its id (3, 5, 7, …).
     pub fn open(&mut self, now: Instant) -> Result<u32, SessionError> {
         self.check()?;
+        if self.role == Role::Server {
+            return Err(SessionError::ServerOpens);
+        }
         let id = self
             .last_id
             .checked_add(2)
@@ -217,12 +249,30 @@ impl Session {
 
     fn on_frame(&mut self, h: Header, body: &[u8]) {
         match h.cmd {
-            // Only we open streams; the agent's server never does. xtaci/smux's client would
-            // queue it for an accept() nobody calls, so it is dropped.
-            Cmd::Syn | Cmd::Nop => {}
+            Cmd::Syn => self.on_syn(h.stream),
+            Cmd::Nop => {}
             Cmd::Psh => self.on_data(h.stream, body),
             Cmd::Fin => self.on_fin(h.stream),
         }
+    }
+
+    /// Only clients open streams: a client drops a SYN (xtaci/smux would queue it for an
+    /// accept() nobody calls); a server accepts it while its backlog has room.
+    fn on_syn(&mut self, id: u32) {
+        if self.role == Role::Client || self.streams.contains_key(&id) {
+            return;
+        }
+        if self.streams.len() >= MAX_STREAMS {
+            let now = self.last_tx;
+            self.emit(now, Cmd::Fin, id, &[]);
+            return;
+        }
+        let accepted = Stream {
+            answered: true,
+            ..Stream::default()
+        };
+        self.streams.insert(id, accepted);
+        self.events.push_back(Event::Accepted(id));
     }
 
     fn on_data(&mut self, id: u32, body: &[u8]) {

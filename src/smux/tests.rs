@@ -7,7 +7,7 @@ use super::*;
 
 fn session() -> (Session, Instant) {
     let t0 = Instant::now();
-    (Session::new(Config::default(), t0), t0)
+    (Session::client(Config::default(), t0), t0)
 }
 
 /// The frames the agent's smux server would send.
@@ -220,12 +220,62 @@ fn nops_are_sent_only_with_keepalive_on_and_only_when_idle() {
         keepalive: Some(KEEPALIVE_INTERVAL),
         ..Config::default()
     };
-    let mut s = Session::new(cfg, t);
+    let mut s = Session::client(cfg, t);
     assert_eq!(s.poll_timeout(), Some(t + KEEPALIVE_INTERVAL));
     s.handle_timeout(t + Duration::from_secs(5));
     assert!(s.pending_output().is_empty(), "not idle long enough");
     s.handle_timeout(t + KEEPALIVE_INTERVAL);
     assert_eq!(frames(s.pending_output()), [(Cmd::Nop, 0, vec![])]);
+}
+
+/// Moves everything `from` has to send into `to`.
+fn pump(from: &mut Session, to: &mut Session) {
+    let out = from.pending_output().to_vec();
+    let n = to.handle_input(&out).unwrap();
+    from.advance_output(n);
+}
+
+#[test]
+fn a_server_accepts_client_streams_and_both_half_close() {
+    let (mut c, t) = session();
+    let mut srv = Session::server(Config::default(), t);
+    let id = c.open(t).unwrap();
+    c.write(t, id, b"ping").unwrap();
+    c.finish(t, id).unwrap();
+    pump(&mut c, &mut srv);
+    assert_eq!(srv.poll_event(), Some(Event::Accepted(id)));
+    assert_eq!(srv.poll_event(), Some(Event::Readable(id)));
+    assert_eq!(srv.poll_event(), Some(Event::Finished(id)));
+    assert_eq!(drain(&mut srv, id), b"ping");
+    srv.write(t, id, b"pong").unwrap();
+    srv.finish(t, id).unwrap();
+    pump(&mut srv, &mut c);
+    assert_eq!(drain(&mut c, id), b"pong");
+    assert!(c.at_eof(id));
+    assert_eq!((c.open_streams(), srv.open_streams()), (0, 0));
+    assert_eq!(srv.open(t), Err(SessionError::ServerOpens));
+}
+
+#[test]
+fn a_server_refuses_streams_past_its_backlog_with_fin() {
+    let (mut c, t) = session();
+    let mut srv = Session::server(Config::default(), t);
+    for _ in 0..=MAX_STREAMS {
+        c.open(t).unwrap();
+    }
+    pump(&mut c, &mut srv);
+    assert_eq!(srv.open_streams(), MAX_STREAMS);
+    pump(&mut srv, &mut c);
+    let last = 1 + 2 * (MAX_STREAMS as u32 + 1);
+    let finished: Vec<Event> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert_eq!(finished, [Event::Finished(last)]);
+}
+
+#[test]
+fn a_client_ignores_syn_from_the_agent() {
+    let (mut c, _) = session();
+    c.handle_input(&agent(&[(Cmd::Syn, 2, b"")])).unwrap();
+    assert_eq!((c.poll_event(), c.open_streams()), (None, 0));
 }
 
 proptest! {
