@@ -306,7 +306,14 @@ impl Master {
         let matched = config::match_listeners(&old.listeners, &new.listeners);
         let fresh = bind_unmatched(&new.listeners, &matched)
             .await
-            .map_err(|e| refused(&e.to_string()))?;
+            .map_err(|e| {
+                refused(&match e {
+                    super::ServeError::Bind { what, error } => format!(
+                    "cannot listen on {what}: {error}; free it or change listeners: in the config"
+                ),
+                    other => other.to_string(),
+                })
+            })?;
         // Nothing below can fail: from here on the whole new config goes into force.
         lock(&self.listeners).reload(&new.listeners, &matched, fresh, &self.lifecycle());
         let mut lines = Vec::new();
