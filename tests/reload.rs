@@ -379,6 +379,10 @@ fn a_reload_that_moves_a_listener_binds_the_new_closes_the_old_and_keeps_the_res
     let new = socks_addrs(&now[1]);
     assert_eq!(new.len(), 1, "{now:?}");
     assert_eq!(new[0].ip().to_string(), "127.0.0.3");
+    assert!(
+        out.contains(&format!("listening on socks5://{}", new[0])),
+        "{out}"
+    );
     wait_until("the old socket closed", Duration::from_secs(10), || {
         TcpStream::connect(moved).is_err()
     });

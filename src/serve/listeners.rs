@@ -155,6 +155,13 @@ pub struct ListenerSet {
     retired: Vec<(Server, Option<JoinHandle<()>>)>,
 }
 
+impl BoundListener {
+    /// `socks5://IP:PORT` (the port the kernel picked for `:0`) or `unix:PATH`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
 impl ListenerSet {
     /// Starts serving `b`.
     fn spawn(b: BoundListener, life: &Lifecycle) -> Running {

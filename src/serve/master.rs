@@ -306,20 +306,18 @@ impl Master {
         let matched = config::match_listeners(&old.listeners, &new.listeners);
         let fresh = bind_unmatched(&new.listeners, &matched)
             .await
-            .map_err(|e| {
-                refused(&match e {
-                    super::ServeError::Bind { what, error } => format!(
-                    "cannot listen on {what}: {error}; free it or change listeners: in the config"
-                ),
-                    other => other.to_string(),
-                })
-            })?;
+            .map_err(|e| refused(&bind_failure(e)))?;
         // Nothing below can fail: from here on the whole new config goes into force.
+        let listening: Vec<String> = fresh
+            .iter()
+            .map(|b| format!("listening on {}", b.address()))
+            .collect();
         lock(&self.listeners).reload(&new.listeners, &matched, fresh, &self.lifecycle());
         let mut lines = Vec::new();
         for change in &changes {
             lines.push(self.apply(change, &new).await);
         }
+        lines.extend(listening);
         if changes
             .iter()
             .any(|c| matches!(c, Change::RoutesChanged | Change::DefaultChanged))
@@ -521,6 +519,16 @@ enum StdioRoute {
 /// A refused reload's message.
 fn refused(why: &str) -> String {
     format!("reload refused, keeping the running config as it is: {why}")
+}
+
+/// Why a new listener could not be bound, with the fix that applies to a reload.
+fn bind_failure(e: super::ServeError) -> String {
+    match e {
+        super::ServeError::Bind { what, error } => {
+            format!("cannot listen on {what}: {error}; free it or change listeners: in the config")
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Binds, in order, the listeners of `new` that keep no running one (`matched[i]` is `None`).

@@ -313,7 +313,7 @@ impl Pool {
         let last = state::last_failure(&copies);
         PoolStatus {
             name: inner.cfg.name.clone(),
-            state: state::pool_state(&copies),
+            state: state::pool_state(copies.get(..inner.size().get()).unwrap_or(&copies)),
             instances,
             connections_up: copies.iter().filter(|s| s.is_up()).count(),
             connections_total: copies.len(),
@@ -359,8 +359,14 @@ impl Inner {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// The slots in service (surplus ones, draining after a resize, take no new streams).
     fn slot_copies(&self) -> Vec<Slot> {
-        lock(&self.slots).iter().map(|e| e.slot.clone()).collect()
+        let slots = lock(&self.slots);
+        slots
+            .iter()
+            .take(self.size().get())
+            .map(|e| e.slot.clone())
+            .collect()
     }
 
     fn last_error_locked(&self, slots: &[SlotEntry]) -> Option<String> {
