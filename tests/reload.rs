@@ -355,13 +355,21 @@ fn a_reload_that_adds_users_refuses_unauthenticated_clients_at_once() {
 /// unchanged listener keeps its socket and the tunnels open on both go on.
 #[test]
 fn a_reload_that_moves_a_listener_binds_the_new_closes_the_old_and_keeps_the_rest() {
-    let two = format!("{ONE_LISTENER}  - socks5: 127.0.0.2:0\n");
-    let f = fixture(&two, 1, 0);
+    let sockets = tempfile::tempdir().unwrap();
+    let unix = |name: &str| sockets.path().join(name);
+    let three = |tcp: &str, sock: &str| {
+        format!(
+            "{ONE_LISTENER}  - socks5: {tcp}\n  - socks5_unix: {}\n",
+            unix(sock).display()
+        )
+    };
+    let f = fixture(&three("127.0.0.2:0", "a.sock"), 1, 0);
     let (kept, moved) = (f.serve.listeners[0], f.serve.listeners[1]);
     let on_kept = socks_connect(kept, f.web).unwrap();
     let on_moved = socks_connect(moved, f.web).unwrap();
+    assert!(unix("a.sock").exists());
 
-    f.rewrite(&format!("{ONE_LISTENER}  - socks5: 127.0.0.3:0\n"), 1, "");
+    f.rewrite(&three("127.0.0.3:0", "b.sock"), 1, "");
     let (ok, out, err) = f.reload();
     assert!(ok, "{err}");
     assert!(
@@ -370,7 +378,13 @@ fn a_reload_that_moves_a_listener_binds_the_new_closes_the_old_and_keeps_the_res
         "{out}"
     );
     let now = f.listeners();
-    assert_eq!(now.len(), 2, "{now:?}");
+    assert_eq!(now.len(), 3, "{now:?}");
+    assert_eq!(now[2], format!("unix:{}", unix("b.sock").display()));
+    assert!(std::os::unix::net::UnixStream::connect(unix("b.sock")).is_ok());
+    assert!(
+        !unix("a.sock").exists(),
+        "the old Unix socket file is left behind"
+    );
     assert_eq!(
         now[0],
         format!("socks5://{kept}"),

@@ -230,6 +230,13 @@ impl ListenerSet {
         }
         for r in old.into_iter().flatten() {
             tracing::info!("listener {} closed; its open connections go on", r.address);
+            if let Listener::Unix { path, .. } = &r.cfg {
+                // Unlinked at once: nobody can connect through the path any more, and no
+                // stale socket file is left behind.
+                if let Err(e) = std::fs::remove_file(path) {
+                    tracing::debug!("removing {}: {e}", path.display());
+                }
+            }
             drop(r.stop);
             self.retired.push((r.server, r.task));
         }
