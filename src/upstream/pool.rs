@@ -5,10 +5,8 @@
 //! Each slot has a background task that connects, waits for the connection to die, and
 //! reconnects; the decisions (which instance, how long to wait, which connection gets a new
 //! stream) come from [`super::state`]. Streams are `direct-tcpip` channels wrapped so that the
-//! pool counts open streams and bytes per connection for `status`.
-//!
-//! `reload` resizes a pool in place ([`resize`]): new slots get tasks, surplus ones stop taking
-//! streams, let theirs finish and then close, so a `pool_size` change never cuts a download.
+//! pool counts open streams and bytes per connection for `status`. `reload` resizes a pool in
+//! place ([`resize`]), so a `pool_size` change never cuts a stream.
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -323,7 +321,8 @@ impl Pool {
             streams_total: totals.streams_total.load(Ordering::Relaxed),
             bytes_in: totals.bytes_in.load(Ordering::Relaxed),
             bytes_out: totals.bytes_out.load(Ordering::Relaxed),
-            reconnects: copies.iter().map(Slot::reconnects).sum(),
+            reconnects: totals.ended_reconnects.load(Ordering::Relaxed)
+                + copies.iter().map(Slot::reconnects).sum::<u64>(),
             resumes: totals.ended_resumes.load(Ordering::Relaxed)
                 + connections.iter().map(|c| c.resumes).sum::<u64>(),
             retransmits: totals.ended_retransmits.load(Ordering::Relaxed)
@@ -357,16 +356,6 @@ impl Pool {
 impl Inner {
     fn bump(&self) {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    /// The slots in service (surplus ones, draining after a resize, take no new streams).
-    fn slot_copies(&self) -> Vec<Slot> {
-        let slots = lock(&self.slots);
-        slots
-            .iter()
-            .take(self.size().get())
-            .map(|e| e.slot.clone())
-            .collect()
     }
 
     fn last_error_locked(&self, slots: &[SlotEntry]) -> Option<String> {
@@ -469,7 +458,8 @@ impl Inner {
 /// The status of slot `index`; the counters are those of its live connection, if any.
 fn conn_status(index: usize, e: &SlotEntry, clock: &Clock, size: usize) -> ConnStatus {
     let conn = e.conn.as_deref();
-    let phase = if index >= size && conn.is_some() {
+    let draining = index >= size && conn.is_some();
+    let phase = if draining {
         "draining"
     } else {
         e.slot.phase.label()

@@ -72,6 +72,8 @@ pub(super) struct Totals {
     pub(super) bytes_out: AtomicU64,
     pub(super) ended_resumes: AtomicU64,
     pub(super) ended_retransmits: AtomicU64,
+    /// Reconnects of the slots a resize removed.
+    pub(super) ended_reconnects: AtomicU64,
 }
 
 impl Totals {

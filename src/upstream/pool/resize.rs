@@ -55,9 +55,14 @@ impl Pool {
                 for &i in &spawned {
                     tasks.push(tokio::spawn(run_slot(self.inner.clone(), i)));
                 }
-                trim_retired(&mut slots, size.get());
+                let gone = trim_retired(&mut slots, size.get());
+                self.inner.keep_reconnects(gone);
             }
-            None => slots.truncate(size.get()),
+            None => {
+                let gone = slots.get(size.get()..).map_or(0, reconnects);
+                self.inner.keep_reconnects(gone);
+                slots.truncate(size.get());
+            }
         }
         drop(slots);
         drop(tasks);
@@ -69,6 +74,16 @@ impl Pool {
 impl Inner {
     pub(super) fn size(&self) -> NonZeroUsize {
         *self.size.borrow()
+    }
+
+    /// The slots in service (surplus ones, draining after a resize, take no new streams).
+    pub(super) fn slot_copies(&self) -> Vec<Slot> {
+        let slots = lock(&self.slots);
+        slots
+            .iter()
+            .take(self.size().get())
+            .map(|e| e.slot.clone())
+            .collect()
     }
 
     /// Resolves once slot `index` is surplus (the pool shrank to `index` or fewer slots).
@@ -94,20 +109,33 @@ impl Inner {
             e.conn = None;
             e.retired = true;
         }
-        trim_retired(&mut slots, size);
+        let gone = trim_retired(&mut slots, size);
         drop(slots);
+        self.keep_reconnects(gone);
         self.bump();
         tracing::info!(upstream = %self.cfg.name, "connection {index} retired (pool shrank)");
         true
     }
+
+    /// Keeps the reconnects of slots that are gone in the pool's lifetime count.
+    fn keep_reconnects(&self, n: u64) {
+        self.totals.ended_reconnects.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+fn reconnects(slots: &[SlotEntry]) -> u64 {
+    slots.iter().map(|e| e.slot.reconnects()).sum()
 }
 
 /// Drops retired entries from the end, never below `size` entries; a retired entry in the
-/// middle (a later one still draining) waits for the next call.
-fn trim_retired(slots: &mut Vec<SlotEntry>, size: usize) {
+/// middle (a later one still draining) waits for the next call. Returns the reconnects of the
+/// dropped slots, which the pool keeps counting.
+fn trim_retired(slots: &mut Vec<SlotEntry>, size: usize) -> u64 {
+    let mut gone = 0;
     while slots.len() > size && slots.last().is_some_and(|e| e.retired) {
-        slots.pop();
+        gone += slots.pop().map_or(0, |e| e.slot.reconnects());
     }
+    gone
 }
 
 /// Resolves once slot `index` is surplus and `conn` carries no stream any more; a pool that
@@ -182,10 +210,15 @@ mod tests {
     }
 
     #[test]
-    fn only_a_retired_tail_is_trimmed_and_never_below_the_size() {
-        let entry = |i, retired| SlotEntry {
-            retired,
-            ..SlotEntry::new(i, 1)
+    fn only_a_retired_tail_is_trimmed_never_below_the_size_and_hands_back_its_reconnects() {
+        let entry = |i, retired| {
+            let mut e = SlotEntry {
+                retired,
+                ..SlotEntry::new(i, 1)
+            };
+            // Slot i connected i + 1 times: i reconnects.
+            e.slot.connects = i as u64 + 1;
+            e
         };
         let mut slots = vec![
             entry(0, false),
@@ -193,15 +226,19 @@ mod tests {
             entry(2, false),
             entry(3, true),
         ];
-        trim_retired(&mut slots, 1);
+        assert_eq!(trim_retired(&mut slots, 1), 3);
         assert_eq!(slots.len(), 3, "slot 2 still drains, so slot 1 waits");
         if let Some(e) = slots.get_mut(2) {
             e.retired = true;
         }
-        trim_retired(&mut slots, 1);
+        assert_eq!(
+            trim_retired(&mut slots, 1),
+            2 + 1,
+            "their reconnects are handed back"
+        );
         assert_eq!(slots.len(), 1);
         let mut slots = vec![entry(0, true), entry(1, true)];
-        trim_retired(&mut slots, 1);
+        assert_eq!(trim_retired(&mut slots, 1), 1);
         assert_eq!(slots.len(), 1);
     }
 }
