@@ -184,13 +184,7 @@ pub async fn run(_g: &GlobalArgs, a: DemoArgs) -> anyhow::Result<ExitCode> {
     // The demo's config is generated, so there is nothing to reload and no control socket.
     let fixed = cfg.clone();
     let loader: crate::serve::master::Loader = Box::new(move || Ok(fixed.clone()));
-    let master = std::sync::Arc::new(crate::serve::master::Master::new(
-        cfg,
-        ups,
-        opts,
-        bound.addresses.clone(),
-        loader,
-    ));
+    let master = std::sync::Arc::new(crate::serve::master::Master::new(cfg, ups, opts, loader));
     serve::serve(
         bound,
         master,

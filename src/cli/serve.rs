@@ -326,7 +326,7 @@ async fn foreground(
     }
     let (g2, a2) = (g.clone(), a.clone());
     let loader: Loader = Box::new(move || a2.config(&g2));
-    let master = Arc::new(Master::new(cfg, ups, opts, bound.addresses.clone(), loader));
+    let master = Arc::new(Master::new(cfg, ups, opts, loader));
     let stops = tokio::spawn(stop_on_signals(
         master.clone(),
         signal(SignalKind::interrupt())?,

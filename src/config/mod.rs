@@ -33,7 +33,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use self::diff::{diff, Change};
+pub use self::diff::{diff, match_listeners, Change};
 pub use self::discover::{discover, search_paths};
 use crate::redact::Redacted;
 pub use crate::route::{Action, Router};
@@ -218,16 +218,6 @@ impl Listener {
         match self {
             Self::Tcp { limits, .. } | Self::Unix { limits, .. } => *limits,
         }
-    }
-
-    /// The same listener with other limits (what `reload` compares to see whether only the
-    /// limits changed).
-    pub fn with_limits(&self, limits: Limits) -> Self {
-        let mut l = self.clone();
-        match &mut l {
-            Self::Tcp { limits: mine, .. } | Self::Unix { limits: mine, .. } => *mine = limits,
-        }
-        l
     }
 }
 

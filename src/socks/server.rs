@@ -214,8 +214,14 @@ pub struct Server {
     inner: Arc<Inner>,
 }
 
+/// RFC 1929 users; empty means no authentication.
+type Users = Arc<Vec<(String, Redacted<String>)>>;
+
 struct Inner {
     cfg: ServerConfig,
+    /// The users in force, swapped whole by [`Server::set_users`]; each handshake reads them
+    /// once, when it starts (`cfg.users` is only the initial value).
+    users: std::sync::RwLock<Users>,
     connector: Arc<dyn Connector>,
     stats: Arc<ServerStats>,
     slots: Arc<Slots>,
@@ -231,8 +237,10 @@ impl Server {
     pub fn new(cfg: ServerConfig, connector: Arc<dyn Connector>) -> Self {
         let slots = Slots::new(cfg.limits);
         let stats = Arc::new(ServerStats::default());
+        let users = std::sync::RwLock::new(Arc::new(cfg.users.clone()));
         Self {
             inner: Arc::new(Inner {
+                users,
                 cfg,
                 connector,
                 stats,
@@ -250,6 +258,22 @@ impl Server {
 
     pub fn limits(&self) -> Limits {
         self.inner.slots.limits()
+    }
+
+    /// Replaces the RFC 1929 users (`reload`): every handshake that starts from now on checks
+    /// the new ones (an empty list turns authentication off); clients already past their
+    /// handshake stay connected.
+    pub fn set_users(&self, users: Vec<(String, Redacted<String>)>) {
+        let mut u = self.inner.users.write().unwrap_or_else(|p| p.into_inner());
+        *u = Arc::new(users);
+    }
+
+    fn users(&self) -> Users {
+        self.inner
+            .users
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn stats(&self) -> Arc<ServerStats> {
@@ -351,12 +375,13 @@ impl Server {
         client: &mut S,
     ) -> Option<(Destination, Vec<u8>)> {
         let inner = &*self.inner;
-        let policy = if inner.cfg.users.is_empty() {
+        let users = self.users();
+        let policy = if users.is_empty() {
             AuthPolicy::NoAuth
         } else {
             AuthPolicy::UserPass
         };
-        let handshake = handshake(client, policy, &inner.cfg.users, &inner.stats);
+        let handshake = handshake(client, policy, &users, &inner.stats);
         let failure = match tokio::time::timeout(inner.cfg.handshake_timeout, handshake).await {
             Ok(Ok(done)) => return Some(done),
             Ok(Err(e)) => e.to_string(),
