@@ -4,6 +4,7 @@
 
 pub mod connector;
 pub mod master;
+pub mod route_query;
 
 use std::future::Future;
 use std::path::Path;
@@ -97,7 +98,10 @@ pub async fn bind(cfg: &Config) -> Result<Bound, ServeError> {
                     source,
                 })?;
                 b.addresses.push(format!("unix:{}", path.display()));
-                b.listeners.push((u.into(), server_config(l)));
+                // Ours to remove when the listener closes (`stop`), so none is left behind.
+                let file = crate::paths::SocketFile::claim(path);
+                b.listeners
+                    .push((socks::Listener::OwnedUnix(u, file), server_config(l)));
             }
         }
     }
