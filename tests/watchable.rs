@@ -367,3 +367,84 @@ fn route_asks_the_running_master_and_names_the_config_it_judged_by() {
         "{said}"
     );
 }
+
+const ONE: &str = "i-0000000000000a001";
+
+/// A GET through the SOCKS proxy at `socks` to `web`; returns the body's length.
+fn get_through(socks: SocketAddr, web: SocketAddr, path: &str) -> usize {
+    let (rep, mut s) = socks_connect(socks, web);
+    assert_eq!(rep, 0, "CONNECT refused");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = Vec::new();
+    s.read_to_end(&mut body).unwrap();
+    body.len()
+}
+
+#[test]
+fn resumes_state_changes_connect_and_disconnect_are_logged_at_the_default_level() {
+    let web = http_server("127.10.0.1:0", vec![("/blob".into(), vec![7u8; 1 << 20])]);
+    let sshd = Sshd::start_with(&format!("PermitOpen {web}"));
+    let sim = SimHandle::start(SimOptions {
+        instances: vec![instance(ONE, sshd.addr)],
+        faults: session_proxy::sim::faults::FaultPlan {
+            // The MiB below crosses it: the WebSocket is closed under the stream, and resumed.
+            kill_after_bytes: Some(768 * 1024),
+            ..Default::default()
+        },
+        ..SimOptions::default()
+    });
+    let home = Home::new(Some(sim));
+    let config = home.path("master.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listeners:\n  - socks5: 127.0.0.1:0\nupstreams:\n  one:\n    targets: [{ONE}]\n    user: {}\n    identity_files: [{}]\n    pool_size: 1\nroutes:\n  - match: 127.10.0.0/16\n    via: one\ndefault: reject\n",
+            user(),
+            sshd.client_key.display()
+        ),
+    )
+    .unwrap();
+    let out = home.run(&["serve", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "serve: {}", text(&out.stderr));
+    let socket = home.path("run/session-proxy/control.sock");
+    let socks = socks_of(&home, &socket);
+    let got = get_through(socks, web, "/blob");
+    let log_now =
+        || std::fs::read_to_string(home.state_dir().join("serve.log")).unwrap_or_default();
+    assert!(
+        got > 1 << 20,
+        "{got} bytes through the proxy; log:\n{}",
+        log_now()
+    );
+    for args in [["disconnect", "one"], ["connect", "one"]] {
+        let out = home.run(&args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+    let out = home.run(&["stop"]);
+    assert!(out.status.success(), "stop: {}", text(&out.stderr));
+
+    let log = std::fs::read_to_string(home.state_dir().join("serve.log")).unwrap();
+    let has = |what: &str| {
+        log.lines()
+            .any(|l| l.contains(what) && l.contains(" INFO "))
+    };
+    for what in [
+        "upstream one: connecting → up (1/1 connections up)",
+        "data channel resumed",
+        "upstream=one",
+        "upstream one: up → stopped",
+        "disconnect one: upstream one disconnected",
+        "connect one: upstream one is up",
+    ] {
+        assert!(has(what), "no INFO line with {what:?}:\n{log}");
+    }
+    let resumed = log
+        .lines()
+        .find(|l| l.contains("data channel resumed"))
+        .unwrap();
+    assert!(
+        resumed.contains("ssm{session="),
+        "names its session: {resumed}"
+    );
+    assert!(!log.contains('\x1b') && !log.contains("DEBUG"), "{log}");
+}

@@ -65,7 +65,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process.
     Demo(demo::DemoArgs),
-    /// Show the running master's upstreams, connections and traffic.
+    /// Show the running master's upstreams, connections and traffic (exits 68 while an
+    /// upstream is down).
     Status(ctl::StatusArgs),
     /// Bring an upstream of the running master up and wait for a ready connection.
     Connect(ctl::UpstreamArgs),
