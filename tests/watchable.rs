@@ -381,7 +381,7 @@ fn get_through(socks: SocketAddr, web: SocketAddr, path: &str) -> usize {
 }
 
 #[test]
-fn resumes_state_changes_connect_and_disconnect_are_logged_at_the_default_level() {
+fn resumes_state_changes_connect_disconnect_reload_and_stop_are_logged_at_the_default_level() {
     let web = http_server("127.10.0.1:0", vec![("/blob".into(), vec![7u8; 1 << 20])]);
     let sshd = Sshd::start_with(&format!("PermitOpen {web}"));
     let sim = SimHandle::start(SimOptions {
@@ -416,8 +416,8 @@ fn resumes_state_changes_connect_and_disconnect_are_logged_at_the_default_level(
         "{got} bytes through the proxy; log:\n{}",
         log_now()
     );
-    for args in [["disconnect", "one"], ["connect", "one"]] {
-        let out = home.run(&args);
+    for args in [&["disconnect", "one"][..], &["connect", "one"], &["reload"]] {
+        let out = home.run(args);
         assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
     }
     let out = home.run(&["stop"]);
@@ -435,6 +435,8 @@ fn resumes_state_changes_connect_and_disconnect_are_logged_at_the_default_level(
         "upstream one: up → stopped",
         "disconnect one: upstream one disconnected",
         "connect one: upstream one is up",
+        "reload: no changes",
+        "stop: master (pid",
     ] {
         assert!(has(what), "no INFO line with {what:?}:\n{log}");
     }

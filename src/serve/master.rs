@@ -363,9 +363,7 @@ impl Master {
         if lines.is_empty() {
             lines.push("no changes".into());
         }
-        for l in &lines {
-            tracing::info!("reload: {l}");
-        }
+        tracing::info!("reload: {}", lines.join("; "));
         Ok(lines)
     }
 
@@ -505,6 +503,7 @@ impl Handler for Master {
                     // Answer first: moving to closing aborts the control connections.
                     let next = after_stop(*self.phase.borrow());
                     let lines = vec![self.stop_message(next)];
+                    tracing::info!("stop: {}", lines.join("; "));
                     ex.send(&Response::Done { lines }).await;
                     self.request_stop();
                     return;
