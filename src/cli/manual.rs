@@ -92,6 +92,7 @@ fn environment(roff: &mut Roff) {
             "SESSION_PROXY_LOG",
             "Log filter (for example debug, or session_proxy=debug); -v and -q win over it, it wins over the config's log_level.",
         ),
+        ("NO_COLOR", "Any non-empty value: log lines without colour (they have none anyway when stderr is not a terminal)."),
         ("XDG_CONFIG_HOME", "The user config file is $XDG_CONFIG_HOME/session-proxy/config.yaml."),
         ("XDG_RUNTIME_DIR", "The default control socket is $XDG_RUNTIME_DIR/session-proxy/control.sock."),
         ("XDG_STATE_HOME", "known_hosts, logs and pid files of detached masters live in $XDG_STATE_HOME/session-proxy."),
@@ -150,7 +151,7 @@ fn examples_of(sub: &str) -> &'static [(&'static str, &'static str)] {
         ],
         "status" => &[(
             "session-proxy status --json",
-            "Machine-readable state of every upstream.",
+            "Machine-readable state of every upstream; like the table, exits 68 while one is down.",
         )],
         "connect" => &[(
             "session-proxy connect prod",
@@ -170,7 +171,7 @@ fn examples_of(sub: &str) -> &'static [(&'static str, &'static str)] {
         )],
         "route" => &[(
             "session-proxy route db.internal:5432",
-            "Which route, upstream or default this destination takes.",
+            "Which route, upstream or default this destination takes; the running master answers, naming its config.",
         )],
         "sim" => &[(
             "eval \"$(session-proxy sim --target i-0123456789abcdef0=127.0.0.1:22)\"",

@@ -65,7 +65,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process.
     Demo(demo::DemoArgs),
-    /// Show the running master's upstreams, connections and traffic.
+    /// Show the running master's upstreams, connections and traffic (exits 68 while an
+    /// upstream is down).
     Status(ctl::StatusArgs),
     /// Bring an upstream of the running master up and wait for a ready connection.
     Connect(ctl::UpstreamArgs),
@@ -75,7 +76,7 @@ pub enum Command {
     Reload,
     /// Stop the running master (drain, terminate every SSM session).
     Stop,
-    /// Show which route, upstream or default a destination takes under the config.
+    /// Show which route, upstream or default a destination takes (asks the running master).
     Route(route::RouteArgs),
     /// Write shell completions and man pages.
     Generate(generate::GenerateArgs),
@@ -87,6 +88,15 @@ impl Command {
     /// Commands that move one stream and need no thread pool.
     pub fn is_single_stream(&self) -> bool {
         matches!(self, Self::Stdio(_))
+    }
+
+    /// The log filter when neither flags, environment nor config set one: `serve` is a daemon
+    /// meant to be watched, so its own event lines show; other commands speak only of trouble.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self {
+            Self::Serve(_) => crate::logging::SERVE_DEFAULT_FILTER,
+            _ => crate::logging::DEFAULT_FILTER,
+        }
     }
 }
 
@@ -107,14 +117,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Disconnect(a) => ctl::disconnect(&cli.global, a).await,
         Command::Reload => ctl::reload(&cli.global).await,
         Command::Stop => ctl::stop(&cli.global).await,
-        Command::Route(a) => route::run(&cli.global, a),
+        Command::Route(a) => route::run(&cli.global, a).await,
         Command::Generate(a) => generate::run(&cli.global, a),
         Command::Completions(a) => generate::completions(&cli.global, a),
     }
 }
 
 /// Sets up stderr logging (the library never writes to stdout): `-v`/`-q`, else
-/// `SESSION_PROXY_LOG`; `serve` adds the config's `log_level` once it has read it.
-pub fn init_tracing(g: &GlobalArgs) {
-    crate::logging::init(g.verbose, g.quiet);
+/// `SESSION_PROXY_LOG`, else the command's default; `serve` adds the config's `log_level` once
+/// it has read it.
+pub fn init_tracing(cli: &Cli) {
+    crate::logging::init(
+        cli.global.verbose,
+        cli.global.quiet,
+        cli.command.default_log_filter(),
+    );
 }

@@ -70,7 +70,12 @@ pub async fn bind_one(l: &Listener) -> Result<BoundListener, ServeError> {
                 what: path.display().to_string(),
                 error,
             })?;
-            (u.into(), format!("unix:{}", path.display()))
+            // Ours to remove when the listener closes (`stop`), so none is left behind.
+            let file = crate::paths::SocketFile::claim(path);
+            (
+                socks::Listener::OwnedUnix(u, file),
+                format!("unix:{}", path.display()),
+            )
         }
     };
     Ok(BoundListener {

@@ -51,6 +51,8 @@ pub struct Master {
     loader: Loader,
     /// Serialises reloads, connects and disconnects against each other.
     admin: tokio::sync::Mutex<()>,
+    /// Which config this master runs (a file path, or ad-hoc flags), for `route`'s answer.
+    config_source: std::sync::OnceLock<String>,
 }
 
 /// Counts one `open` stream in the master's `relays` while it lives.
@@ -102,6 +104,32 @@ impl Master {
             relays: watch::channel(0).0,
             loader,
             admin: tokio::sync::Mutex::new(()),
+            config_source: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Names the config this master runs (set once, at start), for `route`'s answer.
+    pub fn set_config_source(&self, source: String) {
+        let _ = self.config_source.set(source);
+    }
+
+    /// `route` asked of the master: the decision under the running config, and which it is.
+    async fn route(&self, destination: &str) -> Response {
+        let cfg = self.config();
+        match super::route_query::explain(&cfg, destination).await {
+            Ok(line) => Response::Done {
+                lines: vec![
+                    line,
+                    format!(
+                        "judged by the running master (pid {}) with {}",
+                        std::process::id(),
+                        self.config_source
+                            .get()
+                            .map_or("its config", String::as_str)
+                    ),
+                ],
+            },
+            Err(e) => Response::error(ErrorKind::BadRequest, e.to_string()),
         }
     }
 
@@ -331,9 +359,7 @@ impl Master {
         if lines.is_empty() {
             lines.push("no changes".into());
         }
-        for l in &lines {
-            tracing::info!("reload: {l}");
-        }
+        tracing::info!("reload: {}", lines.join("; "));
         Ok(lines)
     }
 
@@ -485,16 +511,29 @@ impl Handler for Master {
         Box::pin(async move {
             let resp = match req {
                 Request::Status => Response::Status(self.status().await),
-                Request::Connect { upstream } => self.connect(&upstream, &mut ex).await,
-                Request::Disconnect { upstream } => self.disconnect(&upstream).await,
+                Request::Connect { upstream } => {
+                    let r = self.connect(&upstream, &mut ex).await;
+                    log_admin("connect", &upstream, &r);
+                    r
+                }
+                Request::Disconnect { upstream } => {
+                    let r = self.disconnect(&upstream).await;
+                    log_admin("disconnect", &upstream, &r);
+                    r
+                }
                 Request::Reload => match self.reload().await {
                     Ok(lines) => Response::Done { lines },
-                    Err(e) => Response::error(ErrorKind::Failed, e),
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        Response::error(ErrorKind::Failed, e)
+                    }
                 },
+                Request::Route { destination } => self.route(&destination).await,
                 Request::Stop => {
                     // Answer first: moving to closing aborts the control connections.
                     let next = after_stop(*self.phase.borrow());
                     let lines = vec![self.stop_message(next)];
+                    tracing::info!("stop: {}", lines.join("; "));
                     ex.send(&Response::Done { lines }).await;
                     self.request_stop();
                     return;
@@ -503,6 +542,15 @@ impl Handler for Master {
             };
             ex.send(&resp).await;
         })
+    }
+}
+
+/// One log line for a `connect` or `disconnect` the master answered: what it did, or why not.
+fn log_admin(what: &str, upstream: &str, resp: &Response) {
+    match resp {
+        Response::Done { lines } => tracing::info!("{what} {upstream}: {}", lines.join("; ")),
+        Response::Error { message, .. } => tracing::warn!("{what} {upstream} failed: {message}"),
+        _ => {}
     }
 }
 

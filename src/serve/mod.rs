@@ -5,6 +5,7 @@
 pub mod connector;
 pub mod listeners;
 pub mod master;
+pub mod route_query;
 
 use std::future::Future;
 use std::sync::Arc;

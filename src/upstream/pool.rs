@@ -345,10 +345,15 @@ impl Pool {
                 abort.abort();
             }
         }
-        for e in lock(&self.inner.slots).iter_mut() {
+        let mut slots = lock(&self.inner.slots);
+        let before = copies_of(&slots);
+        for e in slots.iter_mut() {
             e.slot.on_stopped();
             e.conn = None;
         }
+        let after = copies_of(&slots);
+        drop(slots);
+        super::status::log_state_change(&self.inner.cfg.name, &before, &after);
         self.inner.bump();
     }
 }
@@ -425,8 +430,14 @@ impl Inner {
         })
     }
 
+    /// Changes slot `index` and wakes the waiters; logs the pool's state change, if any.
     fn update<R>(&self, index: usize, f: impl FnOnce(&mut SlotEntry) -> R) -> Option<R> {
-        let r = lock(&self.slots).get_mut(index).map(f);
+        let mut slots = lock(&self.slots);
+        let before = copies_of(&slots);
+        let r = slots.get_mut(index).map(f);
+        let after = copies_of(&slots);
+        drop(slots);
+        super::status::log_state_change(&self.cfg.name, &before, &after);
         self.bump();
         r
     }
@@ -484,6 +495,10 @@ fn conn_status(index: usize, e: &SlotEntry, clock: &Clock, size: usize) -> ConnS
         last_error: e.slot.last_error.clone(),
         last_error_at: e.slot.failed_at.map(|t| clock.unix_secs(t)),
     }
+}
+
+fn copies_of(slots: &[SlotEntry]) -> Vec<Slot> {
+    slots.iter().map(|e| e.slot.clone()).collect()
 }
 
 /// Uniform in `[0, 1)` for backoff jitter.

@@ -117,7 +117,7 @@ pub async fn run(g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
         End::ChannelClosed { output } if !output.is_empty() => {
             tracing::info!("session closed: {output}")
         }
-        other => tracing::info!("session ended: {other:?}"),
+        other => tracing::info!("session ended: {other}"),
     }
     Ok(ExitCode::SUCCESS)
 }
