@@ -140,6 +140,10 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if let Some(e) = e.downcast_ref::<HostKeyError>() {
         return Some(host_key_code(e));
     }
+    if e.is::<crate::cli::stdio::StdioError>() {
+        // The destination port refused: like a bastion refusing a SOCKS destination.
+        return Some(codes::NO_HOST);
+    }
     classify_ssm(e)
 }
 
@@ -194,6 +198,7 @@ fn upstream_code(e: &UpstreamError) -> u8 {
     match e {
         UpstreamError::Unknown(_) | UpstreamError::Rejected { .. } => codes::NO_HOST,
         UpstreamError::NotReady { cause, .. } => cause.as_deref().map_or(codes::TEMP, connect_code),
+        UpstreamError::GaveUp { cause, .. } => connect_code(cause),
         UpstreamError::ConnectionsLost { cause, .. } => {
             cause.as_deref().map_or(codes::PROTOCOL, ssh_code)
         }
@@ -233,7 +238,8 @@ fn target_code(e: &TargetError) -> u8 {
         TargetError::Api(a) => api_code(a),
         TargetError::NotFound { .. }
         | TargetError::Ambiguous { .. }
-        | TargetError::Offline { .. } => codes::NO_HOST,
+        | TargetError::Offline { .. }
+        | TargetError::UnknownInstance { .. } => codes::NO_HOST,
     }
 }
 
@@ -247,7 +253,8 @@ fn open_code(e: &OpenError) -> u8 {
 fn api_code(e: &ApiError) -> u8 {
     match e {
         ApiError::TargetNotConnected { .. } => codes::NO_HOST,
-        ApiError::Credentials { .. } => codes::NO_PERM,
+        ApiError::Credentials(p) if p.is_config() => codes::CONFIG,
+        ApiError::Credentials(_) => codes::NO_PERM,
         ApiError::InvalidDocument(_)
         | ApiError::SessionGone(_)
         | ApiError::Service { .. }

@@ -252,17 +252,55 @@ pub async fn status(g: &GlobalArgs, a: StatusArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn connect(g: &GlobalArgs, a: UpstreamArgs) -> anyhow::Result<ExitCode> {
     let mut c = Client::connect(&socket(g)).await?;
-    // Progress lines come at least every few seconds while the pool connects.
+    let mut line = ProgressLine::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // The master sends a line per change, and repeats it at least every 10 s.
     let resp = c
         .call(
             &Request::Connect {
                 upstream: a.upstream,
             },
             Duration::from_secs(30),
-            |m| eprintln!("session-proxy: {m}"),
+            |m| line.show(m),
         )
-        .await?;
-    done(resp)
+        .await;
+    line.finish();
+    done(resp?)
+}
+
+/// `connect`'s progress on stderr: on a terminal one line rewritten in place (with the time
+/// so far), otherwise a new line only when the text changes, so logs get one line per state.
+struct ProgressLine {
+    tty: bool,
+    last: String,
+    started: std::time::Instant,
+}
+
+impl ProgressLine {
+    fn new(tty: bool) -> Self {
+        Self {
+            tty,
+            last: String::new(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn show(&mut self, message: &str) {
+        if self.tty {
+            let secs = self.started.elapsed().as_secs();
+            eprint!("\r\x1b[2Ksession-proxy: {message} [{secs}s]");
+            let _ = std::io::stderr().flush();
+        } else if message != self.last {
+            eprintln!("session-proxy: {message}");
+        }
+        message.clone_into(&mut self.last);
+    }
+
+    /// Clears the in-place line, so the result (stdout) or error starts on a clean line.
+    fn finish(&self) {
+        if self.tty && !self.last.is_empty() {
+            eprint!("\r\x1b[2K");
+        }
+    }
 }
 
 pub async fn disconnect(g: &GlobalArgs, a: UpstreamArgs) -> anyhow::Result<ExitCode> {

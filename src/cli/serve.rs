@@ -216,7 +216,7 @@ async fn daemonize(socket: &Path, state_dir: &Path) -> anyhow::Result<ExitCode> 
         if let Some(st) = child.try_wait()? {
             return Err(serve::ServeError::MasterExited {
                 status: st,
-                tail: log_tail(&log_path, log_len),
+                reason: start_failure(&log_tail(&log_path, log_len)),
                 log: log_path,
             }
             .into());
@@ -258,6 +258,15 @@ fn log_tail(path: &Path, from: u64) -> String {
         .get(lines.len().saturating_sub(20)..)
         .unwrap_or_default()
         .join("\n")
+}
+
+/// The one line a failed master printed as its exit error (`session-proxy: ...`, see
+/// `exit::report`), else the log lines themselves.
+fn start_failure(tail: &str) -> String {
+    tail.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("session-proxy: "))
+        .map_or_else(|| tail.to_owned(), str::to_owned)
 }
 
 /// Writes `addresses` to `path` through a rename, so a reader never sees a partial file.
@@ -345,4 +354,20 @@ async fn foreground(
     eprintln!("session-proxy: stopped; every SSM session terminated");
     drop(control);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detached_start_failure_is_the_masters_own_error_line() {
+        let log = "2026-11-30T13:00:00Z ERROR not retrying: no AWS credentials found\n\
+                   session-proxy: no upstream could connect: upstream u: no AWS credentials found\n";
+        assert_eq!(
+            start_failure(log),
+            "no upstream could connect: upstream u: no AWS credentials found"
+        );
+        assert_eq!(start_failure("panicked at x\n"), "panicked at x\n");
+    }
 }
