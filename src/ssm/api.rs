@@ -361,3 +361,60 @@ impl SsmApi {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(code: &str) -> ApiError {
+        ApiError::Service {
+            operation: "StartSession",
+            code: code.into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn throttling_network_and_offline_are_transient_credentials_and_documents_permanent() {
+        let transient = [
+            service("ThrottlingException"),
+            service("InternalServerError"),
+            ApiError::Transport {
+                operation: "StartSession",
+                message: "connection refused".into(),
+            },
+            ApiError::TargetNotConnected {
+                target: "i-0123456789abcdef0".into(),
+            },
+        ];
+        for e in transient {
+            assert!(e.is_transient() && !e.is_permanent(), "{e}");
+        }
+        let permanent = [
+            ApiError::Credentials(Problem::NoneFound {
+                profile: "default".into(),
+                imds: true,
+            }),
+            ApiError::InvalidDocument("AWS-Nope".into()),
+            service("AccessDeniedException"),
+        ];
+        for e in permanent {
+            assert!(e.is_permanent() && !e.is_transient(), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_profile_error_reported_once_by_the_sdk_is_remembered_for_later_calls() {
+        let d = CredentialsDiagnosis {
+            profile: Some("nosuch".into()),
+            first: Default::default(),
+        };
+        let first = d.error("profile `nosuch` was not defined");
+        let later = d.error("unexpected credentials error: initialization error already taken");
+        assert_eq!(first.to_string(), later.to_string());
+        assert!(
+            later.to_string().contains("\"nosuch\" is not defined"),
+            "{later}"
+        );
+    }
+}
