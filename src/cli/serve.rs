@@ -139,6 +139,8 @@ impl ServeArgs {
 const DAEMON_ENV: &str = "SESSION_PROXY_DAEMON_CHILD";
 /// How long the detaching parent waits for the master to be ready.
 const READY_WAIT: Duration = Duration::from_secs(120);
+/// After this long without the master ready, the parent says what it is waiting for.
+const SLOW_START: Duration = Duration::from_secs(3);
 
 /// The state dir of `cfg`, created owner-only if missing (the default one is also tightened:
 /// it holds the control socket when `$XDG_RUNTIME_DIR` is unset).
@@ -211,7 +213,9 @@ async fn daemonize(socket: &Path, state_dir: &Path) -> anyhow::Result<ExitCode> 
         });
     }
     let mut child = cmd.spawn().context("starting the background master")?;
-    let deadline = tokio::time::Instant::now() + READY_WAIT;
+    let started = tokio::time::Instant::now();
+    let deadline = started + READY_WAIT;
+    let mut told = false;
     loop {
         if let Some(st) = child.try_wait()? {
             return Err(serve::ServeError::MasterExited {
@@ -234,6 +238,15 @@ async fn daemonize(socket: &Path, state_dir: &Path) -> anyhow::Result<ExitCode> 
                 log_path.display()
             );
             return Ok(ExitCode::SUCCESS);
+        }
+        // Errors that will not fix themselves end the master within a second or two; past
+        // that, upstreams are retrying transient ones, which the log shows as they happen.
+        if !told && started.elapsed() > SLOW_START {
+            eprintln!(
+                "session-proxy: the master is still connecting its upstreams (retrying transient errors); follow {}",
+                log_path.display()
+            );
+            told = true;
         }
         if tokio::time::Instant::now() > deadline {
             let _ = child.kill();
