@@ -714,6 +714,17 @@ fn connect_stops_at_a_permanent_error_printing_one_line_per_change() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("configured: bad, one, two"), "{err}");
 
+    // A connect that works reports how long it really took ("after 0.4s").
+    let out = m.run(&["connect", "two"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    let secs: f64 = said
+        .rsplit_once(" after ")
+        .and_then(|(_, t)| t.trim().strip_suffix('s'))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no duration in {said:?}"));
+    assert!((0.0..60.0).contains(&secs), "{said}");
+
     // stdio through a disconnected upstream says so, and how to bring it back.
     let out = m.run(&["disconnect", "one"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
