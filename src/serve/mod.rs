@@ -36,7 +36,7 @@ pub enum ServeError {
     /// command exits with the master's code, so both forms of `serve` report failures alike.
     /// `reason` is the master's own one-line error when its log has one, so both forms of
     /// `serve` say the same thing; otherwise the last lines of its log.
-    #[error("{reason} (the background master exited; log: {})", log.display())]
+    #[error("{reason} (master log: {})", log.display())]
     MasterExited {
         status: std::process::ExitStatus,
         log: std::path::PathBuf,

@@ -75,9 +75,8 @@ impl fmt::Display for Problem {
         match self {
             Self::UnknownProfile { profile } => write!(
                 f,
-                "AWS profile \"{profile}\" is not defined in the AWS config or credentials file; \
-                 check the name (`aws configure list-profiles`), or set AWS_PROFILE or --profile \
-                 to one that exists"
+                "AWS profile \"{profile}\" is not defined (see `aws configure list-profiles`); \
+                 fix --profile, AWS_PROFILE or the config's profile: key"
             ),
             Self::SsoLogin { profile } => write!(
                 f,
@@ -91,14 +90,9 @@ impl fmt::Display for Problem {
             ),
             Self::NoneFound { profile, imds } => write!(
                 f,
-                "no AWS credentials found (tried environment variables, profile \"{profile}\", \
-                 SSO{}); set AWS_PROFILE or --profile to a configured profile, run \
-                 `aws sso login --profile {profile}`, or `aws configure`",
-                if *imds {
-                    ", instance metadata"
-                } else {
-                    "; instance metadata is disabled"
-                }
+                "no AWS credentials found (tried env, profile \"{profile}\", SSO{}); run `aws sso \
+                 login --profile {profile}` or `aws configure`, or set AWS_PROFILE",
+                if *imds { ", IMDS" } else { "; IMDS off" }
             ),
             Self::Other { profile, reason } => write!(
                 f,
