@@ -2,8 +2,8 @@
 //! gives up on an error that will not fix itself, or the connect timeout passes.
 //!
 //! Progress goes out when the pool's state or last error changes, not on a timer, so a
-//! non-terminal client prints one line per change; a heartbeat repeats the current line now
-//! and then so the client's per-answer timeout never fires while a slow pool connects.
+//! non-terminal client prints one line per change; a heartbeat repeats the current line every
+//! few seconds (the client prints a repeat only on a terminal, as a new elapsed time).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,8 +16,10 @@ use crate::upstream::{Pool, PoolState, PoolStatus, UpstreamError};
 
 /// How often the pool is looked at for a change worth reporting.
 const POLL: Duration = Duration::from_millis(200);
-/// The current line is sent again after this long without a change.
-const HEARTBEAT: Duration = Duration::from_secs(10);
+/// The current line is sent again after this long without a change: it keeps the client's
+/// per-answer timeout from firing, refreshes the elapsed time a terminal shows, and lets a
+/// failed send notice a client that went away (which frees the admin lock).
+const HEARTBEAT: Duration = Duration::from_secs(2);
 
 impl Master {
     pub(super) async fn connect(&self, name: &str, ex: &mut Exchange) -> Response {
@@ -44,7 +46,11 @@ impl Master {
                 _ = tick.tick() => {
                     let line = progress_line(name, &pool.snapshot());
                     if line != last || sent_at.elapsed() >= HEARTBEAT {
-                        ex.send(&Response::Progress { message: line.clone() }).await;
+                        let sent = ex.send(&Response::Progress { message: line.clone() }).await;
+                        if !sent {
+                            // The client went away (Ctrl-C): stop holding the admin lock.
+                            return Response::error(ErrorKind::Failed, "the client went away");
+                        }
                         (last, sent_at) = (line, Instant::now());
                     }
                 }
