@@ -8,6 +8,7 @@
 //! lifecycle/backoff/placement logic it uses. Routing (which upstream a destination goes to)
 //! belongs to `route`.
 
+mod connect;
 pub mod pool;
 pub mod state;
 pub mod status;

@@ -15,15 +15,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, OnceCell};
 use tokio::task::JoinHandle;
 
+use super::connect;
+pub use super::connect::ConnectError;
 use super::state::{self, BackoffPolicy, ConnView, Slot};
 use super::status::Clock;
 pub use super::status::{ConnStatus, PoolStatus};
 use super::stream::{Conn, Lease, Totals, UpstreamStream};
 use super::UpstreamError;
 use crate::config::Upstream;
-use crate::ssh::{self, Bastion, KnownHosts, SshError, SshSettings};
-use crate::ssm::api::{ApiError, AwsSettings, SsmApi};
-use crate::ssm::session::{OpenError, Session, SessionOptions};
+use crate::ssh::{Bastion, KnownHosts, SshError, SshSettings};
+use crate::ssm::api::{AwsSettings, SsmApi};
+use crate::ssm::session::{Session, SessionOptions};
 use crate::ssm::target;
 
 /// Pool settings that are not part of the user's `upstreams:` entry; the same for every pool.
@@ -79,31 +81,6 @@ impl PoolOptions {
             region: up.region.clone(),
             credentials: up.credentials.clone(),
             endpoint_url: self.endpoint_url.clone(),
-        }
-    }
-}
-
-/// Why one connect attempt of a slot failed; kept typed so that `serve` and `connect` report
-/// the cause's exit code (credentials, host key, ...) and not just its text.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error(transparent)]
-    Target(#[from] target::TargetError),
-    #[error(transparent)]
-    Ssh(#[from] SshError),
-    #[error("connecting to {target} timed out after {}s", .after.as_secs())]
-    Timeout { target: String, after: Duration },
-}
-
-impl ConnectError {
-    /// True when retrying cannot help (see [`state::Slot::on_permanent_failure`]): an unknown
-    /// target, unusable credentials or profile, keys or host key refused. Network errors, an
-    /// offline instance, throttling and timeouts are transient.
-    pub fn is_permanent(&self) -> bool {
-        match self {
-            Self::Target(t) => t.is_permanent(),
-            Self::Ssh(s) => s.is_permanent(),
-            Self::Timeout { .. } => false,
         }
     }
 }
@@ -493,29 +470,14 @@ impl Inner {
         let api = self.api().await;
         let instance = target::resolve(&api, target_name).await?;
         self.update(index, |e| e.instance = Some(instance.clone()));
-        let result = ssh::connect_via_ssm(
-            api.clone(),
+        connect::dial(
+            api,
             &instance,
             self.cfg.port,
             &self.ssh,
             self.opts.session.clone(),
         )
-        .await;
-        match result {
-            Ok(b) => Ok(b),
-            // "Not connected" is also how SSM answers an id it has never heard of; only the
-            // latter is worth giving up on.
-            Err(
-                e @ SshError::Session {
-                    source: OpenError::Api(ApiError::TargetNotConnected { .. }),
-                    ..
-                },
-            ) => {
-                target::check_registered(&api, &instance).await?;
-                Err(e.into())
-            }
-            Err(e) => Err(e.into()),
-        }
+        .await
     }
 }
 
