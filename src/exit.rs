@@ -34,14 +34,14 @@ pub mod codes {
     pub const ARGS: u8        = 2;   // bad arguments (clap exits with this itself)
     pub const USAGE: u8       = 64;  // arguments that parse but do not make sense
     pub const HOST_KEY: u8    = 65;  // SSH host key refused (mismatch, unknown under strict)
-    pub const NO_HOST: u8     = 68;  // target or upstream unknown, ambiguous, offline; destination refused
+    pub const NO_HOST: u8     = 68;  // target or upstream unknown, ambiguous, offline; destination or port refused
     pub const UNAVAILABLE: u8 = 69;  // AWS API error; no master running; the master failed the request
     pub const OS: u8          = 71;  // cannot listen: address or control socket in use or not permitted
     pub const IO: u8          = 74;  // local I/O: writing stdout, the known_hosts file, the control socket
     pub const TEMP: u8        = 75;  // timed out; trying again later may work
     pub const PROTOCOL: u8    = 76;  // data channel, SSH connection or control protocol failed
     pub const NO_PERM: u8     = 77;  // AWS credentials or SSH authentication refused
-    pub const CONFIG: u8      = 78;  // bad configuration file
+    pub const CONFIG: u8      = 78;  // bad configuration file; AWS profile not defined
 }
 
 /// The exit-code table shown by `--help`, in the man page and (verbatim) in the README.
@@ -52,14 +52,14 @@ Exit codes:
    2  bad arguments
   64  arguments that parse but do not make sense together
   65  SSH host key refused: it does not match known_hosts, or is unknown under strict
-  68  target or upstream unknown, ambiguous or not connected; destination refused
+  68  target or upstream unknown, ambiguous or not connected; destination or port refused
   69  AWS API error or unreachable; no master running; the master failed the request
   71  cannot listen: address or control socket in use or not permitted
   74  local I/O error (stdout, known_hosts file, control socket)
   75  timed out; trying again later may work
   76  data channel, SSH connection or control protocol failed
   77  AWS credentials missing or expired; SSH authentication refused
-  78  bad configuration file
+  78  bad configuration file; AWS profile not defined
 `serve` exits with the code of its first upstream's failure when none can connect.";
 
 /// A usage or configuration problem found by a command (not by clap).
@@ -143,6 +143,10 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if let Some(e) = e.downcast_ref::<HostKeyError>() {
         return Some(host_key_code(e));
     }
+    if e.is::<crate::cli::stdio::StdioError>() {
+        // The destination port refused: like a bastion refusing a SOCKS destination.
+        return Some(codes::NO_HOST);
+    }
     classify_ssm(e)
 }
 
@@ -197,6 +201,7 @@ fn upstream_code(e: &UpstreamError) -> u8 {
     match e {
         UpstreamError::Unknown(_) | UpstreamError::Rejected { .. } => codes::NO_HOST,
         UpstreamError::NotReady { cause, .. } => cause.as_deref().map_or(codes::TEMP, connect_code),
+        UpstreamError::GaveUp { cause, .. } => connect_code(cause),
         UpstreamError::ConnectionsLost { cause, .. } => {
             cause.as_deref().map_or(codes::PROTOCOL, ssh_code)
         }
@@ -236,7 +241,8 @@ fn target_code(e: &TargetError) -> u8 {
         TargetError::Api(a) => api_code(a),
         TargetError::NotFound { .. }
         | TargetError::Ambiguous { .. }
-        | TargetError::Offline { .. } => codes::NO_HOST,
+        | TargetError::Offline { .. }
+        | TargetError::UnknownInstance { .. } => codes::NO_HOST,
     }
 }
 
@@ -250,7 +256,8 @@ fn open_code(e: &OpenError) -> u8 {
 fn api_code(e: &ApiError) -> u8 {
     match e {
         ApiError::TargetNotConnected { .. } => codes::NO_HOST,
-        ApiError::Credentials { .. } => codes::NO_PERM,
+        ApiError::Credentials(p) if p.is_config() => codes::CONFIG,
+        ApiError::Credentials(_) => codes::NO_PERM,
         ApiError::InvalidDocument(_)
         | ApiError::SessionGone(_)
         | ApiError::Service { .. }

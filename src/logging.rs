@@ -33,11 +33,13 @@ use tracing_subscriber::{fmt, reload, Registry};
 
 /// The environment variable holding a filter (step 2).
 pub const ENV_VAR: &str = "SESSION_PROXY_LOG";
-/// The filter when nothing else is given (step 4).
-pub const DEFAULT_FILTER: &str = "warn";
+/// The filter when nothing else is given (step 4). aws-config and aws-runtime warn with `Debug`
+/// dumps of provider errors (a missing profile file, a failed SSO cache read); the error we
+/// report already says what failed and what to run, so at the default level they stay quiet.
+pub const DEFAULT_FILTER: &str = "warn,aws_config=error,aws_runtime=error";
 /// `serve`'s filter when nothing else is given: its own event lines (connections, rejects,
 /// upstream state changes, resumes, reloads) show; library chatter does not.
-pub const SERVE_DEFAULT_FILTER: &str = "session_proxy=info,warn";
+pub const SERVE_DEFAULT_FILTER: &str = "session_proxy=info,warn,aws_config=error,aws_runtime=error";
 
 /// The most each secret-bearing target may log, whatever the filter says. Prefixes match
 /// whole families (`aws_smithy` covers `aws_smithy_runtime`, `aws_smithy_http_client`, ...).
@@ -303,11 +305,11 @@ mod tests {
             (Source::Env, s("debug"))
         );
         assert_eq!(pick(None, None, Some("info")), (Source::Config, s("info")));
-        assert_eq!(pick(None, None, None), (Source::Default, s("warn")));
+        assert_eq!(pick(None, None, None), (Source::Default, s(DEFAULT_FILTER)));
         // Empty counts as not given.
         assert_eq!(
             pick(None, Some(""), Some(" ")),
-            (Source::Default, s("warn"))
+            (Source::Default, s(DEFAULT_FILTER))
         );
     }
 

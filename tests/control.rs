@@ -685,3 +685,55 @@ fn reload_changes_a_listeners_connection_cap_for_new_clients() {
     assert!(m.status_json()["socks"]["over_cap"].as_u64().unwrap() >= 1);
     m.stop();
 }
+
+#[test]
+fn connect_stops_at_a_permanent_error_printing_one_line_per_change() {
+    let m = Master::new();
+    let bad = "  bad:\n    targets: [i-00000000000000bad]\n    user: u\n    ssh_agent: true\n    lazy: true\nroutes:\n";
+    let cfg = std::fs::read_to_string(&m.config)
+        .unwrap()
+        .replace("routes:\n", bad);
+    std::fs::write(&m.config, cfg).unwrap();
+    m.start();
+
+    let out = m.run(&["connect", "bad"]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("i-00000000000000bad is not registered"),
+        "{err}"
+    );
+    let lines: Vec<&str> = err.lines().collect();
+    let mut changes = lines.clone();
+    changes.dedup();
+    assert_eq!(lines, changes, "the same progress line twice in a row");
+    assert!(lines.len() <= 4, "{err}");
+
+    let out = m.run(&["connect", "nosuch"]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("configured: bad, one, two"), "{err}");
+
+    // A connect that works reports how long it really took ("after 0.4s").
+    let out = m.run(&["connect", "two"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    let secs: f64 = said
+        .rsplit_once(" after ")
+        .and_then(|(_, t)| t.trim().strip_suffix('s'))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no duration in {said:?}"));
+    assert!((0.0..60.0).contains(&secs), "{said}");
+
+    // stdio through a disconnected upstream says so, and how to bring it back.
+    let out = m.run(&["disconnect", "one"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = m.run(&["stdio", "127.10.0.1", "-p", "80"]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("upstream one is disconnected") && err.contains("session-proxy connect one"),
+        "{err}"
+    );
+    m.stop();
+}

@@ -328,3 +328,150 @@ fn a_bad_config_file_is_78() {
     let out = output(home.cmd(&["--config", cfg.to_str().unwrap(), "route", "example.com"]));
     assert_code(&out, codes::CONFIG);
 }
+
+/// An AWS config file that defines only the default profile, with no credentials anywhere.
+fn aws_config_without(home: &Home, c: &mut Command) {
+    let cfg = home.file("aws-config", "[default]\nregion = us-east-1\n");
+    c.env("AWS_CONFIG_FILE", cfg);
+}
+
+/// Lines the binary wrote to stderr, and whether any looks like an SDK `Debug` dump.
+fn error_lines(out: &Output) -> (Vec<String>, bool) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let dump = [
+        "DispatchFailure",
+        "ProviderChainError",
+        "CredentialsNotLoaded",
+        "{ ",
+    ]
+    .iter()
+    .any(|d| err.contains(d));
+    (err.lines().map(str::to_owned).collect(), dump)
+}
+
+#[test]
+fn credential_errors_are_one_line_naming_the_profile_and_the_command_to_run() {
+    let home = Home::new();
+    let sim = SimChild::start(&home, &format!("{ID}=127.0.0.1:9"));
+    let mut c = home.cmd(&["stdio", ID]);
+    sim.endpoint_only(&mut c);
+    aws_config_without(&home, &mut c);
+    let out = output(c);
+    assert_code(&out, codes::NO_PERM);
+    let (lines, dump) = error_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(!dump, "{lines:#?}");
+    let line = &lines[0];
+    assert!(
+        line.contains("profile \"default\"") && line.contains("aws sso login --profile default"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_profile_that_does_not_exist_is_named_and_is_a_config_error_78() {
+    let home = Home::new();
+    let sim = SimChild::start(&home, &format!("{ID}=127.0.0.1:9"));
+    let mut c = home.cmd(&["stdio", "--profile", "nosuch", ID]);
+    sim.endpoint_only(&mut c);
+    aws_config_without(&home, &mut c);
+    let out = output(c);
+    assert_code(&out, codes::CONFIG);
+    let (lines, dump) = error_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        !dump && lines[0].contains("\"nosuch\" is not defined"),
+        "{lines:#?}"
+    );
+}
+
+/// `serve` args for an ad-hoc upstream of `pool` connections to `target`.
+fn serve_args<'a>(home: &'a Home, target: &'a str, pool: &'a str) -> Vec<String> {
+    let sock = home.path().join("c.sock");
+    let state = home.path().join("st");
+    [
+        "--control-socket",
+        sock.to_str().unwrap(),
+        "serve",
+        "--target",
+        target,
+        "--user",
+        "ec2-user",
+        "--ssh-agent",
+        "--pool-size",
+        pool,
+        "--listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+#[test]
+fn serve_stops_retrying_an_unknown_profile_at_once_and_exits_78_in_one_line() {
+    let home = Home::new();
+    let sim = SimChild::start(&home, &format!("{ID}=127.0.0.1:9"));
+    let mut args = serve_args(&home, ID, "3");
+    args.push("--foreground".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut c = home.cmd(&args);
+    sim.endpoint_only(&mut c);
+    aws_config_without(&home, &mut c);
+    c.env("AWS_PROFILE", "nosuch");
+    let started = std::time::Instant::now();
+    let out = output(c);
+    assert_code(&out, codes::CONFIG);
+    let (lines, dump) = error_lines(&out);
+    assert!(!dump, "{lines:#?}");
+    let reports: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("session-proxy: "))
+        .collect();
+    assert_eq!(reports.len(), 1, "{lines:#?}");
+    assert!(
+        reports[0].contains("\"nosuch\" is not defined"),
+        "{lines:#?}"
+    );
+    // Hang guard only: retrying would have waited out the 60 s connect timeout.
+    assert!(started.elapsed() < Duration::from_secs(45), "{lines:#?}");
+}
+
+#[test]
+fn serve_gives_up_on_an_instance_ssm_does_not_know_with_68() {
+    let home = Home::new();
+    let sim = SimChild::start(&home, &format!("{ID}=127.0.0.1:9"));
+    let mut args = serve_args(&home, "i-0000000000000beef", "2");
+    args.push("--foreground".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut c = home.cmd(&args);
+    sim.with_credentials(&mut c);
+    let out = output(c);
+    assert_code(&out, codes::NO_HOST);
+    let (lines, _) = error_lines(&out);
+    let last = lines.last().unwrap();
+    assert!(
+        last.contains("i-0000000000000beef is not registered"),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn detached_serve_prints_the_masters_one_line_reason_not_its_log() {
+    let home = Home::new();
+    let sim = SimChild::start(&home, &format!("{ID}=127.0.0.1:9"));
+    let args = serve_args(&home, ID, "1");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut c = home.cmd(&args);
+    sim.endpoint_only(&mut c);
+    aws_config_without(&home, &mut c);
+    let out = output(c);
+    assert_code(&out, codes::NO_PERM);
+    let (lines, dump) = error_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(!dump, "{lines:#?}");
+    assert!(lines[0].contains("no AWS credentials found"), "{lines:#?}");
+    assert!(!lines[0].contains("says:"), "{lines:#?}");
+}

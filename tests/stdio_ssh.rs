@@ -398,3 +398,24 @@ fn verbose_stdio_prints_a_session_summary_with_real_counters_on_exit() {
     assert!(retransmits < 1000, "a clean loopback link: {err}");
     assert!(secs > 0.0 && secs < 120.0, "{err}");
 }
+
+#[test]
+fn a_closed_port_on_the_instance_is_one_line_naming_instance_and_port_and_68() {
+    let (_held, port) = refusing_port();
+    let sim = SimHandle::start(SimOptions {
+        instances: vec![instance(ID, format!("127.0.0.1:{port}").parse().unwrap())],
+        ..SimOptions::default()
+    });
+    let out = stdio(&sim, &[ID, "-p", "2222"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(68), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line:\n{err}");
+    assert!(
+        err.contains(ID) && err.contains("port 2222") && err.contains("-p"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+}

@@ -328,3 +328,41 @@ async fn wait_open_sessions(sim: &Sim, want: usize) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A key sshd refuses, or one we cannot use, is no reason to log in again and again (a
+/// fail2ban ban on a real bastion): each connection tries once, then the pool gives up at
+/// once with the SSH authentication error and its exit code (77).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_or_unusable_keys_cost_one_login_per_connection_then_the_pool_gives_up() {
+    use session_proxy::exit::{code_for, codes};
+    let f = Fixture::start().await;
+    let stranger = f.sshd.dir.path().join("stranger_key");
+    common::sshd::keygen(&stranger, "");
+    let locked = f.sshd.dir.path().join("locked_key");
+    common::sshd::keygen(&locked, "a passphrase");
+    for (key, says) in [
+        (&stranger, "not accepted"),
+        (&locked, "passphrase-protected"),
+    ] {
+        let before = f.sim.registry().session_ids().len();
+        let mut cfg = config(&f.sshd, "keys", &[ID_A], 2, false);
+        cfg.identity_files = vec![key.clone()];
+        let pool = Pool::new(cfg, options(&f.sim, &f.sshd));
+        pool.start();
+        let e = within("gave up", pool.wait_ready(Duration::from_secs(30)))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, UpstreamError::GaveUp { .. }), "{e}");
+        assert!(e.to_string().contains(says), "{e}");
+        assert_eq!(code_for(&anyhow::Error::from(e)), codes::NO_PERM);
+        let s = pool.snapshot();
+        assert!(s.connections.iter().all(|c| c.phase == "failed"), "{s:#?}");
+        assert_eq!(
+            f.sim.registry().session_ids().len() - before,
+            2,
+            "one StartSession per connection"
+        );
+        pool.shutdown().await;
+    }
+    wait_open_sessions(&f.sim, 0).await;
+}

@@ -289,17 +289,81 @@ pub async fn status(g: &GlobalArgs, a: StatusArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn connect(g: &GlobalArgs, a: UpstreamArgs) -> anyhow::Result<ExitCode> {
     let mut c = Client::connect(&socket(g)).await?;
-    // Progress lines come at least every few seconds while the pool connects.
+    let mut line = ProgressLine::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // The master sends a line per change, and repeats it every 2 s.
     let resp = c
         .call(
             &Request::Connect {
                 upstream: a.upstream,
             },
             Duration::from_secs(30),
-            |m| eprintln!("session-proxy: {m}"),
+            |m| line.show(m),
         )
-        .await?;
-    done(resp)
+        .await;
+    line.finish();
+    done(resp?)
+}
+
+/// The width of the terminal on stderr (80 when it cannot be told).
+fn terminal_columns() -> usize {
+    // SAFETY: TIOCGWINSZ fills the zero-initialised winsize struct we pass; no other memory
+    // is touched, and a failure leaves it zeroed, which falls back to 80 below.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    if rc == 0 && ws.ws_col > 0 {
+        usize::from(ws.ws_col)
+    } else {
+        80
+    }
+}
+
+/// `line` cut to fit `columns` (with an ellipsis when cut), so it never wraps.
+fn fit(line: &str, columns: usize) -> String {
+    let max = columns.saturating_sub(1).max(10);
+    if line.chars().count() <= max {
+        return line.to_owned();
+    }
+    let mut cut: String = line.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// `connect`'s progress on stderr: on a terminal one line rewritten in place (with the time
+/// so far), otherwise a new line only when the text changes, so logs get one line per state.
+struct ProgressLine {
+    tty: bool,
+    last: String,
+    started: std::time::Instant,
+}
+
+impl ProgressLine {
+    fn new(tty: bool) -> Self {
+        Self {
+            tty,
+            last: String::new(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn show(&mut self, message: &str) {
+        if self.tty {
+            let secs = self.started.elapsed().as_secs();
+            let line = format!("session-proxy: {message} [{secs}s]");
+            // A wrapped line could not be rewritten in place: keep it within the terminal.
+            eprint!("\r\x1b[2K{}", fit(&line, terminal_columns()));
+            let _ = std::io::stderr().flush();
+        } else if message != self.last {
+            eprintln!("session-proxy: {message}");
+        }
+        message.clone_into(&mut self.last);
+    }
+
+    /// Clears the in-place line, so the result (stdout) or error starts on a clean line.
+    fn finish(&self) {
+        if self.tty && !self.last.is_empty() {
+            eprint!("\r\x1b[2K");
+        }
+    }
 }
 
 pub async fn disconnect(g: &GlobalArgs, a: UpstreamArgs) -> anyhow::Result<ExitCode> {
@@ -418,5 +482,16 @@ mod tests {
             e.to_string(),
             "upstreams are down: a, e; `session-proxy connect NAME` retries one now and says why it fails"
         );
+    }
+
+    #[test]
+    fn a_progress_line_is_cut_to_the_terminal_so_it_can_be_rewritten_in_place() {
+        assert_eq!(fit("short", 80), "short");
+        let long = "x".repeat(200);
+        let cut = fit(&long, 80);
+        assert_eq!(cut.chars().count(), 79);
+        assert!(cut.ends_with('…'));
+        // A silly width still leaves something readable.
+        assert_eq!(fit(&long, 0).chars().count(), 10);
     }
 }

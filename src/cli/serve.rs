@@ -155,6 +155,8 @@ impl ServeArgs {
 const DAEMON_ENV: &str = "SESSION_PROXY_DAEMON_CHILD";
 /// How long the detaching parent waits for the master to be ready.
 const READY_WAIT: Duration = Duration::from_secs(120);
+/// After this long without the master ready, the parent says what it is waiting for.
+const SLOW_START: Duration = Duration::from_secs(3);
 
 /// The state dir of `cfg`, created owner-only if missing (the default one is also tightened:
 /// it holds the control socket when `$XDG_RUNTIME_DIR` is unset).
@@ -228,12 +230,14 @@ async fn daemonize(socket: &Path, log_path: &Path) -> anyhow::Result<ExitCode> {
         });
     }
     let mut child = cmd.spawn().context("starting the background master")?;
-    let deadline = tokio::time::Instant::now() + READY_WAIT;
+    let started = tokio::time::Instant::now();
+    let deadline = started + READY_WAIT;
+    let mut told = false;
     loop {
         if let Some(st) = child.try_wait()? {
             return Err(serve::ServeError::MasterExited {
                 status: st,
-                tail: log_tail(&log_path, log_len),
+                reason: start_failure(&log_tail(&log_path, log_len)),
                 log: log_path,
             }
             .into());
@@ -251,6 +255,15 @@ async fn daemonize(socket: &Path, log_path: &Path) -> anyhow::Result<ExitCode> {
                 log_path.display()
             );
             return Ok(ExitCode::SUCCESS);
+        }
+        // Errors that will not fix themselves end the master within a second or two; past
+        // that, upstreams are retrying transient ones, which the log shows as they happen.
+        if !told && started.elapsed() > SLOW_START {
+            eprintln!(
+                "session-proxy: the master is still connecting its upstreams (retrying transient errors); follow {}",
+                log_path.display()
+            );
+            told = true;
         }
         if tokio::time::Instant::now() > deadline {
             let _ = child.kill();
@@ -275,6 +288,15 @@ fn log_tail(path: &Path, from: u64) -> String {
         .get(lines.len().saturating_sub(20)..)
         .unwrap_or_default()
         .join("\n")
+}
+
+/// The one line a failed master printed as its exit error (`session-proxy: ...`, see
+/// `exit::report`), else the log lines themselves.
+fn start_failure(tail: &str) -> String {
+    tail.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("session-proxy: "))
+        .map_or_else(|| tail.to_owned(), str::to_owned)
 }
 
 /// Writes `addresses` to `path` through a rename, so a reader never sees a partial file.
@@ -369,4 +391,20 @@ async fn foreground(
     eprintln!("session-proxy: stopped; every SSM session terminated");
     drop(control);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detached_start_failure_is_the_masters_own_error_line() {
+        let log = "2026-11-30T13:00:00Z ERROR not retrying: no AWS credentials found\n\
+                   session-proxy: no upstream could connect: upstream u: no AWS credentials found\n";
+        assert_eq!(
+            start_failure(log),
+            "no upstream could connect: upstream u: no AWS credentials found"
+        );
+        assert_eq!(start_failure("panicked at x\n"), "panicked at x\n");
+    }
 }

@@ -25,10 +25,9 @@ fn auth_refused() -> SshError {
 }
 
 fn credentials() -> ApiError {
-    ApiError::Credentials {
-        message: "the security token included in the request is expired".into(),
-        hint: String::new(),
-    }
+    ApiError::Credentials(crate::ssm::credentials::Problem::Expired {
+        profile: "prod".into(),
+    })
 }
 
 fn not_ready(cause: Option<ConnectError>) -> UpstreamError {
@@ -162,6 +161,7 @@ fn serve_without_any_upstream_exits_with_the_first_failure() {
     let first = not_ready(Some(ConnectError::Ssh(auth_refused())));
     let e = ServeError::NoUpstream {
         summary: first.to_string(),
+        hint: "",
         first,
     };
     assert_eq!(code(e), codes::NO_PERM);
@@ -187,6 +187,33 @@ fn upstream_errors_each_have_their_code() {
         upstream: "prod".into(),
     };
     assert_eq!(code(gone), codes::UNAVAILABLE);
+}
+
+#[test]
+fn a_pool_that_gave_up_exits_with_its_cause_and_an_unknown_profile_is_a_config_error() {
+    use crate::ssm::credentials::Problem;
+    let gave_up = |cause: ConnectError| UpstreamError::GaveUp {
+        upstream: "prod".into(),
+        cause: Arc::new(cause),
+    };
+    let creds = |p| ConnectError::Target(TargetError::Api(ApiError::Credentials(p)));
+    let unknown = Problem::UnknownProfile {
+        profile: "nosuch".into(),
+    };
+    assert_eq!(code(gave_up(creds(unknown))), codes::CONFIG);
+    let none = Problem::NoneFound {
+        profile: "default".into(),
+        imds: false,
+    };
+    assert_eq!(code(gave_up(creds(none))), codes::NO_PERM);
+    let id = TargetError::UnknownInstance {
+        id: "i-0123456789abcdef0".into(),
+    };
+    assert_eq!(code(gave_up(ConnectError::Target(id))), codes::NO_HOST);
+    assert_eq!(
+        code(gave_up(ConnectError::Ssh(auth_refused()))),
+        codes::NO_PERM
+    );
 }
 
 #[test]
@@ -224,6 +251,7 @@ fn a_cause_already_quoted_by_its_parent_is_printed_once() {
     let first = not_ready(Some(ConnectError::Ssh(auth_refused())));
     let e = anyhow::Error::from(ServeError::NoUpstream {
         summary: first.to_string(),
+        hint: "",
         first,
     });
     let line = render(&e);

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+mod connect;
+
 use super::connector::{Routing, RoutingConnector};
 use super::listeners::{self, Bound, BoundListener, Lifecycle, ListenerSet};
 use crate::config::{self, Change, Config};
@@ -28,7 +30,7 @@ use crate::control::proto::{ErrorKind, MasterPhase, Request, Response, StatusRep
 use crate::control::server::{Exchange, HandleFuture, Handler};
 use crate::route::{Action, HostRef};
 use crate::upstream::pool::PoolOptions;
-use crate::upstream::{PoolState, Upstreams};
+use crate::upstream::Upstreams;
 
 /// How long the closing phase may take to unwind what the drain left (aborted tasks).
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
@@ -234,72 +236,11 @@ impl Master {
         }
     }
 
-    async fn connect(&self, name: &str, ex: &mut Exchange) -> Response {
-        let _admin = self.admin.lock().await;
-        let pool = self.upstreams.read().await.get(name);
-        let Some(mut pool) = pool else {
-            return Response::error(
-                ErrorKind::UnknownUpstream,
-                format!("unknown upstream \"{name}\""),
-            );
-        };
-        if pool.snapshot().state == PoolState::Stopped {
-            // A disconnected pool cannot restart; build a fresh one from the same settings.
-            let cfg = pool.config();
-            let mut ups = self.upstreams.write().await;
-            // The old pool is already stopped; dropping it is all that is left to do.
-            ups.replace(cfg, &self.opts);
-            match ups.get(name) {
-                Some(p) => pool = p,
-                None => return Response::error(ErrorKind::Failed, "upstream vanished"),
-            }
-        }
-        pool.start();
-        ex.send(&Response::Progress {
-            message: format!(
-                "connecting upstream {name} ({} connections)",
-                pool.config().pool_size
-            ),
-        })
-        .await;
-        let deadline = Instant::now() + self.opts.connect_timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let step = left.min(Duration::from_secs(1));
-            match pool.wait_ready(step).await {
-                Ok(()) => {
-                    let s = pool.snapshot();
-                    return Response::Done {
-                        lines: vec![format!(
-                            "upstream {name} is {}: {}/{} connections up ({})",
-                            s.state,
-                            s.connections_up,
-                            s.connections_total,
-                            s.instances.join(", ")
-                        )],
-                    };
-                }
-                Err(e) if left <= step => return Response::error(ErrorKind::Failed, e.to_string()),
-                Err(_) => {
-                    let s = pool.snapshot();
-                    let mut msg = format!("still connecting upstream {name}: {}", s.state);
-                    if let Some(err) = s.last_error {
-                        msg.push_str(&format!(" (last error: {err})"));
-                    }
-                    ex.send(&Response::Progress { message: msg }).await;
-                }
-            }
-        }
-    }
-
     async fn disconnect(&self, name: &str) -> Response {
         let _admin = self.admin.lock().await;
         let pool = self.upstreams.read().await.get(name);
         let Some(pool) = pool else {
-            return Response::error(
-                ErrorKind::UnknownUpstream,
-                format!("unknown upstream \"{name}\""),
-            );
+            return self.unknown_upstream(name).await;
         };
         let before = pool.snapshot().connections_up;
         pool.shutdown().await;

@@ -31,17 +31,21 @@ pub enum ServeError {
     Upstreams(#[from] UpstreamError),
     /// The detached master (`serve` without `--foreground`) exited before it was ready; the
     /// command exits with the master's code, so both forms of `serve` report failures alike.
-    #[error("the master exited during start-up ({status}); its log {} says:\n{tail}", log.display())]
+    /// `reason` is the master's own one-line error when its log has one, so both forms of
+    /// `serve` say the same thing; otherwise the last lines of its log.
+    #[error("{reason} (master log: {})", log.display())]
     MasterExited {
         status: std::process::ExitStatus,
         log: std::path::PathBuf,
-        tail: String,
+        reason: String,
     },
     /// Every eager upstream failed to connect. `first` is the first failure (its type picks
     /// the exit code); `summary` lists them all.
-    #[error("no upstream could connect: {summary}; check the instances, AWS credentials and SSH keys (or mark upstreams lazy: true)")]
+    #[error("no upstream could connect: {summary}{hint}")]
     NoUpstream {
         summary: String,
+        /// What to check, when the failures do not say it themselves.
+        hint: &'static str,
         #[source]
         first: UpstreamError,
     },
@@ -72,10 +76,23 @@ pub async fn start_upstreams(cfg: &Config, opts: &PoolOptions) -> Result<Upstrea
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
+        // Errors that gave up already name their fix; timeouts and lost connections do not.
+        let hint = if failures
+            .iter()
+            .all(|f| matches!(f, UpstreamError::GaveUp { .. }))
+        {
+            ""
+        } else {
+            "; check the instances, AWS credentials and SSH keys (or mark upstreams lazy: true)"
+        };
         let mut all = failures.into_iter();
         if let Some(first) = all.next() {
             ups.shutdown().await;
-            return Err(ServeError::NoUpstream { summary, first });
+            return Err(ServeError::NoUpstream {
+                summary,
+                hint,
+                first,
+            });
         }
         failures = all.collect();
     }

@@ -78,6 +78,26 @@ pub enum SshError {
     Closed { instance: String, message: String },
 }
 
+impl SshError {
+    /// True when retrying cannot help: the bastion refused our keys or its host key, or the
+    /// SSM side failed for good (credentials, profile). Lost connections and handshakes cut
+    /// short are worth another try.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Session {
+                source: OpenError::Api(a),
+                ..
+            } => a.is_permanent(),
+            Self::Auth { .. } => true,
+            Self::HostKey(h) => !matches!(h, HostKeyError::Io { .. }),
+            Self::Session { .. }
+            | Self::Handshake { .. }
+            | Self::Rejected { .. }
+            | Self::Closed { .. } => false,
+        }
+    }
+}
+
 fn describe_tried(tried: &[String]) -> String {
     if tried.is_empty() {
         "no keys (set identity_files, or ssh_agent with keys loaded in the agent)".into()

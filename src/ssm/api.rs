@@ -8,6 +8,7 @@ use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types::InstanceInformationStringFilter;
 
 use crate::redact::Redacted;
+use crate::ssm::credentials::{self, Problem};
 
 /// An SSM API failure, phrased for the user.
 #[derive(Debug, thiserror::Error)]
@@ -18,8 +19,9 @@ pub enum ApiError {
     InvalidDocument(String),
     #[error("session {0} no longer exists (terminated or timed out)")]
     SessionGone(String),
-    #[error("AWS credentials are not usable: {message}{hint}")]
-    Credentials { message: String, hint: String },
+    /// Missing, unknown, expired or refused credentials; the text says what to run.
+    #[error("{0}")]
+    Credentials(Problem),
     #[error("SSM {operation} failed: {message}")]
     Service {
         operation: &'static str,
@@ -37,66 +39,86 @@ impl ApiError {
     /// True when retrying later may help (network trouble, throttling, server errors).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Transport { .. } => true,
+            Self::Transport { .. } | Self::TargetNotConnected { .. } => true,
             Self::Service { code, .. } => {
                 code.contains("Throttl")
                     || code.contains("InternalServer")
                     || code.contains("ServiceUnavailable")
+                    || code.contains("TooManyRequests")
+            }
+            _ => false,
+        }
+    }
+
+    /// True when retrying cannot help until the user changes something (credentials, the
+    /// profile, the session document, the account's permissions).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Credentials(_) | Self::InvalidDocument(_) => true,
+            Self::Service { code, .. } => {
+                code.contains("AccessDenied")
+                    || code.contains("Validation")
+                    || code.contains("InvalidParameters")
             }
             _ => false,
         }
     }
 }
 
-fn classify<E>(operation: &'static str, err: SdkError<E>, profile: Option<&str>) -> ApiError
+/// Service error codes that mean the credentials themselves were refused.
+const CREDENTIAL_CODES: &[&str] = &[
+    "ExpiredToken",
+    "UnrecognizedClient",
+    "InvalidClientTokenId",
+    "InvalidSignature",
+];
+
+/// `err` and its causes, `Display` only: `DisplayErrorContext` appends a `Debug` dump of the
+/// whole error, which must never reach a user.
+fn display_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+fn classify<E>(operation: &'static str, err: SdkError<E>, creds: &CredentialsDiagnosis) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let text = format!("{}", aws_sdk_ssm::error::DisplayErrorContext(&err));
+    let text = display_chain(&err);
     match &err {
         SdkError::ServiceError(se) => {
             let e = se.err();
+            let code = e.code().unwrap_or("Unknown");
+            let message = e.message().unwrap_or(&text).to_owned();
+            if CREDENTIAL_CODES.iter().any(|c| code.contains(c)) {
+                return creds.error(&message);
+            }
             ApiError::Service {
                 operation,
-                code: e.code().unwrap_or("Unknown").to_owned(),
-                message: e.message().unwrap_or(&text).to_owned(),
+                code: code.to_owned(),
+                message,
             }
         }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_)
-            if !looks_like_credentials(&text) =>
-        {
-            ApiError::Transport {
-                operation,
-                message: text,
-            }
-        }
-        _ if looks_like_credentials(&text) => {
-            let lower = text.to_ascii_lowercase();
-            let hint = if lower.contains("sso")
-                || lower.contains("token") && lower.contains("expired")
-            {
-                match profile {
-                    Some(p) => format!("; run `aws sso login --profile {p}`"),
-                    None => "; run `aws sso login` (add --profile for a named profile)".into(),
-                }
-            } else {
-                "; set AWS_PROFILE or --profile, or configure credentials (aws configure)".into()
-            };
-            ApiError::Credentials {
-                message: text,
-                hint,
-            }
-        }
+        _ if looks_like_credentials(&text) => creds.error(&text),
         _ => ApiError::Transport {
             operation,
-            message: text,
+            message: text.lines().next().unwrap_or_default().to_owned(),
         },
     }
 }
 
 fn looks_like_credentials(text: &str) -> bool {
     let l = text.to_ascii_lowercase();
-    l.contains("credential") || l.contains("sso") || l.contains("no region")
+    l.contains("credential") || l.contains("/sso/") || l.contains("sso token")
 }
 
 /// Where a session goes and what it runs.
@@ -140,7 +162,36 @@ pub struct InstanceInfo {
 #[derive(Debug, Clone)]
 pub struct SsmApi {
     client: aws_sdk_ssm::Client,
+    credentials: CredentialsDiagnosis,
+}
+
+/// Remembers the first credential problem of a client. The SDK's profile provider reports
+/// why it failed only once; every later call says "initialization error already taken",
+/// which would hide "profile not defined" from all but the first connection.
+#[derive(Debug, Clone, Default)]
+struct CredentialsDiagnosis {
     profile: Option<String>,
+    first: std::sync::Arc<std::sync::Mutex<Option<Problem>>>,
+}
+
+impl CredentialsDiagnosis {
+    fn error(&self, text: &str) -> ApiError {
+        let env_profile = std::env::var("AWS_PROFILE").ok();
+        let profile =
+            credentials::effective_profile(self.profile.as_deref(), env_profile.as_deref());
+        let imds_off = std::env::var("AWS_EC2_METADATA_DISABLED")
+            .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+        let found = credentials::diagnose(text, &profile, imds_off);
+        let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        let problem = match (&found, first.as_ref()) {
+            (Problem::Other { .. }, Some(known)) => known.clone(),
+            _ => {
+                *first = Some(found.clone());
+                found
+            }
+        };
+        ApiError::Credentials(problem)
+    }
 }
 
 /// AWS settings chosen by config file and flags (anything unset comes from the environment).
@@ -193,7 +244,10 @@ impl SsmApi {
         let conf = loader.load().await;
         Self {
             client: aws_sdk_ssm::Client::new(&conf),
-            profile: s.profile.clone(),
+            credentials: CredentialsDiagnosis {
+                profile: s.profile.clone(),
+                first: Default::default(),
+            },
         }
     }
 
@@ -221,7 +275,7 @@ impl SsmApi {
                         ));
                     }
                 }
-                return Err(classify("StartSession", e, self.profile.as_deref()));
+                return Err(classify("StartSession", e, &self.credentials));
             }
         };
         Ok(SessionTicket {
@@ -254,7 +308,7 @@ impl SsmApi {
             Err(SdkError::ServiceError(se)) if se.err().is_does_not_exist_exception() => {
                 Err(ApiError::SessionGone(session_id.to_owned()))
             }
-            Err(e) => Err(classify("ResumeSession", e, self.profile.as_deref())),
+            Err(e) => Err(classify("ResumeSession", e, &self.credentials)),
         }
     }
 
@@ -265,7 +319,7 @@ impl SsmApi {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("TerminateSession", e, self.profile.as_deref()))
+            .map_err(|e| classify("TerminateSession", e, &self.credentials))
     }
 
     /// Managed instances matching one DescribeInstanceInformation filter (`tag:Name`, ...).
@@ -291,8 +345,8 @@ impl SsmApi {
             .send();
         let mut out = Vec::new();
         while let Some(item) = pages.next().await {
-            let i = item
-                .map_err(|e| classify("DescribeInstanceInformation", e, self.profile.as_deref()))?;
+            let i =
+                item.map_err(|e| classify("DescribeInstanceInformation", e, &self.credentials))?;
             out.push(InstanceInfo {
                 instance_id: i.instance_id().unwrap_or_default().to_owned(),
                 online: i.ping_status().is_some_and(|p| p.as_str() == "Online"),
@@ -305,5 +359,62 @@ impl SsmApi {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(code: &str) -> ApiError {
+        ApiError::Service {
+            operation: "StartSession",
+            code: code.into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn throttling_network_and_offline_are_transient_credentials_and_documents_permanent() {
+        let transient = [
+            service("ThrottlingException"),
+            service("InternalServerError"),
+            ApiError::Transport {
+                operation: "StartSession",
+                message: "connection refused".into(),
+            },
+            ApiError::TargetNotConnected {
+                target: "i-0123456789abcdef0".into(),
+            },
+        ];
+        for e in transient {
+            assert!(e.is_transient() && !e.is_permanent(), "{e}");
+        }
+        let permanent = [
+            ApiError::Credentials(Problem::NoneFound {
+                profile: "default".into(),
+                imds: true,
+            }),
+            ApiError::InvalidDocument("AWS-Nope".into()),
+            service("AccessDeniedException"),
+        ];
+        for e in permanent {
+            assert!(e.is_permanent() && !e.is_transient(), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_profile_error_reported_once_by_the_sdk_is_remembered_for_later_calls() {
+        let d = CredentialsDiagnosis {
+            profile: Some("nosuch".into()),
+            first: Default::default(),
+        };
+        let first = d.error("profile `nosuch` was not defined");
+        let later = d.error("unexpected credentials error: initialization error already taken");
+        assert_eq!(first.to_string(), later.to_string());
+        assert!(
+            later.to_string().contains("\"nosuch\" is not defined"),
+            "{later}"
+        );
     }
 }

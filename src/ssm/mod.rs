@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod channel;
+pub mod credentials;
 pub mod driver;
 pub mod message;
 pub mod payload;

@@ -103,8 +103,40 @@ pub enum TargetError {
         name: String,
         candidates: Vec<InstanceInfo>,
     },
+    /// StartSession said "not connected" and DescribeInstanceInformation does not know the
+    /// id either: it is not a managed instance of this account and region.
+    #[error("instance {id} is not registered with Session Manager in this account and region; check the id, --region and --profile (`aws ssm describe-instance-information`)")]
+    UnknownInstance { id: String },
     #[error(transparent)]
     Api(#[from] ApiError),
+}
+
+impl TargetError {
+    /// True when retrying cannot help: the name or id matches nothing, or several instances.
+    /// An offline instance may come back, so it is not permanent.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::NotFound { .. } | Self::Ambiguous { .. } | Self::UnknownInstance { .. } => true,
+            Self::Offline { .. } => false,
+            Self::Api(a) => a.is_permanent(),
+        }
+    }
+}
+
+/// After StartSession answered "not connected" for instance `id`: `UnknownInstance` when
+/// SSM does not list the id at all (a typo, another account or region), `Ok` when it does
+/// (the instance is registered but offline, which may fix itself) or when the lookup fails.
+pub async fn check_registered(api: &SsmApi, id: &str) -> Result<(), TargetError> {
+    match api
+        .describe_instances("InstanceIds", &[id.to_owned()])
+        .await
+    {
+        Ok(found) if found.is_empty() => Err(TargetError::UnknownInstance { id: id.to_owned() }),
+        Err(ApiError::Service { code, .. }) if code.contains("InvalidInstanceId") => {
+            Err(TargetError::UnknownInstance { id: id.to_owned() })
+        }
+        _ => Ok(()),
+    }
 }
 
 fn describe(c: &[InstanceInfo]) -> String {

@@ -8,6 +8,7 @@
 //! lifecycle/backoff/placement logic it uses. Routing (which upstream a destination goes to)
 //! belongs to `route`.
 
+mod connect;
 pub mod pool;
 pub mod state;
 pub mod status;
@@ -39,7 +40,7 @@ pub enum UpstreamError {
     },
     /// `last_error` is the status text; `cause` the typed connect failure behind it, when the
     /// last thing that went wrong was a connect attempt (it picks the exit code).
-    #[error("upstream {upstream}: no connection to a bastion is ready (waited {waited:?}); last error: {last_error}")]
+    #[error("upstream {upstream}: no connection to a bastion is ready (waited {:.1}s); last error: {last_error}", .waited.as_secs_f64())]
     NotReady {
         upstream: String,
         waited: Duration,
@@ -55,7 +56,18 @@ pub enum UpstreamError {
         #[source]
         cause: Option<Box<crate::ssh::SshError>>,
     },
-    #[error("upstream {upstream} is shutting down")]
+    /// Every connection failed with an error that will not fix itself; the pool stopped
+    /// retrying. `cause` picks the exit code (77 credentials, 78 profile, 68 target, ...).
+    #[error("upstream {upstream}: {cause}")]
+    GaveUp {
+        upstream: String,
+        #[source]
+        cause: Arc<pool::ConnectError>,
+    },
+    /// The pool is stopped: `disconnect` took it down, or the master is stopping.
+    #[error(
+        "upstream {upstream} is disconnected; `session-proxy connect {upstream}` brings it back"
+    )]
     ShutDown { upstream: String },
 }
 
@@ -66,7 +78,10 @@ impl UpstreamError {
         match self {
             Self::Rejected { kind, .. } => kind.socks_reply(),
             // No usable bastion connection: the destination is unreachable from here.
-            Self::NotReady { .. } | Self::ConnectionsLost { .. } | Self::ShutDown { .. } => 4,
+            Self::NotReady { .. }
+            | Self::GaveUp { .. }
+            | Self::ConnectionsLost { .. }
+            | Self::ShutDown { .. } => 4,
             _ => 1,
         }
     }

@@ -17,13 +17,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, OnceCell};
 use tokio::task::JoinHandle;
 
+use super::connect;
+pub use super::connect::ConnectError;
 use super::state::{self, BackoffPolicy, ConnView, Slot};
 use super::status::Clock;
 pub use super::status::{ConnStatus, PoolStatus};
 use super::stream::{Conn, Lease, Totals, UpstreamStream};
 use super::UpstreamError;
 use crate::config::Upstream;
-use crate::ssh::{self, Bastion, KnownHosts, SshError, SshSettings};
+use crate::ssh::{Bastion, KnownHosts, SshError, SshSettings};
 use crate::ssm::api::{AwsSettings, SsmApi};
 use crate::ssm::session::{Session, SessionOptions};
 use crate::ssm::target;
@@ -85,18 +87,6 @@ impl PoolOptions {
             endpoint_url: self.endpoint_url.clone(),
         }
     }
-}
-
-/// Why one connect attempt of a slot failed; kept typed so that `serve` and `connect` report
-/// the cause's exit code (credentials, host key, ...) and not just its text.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error(transparent)]
-    Target(#[from] target::TargetError),
-    #[error(transparent)]
-    Ssh(#[from] SshError),
-    #[error("connecting to {target} timed out after {after:?}")]
-    Timeout { target: String, after: Duration },
 }
 
 struct SlotEntry {
@@ -214,7 +204,8 @@ impl Pool {
     /// client asking for a stream through a broken upstream hears why at once.
     async fn wait_usable(&self, timeout: Duration, fail_fast: bool) -> Result<(), UpstreamError> {
         self.start();
-        let deadline = tokio::time::Instant::now() + timeout;
+        let started = tokio::time::Instant::now();
+        let deadline = started + timeout;
         let mut rx = self.inner.changed.subscribe();
         loop {
             rx.borrow_and_update();
@@ -225,14 +216,18 @@ impl Pool {
             if slots.iter().any(Slot::is_up) {
                 return Ok(());
             }
+            // Every slot gave up: nothing will change until the pool is rebuilt.
+            if state::gave_up(&slots) {
+                return Err(self.inner.gave_up_error(started.elapsed()));
+            }
             if fail_fast && state::failing_persistently(&slots) {
-                return Err(self.inner.not_ready(Duration::ZERO));
+                return Err(self.inner.not_ready(started.elapsed()));
             }
             if tokio::time::timeout_at(deadline, rx.changed())
                 .await
                 .is_err()
             {
-                return Err(self.inner.not_ready(timeout));
+                return Err(self.inner.not_ready(started.elapsed()));
             }
         }
     }
@@ -286,6 +281,12 @@ impl Pool {
             port,
             cause,
         })
+    }
+
+    /// True when every connection gave up on an error that will not fix itself; only a new
+    /// pool (`connect`, `reload`) tries again.
+    pub fn gave_up(&self) -> bool {
+        state::gave_up(&self.inner.slot_copies())
     }
 
     /// A consistent view of the pool.
@@ -386,6 +387,18 @@ impl Inner {
         }
     }
 
+    /// The error of a pool whose every slot gave up: the most recent permanent failure.
+    fn gave_up_error(&self, waited: Duration) -> UpstreamError {
+        match self.not_ready(waited) {
+            UpstreamError::NotReady {
+                upstream,
+                cause: Some(cause),
+                ..
+            } => UpstreamError::GaveUp { upstream, cause },
+            other => other,
+        }
+    }
+
     fn shut_down(&self) -> UpstreamError {
         UpstreamError::ShutDown {
             upstream: self.cfg.name.clone(),
@@ -419,15 +432,39 @@ impl Inner {
     }
 
     /// Records a failed connect on slot `index`: the text for status, the error for exit codes.
-    /// Returns the backoff delay.
-    fn connect_failed(&self, index: usize, e: ConnectError) -> Option<Duration> {
+    /// Returns the backoff delay, or `None` when the slot gave up (a permanent error on every
+    /// target); the pool says so once, when its last slot gives up.
+    fn connect_failed(&self, index: usize, target: &str, e: ConnectError) -> Option<Duration> {
         let text = e.to_string();
+        let permanent = e.is_permanent();
         let policy = self.opts.backoff;
-        self.update(index, |s| {
-            s.failure = Some(Arc::new(e));
-            s.slot
-                .on_connect_failed(Instant::now(), text, &policy, unit())
-        })
+        let now = Instant::now();
+        let (delay, all_gave_up) = {
+            let mut slots = lock(&self.slots);
+            let delay = slots.get_mut(index).and_then(|s| {
+                s.failure = Some(Arc::new(e));
+                if permanent {
+                    s.slot
+                        .on_permanent_failure(now, text.clone(), &policy, unit())
+                } else {
+                    Some(s.slot.on_connect_failed(now, text.clone(), &policy, unit()))
+                }
+            });
+            let copies: Vec<Slot> = slots.iter().map(|e| e.slot.clone()).collect();
+            (delay, delay.is_none() && state::gave_up(&copies))
+        };
+        self.bump();
+        let name = &self.cfg.name;
+        match delay {
+            Some(d) => {
+                tracing::warn!(upstream = %name, "connection {index} to {target} failed: {text}; retrying in {:.1}s", d.as_secs_f64())
+            }
+            None if all_gave_up => {
+                tracing::error!(upstream = %name, "not retrying, this will not fix itself: {text}")
+            }
+            None => tracing::debug!(upstream = %name, "connection {index} gave up: {text}"),
+        }
+        delay
     }
 
     /// Changes slot `index` and wakes the waiters; logs the pool's state change, if any.
@@ -454,7 +491,7 @@ impl Inner {
         let api = self.api().await;
         let instance = target::resolve(&api, target_name).await?;
         self.update(index, |e| e.instance = Some(instance.clone()));
-        ssh::connect_via_ssm(
+        connect::dial(
             api,
             &instance,
             self.cfg.port,
@@ -462,7 +499,6 @@ impl Inner {
             self.opts.session.clone(),
         )
         .await
-        .map_err(ConnectError::from)
     }
 }
 
@@ -584,17 +620,13 @@ async fn run_slot(inner: Arc<Inner>, index: usize) {
                     e.slot.on_lost(Instant::now(), why, &policy, unit())
                 })
             }
-            Ok(Err(e)) => {
-                tracing::warn!(upstream = %name, "connection {index} to {target_name} failed: {e}");
-                inner.connect_failed(index, e)
-            }
+            Ok(Err(e)) => inner.connect_failed(index, target_name.as_str(), e),
             Err(_) => {
                 let e = ConnectError::Timeout {
                     target: target_name.to_string(),
                     after: inner.opts.connect_timeout,
                 };
-                tracing::warn!(upstream = %name, "connection {index}: {e}");
-                inner.connect_failed(index, e)
+                inner.connect_failed(index, target_name.as_str(), e)
             }
         };
         let Some(delay) = delay else { break };
@@ -605,7 +637,10 @@ async fn run_slot(inner: Arc<Inner>, index: usize) {
         }
     }
     inner.update(index, |e| {
-        e.slot.on_stopped();
+        // A slot that gave up keeps saying so (and why) in `status`.
+        if e.slot.phase != state::Phase::Failed {
+            e.slot.on_stopped();
+        }
         e.conn = None;
     });
 }

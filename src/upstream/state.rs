@@ -60,6 +60,9 @@ pub enum Phase {
     Up,
     /// Waiting to retry after a failure.
     Waiting { until: Instant },
+    /// Gave up: every target failed with an error that will not fix itself (credentials,
+    /// an unknown instance, keys refused). Only a new pool (`connect`, `reload`) tries again.
+    Failed,
     /// Shut down for good.
     Stopped,
 }
@@ -72,6 +75,7 @@ impl Phase {
             Self::Connecting => "connecting",
             Self::Up => "up",
             Self::Waiting { .. } => "backoff",
+            Self::Failed => "failed",
             Self::Stopped => "stopped",
         }
     }
@@ -86,6 +90,9 @@ pub struct Slot {
     targets: usize,
     /// Consecutive failures since the last stable connection.
     pub failures: u32,
+    /// Consecutive failures that will not fix themselves; one per target means every target
+    /// refused us for good.
+    permanent: u32,
     up_since: Option<Instant>,
     /// Successful connects over the slot's life (the first one is not a reconnect).
     pub connects: u64,
@@ -104,6 +111,7 @@ impl Slot {
             target: index % targets,
             targets,
             failures: 0,
+            permanent: 0,
             up_since: None,
             connects: 0,
             last_error: None,
@@ -117,6 +125,7 @@ impl Slot {
 
     pub fn on_up(&mut self, now: Instant) {
         self.phase = Phase::Up;
+        self.permanent = 0;
         self.up_since = Some(now);
         self.connects += 1;
     }
@@ -131,7 +140,31 @@ impl Slot {
         unit: f64,
     ) -> Duration {
         self.failures = self.failures.saturating_add(1);
+        self.permanent = 0;
         self.fail_over(now, error, policy, unit)
+    }
+
+    /// A connect attempt failed in a way retrying cannot fix. The slot still tries each of its
+    /// other targets once (the error may belong to one instance); once every target has failed
+    /// so in a row, it gives up (`None`), so a bad key or a missing profile costs one attempt
+    /// per target, not one every few seconds.
+    pub fn on_permanent_failure(
+        &mut self,
+        now: Instant,
+        error: String,
+        policy: &BackoffPolicy,
+        unit: f64,
+    ) -> Option<Duration> {
+        self.failures = self.failures.saturating_add(1);
+        self.permanent = self.permanent.saturating_add(1);
+        if (self.permanent as usize) < self.targets {
+            return Some(self.fail_over(now, error, policy, unit));
+        }
+        self.up_since = None;
+        self.last_error = Some(error);
+        self.failed_at = Some(now);
+        self.phase = Phase::Failed;
+        None
     }
 
     /// A connection that was up died. A long-lived one restarts the backoff schedule.
@@ -266,6 +299,12 @@ pub fn last_failure(slots: &[Slot]) -> Option<(Instant, &str)> {
 /// the first retry.
 pub fn failing_persistently(slots: &[Slot]) -> bool {
     !slots.is_empty() && slots.iter().all(|s| !s.is_up() && s.failures >= 2)
+}
+
+/// True when every slot gave up ([`Phase::Failed`]): nothing will connect until the pool is
+/// rebuilt, so waiting for it is pointless.
+pub fn gave_up(slots: &[Slot]) -> bool {
+    !slots.is_empty() && slots.iter().all(|s| s.phase == Phase::Failed)
 }
 
 /// What stream placement needs to know about a connection.
@@ -484,6 +523,33 @@ mod tests {
         for (slots, want) in cases {
             assert_eq!(failing_persistently(&slots), want, "{slots:?}");
         }
+    }
+
+    #[test]
+    fn a_permanent_error_tries_each_target_once_then_gives_up() {
+        let p = BackoffPolicy::default();
+        let t0 = Instant::now();
+        let mut s = Slot::new(0, 2);
+        assert_eq!(
+            s.on_permanent_failure(t0, "no".into(), &p, 0.0),
+            Some(ms(250))
+        );
+        assert_eq!(s.target, 1);
+        assert_eq!(s.on_permanent_failure(t0, "no".into(), &p, 0.0), None);
+        assert_eq!(s.phase, Phase::Failed);
+        assert_eq!(s.phase.label(), "failed");
+        assert_eq!(s.last_error.as_deref(), Some("no"));
+        assert!(gave_up(&[s.clone()]));
+        // A transient failure in between restarts the count: target 0 may have been down.
+        let mut t = Slot::new(0, 2);
+        t.on_permanent_failure(t0, "no".into(), &p, 0.0);
+        t.on_connect_failed(t0, "net".into(), &p, 0.0);
+        assert!(t.on_permanent_failure(t0, "no".into(), &p, 0.0).is_some());
+        // One target: the first permanent error is the last.
+        let mut one = Slot::new(0, 1);
+        assert_eq!(one.on_permanent_failure(t0, "no".into(), &p, 0.0), None);
+        assert!(!gave_up(&[one, Slot::new(1, 1)]));
+        assert!(!gave_up(&[]));
     }
 
     fn c(healthy: bool, open_streams: usize) -> ConnView {

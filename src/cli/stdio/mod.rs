@@ -113,13 +113,46 @@ pub async fn run(g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
     // The driver publishes its final counters as it stops.
     let last = status.borrow().clone();
     tracing::info!("{}", summary(&session_id, &last, started.elapsed()));
-    match end? {
+    let end = end?;
+    if let Some(e) = port_failure(&instance, port, &end, last.stats.bytes_delivered) {
+        return Err(e.into());
+    }
+    match end {
         End::ChannelClosed { output } if !output.is_empty() => {
             tracing::info!("session closed: {output}")
         }
         other => tracing::info!("session ended: {other}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why `stdio` failed after its session started.
+#[derive(Debug, thiserror::Error)]
+pub enum StdioError {
+    /// The instance could not connect to the port: nothing listens there, or a firewall on
+    /// the instance refuses it. Without this, ssh would only say `kex_exchange_identification`.
+    #[error("instance {instance} could not connect to its port {port} ({detail}); is sshd (or your service) listening there? Pick the port with -p")]
+    PortUnreachable {
+        instance: String,
+        port: u16,
+        detail: String,
+    },
+}
+
+/// A session that the service closed with a reason before a single byte came from the
+/// instance never reached the port: the agent's dial failed.
+fn port_failure(instance: &str, port: u16, end: &End, delivered: u64) -> Option<StdioError> {
+    let detail = match end {
+        End::ChannelClosed { output } if delivered == 0 && !output.trim().is_empty() => {
+            output.lines().next().unwrap_or_default().trim().to_owned()
+        }
+        _ => return None,
+    };
+    Some(StdioError::PortUnreachable {
+        instance: instance.to_owned(),
+        port,
+        detail,
+    })
 }
 
 /// The one-line account `stdio -v` gives on exit.
@@ -211,6 +244,21 @@ async fn via_master(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_closed_before_any_byte_with_a_reason_is_a_port_failure() {
+        let closed = |o: &str| End::ChannelClosed { output: o.into() };
+        let refused = closed("could not open the local side of the session: Connection refused");
+        let e = port_failure("i-1", 2222, &refused, 0).unwrap().to_string();
+        assert!(
+            e.contains("i-1") && e.contains("2222") && e.contains("refused"),
+            "{e}"
+        );
+        // Bytes came through, or the session just ended: a normal end.
+        assert!(port_failure("i-1", 22, &refused, 1).is_none());
+        assert!(port_failure("i-1", 22, &closed(""), 0).is_none());
+        assert!(port_failure("i-1", 22, &End::AppClosed, 0).is_none());
+    }
 
     #[test]
     fn summary_names_bytes_messages_resumes_retransmits_and_duration() {

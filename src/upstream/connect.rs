@@ -1,0 +1,60 @@
+//! One connect attempt of a pool slot: SSM session plus SSH login to one instance, and the
+//! typed error that says whether trying again can help.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ssh::{self, Bastion, SshError, SshSettings};
+use crate::ssm::api::{ApiError, SsmApi};
+use crate::ssm::session::{OpenError, SessionOptions};
+use crate::ssm::target;
+
+/// Why one connect attempt of a slot failed; kept typed so that `serve` and `connect` report
+/// the cause's exit code (credentials, host key, ...) and not just its text.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Target(#[from] target::TargetError),
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error("connecting to {target} timed out after {}s", .after.as_secs())]
+    Timeout { target: String, after: Duration },
+}
+
+impl ConnectError {
+    /// True when retrying cannot help (see [`super::state::Slot::on_permanent_failure`]): an unknown
+    /// target, unusable credentials or profile, keys or host key refused. Network errors, an
+    /// offline instance, throttling and timeouts are transient.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Target(t) => t.is_permanent(),
+            Self::Ssh(s) => s.is_permanent(),
+            Self::Timeout { .. } => false,
+        }
+    }
+}
+
+/// Connects to `instance:port` through SSM and logs in. "Not connected" is also how SSM
+/// answers an id it has never heard of; only the latter is worth giving up on, so that answer
+/// is checked against DescribeInstanceInformation.
+pub(super) async fn dial(
+    api: Arc<SsmApi>,
+    instance: &str,
+    port: u16,
+    settings: &SshSettings,
+    session: SessionOptions,
+) -> Result<Bastion, ConnectError> {
+    match ssh::connect_via_ssm(api.clone(), instance, port, settings, session).await {
+        Ok(b) => Ok(b),
+        Err(
+            e @ SshError::Session {
+                source: OpenError::Api(ApiError::TargetNotConnected { .. }),
+                ..
+            },
+        ) => {
+            target::check_registered(&api, instance).await?;
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
