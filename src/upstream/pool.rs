@@ -439,8 +439,9 @@ impl Inner {
         let permanent = e.is_permanent();
         let policy = self.opts.backoff;
         let now = Instant::now();
-        let (delay, all_gave_up) = {
+        let (delay, all_gave_up, before, after) = {
             let mut slots = lock(&self.slots);
+            let before = copies_of(&slots);
             let delay = slots.get_mut(index).and_then(|s| {
                 s.failure = Some(Arc::new(e));
                 if permanent {
@@ -450,9 +451,12 @@ impl Inner {
                     Some(s.slot.on_connect_failed(now, text.clone(), &policy, unit()))
                 }
             });
-            let copies: Vec<Slot> = slots.iter().map(|e| e.slot.clone()).collect();
-            (delay, delay.is_none() && state::gave_up(&copies))
+            let after = copies_of(&slots);
+            let all = delay.is_none() && state::gave_up(&after);
+            (delay, all, before, after)
         };
+        // A failure can be the pool's state change (connecting → down): one line for it too.
+        super::status::log_state_change(&self.cfg.name, &before, &after);
         self.bump();
         let name = &self.cfg.name;
         match delay {
