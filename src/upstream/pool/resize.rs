@@ -14,7 +14,8 @@
 use std::num::NonZeroUsize;
 use std::sync::atomic::Ordering;
 
-use super::{lock, run_slot, Inner, Pool, SlotEntry};
+use super::slot::run_slot;
+use super::{lock, Inner, Pool, SlotEntry};
 use crate::upstream::state::Slot;
 use crate::upstream::stream::Conn;
 
