@@ -25,9 +25,7 @@ async fn close(conn: &Conn, session: Session, limit: Duration) {
 
 /// One slot's life: connect, serve until the connection dies, back off, reconnect elsewhere.
 pub(super) async fn run_slot(inner: Arc<Inner>, index: usize) {
-    let name = inner.cfg.name.clone();
     let mut stop = inner.stop.subscribe();
-    let policy = inner.opts.backoff;
     loop {
         if *stop.borrow() {
             break;
@@ -57,33 +55,11 @@ pub(super) async fn run_slot(inner: Arc<Inner>, index: usize) {
             () = inner.surplus(index) => continue,
         };
         let delay = match result {
-            Ok(Ok(Bastion { session, ssh })) => {
-                let instance = ssh.instance().to_owned();
-                let conn = Arc::new(Conn::new(ssh, session.session_id.clone(), session.status()));
-                inner.update(index, |e| {
-                    e.conn = Some(conn.clone());
-                    e.failure = None;
-                    e.slot.on_up(Instant::now());
-                });
-                tracing::info!(upstream = %name, "connection {index} up via {instance} (session {})", conn.session_id);
-                let why = tokio::select! {
-                    w = conn.ssh.closed() => Some(w),
-                    _ = session_ended(&session) => Some("SSM session ended".to_owned()),
-                    _ = stop.wait_for(|s| *s) => None,
-                    () = resize::surplus_drained(&inner, &conn, index) => None,
-                };
-                inner.update(index, |e| e.conn = None);
-                close(&conn, session, inner.opts.close_timeout).await;
-                inner.totals.retire(&conn);
+            Ok(Ok(bastion)) => match serve(&inner, index, bastion, &mut stop).await {
+                Some(delay) => delay,
                 // Stopped or retired: the top of the loop tells which.
-                let Some(why) = why else { continue };
-                let why = format!("connection to {instance} lost: {why}");
-                tracing::warn!(upstream = %name, "connection {index}: {why}; reconnecting");
-                inner.update(index, |e| {
-                    e.failure = None;
-                    e.slot.on_lost(Instant::now(), why, &policy, unit())
-                })
-            }
+                None => continue,
+            },
             Ok(Err(e)) => inner.connect_failed(index, target_name.as_str(), e),
             Err(_) => {
                 let e = ConnectError::Timeout {
@@ -107,4 +83,39 @@ pub(super) async fn run_slot(inner: Arc<Inner>, index: usize) {
         }
         e.conn = None;
     });
+}
+
+/// Serves on a fresh connection until it is lost (`Some(backoff)`), or until the pool stops or
+/// retires the slot (`None`).
+async fn serve(
+    inner: &Arc<Inner>,
+    index: usize,
+    Bastion { session, ssh }: Bastion,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<Option<Duration>> {
+    let name = &inner.cfg.name;
+    let instance = ssh.instance().to_owned();
+    let conn = Arc::new(Conn::new(ssh, session.session_id.clone(), session.status()));
+    inner.update(index, |e| {
+        e.conn = Some(conn.clone());
+        e.failure = None;
+        e.slot.on_up(Instant::now());
+    });
+    tracing::info!(upstream = %name, "connection {index} up via {instance} (session {})", conn.session_id);
+    let why = tokio::select! {
+        w = conn.ssh.closed() => Some(w),
+        _ = session_ended(&session) => Some("SSM session ended".to_owned()),
+        _ = stop.wait_for(|s| *s) => None,
+        () = resize::surplus_drained(inner, &conn, index) => None,
+    };
+    inner.update(index, |e| e.conn = None);
+    close(&conn, session, inner.opts.close_timeout).await;
+    inner.totals.retire(&conn);
+    let why = format!("connection to {instance} lost: {}", why?);
+    tracing::warn!(upstream = %name, "connection {index}: {why}; reconnecting");
+    let policy = inner.opts.backoff;
+    Some(inner.update(index, |e| {
+        e.failure = None;
+        e.slot.on_lost(Instant::now(), why, &policy, unit())
+    }))
 }
