@@ -134,7 +134,7 @@ async fn bind(listen: Option<SocketAddr>, first: u16, p: &Paths<'_>) -> anyhow::
         return Ok(serve::bind(&cfg).await?);
     }
     let last = first.saturating_add(PORT_TRIES - 1);
-    let mut first_error = None;
+    let mut first_error: Option<std::io::Error> = None;
     for port in (first..=last).chain(std::iter::once(0)) {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let cfg = demo_config(addr, p.key, p.state)?;
@@ -145,8 +145,12 @@ async fn bind(listen: Option<SocketAddr>, first: u16, p: &Paths<'_>) -> anyhow::
                         .addresses
                         .first()
                         .map_or("", |a| a.trim_start_matches("socks5://"));
+                    let why = match e.kind() {
+                        std::io::ErrorKind::AddrInUse => "is busy".to_owned(),
+                        kind => format!("cannot be used ({kind})"),
+                    };
                     eprintln!(
-                        "session-proxy demo: 127.0.0.1:{first} is busy ({e}); using {now} instead (or pick one with --listen)"
+                        "session-proxy demo: 127.0.0.1:{first} {why}; using {now} instead (or pick one with --listen)"
                     );
                 }
                 return Ok(bound);

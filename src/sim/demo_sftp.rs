@@ -467,6 +467,33 @@ mod tests {
         );
     }
 
+    /// A reader that fails once, then would return data.
+    struct FailsOnce(bool);
+
+    impl AsyncRead for FailsOnce {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            if !self.0 {
+                self.0 = true;
+                return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+            }
+            buf.put_slice(b"more");
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_channel_read_ends_the_stream_for_good() {
+        use tokio::io::AsyncReadExt;
+        let mut r = EndOnError::new(FailsOnce(false));
+        let mut buf = [0u8; 8];
+        assert_eq!(r.read(&mut buf).await.unwrap(), 0);
+        assert_eq!(r.read(&mut buf).await.unwrap(), 0);
+    }
+
     #[test]
     fn reads_are_capped_and_short_only_at_the_end() {
         let dir = tempfile::tempdir().unwrap();
