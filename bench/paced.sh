@@ -8,6 +8,7 @@
 #   bench/paced.sh [SIZE_MB] [RUNS]        (default 10 MB, 3 runs; median reported)
 #   BIN=/path/to/session-proxy bench/paced.sh   measures that binary without building
 #   SKIP_SERVE=1 bench/paced.sh                  stdio rows only
+# The first row is the machine's floor (bench/paced-floor.c): kernel work alone per message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB=${1:-10}
@@ -98,6 +99,16 @@ serve_rows() { # $1 = label
 
 echo "| agent | what | MB/s | CPU s / 10 MB | messages | CPU µs / message |"
 echo "|---|---|---:|---:|---:|---:|"
+# The kernel's share on this machine: a C process that only wakes, reads, writes and acks
+# (bench/paced-floor.c). stdio's figure minus this one is session-proxy's own cost per message.
+floor_run() {
+  local t0 t1 out
+  t0=$(date +%s.%N); out=$("$work/floor" $((SIZE_MB * 1024))); t1=$(date +%s.%N)
+  echo "$(python3 -c "print($t1 - $t0)") $(echo "$out" | awk '{print $4, $2}')"
+}
+if cc -O2 -o "$work/floor" bench/paced-floor.c; then
+  for _ in $(seq "$RUNS"); do floor_run; done | row "paced 1 ms" "floor (C, kernel work only)"
+fi
 for mode in "paced 1 ms:--pace-ms 1" "unpaced:"; do
   label=${mode%%:*}; flags=${mode#*:}
   # shellcheck disable=SC2086

@@ -35,13 +35,14 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('sim', 'sim', [CompletionResultType]::ParameterValue, 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process')
-            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the running master''s upstreams, connections and traffic')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the running master''s upstreams, connections and traffic (exits 68 while an upstream is down)')
             [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Bring an upstream of the running master up and wait for a ready connection')
             [CompletionResult]::new('disconnect', 'disconnect', [CompletionResultType]::ParameterValue, 'Close an upstream''s SSM sessions; its destinations get "host unreachable"')
             [CompletionResult]::new('reload', 'reload', [CompletionResultType]::ParameterValue, 'Make the running master re-read its config and apply what changed')
             [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop the running master (drain, terminate every SSM session)')
-            [CompletionResult]::new('route', 'route', [CompletionResultType]::ParameterValue, 'Show which route, upstream or default a destination takes under the config')
+            [CompletionResult]::new('route', 'route', [CompletionResultType]::ParameterValue, 'Show which route, upstream or default a destination takes (asks the running master)')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write shell completions and man pages')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the completion script for a shell (`source <(session-proxy completions bash)`)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -51,7 +52,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'AWS profile (default: the alias''s, else AWS_PROFILE or the default profile)')
             [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region (default: AWS_REGION or the profile''s region)')
             [CompletionResult]::new('--document', '--document', [CompletionResultType]::ParameterName, 'Session document')
-            [CompletionResult]::new('--chunk', '--chunk', [CompletionResultType]::ParameterName, 'Bytes per outgoing data-channel message')
+            [CompletionResult]::new('--chunk', '--chunk', [CompletionResultType]::ParameterName, 'Bytes per outgoing data-channel message (a tuning knob for benchmarks, hidden from `--help`: the agent''s own limit is what matters to users)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.yaml, then the XDG config dir)')
             [CompletionResult]::new('--control-socket', '--control-socket', [CompletionResultType]::ParameterName, 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
@@ -108,7 +109,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Ad-hoc mode: SSH private key (repeatable)')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Ad-hoc mode: sshd port on the bastion')
             [CompletionResult]::new('--pool-size', '--pool-size', [CompletionResultType]::ParameterName, 'Ad-hoc mode: SSH connections (SSM sessions) to keep open')
-            [CompletionResult]::new('--host-key-policy', '--host-key-policy', [CompletionResultType]::ParameterName, 'Ad-hoc mode: host key policy (accept-new, strict, off)')
+            [CompletionResult]::new('--host-key-policy', '--host-key-policy', [CompletionResultType]::ParameterName, 'Ad-hoc mode: host key policy')
             [CompletionResult]::new('--ready-file', '--ready-file', [CompletionResultType]::ParameterName, 'Once ready, write the bound listener addresses here, one per line (for scripts and tests that listen on port 0)')
             [CompletionResult]::new('--drain-timeout', '--drain-timeout', [CompletionResultType]::ParameterName, 'Seconds `stop`/SIGTERM/SIGINT let streams in flight finish before closing them (config `drain_timeout_secs`, default 10); a second stop closes them at once')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.yaml, then the XDG config dir)')
@@ -144,7 +145,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
         'session-proxy;status' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.yaml, then the XDG config dir)')
             [CompletionResult]::new('--control-socket', '--control-socket', [CompletionResultType]::ParameterName, 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)')
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as JSON')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as JSON (errors in full; the table shortens LAST ERROR)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr')
@@ -235,18 +236,32 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'session-proxy;completions' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.yaml, then the XDG config dir)')
+            [CompletionResult]::new('--control-socket', '--control-socket', [CompletionResultType]::ParameterName, 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'session-proxy;help' {
             [CompletionResult]::new('stdio', 'stdio', [CompletionResultType]::ParameterValue, 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)')
             [CompletionResult]::new('sim', 'sim', [CompletionResultType]::ParameterValue, 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process')
-            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the running master''s upstreams, connections and traffic')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the running master''s upstreams, connections and traffic (exits 68 while an upstream is down)')
             [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Bring an upstream of the running master up and wait for a ready connection')
             [CompletionResult]::new('disconnect', 'disconnect', [CompletionResultType]::ParameterValue, 'Close an upstream''s SSM sessions; its destinations get "host unreachable"')
             [CompletionResult]::new('reload', 'reload', [CompletionResultType]::ParameterValue, 'Make the running master re-read its config and apply what changed')
             [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop the running master (drain, terminate every SSM session)')
-            [CompletionResult]::new('route', 'route', [CompletionResultType]::ParameterValue, 'Show which route, upstream or default a destination takes under the config')
+            [CompletionResult]::new('route', 'route', [CompletionResultType]::ParameterValue, 'Show which route, upstream or default a destination takes (asks the running master)')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write shell completions and man pages')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the completion script for a shell (`source <(session-proxy completions bash)`)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -281,6 +296,9 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             break
         }
         'session-proxy;help;generate' {
+            break
+        }
+        'session-proxy;help;completions' {
             break
         }
         'session-proxy;help;help' {

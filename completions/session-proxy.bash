@@ -16,6 +16,9 @@ _session__proxy() {
             ",$1")
                 cmd="session__proxy"
                 ;;
+            session__proxy,completions)
+                cmd="session__proxy__subcmd__completions"
+                ;;
             session__proxy,connect)
                 cmd="session__proxy__subcmd__connect"
                 ;;
@@ -51,6 +54,9 @@ _session__proxy() {
                 ;;
             session__proxy,stop)
                 cmd="session__proxy__subcmd__stop"
+                ;;
+            session__proxy__subcmd__help,completions)
+                cmd="session__proxy__subcmd__help__subcmd__completions"
                 ;;
             session__proxy__subcmd__help,connect)
                 cmd="session__proxy__subcmd__help__subcmd__connect"
@@ -95,7 +101,7 @@ _session__proxy() {
 
     case "${cmd}" in
         session__proxy)
-            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version stdio sim serve demo status connect disconnect reload stop route generate help"
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version stdio sim serve demo status connect disconnect reload stop route generate completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -116,7 +122,29 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__connect)
+        session__proxy__subcmd__completions)
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version bash elvish fish powershell zsh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__proxy__subcmd__connect)
             opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -138,7 +166,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__demo)
+        session__proxy__subcmd__demo)
             opts="-v -q -h -V --listen --state-dir --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -168,7 +196,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__disconnect)
+        session__proxy__subcmd__disconnect)
             opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -190,7 +218,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__generate)
+        session__proxy__subcmd__generate)
             opts="-v -q -h -V --completions --man --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -220,8 +248,8 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__help)
-            opts="stdio sim serve demo status connect disconnect reload stop route generate help"
+        session__proxy__subcmd__help)
+            opts="stdio sim serve demo status connect disconnect reload stop route generate completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -234,7 +262,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__help__subcmd__connect)
+        session__proxy__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -248,7 +276,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__help__subcmd__demo)
+        session__proxy__subcmd__help__subcmd__connect)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -262,7 +290,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__help__subcmd__disconnect)
+        session__proxy__subcmd__help__subcmd__demo)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -276,7 +304,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__help__subcmd__generate)
+        session__proxy__subcmd__help__subcmd__disconnect)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -290,7 +318,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__help__subcmd__help)
+        session__proxy__subcmd__help__subcmd__generate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -304,7 +332,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__help__subcmd__reload)
+        session__proxy__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -318,7 +346,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__help__subcmd__route)
+        session__proxy__subcmd__help__subcmd__reload)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -332,7 +360,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__help__subcmd__serve)
+        session__proxy__subcmd__help__subcmd__route)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -346,7 +374,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__help__subcmd__sim)
+        session__proxy__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -360,7 +388,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__help__subcmd__status)
+        session__proxy__subcmd__help__subcmd__sim)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -374,7 +402,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__help__subcmd__stdio)
+        session__proxy__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -388,7 +416,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__help__subcmd__stop)
+        session__proxy__subcmd__help__subcmd__stdio)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -402,7 +430,21 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__reload)
+        session__proxy__subcmd__help__subcmd__stop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__proxy__subcmd__reload)
             opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -424,7 +466,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__route)
+        session__proxy__subcmd__route)
             opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -446,7 +488,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__serve)
+        session__proxy__subcmd__serve)
             opts="-i -v -q -h -V --foreground --listen --allow-remote --default --profile --region --state-dir --target --user --identity --ssh-agent --port --pool-size --host-key-policy --ready-file --drain-timeout --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -498,7 +540,7 @@ _session__proxy() {
                     return 0
                     ;;
                 --host-key-policy)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "accept-new strict off" -- "${cur}"))
                     return 0
                     ;;
                 --ready-file)
@@ -524,7 +566,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__sim)
+        session__proxy__subcmd__sim)
             opts="-v -q -h -V --listen --target --instances --pace-ms --chunk --agent-version --legacy-agent --write-rate --ack-race-every --seed --drop --duplicate --reorder --delay-ms --kill-after-bytes --kill-every-secs --idle-timeout-secs --stats-file --state-dir --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -618,7 +660,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__status)
+        session__proxy__subcmd__status)
             opts="-v -q -h -V --json --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -640,7 +682,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__stdio)
+        session__proxy__subcmd__stdio)
             opts="-p -v -q -h -V --port --profile --region --document --chunk --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -686,7 +728,7 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        session__subcmd__proxy__subcmd__stop)
+        session__proxy__subcmd__stop)
             opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

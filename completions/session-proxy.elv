@@ -32,13 +32,14 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
             cand serve 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
             cand demo 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
-            cand status 'Show the running master''s upstreams, connections and traffic'
+            cand status 'Show the running master''s upstreams, connections and traffic (exits 68 while an upstream is down)'
             cand connect 'Bring an upstream of the running master up and wait for a ready connection'
             cand disconnect 'Close an upstream''s SSM sessions; its destinations get "host unreachable"'
             cand reload 'Make the running master re-read its config and apply what changed'
             cand stop 'Stop the running master (drain, terminate every SSM session)'
-            cand route 'Show which route, upstream or default a destination takes under the config'
+            cand route 'Show which route, upstream or default a destination takes (asks the running master)'
             cand generate 'Write shell completions and man pages'
+            cand completions 'Print the completion script for a shell (`source <(session-proxy completions bash)`)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'session-proxy;stdio'= {
@@ -47,7 +48,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --profile 'AWS profile (default: the alias''s, else AWS_PROFILE or the default profile)'
             cand --region 'AWS region (default: AWS_REGION or the profile''s region)'
             cand --document 'Session document'
-            cand --chunk 'Bytes per outgoing data-channel message'
+            cand --chunk 'Bytes per outgoing data-channel message (a tuning knob for benchmarks, hidden from `--help`: the agent''s own limit is what matters to users)'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
             cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
@@ -102,7 +103,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --identity 'Ad-hoc mode: SSH private key (repeatable)'
             cand --port 'Ad-hoc mode: sshd port on the bastion'
             cand --pool-size 'Ad-hoc mode: SSH connections (SSM sessions) to keep open'
-            cand --host-key-policy 'Ad-hoc mode: host key policy (accept-new, strict, off)'
+            cand --host-key-policy 'Ad-hoc mode: host key policy'
             cand --ready-file 'Once ready, write the bound listener addresses here, one per line (for scripts and tests that listen on port 0)'
             cand --drain-timeout 'Seconds `stop`/SIGTERM/SIGINT let streams in flight finish before closing them (config `drain_timeout_secs`, default 10); a second stop closes them at once'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
@@ -136,7 +137,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
         &'session-proxy;status'= {
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
             cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
-            cand --json 'Print the report as JSON'
+            cand --json 'Print the report as JSON (errors in full; the table shortens LAST ERROR)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand -q 'Only errors on stderr'
@@ -220,18 +221,31 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'session-proxy;completions'= {
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'session-proxy;help'= {
             cand stdio 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
             cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
             cand serve 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
             cand demo 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
-            cand status 'Show the running master''s upstreams, connections and traffic'
+            cand status 'Show the running master''s upstreams, connections and traffic (exits 68 while an upstream is down)'
             cand connect 'Bring an upstream of the running master up and wait for a ready connection'
             cand disconnect 'Close an upstream''s SSM sessions; its destinations get "host unreachable"'
             cand reload 'Make the running master re-read its config and apply what changed'
             cand stop 'Stop the running master (drain, terminate every SSM session)'
-            cand route 'Show which route, upstream or default a destination takes under the config'
+            cand route 'Show which route, upstream or default a destination takes (asks the running master)'
             cand generate 'Write shell completions and man pages'
+            cand completions 'Print the completion script for a shell (`source <(session-proxy completions bash)`)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'session-proxy;help;stdio'= {
@@ -255,6 +269,8 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
         &'session-proxy;help;route'= {
         }
         &'session-proxy;help;generate'= {
+        }
+        &'session-proxy;help;completions'= {
         }
         &'session-proxy;help;help'= {
         }

@@ -34,19 +34,20 @@ complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "stdio" 
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "sim" -d 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "serve" -d 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "demo" -d 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
-complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "status" -d 'Show the running master\'s upstreams, connections and traffic'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "status" -d 'Show the running master\'s upstreams, connections and traffic (exits 68 while an upstream is down)'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "connect" -d 'Bring an upstream of the running master up and wait for a ready connection'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "disconnect" -d 'Close an upstream\'s SSM sessions; its destinations get "host unreachable"'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "reload" -d 'Make the running master re-read its config and apply what changed'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "stop" -d 'Stop the running master (drain, terminate every SSM session)'
-complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "route" -d 'Show which route, upstream or default a destination takes under the config'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "route" -d 'Show which route, upstream or default a destination takes (asks the running master)'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "generate" -d 'Write shell completions and man pages'
+complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "completions" -d 'Print the completion script for a shell (`source <(session-proxy completions bash)`)'
 complete -c session-proxy -n "__fish_session_proxy_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -s p -l port -d 'Port on the instance (portNumber of the session document). Default: the alias\'s port, else 22' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l profile -d 'AWS profile (default: the alias\'s, else AWS_PROFILE or the default profile)' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l region -d 'AWS region (default: AWS_REGION or the profile\'s region)' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l document -d 'Session document' -r
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l chunk -d 'Bytes per outgoing data-channel message' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l chunk -d 'Bytes per outgoing data-channel message (a tuning knob for benchmarks, hidden from `--help`: the agent\'s own limit is what matters to users)' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
@@ -88,7 +89,9 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l us
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -s i -l identity -d 'Ad-hoc mode: SSH private key (repeatable)' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l port -d 'Ad-hoc mode: sshd port on the bastion' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l pool-size -d 'Ad-hoc mode: SSH connections (SSM sessions) to keep open' -r
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l host-key-policy -d 'Ad-hoc mode: host key policy (accept-new, strict, off)' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l host-key-policy -d 'Ad-hoc mode: host key policy' -r -f -a "accept-new\t''
+strict\t''
+off\t''"
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l ready-file -d 'Once ready, write the bound listener addresses here, one per line (for scripts and tests that listen on port 0)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l drain-timeout -d 'Seconds `stop`/SIGTERM/SIGINT let streams in flight finish before closing them (config `drain_timeout_secs`, default 10); a second stop closes them at once' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
@@ -110,7 +113,7 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -s h -
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand status" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand status" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand status" -l json -d 'Print the report as JSON'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand status" -l json -d 'Print the report as JSON (errors in full; the table shortens LAST ERROR)'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand status" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand status" -s q -l quiet -d 'Only errors on stderr'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand status" -s h -l help -d 'Print help'
@@ -153,15 +156,22 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s q -l quiet -d 'Only errors on stderr'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s h -l help -d 'Print help'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "stdio" -d 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "sim" -d 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "serve" -d 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "demo" -d 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "status" -d 'Show the running master\'s upstreams, connections and traffic'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "connect" -d 'Bring an upstream of the running master up and wait for a ready connection'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "disconnect" -d 'Close an upstream\'s SSM sessions; its destinations get "host unreachable"'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "reload" -d 'Make the running master re-read its config and apply what changed'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "stop" -d 'Stop the running master (drain, terminate every SSM session)'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "route" -d 'Show which route, upstream or default a destination takes under the config'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "generate" -d 'Write shell completions and man pages'
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand completions" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand completions" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand completions" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand completions" -s q -l quiet -d 'Only errors on stderr'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate completions help" -f -a "stdio" -d 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate completions help" -f -a "sim" -d 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate completions help" -f -a "serve" -d 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate completions help" -f -a "demo" -d 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate completions help" -f -a "status" -d 'Show the running master\'s upstreams, connections and traffic (exits 68 while an upstream is down)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate completions help" -f -a "connect" -d 'Bring an upstream of the running master up and wait for a ready connection'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate completions help" -f -a "disconnect" -d 'Close an upstream\'s SSM sessions; its destinations get "host unreachable"'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate completions help" -f -a "reload" -d 'Make the running master re-read its config and apply what changed'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate completions help" -f -a "stop" -d 'Stop the running master (drain, terminate every SSM session)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate completions help" -f -a "route" -d 'Show which route, upstream or default a destination takes (asks the running master)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate completions help" -f -a "generate" -d 'Write shell completions and man pages'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate completions help" -f -a "completions" -d 'Print the completion script for a shell (`source <(session-proxy completions bash)`)'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand help; and not __fish_seen_subcommand_from stdio sim serve demo status connect disconnect reload stop route generate completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

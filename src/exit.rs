@@ -125,6 +125,9 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if let Some(e) = e.downcast_ref::<ControlError>() {
         return Some(control_code(e));
     }
+    if e.is::<crate::cli::ctl::UpstreamsDown>() {
+        return Some(codes::NO_HOST);
+    }
     if let Some(e) = e.downcast_ref::<UpstreamError>() {
         return Some(upstream_code(e));
     }

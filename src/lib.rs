@@ -42,4 +42,5 @@ pub mod relay;
 pub mod route;
 pub mod serve;
 pub mod sim;
+pub mod smux;
 pub mod socks;

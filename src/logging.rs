@@ -7,7 +7,13 @@
 //! 2. `SESSION_PROXY_LOG`, a tracing filter such as `debug` or `session_proxy=trace,russh=info`;
 //! 3. the config's `log_level:` (same syntax), which `serve` applies at start and again on
 //!    `reload`, live;
-//! 4. `warn`.
+//! 4. the command's default: `warn`, except for `serve`, whose own lines are at `info`
+//!    ([`SERVE_DEFAULT_FILTER`]) so that a master is watchable out of the box: one line per SOCKS
+//!    connection, reject, upstream state change, resume, reload, connect and disconnect.
+//!    Libraries stay at `warn` there too.
+//!
+//! Colour (ANSI escapes) only when stderr is a terminal and `NO_COLOR` is unset: a detached
+//! master's stderr is its log file, which must stay plain text.
 //!
 //! The filter sits behind a reload layer so that step 3 can arrive after start-up (the config is
 //! read by the command, after the subscriber exists) and change on `reload`.
@@ -29,6 +35,9 @@ use tracing_subscriber::{fmt, reload, Registry};
 pub const ENV_VAR: &str = "SESSION_PROXY_LOG";
 /// The filter when nothing else is given (step 4).
 pub const DEFAULT_FILTER: &str = "warn";
+/// `serve`'s filter when nothing else is given: its own event lines (connections, rejects,
+/// upstream state changes, resumes, reloads) show; library chatter does not.
+pub const SERVE_DEFAULT_FILTER: &str = "session_proxy=info,warn";
 
 /// The most each secret-bearing target may log, whatever the filter says. Prefixes match
 /// whole families (`aws_smithy` covers `aws_smithy_runtime`, `aws_smithy_http_client`, ...).
@@ -111,9 +120,15 @@ fn parse(origin: &'static str, value: &str) -> Result<EnvFilter, BadFilter> {
     })
 }
 
-/// Picks the filter by precedence: flags, environment, config, default. Empty values count as
-/// not given; one that does not parse is skipped (and reported in [`Choice::skipped`]).
-pub fn choose(flags: Option<&str>, env: Option<&str>, config: Option<&str>) -> Choice {
+/// Picks the filter by precedence: flags, environment, config, the command's `default`. Empty
+/// values count as not given; one that does not parse is skipped (and reported in
+/// [`Choice::skipped`]).
+pub fn choose(
+    flags: Option<&str>,
+    env: Option<&str>,
+    config: Option<&str>,
+    default: &str,
+) -> Choice {
     let mut skipped = Vec::new();
     let candidates = [
         (Source::Flags, flags),
@@ -137,9 +152,15 @@ pub fn choose(flags: Option<&str>, env: Option<&str>, config: Option<&str>) -> C
     }
     Choice {
         source: Source::Default,
-        filter: DEFAULT_FILTER.to_owned(),
+        filter: default.to_owned(),
         skipped,
     }
+}
+
+/// Whether to colour the log: only for a terminal, and never under `NO_COLOR` (any non-empty
+/// value, as no-color.org asks).
+fn colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// The cap as a filter: everything passes except what [`SECRET_CAPS`] bounds.
@@ -150,27 +171,40 @@ fn secret_cap() -> Targets {
     )
 }
 
-/// The running subscriber's filter handle and the sources that outrank the config.
+/// The running subscriber's filter handle, the sources that outrank the config, and the
+/// command's default.
 struct Live {
     handle: reload::Handle<EnvFilter, Registry>,
     flags: Option<&'static str>,
     env: Option<String>,
+    default: &'static str,
 }
 
 static LIVE: OnceLock<Live> = OnceLock::new();
 
-/// Installs the stderr subscriber with the filter from `-v`/`-q` or `SESSION_PROXY_LOG` (the
-/// config comes later, through [`apply_config`]). A second call does nothing.
-pub fn init(verbose: u8, quiet: bool) {
+/// Installs the stderr subscriber with the filter from `-v`/`-q` or `SESSION_PROXY_LOG`, else
+/// the command's `default` (the config comes later, through [`apply_config`]). A second call
+/// does nothing.
+pub fn init(verbose: u8, quiet: bool, default: &'static str) {
+    use std::io::IsTerminal;
     let flags = flag_filter(verbose, quiet);
     let env = std::env::var(ENV_VAR).ok();
-    let choice = choose(flags, env.as_deref(), None);
+    let choice = choose(flags, env.as_deref(), None, default);
     let filter = parse("", &choice.filter).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let (filter, handle) = reload::Layer::new(filter);
+    let ansi = colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let installed = tracing_subscriber::registry()
         .with(filter)
         .with(secret_cap())
-        .with(fmt::layer().with_writer(std::io::stderr).with_target(false))
+        .with(
+            fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .with_ansi(ansi),
+        )
         .try_init();
     if installed.is_err() {
         return;
@@ -178,7 +212,12 @@ pub fn init(verbose: u8, quiet: bool) {
     for bad in &choice.skipped {
         tracing::warn!("{bad}");
     }
-    let _ = LIVE.set(Live { handle, flags, env });
+    let _ = LIVE.set(Live {
+        handle,
+        flags,
+        env,
+        default,
+    });
 }
 
 /// What [`apply_config`] did.
@@ -217,7 +256,7 @@ pub fn apply_config(log_level: Option<&str>) -> Result<Applied, BadFilter> {
     if let Some(v) = log_level.map(str::trim).filter(|v| !v.is_empty()) {
         parse("log_level", v)?;
     }
-    let choice = choose(live.flags, live.env.as_deref(), log_level);
+    let choice = choose(live.flags, live.env.as_deref(), log_level, live.default);
     if matches!(choice.source, Source::Flags | Source::Env) {
         return Ok(Applied::Outranked(choice.source));
     }
@@ -251,7 +290,7 @@ mod tests {
     #[test]
     fn flags_beat_the_environment_which_beats_the_config() {
         let pick = |f, e, c| {
-            let c = choose(f, e, c);
+            let c = choose(f, e, c, DEFAULT_FILTER);
             (c.source, c.filter)
         };
         let s = |x: &str| x.to_owned();
@@ -274,7 +313,7 @@ mod tests {
 
     #[test]
     fn a_filter_that_does_not_parse_is_skipped_and_reported() {
-        let c = choose(None, Some("debug=please=now"), Some("info"));
+        let c = choose(None, Some("debug=please=now"), Some("info"), DEFAULT_FILTER);
         assert_eq!((c.source, c.filter.as_str()), (Source::Config, "info"));
         assert_eq!(c.skipped.len(), 1);
         let msg = c.skipped.first().unwrap().to_string();
@@ -283,6 +322,26 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("write e.g. info"), "{msg}");
+    }
+
+    #[test]
+    fn with_nothing_given_serve_logs_its_own_info_lines_and_libraries_stay_at_warn() {
+        let c = choose(None, None, None, SERVE_DEFAULT_FILTER);
+        assert_eq!(
+            (c.source, c.filter.as_str()),
+            (Source::Default, SERVE_DEFAULT_FILTER)
+        );
+        let f = parse("", SERVE_DEFAULT_FILTER).unwrap();
+        assert_eq!(f.max_level_hint(), Some(LevelFilter::INFO));
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_under_no_color() {
+        use std::ffi::OsStr;
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))));
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None), "a log file gets no escape codes");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use session_proxy::{cli, exit};
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    cli::init_tracing(&args.global);
+    cli::init_tracing(&args);
     // `stdio` is one byte stream: a single-threaded runtime avoids cross-thread wake-ups on
     // every message (measured: much less CPU at the agent's 1 ms pacing). Servers use all cores.
     let builder = if args.command.is_single_stream() {

@@ -50,6 +50,96 @@ pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A socket file this process created, removed when this is dropped, unless something else
+/// has taken the path since (a file with another inode there is someone else's and stays).
+#[derive(Debug)]
+pub struct SocketFile {
+    path: PathBuf,
+    /// (device, inode) of the file as created.
+    id: Option<(u64, u64)>,
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+impl SocketFile {
+    /// Takes charge of the socket just bound at `path`.
+    pub fn claim(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            id: file_id(path),
+        }
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if self.id.is_some() && file_id(&self.path) == self.id {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The pid file and log file of one master, in the state dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterFiles {
+    pub pid: PathBuf,
+    pub log: PathBuf,
+}
+
+/// The files of the master whose control socket is `socket`. The master on the default socket
+/// keeps the plain `serve.pid` / `serve.log`; any other gets names derived from its socket
+/// (`serve-<socket name>-<hash of its path>`), so two masters sharing a state dir never write
+/// one log or delete each other's pid file.
+pub fn master_files(state_dir: &Path, socket: &Path, default_socket: &Path) -> MasterFiles {
+    let stem = master_stem(socket, default_socket);
+    MasterFiles {
+        pid: state_dir.join(format!("{stem}.pid")),
+        log: state_dir.join(format!("{stem}.log")),
+    }
+}
+
+/// Longest socket-name part of a derived stem; the hash keeps longer names apart.
+const MAX_NAME: usize = 32;
+
+fn master_stem(socket: &Path, default_socket: &Path) -> String {
+    let socket = std::path::absolute(socket).unwrap_or_else(|_| socket.to_path_buf());
+    if socket == default_socket {
+        return "serve".to_owned();
+    }
+    let name: String = socket
+        .file_stem()
+        .map(|s| s.to_string_lossy())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(MAX_NAME)
+        .collect();
+    format!(
+        "serve-{name}-{:08x}",
+        fnv1a(socket.as_os_str().as_encoded_bytes())
+    )
+}
+
+/// 32-bit FNV-1a: a hash that stays the same across builds and Rust versions (std's hashers
+/// promise neither), so a master started by one version and stopped by the next agree on
+/// its file names.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -58,6 +148,53 @@ mod tests {
 
     fn mode(p: &Path) -> u32 {
         std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn masters_on_different_sockets_get_their_own_pid_and_log_files() {
+        let state = Path::new("/state");
+        let default = Path::new("/run/user/1/session-proxy/control.sock");
+        let plain = master_files(state, default, default);
+        assert_eq!(plain.pid, Path::new("/state/serve.pid"));
+        assert_eq!(plain.log, Path::new("/state/serve.log"));
+        let a = master_files(state, Path::new("/tmp/a/control.sock"), default);
+        let b = master_files(state, Path::new("/tmp/b/control.sock"), default);
+        assert_ne!(a, b, "same socket name, different dirs");
+        assert_ne!(a.pid, plain.pid);
+        let name = a.log.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("serve-control-") && name.ends_with(".log"),
+            "{name}"
+        );
+        assert_eq!(
+            a,
+            master_files(state, Path::new("/tmp/a/control.sock"), default),
+            "stable"
+        );
+    }
+
+    #[test]
+    fn a_socket_file_is_removed_on_drop_unless_someone_else_took_its_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("socks.sock");
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(SocketFile::claim(&path));
+        assert!(!path.exists(), "ours: removed");
+        drop(l);
+
+        let _l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let ours = SocketFile::claim(&path);
+        std::fs::remove_file(&path).unwrap();
+        let _theirs = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(ours);
+        assert!(path.exists(), "a socket bound there since is left alone");
+    }
+
+    #[test]
+    fn fnv1a_matches_its_reference_values() {
+        assert_eq!(fnv1a(b""), 0x811c_9dc5);
+        assert_eq!(fnv1a(b"a"), 0xe40c_292c);
+        assert_eq!(fnv1a(b"foobar"), 0xbf9c_f968);
     }
 
     #[test]

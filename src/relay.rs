@@ -77,16 +77,18 @@ where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    relay_with(a, b, None, &RelayCounters::default()).await
+    relay_with(a, b, None, &[]).await
 }
 
 /// [`relay`] with an idle timeout (no byte moved in either direction for that long ends the
-/// relay with [`io::ErrorKind::TimedOut`]) and caller-owned counters.
+/// relay with [`io::ErrorKind::TimedOut`]) and caller-owned counters, each of which counts
+/// every byte: e.g. a server's totals and this connection's own (which, unlike the return
+/// value, still hold what moved when the relay ends with an error).
 pub async fn relay_with<A, B>(
     a: A,
     b: B,
     idle_timeout: Option<Duration>,
-    counters: &RelayCounters,
+    counters: &[&RelayCounters],
 ) -> io::Result<(u64, u64)>
 where
     A: AsyncRead + AsyncWrite + Unpin,
@@ -99,8 +101,8 @@ where
     // cannot leave the other copy loop waiting forever on an idle peer.
     let copy = async {
         tokio::try_join!(
-            pump(a_read, b_write, &counters.a_to_b, &activity),
-            pump(b_read, a_write, &counters.b_to_a, &activity),
+            pump(a_read, b_write, counters, |c| &c.a_to_b, &activity),
+            pump(b_read, a_write, counters, |c| &c.b_to_a, &activity),
         )
     };
     match idle_timeout {
@@ -117,7 +119,8 @@ where
 async fn pump<R, W>(
     mut reader: R,
     mut writer: W,
-    counter: &AtomicU64,
+    counters: &[&RelayCounters],
+    direction: fn(&RelayCounters) -> &AtomicU64,
     activity: &Activity,
 ) -> io::Result<u64>
 where
@@ -140,7 +143,9 @@ where
         writer.write_all(chunk).await?;
         writer.flush().await?;
         total += n as u64;
-        counter.fetch_add(n as u64, Ordering::Relaxed);
+        for c in counters {
+            direction(c).fetch_add(n as u64, Ordering::Relaxed);
+        }
         activity.touch();
         size = size.after_read(n);
         buf.resize(size.get(), 0);
@@ -239,7 +244,7 @@ mod tests {
         let (b_inner, mut b_outer) = duplex(8 * 1024);
         let counters = std::sync::Arc::new(RelayCounters::default());
         let c = counters.clone();
-        let relay = tokio::spawn(async move { relay_with(a_inner, b_inner, None, &c).await });
+        let relay = tokio::spawn(async move { relay_with(a_inner, b_inner, None, &[&*c]).await });
         let up: Vec<u8> = (0..1_000_003u32).map(|i| (i % 251) as u8).collect();
         let down: Vec<u8> = (0..700_001u32).map(|i| (i % 239) as u8).collect();
         let (up2, down2) = (up.clone(), down.clone());
@@ -277,9 +282,14 @@ mod tests {
         let (_a_outer, a_inner) = duplex(1024);
         let (b_inner, _b_outer) = duplex(1024);
         let counters = RelayCounters::default();
-        let err = relay_with(a_inner, b_inner, Some(Duration::from_millis(50)), &counters)
-            .await
-            .unwrap_err();
+        let err = relay_with(
+            a_inner,
+            b_inner,
+            Some(Duration::from_millis(50)),
+            &[&counters],
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 
@@ -293,7 +303,7 @@ mod tests {
                 a_inner,
                 b_inner,
                 Some(Duration::from_millis(600)),
-                &counters,
+                &[&counters],
             )
             .await
         });
@@ -307,6 +317,34 @@ mod tests {
         drop(a_outer);
         drop(b_outer);
         assert_eq!(relay.await.unwrap().unwrap(), (8, 0));
+    }
+
+    #[tokio::test]
+    async fn every_counter_keeps_the_bytes_moved_before_an_error() {
+        let (mut client, front) = tcp_pair().await;
+        let (back, mut server) = tcp_pair().await;
+        let (totals, own) = (
+            std::sync::Arc::new(RelayCounters::default()),
+            std::sync::Arc::new(RelayCounters::default()),
+        );
+        let (t, o) = (totals.clone(), own.clone());
+        let relay = tokio::spawn(async move { relay_with(front, back, None, &[&*t, &*o]).await });
+        client.write_all(b"hello").await.unwrap();
+        let mut got = [0u8; 5];
+        server.read_exact(&mut got).await.unwrap();
+        server.write_all(b"hi").await.unwrap();
+        let mut back_got = [0u8; 2];
+        client.read_exact(&mut back_got).await.unwrap();
+        client.set_zero_linger().unwrap();
+        drop(client);
+        let res = tokio::time::timeout(Duration::from_secs(5), relay)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(res.is_err(), "{res:?}");
+        for c in [&totals, &own] {
+            assert_eq!((c.a_to_b(), c.b_to_a()), (5, 2));
+        }
     }
 
     #[tokio::test]

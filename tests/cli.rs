@@ -45,3 +45,72 @@ fn help_lists_the_subcommands_and_goes_to_stdout() {
         assert!(text.contains(sub), "help lacks {sub}:\n{text}");
     }
 }
+
+/// Runs the bash completion function as readline would for `words` (the cursor on the last
+/// one) after `source <(session-proxy completions bash)`; returns the candidates.
+fn bash_complete(words: &[&str]) -> Vec<String> {
+    let script = format!(
+        "source <({BIN:?} completions bash) || exit 9\n\
+         complete -p session-proxy >/dev/null || exit 8\n\
+         COMP_WORDS=({words})\n\
+         COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))\n\
+         _session__proxy session-proxy \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"\n\
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        words = words
+            .iter()
+            .map(|w| format!("'{w}'"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn bash_completes_a_subcommands_options_despite_the_hyphenated_name() {
+    let got = bash_complete(&["session-proxy", "serve", "--"]);
+    for want in ["--foreground", "--host-key-policy", "--config"] {
+        assert!(got.iter().any(|g| g == want), "no {want} in {got:?}");
+    }
+}
+
+#[test]
+fn bash_completes_the_values_of_host_key_policy() {
+    let got = bash_complete(&["session-proxy", "serve", "--host-key-policy", ""]);
+    assert_eq!(got, ["accept-new", "strict", "off"]);
+}
+
+#[test]
+fn help_lists_a_commands_own_options_before_the_global_ones() {
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let own = text.find("--foreground").unwrap();
+    let global = text.find("Global options").unwrap();
+    assert!(
+        own < global && global < text.find("--control-socket").unwrap(),
+        "{text}"
+    );
+}
+
+#[test]
+fn help_hides_internal_knobs() {
+    let out = Command::new(BIN)
+        .args(["stdio", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("--document"), "{text}");
+    assert!(!text.contains("--chunk"), "{text}");
+}

@@ -191,3 +191,36 @@ fn flags_beat_the_environment_which_beats_log_level() {
         m.log()
     );
 }
+
+/// `serve` with no filter anywhere logs at `session_proxy=info,warn`: each SOCKS connection's
+/// line shows, debug lines do not; `log_level: warn` (here through `reload`) silences it.
+#[test]
+fn serve_logs_its_connection_lines_by_default_and_log_level_warn_silences_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        format!(
+            "listeners:\n  - socks5: 127.0.0.1:0\ndefault: direct\nstate_dir: {}\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let m = Master::start(dir.path(), &[], None);
+    m.connect();
+    assert!(
+        m.wait_for("socks: connection closed", 0),
+        "no connection line at the default level:\n{}",
+        m.log()
+    );
+    write_config(dir.path(), "warn");
+    m.reload();
+    let mark = m.log().len();
+    m.connect();
+    let log = m.stop();
+    assert!(!log.contains("DEBUG"), "{log}");
+    let after = log.get(mark..).unwrap_or_default();
+    assert!(
+        !after.contains("connection closed"),
+        "log_level: warn still logs connections:\n{after}"
+    );
+}

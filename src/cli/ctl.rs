@@ -17,9 +17,27 @@ use crate::upstream::status::{ConnStatus, PoolStatus};
 
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
-    /// Print the report as JSON.
+    /// Print the report as JSON (errors in full; the table shortens LAST ERROR).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `status` found upstreams that are down (no connection, and failing), so that monitoring can
+/// act on the exit code (68) alone. The report is printed first, as usual.
+#[derive(Debug, thiserror::Error)]
+#[error("{} down: {}; `session-proxy connect NAME` retries one now and says why it fails", if names.len() == 1 { "an upstream is" } else { "upstreams are" }, names.join(", "))]
+pub struct UpstreamsDown {
+    pub names: Vec<String>,
+}
+
+/// The upstreams of `r` that are down. Idle (lazy, unused), connecting, degraded and
+/// deliberately disconnected (`stopped`) ones are not.
+pub fn down_upstreams(r: &StatusReport) -> Vec<String> {
+    r.upstreams
+        .iter()
+        .filter(|u| u.state == crate::upstream::PoolState::Down)
+        .map(|u| u.name.clone())
+        .collect()
 }
 
 #[derive(Debug, Clone, Args)]
@@ -111,11 +129,26 @@ fn or_dash(v: Option<String>) -> String {
     v.unwrap_or_else(|| "-".into())
 }
 
-/// "message (3m05s ago)", given the Unix time of the error and of now.
+/// Characters of an error the table shows; `status --json` has the whole text.
+const LAST_ERROR_WIDTH: usize = 60;
+
+/// `e` on one line, cut to [`LAST_ERROR_WIDTH`] characters with `…` when longer.
+fn shorten(e: &str) -> String {
+    let flat = e.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= LAST_ERROR_WIDTH {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(LAST_ERROR_WIDTH - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// "message (3m05s ago)", given the Unix time of the error and of now; the message shortened
+/// so that one long error does not push the table off the screen.
 fn last_error(error: Option<&str>, at: Option<u64>, now_unix: u64) -> String {
-    match (error, at) {
+    match (error.map(shorten), at) {
         (Some(e), Some(at)) => format!("{e} ({} ago)", uptime(now_unix.saturating_sub(at))),
-        (Some(e), None) => e.to_owned(),
+        (Some(e), None) => e,
         (None, _) => "-".into(),
     }
 }
@@ -247,6 +280,10 @@ pub async fn status(g: &GlobalArgs, a: StatusArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes()).map_err(StdoutError::from)?;
     out.flush().map_err(StdoutError::from)?;
+    let names = down_upstreams(&report);
+    if !names.is_empty() {
+        return Err(UpstreamsDown { names }.into());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -310,4 +347,76 @@ pub async fn stop(g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         return Err(ControlError::NotStopped(STOP_WAIT).into());
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::PoolState;
+
+    fn pool(name: &str, state: PoolState, error: Option<&str>) -> PoolStatus {
+        PoolStatus {
+            name: name.into(),
+            state,
+            instances: Vec::new(),
+            connections_up: 0,
+            connections_total: 1,
+            session_ids: Vec::new(),
+            uptime_secs: None,
+            open_streams: 0,
+            streams_total: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            reconnects: 0,
+            resumes: 0,
+            retransmits: 0,
+            last_error: error.map(str::to_owned),
+            last_error_at: Some(1_000),
+            connections: Vec::new(),
+        }
+    }
+
+    fn report(upstreams: Vec<PoolStatus>) -> StatusReport {
+        StatusReport {
+            pid: 1,
+            uptime_secs: 5,
+            listeners: vec!["socks5://127.0.0.1:1080".into()],
+            phase: Default::default(),
+            socks: Default::default(),
+            upstreams,
+        }
+    }
+
+    #[test]
+    fn the_table_shortens_a_long_last_error_to_one_line() {
+        let long = format!("credentials\nexpired: {}", "x".repeat(300));
+        let r = report(vec![pool("prod", PoolState::Down, Some(&long))]);
+        let table = render_table(&r, 1_065);
+        let row = table.lines().find(|l| l.starts_with("prod ")).unwrap();
+        assert!(row.contains("credentials expired: xxx"), "{row}");
+        assert!(row.contains("… (1m05s ago)"), "{row}");
+        assert!(row.chars().count() < 200, "{row}");
+        let short = shorten("no route to host");
+        assert_eq!(short, "no route to host");
+        assert_eq!(shorten(&long).chars().count(), LAST_ERROR_WIDTH);
+    }
+
+    #[test]
+    fn only_failing_upstreams_count_as_down() {
+        let r = report(vec![
+            pool("a", PoolState::Down, Some("refused")),
+            pool("b", PoolState::Idle, None),
+            pool("c", PoolState::Stopped, None),
+            pool("d", PoolState::Degraded, Some("lost")),
+            pool("e", PoolState::Down, None),
+        ]);
+        assert_eq!(down_upstreams(&r), ["a", "e"]);
+        let e = UpstreamsDown {
+            names: down_upstreams(&r),
+        };
+        assert_eq!(
+            e.to_string(),
+            "upstreams are down: a, e; `session-proxy connect NAME` retries one now and says why it fails"
+        );
+    }
 }

@@ -155,9 +155,9 @@ async fn bind(listen: Option<SocketAddr>, first: u16, p: &Paths<'_>) -> anyhow::
                 }
                 return Ok(bound);
             }
-            Err(ServeError::Bind { source, .. }) => {
+            Err(ServeError::Bind { error, .. }) => {
                 if first_error.is_none() {
-                    first_error = Some(source);
+                    first_error = Some(error);
                 }
             }
             Err(e) => return Err(e.into()),
@@ -196,30 +196,28 @@ fn instructions(
     demo: &Demo,
     socks: &str,
     h: &files::Handoff,
-    default_control: bool,
+    control: Option<&Path>,
 ) -> String {
     let ssh_f = sh_quote(&h.ssh_config.display().to_string());
     let name = demo::INSTANCE_NAME;
-    let ctl = if default_control {
-        "session-proxy".to_owned()
-    } else {
-        format!(
-            "session-proxy --config {}",
-            sh_quote(&h.config.display().to_string())
-        )
+    let ctl = match control {
+        None => "session-proxy".to_owned(),
+        Some(path) => format!(
+            "session-proxy --control-socket {}",
+            sh_quote(&path.display().to_string())
+        ),
     };
     format!(
         "\nsession-proxy demo: SOCKS5 proxy on {socks}, through SSM (simulated at {endpoint}) to {name} ({id})\n\
          \nTry the page \"inside the VPC\":\n  curl --socks5-hostname {socks} {url}\n\
          \nssh, scp and sftp through Session Manager (its ssh_config runs `session-proxy stdio`):\n  \
          ssh -F {ssh_f} {name} echo hello\n  scp -F {ssh_f} FILE {name}:\n  sftp -F {ssh_f} {name}\n\
-         \nThe demo runs a master, like `serve`:\n  {ctl} status\n  session-proxy --config {config} route example.com\n  {ctl} stop\n\
+         \nThe demo runs a master, like `serve`:\n  {ctl} status\n  {ctl} route example.com\n  {ctl} stop\n\
          \nPoint AWS tools and `session-proxy stdio` at the simulator:  . {env}\n\
          \nPress Ctrl-C to stop.\n",
         endpoint = sim.endpoint_url(),
         id = demo::INSTANCE_ID,
         url = demo.web_url(),
-        config = sh_quote(&h.config.display().to_string()),
         env = sh_quote(&h.env.display().to_string()),
     )
 }
@@ -281,21 +279,17 @@ pub async fn run(g: &GlobalArgs, a: DemoArgs) -> anyhow::Result<ExitCode> {
         ..PoolOptions::new(&serve_state)
     };
     let ups = serve::start_upstreams(&cfg, &opts).await?;
-    eprint!(
-        "{}",
-        instructions(&sim, &demo, &socks, &handoff, default_control)
-    );
+    let named = (!default_control).then(|| control.path());
+    eprint!("{}", instructions(&sim, &demo, &socks, &handoff, named));
     // Tests and scripts wait for this exact line.
     eprintln!("session-proxy demo: ready on {socks}");
     // The demo's config is generated, so a reload finds nothing to change.
     let fixed = cfg.clone();
     let loader: crate::serve::master::Loader = Box::new(move || Ok(fixed.clone()));
-    let master = std::sync::Arc::new(crate::serve::master::Master::new(
-        cfg,
-        ups,
-        opts,
-        bound.addresses.clone(),
-        loader,
+    let master = std::sync::Arc::new(crate::serve::master::Master::new(cfg, ups, opts, loader));
+    master.set_config_source(format!(
+        "the demo's generated config ({})",
+        handoff.config.display()
     ));
     let reloads = futures_util::stream::pending();
     serve::serve(bound, master, Some(&control), reloads, on_signals()?).await;

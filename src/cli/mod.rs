@@ -5,6 +5,7 @@ pub mod ctl;
 pub mod demo;
 pub mod generate;
 pub mod load;
+pub mod manual;
 pub mod route;
 pub mod serve;
 pub mod sim;
@@ -33,21 +34,24 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Heading of the options every command takes: `--help` lists a command's own options first.
+const GLOBAL: &str = "Global options";
+
 /// Options every subcommand takes.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// More logging on stderr (-v info, -vv debug, -vvv trace).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = GLOBAL)]
     pub verbose: u8,
     /// Only errors on stderr.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
     /// Configuration file (default: ./config.yaml, then the XDG config dir).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
     /// Control socket of the master (default: the config's control_socket, else
     /// $XDG_RUNTIME_DIR/session-proxy/control.sock).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub control_socket: Option<PathBuf>,
 }
 
@@ -61,7 +65,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process.
     Demo(demo::DemoArgs),
-    /// Show the running master's upstreams, connections and traffic.
+    /// Show the running master's upstreams, connections and traffic (exits 68 while an
+    /// upstream is down).
     Status(ctl::StatusArgs),
     /// Bring an upstream of the running master up and wait for a ready connection.
     Connect(ctl::UpstreamArgs),
@@ -71,16 +76,27 @@ pub enum Command {
     Reload,
     /// Stop the running master (drain, terminate every SSM session).
     Stop,
-    /// Show which route, upstream or default a destination takes under the config.
+    /// Show which route, upstream or default a destination takes (asks the running master).
     Route(route::RouteArgs),
     /// Write shell completions and man pages.
     Generate(generate::GenerateArgs),
+    /// Print the completion script for a shell (`source <(session-proxy completions bash)`).
+    Completions(generate::CompletionsArgs),
 }
 
 impl Command {
     /// Commands that move one stream and need no thread pool.
     pub fn is_single_stream(&self) -> bool {
         matches!(self, Self::Stdio(_))
+    }
+
+    /// The log filter when neither flags, environment nor config set one: `serve` is a daemon
+    /// meant to be watched, so its own event lines show; other commands speak only of trouble.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self {
+            Self::Serve(_) => crate::logging::SERVE_DEFAULT_FILTER,
+            _ => crate::logging::DEFAULT_FILTER,
+        }
     }
 }
 
@@ -101,13 +117,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Disconnect(a) => ctl::disconnect(&cli.global, a).await,
         Command::Reload => ctl::reload(&cli.global).await,
         Command::Stop => ctl::stop(&cli.global).await,
-        Command::Route(a) => route::run(&cli.global, a),
+        Command::Route(a) => route::run(&cli.global, a).await,
         Command::Generate(a) => generate::run(&cli.global, a),
+        Command::Completions(a) => generate::completions(&cli.global, a),
     }
 }
 
 /// Sets up stderr logging (the library never writes to stdout): `-v`/`-q`, else
-/// `SESSION_PROXY_LOG`; `serve` adds the config's `log_level` once it has read it.
-pub fn init_tracing(g: &GlobalArgs) {
-    crate::logging::init(g.verbose, g.quiet);
+/// `SESSION_PROXY_LOG`, else the command's default; `serve` adds the config's `log_level` once
+/// it has read it.
+pub fn init_tracing(cli: &Cli) {
+    crate::logging::init(
+        cli.global.verbose,
+        cli.global.quiet,
+        cli.command.default_log_filter(),
+    );
 }

@@ -2,7 +2,8 @@
 //! builds a one-upstream config from `--target/--user/--identity`), applies flag overrides,
 //! and runs as the master: detached into the background by default (re-executing itself with
 //! `--foreground` in a new session, output to `<state dir>/serve.log`, pid in
-//! `<state dir>/serve.pid`), or in the foreground with `--foreground`. SIGINT/SIGTERM and the
+//! `<state dir>/serve.pid`; a master on another control socket gets files named after it, see
+//! [`crate::paths::master_files`]), or in the foreground with `--foreground`. SIGINT/SIGTERM and the
 //! `stop` command drain (streams in flight get `--drain-timeout` seconds to finish) and exit; a
 //! second one closes what is left at once. SIGHUP and the `reload` command re-read the config.
 
@@ -66,8 +67,8 @@ pub struct ServeArgs {
     /// Ad-hoc mode: SSH connections (SSM sessions) to keep open.
     #[arg(long)]
     pub pool_size: Option<u64>,
-    /// Ad-hoc mode: host key policy (accept-new, strict, off).
-    #[arg(long)]
+    /// Ad-hoc mode: host key policy.
+    #[arg(long, value_parser = ["accept-new", "strict", "off"])]
     pub host_key_policy: Option<String>,
     /// Once ready, write the bound listener addresses here, one per line (for scripts and
     /// tests that listen on port 0).
@@ -133,6 +134,21 @@ impl ServeArgs {
         }
         Ok(cfg)
     }
+
+    /// Which config [`ServeArgs::config`] reads, for `route`'s answer: the file (absolute), or
+    /// the ad-hoc flags.
+    fn config_source(&self, g: &GlobalArgs) -> String {
+        if !self.targets.is_empty() {
+            return "an ad-hoc config from --target flags".into();
+        }
+        match crate::config::discover(g.config.as_deref()) {
+            Ok(Some(p)) => {
+                let p = std::path::absolute(&p).unwrap_or(p);
+                format!("config {}", p.display())
+            }
+            _ => "its config".into(),
+        }
+    }
 }
 
 /// Set in the environment of the re-executed foreground master by the detaching parent.
@@ -174,18 +190,19 @@ pub async fn run(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<ExitCode> {
     let socket = control::socket_path(g.control_socket.as_deref(), cfg.control_socket.as_deref());
     refuse_if_running(&socket).await?;
     let state_dir = state_dir(&cfg)?;
+    let files = crate::paths::master_files(&state_dir, &socket, &control::socket_path(None, None));
     if a.foreground {
-        foreground(g, a, cfg, &socket, &state_dir).await
+        foreground(g, a, cfg, &socket, &state_dir, &files.pid).await
     } else {
-        daemonize(&socket, &state_dir).await
+        daemonize(&socket, &files.log).await
     }
 }
 
 /// Re-executes this binary as `serve --foreground` in its own session with its output in
-/// `<state dir>/serve.log`, and returns once it answers `status` on the control socket.
-async fn daemonize(socket: &Path, state_dir: &Path) -> anyhow::Result<ExitCode> {
+/// `log_path`, and returns once it answers `status` on the control socket.
+async fn daemonize(socket: &Path, log_path: &Path) -> anyhow::Result<ExitCode> {
     use std::os::unix::process::CommandExt;
-    let log_path = state_dir.join("serve.log");
+    let log_path = log_path.to_path_buf();
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -283,12 +300,17 @@ async fn stop_on_signals(master: Arc<Master>, mut sigint: Signal, mut sigterm: S
     }
 }
 
-/// Removes the pid file when the master exits.
+/// Removes the pid file when the master exits, if it still names this process (a file
+/// rewritten by another master since is that master's).
 struct PidFile(PathBuf);
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let ours = std::fs::read_to_string(&self.0)
+            .is_ok_and(|t| t.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 
@@ -298,6 +320,7 @@ async fn foreground(
     cfg: Config,
     socket: &Path,
     state_dir: &Path,
+    pid_path: &Path,
 ) -> anyhow::Result<ExitCode> {
     if let Some(level) = cfg.log_level.as_deref() {
         match crate::logging::apply_config(Some(level)) {
@@ -310,10 +333,9 @@ async fn foreground(
     let bound = serve::bind(&cfg).await?;
     let opts = PoolOptions::new(state_dir);
     let ups = serve::start_upstreams(&cfg, &opts).await?;
-    let pid_path = state_dir.join("serve.pid");
-    std::fs::write(&pid_path, format!("{}\n", std::process::id()))
+    std::fs::write(pid_path, format!("{}\n", std::process::id()))
         .with_context(|| format!("writing pid file {}", pid_path.display()))?;
-    let _pid = PidFile(pid_path);
+    let _pid = PidFile(pid_path.to_path_buf());
     for addr in &bound.addresses {
         eprintln!("session-proxy: SOCKS5 proxy listening on {addr}");
     }
@@ -325,8 +347,10 @@ async fn foreground(
         tracing::info!("running detached");
     }
     let (g2, a2) = (g.clone(), a.clone());
+    let source = a.config_source(g);
     let loader: Loader = Box::new(move || a2.config(&g2));
-    let master = Arc::new(Master::new(cfg, ups, opts, bound.addresses.clone(), loader));
+    let master = Arc::new(Master::new(cfg, ups, opts, loader));
+    master.set_config_source(source);
     let stops = tokio::spawn(stop_on_signals(
         master.clone(),
         signal(SignalKind::interrupt())?,

@@ -1,34 +1,50 @@
 //! \[pure\] What changed between two validated configs, for `session-proxy reload` (the shape of
-//! rathole's `calculate_events`): the daemon applies each [`Change`] — start or drain an
-//! upstream pool, swap the router, rebind listeners — and reports the ones that need a restart.
+//! rathole's `calculate_events`): the daemon applies each [`Change`] — start, resize or drain an
+//! upstream pool, swap the router, bind or close listeners, swap a listener's users or limits —
+//! and refuses the whole reload when one of them cannot be applied (see
+//! [`Change::RestartRequired`]), so the running state always equals one config.
 //!
 //! Upstreams are compared by name and by value (so a change to the `aws:` defaults shows up as
 //! [`Change::UpstreamChanged`] for every upstream that inherits it); moving an upstream within
-//! the file is not a change. A listener whose only change is `max_connections` or
-//! `idle_timeout_secs` is [`Change::ListenerLimitsChanged`], which the daemon applies in place
-//! (to connections accepted afterwards); any other listener change needs a restart. The list
-//! comes out in a fixed order: listeners, removed upstreams
-//! (old file order), added and changed upstreams (new file order), routes, default, hosts,
-//! log level, restart-only keys.
+//! the file is not a change, and a change of `pool_size` alone is [`Change::UpstreamResized`],
+//! which the pool applies in place. Listeners are matched by their socket (TCP address or Unix
+//! path, see [`match_listeners`]): one only in the new file is added, one only in the old file
+//! is removed, and a matched one may change its users or limits, which apply to connections
+//! accepted afterwards. The list comes out in a fixed order: listeners (new file order, then
+//! removed ones), removed upstreams (old file order), added, resized and changed upstreams (new
+//! file order), routes, default, hosts, log level, restart-only keys.
 
 use std::fmt;
+use std::num::NonZeroUsize;
 
-use super::{Config, Limits, Listener};
+use super::{Config, Limits, Listener, Upstream};
 
 /// One difference between the running config and the reloaded one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     UpstreamAdded(String),
     UpstreamRemoved(String),
-    /// Any setting of the upstream differs (targets, AWS, SSH, pool, keepalive, ...).
+    /// Only `pool_size` differs: connections are added, or the surplus ones drain and close.
+    UpstreamResized {
+        name: String,
+        old: NonZeroUsize,
+        new: NonZeroUsize,
+    },
+    /// Any other setting of the upstream differs (targets, AWS, SSH, keepalive, ...).
     UpstreamChanged(String),
     /// The `routes:` list differs (including order).
     RoutesChanged,
-    /// Listeners added, removed, moved or with other users: needs a restart.
-    ListenersChanged,
-    /// Only the cap or idle timeout of `listeners[index]` differs; applies to new connections.
+    /// A listener on a socket the running config does not listen on (its display form).
+    ListenerAdded(String),
+    /// A running listener the new config drops: it stops accepting, its connections go on.
+    ListenerRemoved(String),
+    /// The RFC 1929 users of a kept listener differ; `users` is how many there are now.
+    ListenerUsersChanged {
+        listener: String,
+        users: usize,
+    },
+    /// The cap or idle timeout of a kept listener differs; applies to new connections.
     ListenerLimitsChanged {
-        index: usize,
         listener: String,
         old: Limits,
         new: Limits,
@@ -36,7 +52,8 @@ pub enum Change {
     DefaultChanged,
     HostsChanged,
     LogLevelChanged,
-    /// A key that only takes effect when the daemon restarts (`control_socket`, `state_dir`).
+    /// A key that only takes effect when the daemon restarts (`control_socket`, `state_dir`);
+    /// a reload that contains one is refused as a whole.
     RestartRequired(&'static str),
 }
 
@@ -45,43 +62,58 @@ impl fmt::Display for Change {
         match self {
             Self::UpstreamAdded(name) => write!(f, "upstream {name} added"),
             Self::UpstreamRemoved(name) => write!(f, "upstream {name} removed"),
+            Self::UpstreamResized { name, old, new } => write!(
+                f,
+                "upstream {name}: pool_size {old} -> {new}, resized in place (open streams keep their connections)"
+            ),
             Self::UpstreamChanged(name) => write!(f, "upstream {name} changed"),
             Self::RoutesChanged => f.write_str("routes changed"),
-            Self::ListenersChanged => f.write_str("listeners changed"),
-            Self::ListenerLimitsChanged {
-                index,
-                listener,
-                old,
-                new,
-            } => {
-                let secs = |d: Option<std::time::Duration>| {
-                    d.map_or("off".to_owned(), |d| d.as_secs().to_string())
-                };
-                let mut parts = Vec::new();
-                if old.max_connections != new.max_connections {
-                    parts.push(format!(
-                        "max_connections {} -> {}",
-                        old.max_connections, new.max_connections
-                    ));
-                }
-                if old.idle_timeout != new.idle_timeout {
-                    parts.push(format!(
-                        "idle_timeout_secs {} -> {}",
-                        secs(old.idle_timeout),
-                        secs(new.idle_timeout)
-                    ));
-                }
-                write!(f, "listeners[{index}] ({listener}): {}", parts.join(", "))?;
+            Self::ListenerAdded(l) => write!(f, "listener {l} added"),
+            Self::ListenerRemoved(l) => write!(
+                f,
+                "listener {l} removed; its open connections go on until they end"
+            ),
+            Self::ListenerUsersChanged { listener, users: 0 } => write!(
+                f,
+                "listener {listener}: users removed; new connections need no authentication"
+            ),
+            Self::ListenerUsersChanged { listener, users } => write!(
+                f,
+                "listener {listener}: users changed ({users} now); new connections must authenticate with them"
+            ),
+            Self::ListenerLimitsChanged { listener, old, new } => {
+                write!(f, "listener {listener}: {}", limits_text(old, new))?;
                 f.write_str("; applies to new connections, open ones keep the old limits")
             }
             Self::DefaultChanged => f.write_str("default action changed"),
             Self::HostsChanged => f.write_str("host aliases changed"),
             Self::LogLevelChanged => f.write_str("log level changed"),
             Self::RestartRequired(key) => {
-                write!(f, "{key} changed; restart the daemon to apply it")
+                write!(f, "{key} changed, which only a restart can apply")
             }
         }
     }
+}
+
+/// `max_connections 1024 -> 10, idle_timeout_secs off -> 300` (only the parts that differ).
+fn limits_text(old: &Limits, new: &Limits) -> String {
+    let secs =
+        |d: Option<std::time::Duration>| d.map_or("off".to_owned(), |d| d.as_secs().to_string());
+    let mut parts = Vec::new();
+    if old.max_connections != new.max_connections {
+        parts.push(format!(
+            "max_connections {} -> {}",
+            old.max_connections, new.max_connections
+        ));
+    }
+    if old.idle_timeout != new.idle_timeout {
+        parts.push(format!(
+            "idle_timeout_secs {} -> {}",
+            secs(old.idle_timeout),
+            secs(new.idle_timeout)
+        ));
+    }
+    parts.join(", ")
 }
 
 /// The changes that turn `old` into `new`; empty when nothing the daemon cares about changed.
@@ -98,8 +130,15 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         }
     }
     for up in &new.upstreams {
-        if old.upstream(&up.name).is_some_and(|o| o != up) {
-            changes.push(Change::UpstreamChanged(up.name.clone()));
+        match old.upstream(&up.name) {
+            Some(o) if o == up => {}
+            Some(o) if only_pool_size_differs(o, up) => changes.push(Change::UpstreamResized {
+                name: up.name.clone(),
+                old: o.pool_size,
+                new: up.pool_size,
+            }),
+            Some(_) => changes.push(Change::UpstreamChanged(up.name.clone())),
+            None => {}
         }
     }
     if old.routes != new.routes {
@@ -123,28 +162,72 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     changes
 }
 
-/// One [`Change::ListenersChanged`] if anything but the limits differs, else one
-/// [`Change::ListenerLimitsChanged`] per listener whose limits differ.
-fn listener_changes(old: &[Listener], new: &[Listener]) -> Vec<Change> {
-    let same_but_limits = old.len() == new.len()
-        && old
-            .iter()
-            .zip(new)
-            .all(|(o, n)| o.with_limits(n.limits()) == *n);
-    if !same_but_limits {
-        return vec![Change::ListenersChanged];
+fn only_pool_size_differs(old: &Upstream, new: &Upstream) -> bool {
+    let resized = Upstream {
+        pool_size: new.pool_size,
+        ..old.clone()
+    };
+    resized == *new
+}
+
+/// Whether two listeners are on the same socket (TCP address or Unix path), whatever their
+/// users and limits.
+fn same_socket(a: &Listener, b: &Listener) -> bool {
+    match (a, b) {
+        (Listener::Tcp { addr: x, .. }, Listener::Tcp { addr: y, .. }) => x == y,
+        (Listener::Unix { path: x, .. }, Listener::Unix { path: y, .. }) => x == y,
+        _ => false,
     }
-    old.iter()
-        .zip(new)
-        .enumerate()
-        .filter(|(_, (o, n))| o.limits() != n.limits())
-        .map(|(index, (o, n))| Change::ListenerLimitsChanged {
-            index,
-            listener: n.to_string(),
-            old: o.limits(),
-            new: n.limits(),
+}
+
+/// For each listener of `new`, the index of the running listener in `old` that it keeps (same
+/// socket), or `None` when it must be bound. Each old listener is kept at most once, first come
+/// first served, so two `127.0.0.1:0` entries keep two running listeners.
+pub fn match_listeners(old: &[Listener], new: &[Listener]) -> Vec<Option<usize>> {
+    let mut taken = vec![false; old.len()];
+    new.iter()
+        .map(|n| {
+            let i = old
+                .iter()
+                .zip(&taken)
+                .position(|(o, used)| !used && same_socket(o, n))?;
+            if let Some(t) = taken.get_mut(i) {
+                *t = true;
+            }
+            Some(i)
         })
         .collect()
+}
+
+/// Added, changed (users, limits) and then removed listeners; see [`match_listeners`].
+fn listener_changes(old: &[Listener], new: &[Listener]) -> Vec<Change> {
+    let matched = match_listeners(old, new);
+    let mut changes = Vec::new();
+    for (n, m) in new.iter().zip(&matched) {
+        let Some(o) = m.and_then(|i| old.get(i)) else {
+            changes.push(Change::ListenerAdded(n.to_string()));
+            continue;
+        };
+        if o.users() != n.users() {
+            changes.push(Change::ListenerUsersChanged {
+                listener: n.to_string(),
+                users: n.users().len(),
+            });
+        }
+        if o.limits() != n.limits() {
+            changes.push(Change::ListenerLimitsChanged {
+                listener: n.to_string(),
+                old: o.limits(),
+                new: n.limits(),
+            });
+        }
+    }
+    for (i, o) in old.iter().enumerate() {
+        if !matched.contains(&Some(i)) {
+            changes.push(Change::ListenerRemoved(o.to_string()));
+        }
+    }
+    changes
 }
 
 #[cfg(test)]
@@ -174,6 +257,10 @@ hosts:
         name.to_owned()
     }
 
+    fn n(v: usize) -> NonZeroUsize {
+        NonZeroUsize::new(v).unwrap()
+    }
+
     #[test]
     fn diff_vectors() {
         use Change::*;
@@ -184,7 +271,9 @@ hosts:
                 "  a: { targets: [i-0123456789abcdef0], user: ec2-user, ssh_agent: true }\n  b: { targets: [bastion-b], user: ubuntu, ssh_agent: true }",
                 "  b: { targets: [bastion-b], user: ubuntu, ssh_agent: true }\n  a: { targets: [i-0123456789abcdef0], user: ec2-user, ssh_agent: true }"),
                 vec![]),
-            ("pool size", &BASE.replace("user: ubuntu,", "user: ubuntu, pool_size: 4,"), vec![UpstreamChanged(up("b"))]),
+            ("pool size alone resizes in place", &BASE.replace("user: ubuntu,", "user: ubuntu, pool_size: 4,"),
+                vec![UpstreamResized { name: up("b"), old: n(2), new: n(4) }]),
+            ("pool size next to another setting", &BASE.replace("user: ubuntu,", "user: root, pool_size: 4,"), vec![UpstreamChanged(up("b"))]),
             ("targets", &BASE.replace("[bastion-b]", "[bastion-b, bastion-c]"), vec![UpstreamChanged(up("b"))]),
             ("aws default region reaches every upstream and host", &BASE.replace("eu-west-1", "us-east-1"),
                 vec![UpstreamChanged(up("a")), UpstreamChanged(up("b")), HostsChanged]),
@@ -203,7 +292,10 @@ hosts:
             ("route target", &BASE.replace("10.0.0.0/8, via: a", "10.0.0.0/8, via: b"), vec![RoutesChanged]),
             ("default", &BASE.replace("default: direct", "default: reject"), vec![DefaultChanged]),
             ("default omitted means reject", &BASE.replace("default: direct\n", ""), vec![DefaultChanged]),
-            ("listeners", &format!("{BASE}listeners: [{{ socks5: 127.0.0.1:1081 }}]\n"), vec![ListenersChanged]),
+            ("listener moved = added + removed", &format!("{BASE}listeners: [{{ socks5: 127.0.0.1:1081 }}]\n"),
+                vec![ListenerAdded("socks5 127.0.0.1:1081".into()), ListenerRemoved("socks5 127.0.0.1:1080".into())]),
+            ("users added to a kept listener", &format!("{BASE}listeners: [{{ socks5: 127.0.0.1:1080, users: [{{ username: a, password: b }}] }}]\n"),
+                vec![ListenerUsersChanged { listener: "socks5 127.0.0.1:1080".into(), users: 1 }]),
             ("explicit default listener is no change", &format!("{BASE}listeners: [{{ socks5: 127.0.0.1:1080 }}]\n"), vec![]),
             ("hosts", &BASE.replace("web-1", "web-2"), vec![HostsChanged]),
             ("log level", &format!("{BASE}log_level: debug\n"), vec![LogLevelChanged]),
@@ -215,7 +307,7 @@ hosts:
                 .replace("default: direct", "default: a")
                 .replace("web-1", "web-9")
                 + "listeners: [{ socks5: 127.0.0.1:9 }]\n"),
-                vec![ListenersChanged, UpstreamRemoved(up("b")), UpstreamAdded(up("z")), UpstreamChanged(up("a")),
+                vec![ListenerAdded("socks5 127.0.0.1:9".into()), ListenerRemoved("socks5 127.0.0.1:1080".into()), UpstreamRemoved(up("b")), UpstreamAdded(up("z")), UpstreamChanged(up("a")),
                      RoutesChanged, DefaultChanged, HostsChanged]),
         ];
         let old = cfg(BASE);
@@ -237,7 +329,7 @@ hosts:
     }
 
     #[test]
-    fn listener_limits_alone_change_in_place_and_say_they_apply_to_new_connections() {
+    fn kept_listeners_change_limits_in_place_and_say_they_apply_to_new_connections() {
         let two = "listeners: [{ socks5: 127.0.0.1:1080 }, { socks5_unix: /tmp/s.sock LIMITS}]\n";
         let base = cfg(&format!("{BASE}{}", two.replace("LIMITS", "")));
         let limited = format!(
@@ -246,18 +338,29 @@ hosts:
         );
         let changes = diff(&base, &cfg(&limited));
         assert_eq!(changes.len(), 1, "{changes:?}");
-        assert!(matches!(
-            changes[0],
-            Change::ListenerLimitsChanged { index: 1, .. }
-        ));
         assert_eq!(
             changes[0].to_string(),
-            "listeners[1] (socks5 unix:/tmp/s.sock): max_connections 1024 -> 10, idle_timeout_secs off -> 300; \
+            "listener socks5 unix:/tmp/s.sock: max_connections 1024 -> 10, idle_timeout_secs off -> 300; \
              applies to new connections, open ones keep the old limits"
         );
-        // Next to any other listener change, the whole set needs a restart.
+        // Moving the other listener leaves the limits change of this one as it was.
         let moved = limited.replace("1080", "1081");
-        assert_eq!(diff(&base, &cfg(&moved)), vec![Change::ListenersChanged]);
+        let changes = diff(&base, &cfg(&moved));
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        assert!(matches!(changes[0], Change::ListenerAdded(_)));
+        assert!(matches!(changes[1], Change::ListenerLimitsChanged { .. }));
+        assert!(matches!(changes[2], Change::ListenerRemoved(_)));
+    }
+
+    #[test]
+    fn listeners_are_matched_by_socket_once_each_whatever_their_order() {
+        let l = |yaml: &str| cfg(&format!("{BASE}listeners: {yaml}\n")).listeners;
+        let old =
+            l("[{ socks5: 127.0.0.1:0 }, { socks5: 127.0.0.1:0 }, { socks5_unix: /tmp/a.sock }]");
+        let new =
+            l("[{ socks5_unix: /tmp/a.sock }, { socks5: 127.0.0.1:0 }, { socks5: 127.0.0.2:0 }]");
+        assert_eq!(match_listeners(&old, &new), vec![Some(2), Some(0), None]);
+        assert_eq!(match_listeners(&new, &new), vec![Some(0), Some(1), Some(2)]);
     }
 
     #[test]
@@ -268,7 +371,7 @@ hosts:
         );
         assert_eq!(
             Change::RestartRequired("state_dir").to_string(),
-            "state_dir changed; restart the daemon to apply it"
+            "state_dir changed, which only a restart can apply"
         );
     }
 }

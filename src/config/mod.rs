@@ -19,6 +19,7 @@ mod diff;
 mod discover;
 mod overrides;
 mod raw;
+mod syntax;
 mod validate;
 
 #[cfg(test)]
@@ -32,7 +33,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use self::diff::{diff, Change};
+pub use self::diff::{diff, match_listeners, Change};
 pub use self::discover::{discover, search_paths};
 use crate::redact::Redacted;
 pub use crate::route::{Action, Router};
@@ -218,16 +219,6 @@ impl Listener {
             Self::Tcp { limits, .. } | Self::Unix { limits, .. } => *limits,
         }
     }
-
-    /// The same listener with other limits (what `reload` compares to see whether only the
-    /// limits changed).
-    pub fn with_limits(&self, limits: Limits) -> Self {
-        let mut l = self.clone();
-        match &mut l {
-            Self::Tcp { limits: mine, .. } | Self::Unix { limits: mine, .. } => *mine = limits,
-        }
-        l
-    }
 }
 
 impl fmt::Display for Listener {
@@ -378,27 +369,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 fn parse(s: &str, origin: &str, home: Option<&Path>) -> Result<Config, ConfigError> {
     let raw: Option<raw::RawConfig> =
-        serde_yaml_ng::from_str(s).map_err(|e| syntax_error(&e, origin))?;
+        serde_yaml_ng::from_str(s).map_err(|e| syntax::error(&e, origin))?;
     validate::validate(raw.unwrap_or_default(), home).map_err(|issues| ConfigError::Invalid {
         origin: origin.to_owned(),
         issues,
     })
-}
-
-fn syntax_error(e: &serde_yaml_ng::Error, origin: &str) -> ConfigError {
-    let location = e.location();
-    let mut message = e.to_string();
-    if let Some(loc) = &location {
-        // serde_yaml_ng puts the position inside the text; we print it compiler-style in front.
-        let position = format!(" at line {} column {}", loc.line(), loc.column());
-        message = message.replacen(&position, "", 1);
-    }
-    ConfigError::Syntax {
-        origin: origin.to_owned(),
-        line: location.as_ref().map(|l| l.line()),
-        column: location.as_ref().map(|l| l.column()),
-        message,
-    }
 }
 
 fn home_dir() -> Option<PathBuf> {

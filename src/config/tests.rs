@@ -167,12 +167,12 @@ fn serde_errors_carry_file_line_and_column() {
     #[rustfmt::skip]
     let cases = [
         ("listeners:\n  - socks5: 127.0.0.1:1\n    sock: 1\n",
-         "test.yaml:3:5: listeners[0]: unknown field `sock`, expected one of"),
+         "test.yaml:3:5: listeners[0]: unknown key `sock`; did you mean `socks5`? (known keys: socks5,"),
         ("upstreams:\n  u:\n    pool_size: two\n", "test.yaml:3:16: upstreams.u.pool_size: invalid type: string \"two\""),
         ("upstreams:\n  u:\n    host_key_policy: yes\n", "upstreams.u.host_key_policy: unknown variant `yes`, expected one of `accept-new`, `strict`, `off`"),
-        ("sim: {}\n", "test.yaml:1:1: unknown field `sim`"),
+        ("sim: {}\n", "test.yaml:1:1: unknown key `sim`"),
         ("upstreams:\n  u:\n    credentials: {access_key_id: A, secret_key: s}\n",
-         "test.yaml:3:37: upstreams.u.credentials: unknown field `secret_key`, expected one of `access_key_id`, `secret_access_key`, `session_token`"),
+         "test.yaml:3:37: upstreams.u.credentials: unknown key `secret_key` (known keys: access_key_id, secret_access_key, session_token)"),
         ("upstreams:\n  a: {user: x}\n  a: {user: y}\n", "duplicate key \"a\""),
         ("hosts:\n  w: {target: a}\n  w: {target: b}\n", "duplicate key \"w\""),
         ("routes: [\n", "test.yaml:"),
@@ -474,7 +474,7 @@ fn load_reads_files_and_names_them_in_errors() {
     let e = load(&bad).unwrap_err().to_string();
     assert!(
         e.starts_with(&format!(
-            "{}:2:5: listeners[0]: unknown field `socks`",
+            "{}:2:5: listeners[0]: unknown key `socks`; did you mean `socks5`?",
             bad.display()
         )),
         "{e}"

@@ -5,6 +5,8 @@
 //! client → {"v":1,"cmd":"status"}                       master → {"v":1,"type":"status",...}
 //! client → {"v":1,"cmd":"connect","upstream":"prod"}    master → {"v":1,"type":"progress",...}*
 //!                                                              {"v":1,"type":"done",...}
+//! client → {"v":1,"cmd":"route","destination":"10.0.0.5"}
+//!                                                       master → {"v":1,"type":"done",...}
 //! client → {"v":1,"cmd":"open","host":"10.0.0.5","port":22}
 //!                                                       master → {"v":1,"type":"stream"}
 //!          ...after which the same connection carries the raw bytes of the stream.
@@ -57,6 +59,11 @@ pub enum Request {
     Open {
         host: String,
         port: u16,
+    },
+    /// Where `destination` (`host[:port]`) would go under the running config, and which config
+    /// that is; answered with `done`.
+    Route {
+        destination: String,
     },
 }
 
@@ -312,6 +319,9 @@ mod tests {
             Request::Open {
                 host: "10.0.0.5".into(),
                 port: 22,
+            },
+            Request::Route {
+                destination: "db.prod.internal:5432".into(),
             },
         ]
     }

@@ -181,7 +181,8 @@ async fn serve_one(stream: UnixStream, me: u32, handler: Arc<dyn Handler>) {
         conn: LineConn::new(stream),
     };
     if peer != Some(me) {
-        tracing::warn!("control socket: refused a client with uid {peer:?}");
+        let who = peer.map_or_else(|| "unknown".to_owned(), |u| u.to_string());
+        tracing::warn!("control socket: refused a client with uid {who}");
         ex.send(&Response::error(
             ErrorKind::PermissionDenied,
             "permission denied: the master only takes commands from its own user",

@@ -167,7 +167,7 @@ fn serve_without_any_upstream_exits_with_the_first_failure() {
     assert_eq!(code(e), codes::NO_PERM);
     let bind = ServeError::Bind {
         what: "127.0.0.1:1080".into(),
-        source: io::Error::from(io::ErrorKind::AddrInUse),
+        error: io::Error::from(io::ErrorKind::AddrInUse),
     };
     assert_eq!(code(bind), codes::OS);
 }

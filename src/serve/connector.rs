@@ -6,7 +6,9 @@ use std::sync::{Arc, RwLock};
 
 use crate::route::{Action, HostRef, Router};
 use crate::socks::proto::{Destination, Host, Reply};
-use crate::socks::server::{direct_connect, ConnectError, ConnectFuture, Connected, Connector};
+use crate::socks::server::{
+    direct_connect, ConnectError, ConnectFuture, Connected, Connector, Via,
+};
 use crate::upstream::Upstreams;
 
 #[cfg(test)]
@@ -67,6 +69,20 @@ async fn resolve_here(name: &str, port: u16) -> Result<Vec<std::net::IpAddr>, Co
     }
 }
 
+/// The route and upstream of `decision`, for the connection's log line.
+fn via(decision: &crate::route::Decision) -> Via {
+    Via {
+        route: decision
+            .rule
+            .map_or_else(|| "default".to_owned(), |i| format!("routes[{i}]")),
+        upstream: match &decision.action {
+            Action::Upstream(name) => name.clone(),
+            Action::Direct => "direct".to_owned(),
+            Action::Reject => "reject".to_owned(),
+        },
+    }
+}
+
 fn reply_from_code(code: u8) -> Reply {
     Reply::from_code(code).unwrap_or(Reply::GeneralFailure)
 }
@@ -85,6 +101,7 @@ impl Connector for RoutingConnector {
                 decision = routing.router.decide_resolved(name, &decision, &addrs);
             }
             tracing::debug!(destination = %dest, "{}", decision.explanation);
+            let via = via(&decision);
             // Dial what was routed: a name that spells an address becomes that address.
             let dest = match decision.ip {
                 Some(ip) => Destination {
@@ -97,26 +114,30 @@ impl Connector for RoutingConnector {
                 Host::Ip(ip) => ip.to_string(),
                 Host::Domain(d) => d.clone(),
             };
-            match decision.action {
+            let result = match decision.action {
                 Action::Reject => Err(ConnectError::new(Reply::NotAllowed, decision.explanation)),
                 Action::Direct => direct_connect(dest).await,
                 Action::Upstream(name) => {
                     // Hold the registry lock only to find the pool, not while dialling.
                     let pool = self.upstreams.read().await.get(&name);
-                    let Some(pool) = pool else {
-                        return Err(ConnectError::new(
+                    match pool {
+                        None => Err(ConnectError::new(
                             Reply::HostUnreachable,
                             format!("upstream {name} is not configured"),
-                        ));
-                    };
-                    match pool.open_stream(&host_text, dest.port).await {
-                        Ok(s) => Ok(Connected::new(s)),
-                        Err(e) => Err(ConnectError::new(
-                            reply_from_code(e.socks_reply()),
-                            e.to_string(),
                         )),
+                        Some(pool) => match pool.open_stream(&host_text, dest.port).await {
+                            Ok(s) => Ok(Connected::new(s)),
+                            Err(e) => Err(ConnectError::new(
+                                reply_from_code(e.socks_reply()),
+                                e.to_string(),
+                            )),
+                        },
                     }
                 }
+            };
+            match result {
+                Ok(c) => Ok(c.with_via(via)),
+                Err(e) => Err(e.with_via(via)),
             }
         })
     }

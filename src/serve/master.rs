@@ -2,9 +2,12 @@
 //! stop and `open` (a stream through a pool, spliced onto the control connection).
 //!
 //! The master owns the running config, the upstream registry shared with the SOCKS connector,
-//! the SOCKS listeners' counters and its life phase. Reload re-reads the config through a
-//! caller-supplied loader and applies `config::diff`: pools that did not change, and the streams
-//! open through them, are left alone.
+//! the SOCKS listeners and its life phase. Reload re-reads the config through a caller-supplied
+//! loader and applies `config::diff` as a whole or not at all: what only a restart can apply,
+//! or a new listener that cannot be bound, refuses the reload before anything changes. Pools
+//! that did not change, and the streams open through them, are left alone; a `pool_size`
+//! change resizes the pool in place; kept listeners keep their connections and take new
+//! users and limits for the next handshake (see [`super::listeners`]).
 //!
 //! Stopping is a drain: the first `stop` (or signal) moves the phase from running to draining,
 //! which closes the SOCKS listeners and refuses new `open` streams while those in flight go on;
@@ -19,11 +22,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::connector::{Routing, RoutingConnector};
+use super::listeners::{self, Bound, BoundListener, Lifecycle, ListenerSet};
 use crate::config::{self, Change, Config};
 use crate::control::proto::{ErrorKind, MasterPhase, Request, Response, StatusReport};
 use crate::control::server::{Exchange, HandleFuture, Handler};
 use crate::route::{Action, HostRef};
-use crate::socks::server::{Server, StatsSnapshot};
 use crate::upstream::pool::PoolOptions;
 use crate::upstream::{PoolState, Upstreams};
 
@@ -40,16 +43,16 @@ pub struct Master {
     pub connector: Arc<RoutingConnector>,
     opts: PoolOptions,
     started: Instant,
-    listeners: Vec<String>,
-    /// Every SOCKS listener's server (counters, limits), registered by `serve` as it starts
-    /// them, in config order.
-    socks: Mutex<Vec<Server>>,
+    /// The SOCKS listeners, started by `serve` ([`Master::start_listeners`]).
+    listeners: Mutex<ListenerSet>,
     phase: watch::Sender<MasterPhase>,
     /// `open` streams (stdio through the master) in flight; the drain waits for them.
     relays: watch::Sender<usize>,
     loader: Loader,
     /// Serialises reloads, connects and disconnects against each other.
     admin: tokio::sync::Mutex<()>,
+    /// Which config this master runs (a file path, or ad-hoc flags), for `route`'s answer.
+    config_source: std::sync::OnceLock<String>,
 }
 
 /// Counts one `open` stream in the master's `relays` while it lives.
@@ -81,13 +84,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Master {
-    pub fn new(
-        cfg: Config,
-        ups: Upstreams,
-        opts: PoolOptions,
-        listeners: Vec<String>,
-        loader: Loader,
-    ) -> Self {
+    pub fn new(cfg: Config, ups: Upstreams, opts: PoolOptions, loader: Loader) -> Self {
         let upstreams = Arc::new(tokio::sync::RwLock::new(ups));
         let connector = Arc::new(RoutingConnector::new(
             Routing {
@@ -102,12 +99,37 @@ impl Master {
             connector,
             opts,
             started: Instant::now(),
-            listeners,
-            socks: Mutex::new(Vec::new()),
+            listeners: Mutex::new(ListenerSet::default()),
             phase: watch::channel(MasterPhase::Running).0,
             relays: watch::channel(0).0,
             loader,
             admin: tokio::sync::Mutex::new(()),
+            config_source: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Names the config this master runs (set once, at start), for `route`'s answer.
+    pub fn set_config_source(&self, source: String) {
+        let _ = self.config_source.set(source);
+    }
+
+    /// `route` asked of the master: the decision under the running config, and which it is.
+    async fn route(&self, destination: &str) -> Response {
+        let cfg = self.config();
+        match super::route_query::explain(&cfg, destination).await {
+            Ok(line) => Response::Done {
+                lines: vec![
+                    line,
+                    format!(
+                        "judged by the running master (pid {}) with {}",
+                        std::process::id(),
+                        self.config_source
+                            .get()
+                            .map_or("its config", String::as_str)
+                    ),
+                ],
+            },
+            Err(e) => Response::error(ErrorKind::BadRequest, e.to_string()),
         }
     }
 
@@ -143,9 +165,17 @@ impl Master {
         now
     }
 
-    /// Registers a SOCKS listener's server for `status` and `reload` (call in config order).
-    pub fn add_socks_server(&self, server: Server) {
-        lock(&self.socks).push(server);
+    /// What the SOCKS listeners share with the master.
+    fn lifecycle(&self) -> Lifecycle {
+        Lifecycle {
+            connector: self.connector.clone(),
+            phase: self.phase.subscribe(),
+        }
+    }
+
+    /// Serves the bound listeners until the master stops (see [`Master::drain`]).
+    pub fn start_listeners(&self, bound: Bound) {
+        lock(&self.listeners).start(bound, &self.lifecycle());
     }
 
     /// The grace period for streams in flight when stopping.
@@ -153,10 +183,11 @@ impl Master {
         lock(&self.cfg).drain_timeout
     }
 
-    /// Waits for `servers` (the SOCKS listeners, which end once their connections have) and
-    /// the `open` streams to finish, at most the grace period or until a second stop; then
-    /// moves to closing, which aborts the rest, and waits (bounded) for that to unwind.
-    pub async fn drain(&self, servers: Vec<tokio::task::JoinHandle<()>>) {
+    /// Waits for the SOCKS listeners (which end once their connections have) and the `open`
+    /// streams to finish, at most the grace period or until a second stop; then moves to
+    /// closing, which aborts the rest, and waits (bounded) for that to unwind.
+    pub async fn drain(&self) {
+        let servers = lock(&self.listeners).take_tasks();
         let grace = self.drain_timeout();
         let mut relays = self.relays.subscribe();
         let done = async move {
@@ -189,14 +220,14 @@ impl Master {
 
     pub async fn status(&self) -> StatusReport {
         let upstreams = self.upstreams.read().await.snapshot();
-        let mut socks = StatsSnapshot::default();
-        for s in lock(&self.socks).iter() {
-            socks.add(&s.stats().snapshot());
-        }
+        let (listeners, socks) = {
+            let set = lock(&self.listeners);
+            (set.addresses(), set.stats())
+        };
         StatusReport {
             pid: std::process::id(),
             uptime_secs: self.started.elapsed().as_secs(),
-            listeners: self.listeners.clone(),
+            listeners,
             phase: *self.phase.borrow(),
             socks,
             upstreams,
@@ -214,7 +245,7 @@ impl Master {
         };
         if pool.snapshot().state == PoolState::Stopped {
             // A disconnected pool cannot restart; build a fresh one from the same settings.
-            let cfg = pool.config().clone();
+            let cfg = pool.config();
             let mut ups = self.upstreams.write().await;
             // The old pool is already stopped; dropping it is all that is left to do.
             ups.replace(cfg, &self.opts);
@@ -279,66 +310,91 @@ impl Master {
         }
     }
 
-    /// Re-reads the config and applies what changed.
+    /// Re-reads the config and applies what changed, all of it or, when something cannot be
+    /// applied, none of it (the error names what and why).
     pub async fn reload(&self) -> Result<Vec<String>, String> {
         let _admin = self.admin.lock().await;
-        let new = (self.loader)()
-            .map_err(|e| format!("reload refused, keeping the running config: {e:#}"))?;
+        if *self.phase.borrow() != MasterPhase::Running {
+            return Err(refused("the master is stopping"));
+        }
+        let new = (self.loader)().map_err(|e| refused(&crate::exit::render(&e)))?;
         let old = self.config();
         let changes = config::diff(&old, &new);
-        let mut lines = Vec::new();
-        let mut routing = false;
-        for change in &changes {
-            match change {
-                // Old pools are shut down after the registry lock is released.
-                Change::UpstreamRemoved(name) => {
-                    let old = self.upstreams.write().await.take(name);
-                    if let Some(p) = old {
-                        p.shutdown().await;
-                    }
-                }
-                Change::UpstreamAdded(name) | Change::UpstreamChanged(name) => {
-                    if let Some(up) = new.upstream(name) {
-                        let replaced = self.upstreams.write().await.replace(up.clone(), &self.opts);
-                        if let Some(p) = replaced {
-                            p.shutdown().await;
-                        }
-                    }
-                }
-                Change::RoutesChanged | Change::DefaultChanged => routing = true,
-                Change::LogLevelChanged => {
-                    lines.push(crate::logging::apply_config_line(new.log_level.as_deref()));
-                    continue;
-                }
-                Change::ListenerLimitsChanged { index, new, .. } => {
-                    if let Some(server) = lock(&self.socks).get(*index) {
-                        server.set_limits(*new);
-                    }
-                }
-                Change::ListenersChanged => {
-                    lines.push("listeners changed; restart the master to apply them".into());
-                    continue;
-                }
-                _ => {}
-            }
-            lines.push(change.to_string());
+        let blocked: Vec<String> = changes
+            .iter()
+            .filter(|c| matches!(c, Change::RestartRequired(_)))
+            .map(ToString::to_string)
+            .collect();
+        if !blocked.is_empty() {
+            return Err(refused(&format!(
+                "{}; restart the master (`session-proxy stop`, then `session-proxy serve`) to apply it",
+                blocked.join("; ")
+            )));
         }
-        if routing {
+        let matched = config::match_listeners(&old.listeners, &new.listeners);
+        let fresh = bind_unmatched(&new.listeners, &matched)
+            .await
+            .map_err(|e| refused(&bind_failure(e)))?;
+        // Nothing below can fail: from here on the whole new config goes into force.
+        let listening: Vec<String> = fresh
+            .iter()
+            .map(|b| format!("listening on {}", b.address()))
+            .collect();
+        lock(&self.listeners).reload(&new.listeners, &matched, fresh, &self.lifecycle());
+        let mut lines = Vec::new();
+        for change in &changes {
+            lines.push(self.apply(change, &new).await);
+        }
+        lines.extend(listening);
+        if changes
+            .iter()
+            .any(|c| matches!(c, Change::RoutesChanged | Change::DefaultChanged))
+        {
             self.connector.set_routing(Routing {
                 router: new.routes.clone(),
                 default: new.default.clone(),
             });
         }
-        if let Ok(mut c) = self.cfg.lock() {
-            *c = new;
-        }
+        *lock(&self.cfg) = new;
         if lines.is_empty() {
             lines.push("no changes".into());
         }
-        for l in &lines {
-            tracing::info!("reload: {l}");
-        }
+        tracing::info!("reload: {}", lines.join("; "));
         Ok(lines)
+    }
+
+    /// Applies one upstream or log-level change (listeners and routing are applied as a whole
+    /// by `reload`) and returns the line that reports it.
+    async fn apply(&self, change: &Change, new: &Config) -> String {
+        match change {
+            // Old pools are shut down after the registry lock is released.
+            Change::UpstreamRemoved(name) => {
+                let old = self.upstreams.write().await.take(name);
+                if let Some(p) = old {
+                    p.shutdown().await;
+                }
+            }
+            Change::UpstreamResized {
+                name, new: size, ..
+            } => {
+                if let Some(pool) = self.upstreams.read().await.get(name) {
+                    pool.resize(*size);
+                }
+            }
+            Change::UpstreamAdded(name) | Change::UpstreamChanged(name) => {
+                if let Some(up) = new.upstream(name) {
+                    let replaced = self.upstreams.write().await.replace(up.clone(), &self.opts);
+                    if let Some(p) = replaced {
+                        p.shutdown().await;
+                    }
+                }
+            }
+            Change::LogLevelChanged => {
+                return crate::logging::apply_config_line(new.log_level.as_deref())
+            }
+            _ => {}
+        }
+        change.to_string()
     }
 
     /// The upstream `host` goes to: a route naming an upstream, or an upstream's own name
@@ -455,16 +511,29 @@ impl Handler for Master {
         Box::pin(async move {
             let resp = match req {
                 Request::Status => Response::Status(self.status().await),
-                Request::Connect { upstream } => self.connect(&upstream, &mut ex).await,
-                Request::Disconnect { upstream } => self.disconnect(&upstream).await,
+                Request::Connect { upstream } => {
+                    let r = self.connect(&upstream, &mut ex).await;
+                    log_admin("connect", &upstream, &r);
+                    r
+                }
+                Request::Disconnect { upstream } => {
+                    let r = self.disconnect(&upstream).await;
+                    log_admin("disconnect", &upstream, &r);
+                    r
+                }
                 Request::Reload => match self.reload().await {
                     Ok(lines) => Response::Done { lines },
-                    Err(e) => Response::error(ErrorKind::Failed, e),
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        Response::error(ErrorKind::Failed, e)
+                    }
                 },
+                Request::Route { destination } => self.route(&destination).await,
                 Request::Stop => {
                     // Answer first: moving to closing aborts the control connections.
                     let next = after_stop(*self.phase.borrow());
                     let lines = vec![self.stop_message(next)];
+                    tracing::info!("stop: {}", lines.join("; "));
                     ex.send(&Response::Done { lines }).await;
                     self.request_stop();
                     return;
@@ -476,6 +545,15 @@ impl Handler for Master {
     }
 }
 
+/// One log line for a `connect` or `disconnect` the master answered: what it did, or why not.
+fn log_admin(what: &str, upstream: &str, resp: &Response) {
+    match resp {
+        Response::Done { lines } => tracing::info!("{what} {upstream}: {}", lines.join("; ")),
+        Response::Error { message, .. } => tracing::warn!("{what} {upstream} failed: {message}"),
+        _ => {}
+    }
+}
+
 /// Where the master sends a `stdio` stream.
 enum StdioRoute {
     /// Through upstream `.0` to destination `.1`.
@@ -484,4 +562,33 @@ enum StdioRoute {
     Rejected(String),
     /// No rule names an upstream: `stdio` goes direct.
     NotRouted,
+}
+
+/// A refused reload's message.
+fn refused(why: &str) -> String {
+    format!("reload refused, keeping the running config as it is: {why}")
+}
+
+/// Why a new listener could not be bound, with the fix that applies to a reload.
+fn bind_failure(e: super::ServeError) -> String {
+    match e {
+        super::ServeError::Bind { what, error } => {
+            format!("cannot listen on {what}: {error}; free it or change listeners: in the config")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Binds, in order, the listeners of `new` that keep no running one (`matched[i]` is `None`).
+async fn bind_unmatched(
+    new: &[config::Listener],
+    matched: &[Option<usize>],
+) -> Result<Vec<BoundListener>, super::ServeError> {
+    let mut fresh = Vec::new();
+    for (l, m) in new.iter().zip(matched) {
+        if m.is_none() {
+            fresh.push(listeners::bind_one(l).await?);
+        }
+    }
+    Ok(fresh)
 }

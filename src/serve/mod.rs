@@ -3,32 +3,29 @@
 //! closes every pool (TerminateSession on every SSM session).
 
 pub mod connector;
+pub mod listeners;
 pub mod master;
+pub mod route_query;
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, UnixListener};
-
-use crate::config::{Config, Listener};
+use crate::config::Config;
 use crate::control::server::ControlListener;
-use crate::socks::server::{self as socks, Server, ServerConfig};
 use crate::upstream::pool::PoolOptions;
 use crate::upstream::{UpstreamError, Upstreams};
+pub use listeners::Bound;
 use master::Master;
 
 /// Why `serve` could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The OS error is part of the message and deliberately not a `source`, so that no
+    /// rendering of the error chain prints it twice.
     #[error(
-        "cannot listen on {what}: {source}; is another proxy using it? pick another with --listen"
+        "cannot listen on {what}: {error}; is another proxy using it? pick another with --listen"
     )]
-    Bind {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    Bind { what: String, error: std::io::Error },
     /// The pools could not be built (a config the upstream layer refuses).
     #[error(transparent)]
     Upstreams(#[from] UpstreamError),
@@ -50,84 +47,9 @@ pub enum ServeError {
     },
 }
 
-fn server_config(l: &Listener) -> ServerConfig {
-    ServerConfig {
-        users: l
-            .users()
-            .iter()
-            .map(|u| (u.username.clone(), u.password.clone()))
-            .collect(),
-        limits: l.limits(),
-        ..ServerConfig::default()
-    }
-}
-
-/// Bound listeners, ready to serve (bind before announcing readiness), in config order so
-/// `reload` can find each one's server by its index.
-pub struct Bound {
-    listeners: Vec<(socks::Listener, ServerConfig)>,
-    pub addresses: Vec<String>,
-}
-
-/// Binds every listener of `cfg`. Unix sockets get mode 0600 before they accept.
+/// Binds every listener of `cfg`, in config order.
 pub async fn bind(cfg: &Config) -> Result<Bound, ServeError> {
-    let mut b = Bound {
-        listeners: Vec::new(),
-        addresses: Vec::new(),
-    };
-    for l in &cfg.listeners {
-        match l {
-            Listener::Tcp { addr, .. } => {
-                let t = TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| ServeError::Bind {
-                        what: addr.to_string(),
-                        source,
-                    })?;
-                let local = t
-                    .local_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_else(|_| addr.to_string());
-                b.addresses.push(format!("socks5://{local}"));
-                b.listeners.push((t.into(), server_config(l)));
-            }
-            Listener::Unix { path, .. } => {
-                let u = bind_unix(path).map_err(|source| ServeError::Bind {
-                    what: path.display().to_string(),
-                    source,
-                })?;
-                b.addresses.push(format!("unix:{}", path.display()));
-                b.listeners.push((u.into(), server_config(l)));
-            }
-        }
-    }
-    Ok(b)
-}
-
-fn bind_unix(path: &Path) -> std::io::Result<UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
-    if path.exists() {
-        // A socket nobody answers on is stale; a live one belongs to someone else.
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                "a server is already listening there",
-            ));
-        }
-        std::fs::remove_file(path)?;
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    // The umask makes the socket owner-only from the moment it exists.
-    // SAFETY: umask only swaps the process's file-mode mask; no memory is involved.
-    let old = unsafe { libc::umask(0o177) };
-    let l = UnixListener::bind(path);
-    // SAFETY: as above, restoring the previous mask.
-    unsafe { libc::umask(old) };
-    let l = l?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(l)
+    listeners::bind(&cfg.listeners).await
 }
 
 /// Builds and starts the pools, waiting (bounded) until each eager upstream has a connection.
@@ -176,15 +98,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     use futures_util::StreamExt;
-    let mut servers = Vec::new();
-    for (l, sc) in bound.listeners {
-        let server = Server::new(sc, master.connector.clone());
-        master.add_socks_server(server.clone());
-        let (stop, abort) = (master.stopped(), master.closing());
-        servers.push(tokio::spawn(async move {
-            server.serve_until(l, stop, abort).await;
-        }));
-    }
+    master.start_listeners(bound);
     let control_loop = async {
         if let Some(c) = control {
             let handler: Arc<dyn crate::control::server::Handler> = master.clone();
@@ -208,8 +122,31 @@ pub async fn serve(
             () = master.stopped() => {}
             () = reloads => {}
         }
-        master.drain(servers).await;
+        master.drain().await;
     };
     tokio::join!(control_loop, lifecycle);
     master.upstreams.read().await.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 12 point 16: every rendering of a busy-port error names the OS error once.
+    #[test]
+    fn the_address_in_use_message_names_the_os_error_once() {
+        let e = anyhow::Error::from(ServeError::Bind {
+            what: "127.0.0.1:1080".into(),
+            error: std::io::Error::from_raw_os_error(libc::EADDRINUSE),
+        });
+        let os = std::io::Error::from_raw_os_error(libc::EADDRINUSE).to_string();
+        for text in [
+            e.to_string(),
+            format!("{e:#}"),
+            format!("{e:?}"),
+            crate::exit::render(&e),
+        ] {
+            assert_eq!(text.matches(&os).count(), 1, "{text}");
+        }
+    }
 }

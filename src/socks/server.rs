@@ -30,7 +30,7 @@ use super::proto::{
     encode_reply, AuthPolicy, Credentials, Destination, Handshake, Host, ProtoError, Reply, Step,
 };
 use crate::redact::Redacted;
-use crate::relay::relay_with;
+use crate::relay::{relay_with, RelayCounters};
 pub use accept::Listener;
 use limit::Slots;
 pub use limit::{Limits, DEFAULT_MAX_CONNECTIONS};
@@ -38,6 +38,7 @@ use stats::ActiveGuard;
 pub use stats::{ServerStats, StatsSnapshot};
 
 mod accept;
+mod conn_log;
 mod limit;
 mod stats;
 
@@ -47,11 +48,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + ?Sized> AsyncStream for T {}
 
 pub type BoxedStream = Box<dyn AsyncStream>;
 
+/// How a connector routed a destination, for the connection's log line: the rule that decided
+/// (`routes[2]`, `default`) and where it sent the stream (an upstream's name, `direct`,
+/// `reject`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    pub route: String,
+    pub upstream: String,
+}
+
 /// What a successful [`Connector::connect`] yields. `bound` is reported to the client as
 /// BND.ADDR when known (a direct TCP dial knows its local address; an SSH channel does not).
 pub struct Connected {
     pub stream: BoxedStream,
     pub bound: Option<SocketAddr>,
+    pub via: Option<Via>,
 }
 
 impl Connected {
@@ -59,11 +70,17 @@ impl Connected {
         Self {
             stream: Box::new(stream),
             bound: None,
+            via: None,
         }
     }
 
     pub fn with_bound(mut self, bound: SocketAddr) -> Self {
         self.bound = Some(bound);
+        self
+    }
+
+    pub fn with_via(mut self, via: Via) -> Self {
+        self.via = Some(via);
         self
     }
 }
@@ -72,6 +89,7 @@ impl fmt::Debug for Connected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connected")
             .field("bound", &self.bound)
+            .field("via", &self.via)
             .finish_non_exhaustive()
     }
 }
@@ -82,6 +100,8 @@ impl fmt::Debug for Connected {
 pub struct ConnectError {
     pub reply: Reply,
     pub message: String,
+    /// How the destination was routed, when it got that far (for the log line).
+    pub via: Option<Via>,
 }
 
 impl ConnectError {
@@ -89,7 +109,13 @@ impl ConnectError {
         Self {
             reply,
             message: message.into(),
+            via: None,
         }
+    }
+
+    pub fn with_via(mut self, via: Via) -> Self {
+        self.via = Some(via);
+        self
     }
 
     /// Maps an I/O error (see [`reply_for_io_error`]), prefixing `context` to the message.
@@ -214,8 +240,14 @@ pub struct Server {
     inner: Arc<Inner>,
 }
 
+/// RFC 1929 users; empty means no authentication.
+type Users = Arc<Vec<(String, Redacted<String>)>>;
+
 struct Inner {
     cfg: ServerConfig,
+    /// The users in force, swapped whole by [`Server::set_users`]; each handshake reads them
+    /// once, when it starts (`cfg.users` is only the initial value).
+    users: std::sync::RwLock<Users>,
     connector: Arc<dyn Connector>,
     stats: Arc<ServerStats>,
     slots: Arc<Slots>,
@@ -231,8 +263,10 @@ impl Server {
     pub fn new(cfg: ServerConfig, connector: Arc<dyn Connector>) -> Self {
         let slots = Slots::new(cfg.limits);
         let stats = Arc::new(ServerStats::default());
+        let users = std::sync::RwLock::new(Arc::new(cfg.users.clone()));
         Self {
             inner: Arc::new(Inner {
+                users,
                 cfg,
                 connector,
                 stats,
@@ -250,6 +284,22 @@ impl Server {
 
     pub fn limits(&self) -> Limits {
         self.inner.slots.limits()
+    }
+
+    /// Replaces the RFC 1929 users (`reload`): every handshake that starts from now on checks
+    /// the new ones (an empty list turns authentication off); clients already past their
+    /// handshake stay connected.
+    pub fn set_users(&self, users: Vec<(String, Redacted<String>)>) {
+        let mut u = self.inner.users.write().unwrap_or_else(|p| p.into_inner());
+        *u = Arc::new(users);
+    }
+
+    fn users(&self) -> Users {
+        self.inner
+            .users
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn stats(&self) -> Arc<ServerStats> {
@@ -286,59 +336,80 @@ impl Server {
 
     /// Runs one client connection to completion (handshake, connect, relay). Public so callers
     /// with their own accept loop (or tests) can reuse it; it does not take a slot under the cap.
-    pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send>(&self, mut client: S) {
+    pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send>(&self, client: S) {
+        self.serve_client(client, "-").await;
+    }
+
+    /// [`Server::serve_connection`] for a client known as `peer` in the log. Logs one line when
+    /// the connection closes (or is refused): client, destination, route, upstream, result,
+    /// bytes each way and duration.
+    pub(super) async fn serve_client<S: AsyncRead + AsyncWrite + Unpin + Send>(
+        &self,
+        mut client: S,
+        peer: &str,
+    ) {
+        let started = tokio::time::Instant::now();
         let inner = &*self.inner;
         let _active = ActiveGuard::new(&inner.stats);
-        let Some((dest, leftover)) = self.bounded_handshake(&mut client).await else {
+        let Some((dest, leftover)) = self.bounded_handshake(&mut client, peer).await else {
             return;
         };
-        let connect = inner.connector.connect(dest.clone());
-        let result = match tokio::time::timeout(inner.cfg.connect_timeout, connect).await {
-            Ok(result) => result,
-            Err(_) => Err(ConnectError::new(
-                Reply::TtlExpired,
-                format!("connect timed out after {:?}", inner.cfg.connect_timeout),
-            )),
-        };
-        let upstream = match result {
+        let upstream = match self.connect(&dest).await {
             Ok(upstream) => upstream,
             Err(e) => {
-                tracing::debug!(%dest, reply = %e.reply, error = %e.message, "socks: connect refused");
+                conn_log::refused(peer, &dest, &e, started.elapsed());
                 inner.stats.record_reply(e.reply);
                 let _ = write_flush(&mut client, &encode_reply(e.reply, None)).await;
                 return;
             }
         };
         inner.stats.record_reply(Reply::Succeeded);
+        let line = conn_log::Closed::new(peer, &dest, upstream.via.as_ref());
         if let Err(e) =
             write_flush(&mut client, &encode_reply(Reply::Succeeded, upstream.bound)).await
         {
-            tracing::debug!(%dest, error = %e, "socks: writing the reply failed");
+            line.log(&Err(e), &RelayCounters::default(), started.elapsed());
             return;
         }
         tracing::debug!(%dest, early_bytes = leftover.len(), "socks: connected");
 
         let idle = inner.slots.idle_timeout();
+        let own = RelayCounters::default();
+        let counters = [&inner.stats.bytes, &own];
         let result = if leftover.is_empty() {
-            relay_with(client, upstream.stream, idle, &inner.stats.bytes).await
+            relay_with(client, upstream.stream, idle, &counters).await
         } else {
             // Bytes the client sent before our reply go upstream first, through the relay so
             // they are counted and their write errors handled like any other.
             let (read, write) = tokio::io::split(client);
             let client = tokio::io::join(io::Cursor::new(leftover).chain(read), write);
-            relay_with(client, upstream.stream, idle, &inner.stats.bytes).await
+            relay_with(client, upstream.stream, idle, &counters).await
         };
-        match result {
-            Ok((up, down)) => tracing::debug!(%dest, up, down, "socks: relay finished"),
-            Err(e) => tracing::debug!(%dest, error = %e, "socks: relay ended with error"),
+        line.log(&result.map(|_| ()), &own, started.elapsed());
+    }
+
+    /// Asks the connector for `dest`'s stream, within the connect timeout.
+    async fn connect(&self, dest: &Destination) -> Result<Connected, ConnectError> {
+        let inner = &*self.inner;
+        let connect = inner.connector.connect(dest.clone());
+        match tokio::time::timeout(inner.cfg.connect_timeout, connect).await {
+            Ok(result) => result,
+            Err(_) => Err(ConnectError::new(
+                Reply::TtlExpired,
+                format!("connect timed out after {:?}", inner.cfg.connect_timeout),
+            )),
         }
     }
 
     /// Answers a client over the cap: its handshake first (bounded like any other, so the
     /// client reads a proper reply rather than a reset), then REP 0x01 and close.
-    pub(super) async fn refuse<S: AsyncRead + AsyncWrite + Unpin + Send>(&self, mut client: S) {
-        if let Some((dest, _)) = self.bounded_handshake(&mut client).await {
-            tracing::debug!(%dest, "socks: over the connection cap; refused");
+    pub(super) async fn refuse<S: AsyncRead + AsyncWrite + Unpin + Send>(
+        &self,
+        mut client: S,
+        peer: &str,
+    ) {
+        if let Some((dest, _)) = self.bounded_handshake(&mut client, peer).await {
+            conn_log::over_cap(peer, &dest, self.limits().max_connections.get());
             self.inner.stats.record_reply(Reply::GeneralFailure);
             let _ = write_flush(&mut client, &encode_reply(Reply::GeneralFailure, None)).await;
         }
@@ -349,16 +420,23 @@ impl Server {
     async fn bounded_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         client: &mut S,
+        peer: &str,
     ) -> Option<(Destination, Vec<u8>)> {
         let inner = &*self.inner;
-        let policy = if inner.cfg.users.is_empty() {
+        let users = self.users();
+        let policy = if users.is_empty() {
             AuthPolicy::NoAuth
         } else {
             AuthPolicy::UserPass
         };
-        let handshake = handshake(client, policy, &inner.cfg.users, &inner.stats);
+        let handshake = handshake(client, policy, &users, &inner.stats);
         let failure = match tokio::time::timeout(inner.cfg.handshake_timeout, handshake).await {
             Ok(Ok(done)) => return Some(done),
+            Ok(Err(HandshakeError::AuthRejected { user })) => {
+                // A reject worth a line at the default level: someone holds a wrong password.
+                tracing::info!(client = %peer, user = %crate::printable::Printable(&user), "socks: refused: wrong username or password");
+                format!("authentication failed for user {user:?}")
+            }
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("timed out after {:?}", inner.cfg.handshake_timeout),
         };
@@ -366,7 +444,7 @@ impl Server {
             .stats
             .handshake_failures
             .fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(error = %failure, "socks: handshake failed");
+        tracing::debug!(client = %peer, error = %failure, "socks: handshake failed");
         None
     }
 }
@@ -486,6 +564,8 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+#[cfg(test)]
+mod conn_log_tests;
 #[cfg(test)]
 mod limit_tests;
 #[cfg(test)]

@@ -161,8 +161,9 @@ impl client::Handler for ClientHandler {
         let (text, result) = match reason {
             DisconnectReason::ReceivedDisconnect(info) => (
                 format!(
-                    "bastion disconnected ({:?}): {}",
-                    info.reason_code, info.message
+                    "bastion disconnected ({}): {}",
+                    disconnect_reason(info.reason_code),
+                    info.message
                 ),
                 Ok(()),
             ),
@@ -435,6 +436,28 @@ pub async fn connect_via_ssm(
             let _ = tokio::time::timeout(Duration::from_secs(5), session.finish()).await;
             Err(e)
         }
+    }
+}
+
+/// The RFC 4253 §11.1 reason of an SSH disconnect, in words (not the enum's `Debug` name).
+fn disconnect_reason(reason: russh::Disconnect) -> &'static str {
+    use russh::Disconnect as D;
+    match reason {
+        D::HostNotAllowedToConnect => "host not allowed to connect",
+        D::ProtocolError => "protocol error",
+        D::KeyExchangeFailed => "key exchange failed",
+        D::Reserved => "reserved reason",
+        D::MACError => "MAC error",
+        D::CompressionError => "compression error",
+        D::ServiceNotAvailable => "service not available",
+        D::ProtocolVersionNotSupported => "protocol version not supported",
+        D::HostKeyNotVerifiable => "host key not verifiable",
+        D::ConnectionLost => "connection lost",
+        D::ByApplication => "closed by the application",
+        D::TooManyConnections => "too many connections",
+        D::AuthCancelledByUser => "authentication cancelled",
+        D::NoMoreAuthMethodsAvailable => "no more authentication methods",
+        D::IllegalUserName => "illegal user name",
     }
 }
 

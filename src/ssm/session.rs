@@ -176,17 +176,22 @@ impl Session {
             status: status_tx,
             shutdown: Box::pin(std::future::pending()),
         };
-        let task = tokio::spawn(async move {
-            let (end, ws) = driver::run(parts, control).await;
-            if let Some(mut ws) = ws {
-                let _ = tokio::time::timeout(
-                    Duration::from_millis(500),
-                    futures_util::SinkExt::close(&mut ws),
-                )
-                .await;
-            }
-            end
-        });
+        // The driver's lines (resumes above all) name their session, which `status` shows.
+        let span = tracing::info_span!("ssm", session = %ticket.session_id);
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let (end, ws) = driver::run(parts, control).await;
+                if let Some(mut ws) = ws {
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(500),
+                        futures_util::SinkExt::close(&mut ws),
+                    )
+                    .await;
+                }
+                end
+            },
+            span,
+        ));
         Ok(Self {
             session_id: ticket.session_id,
             api,

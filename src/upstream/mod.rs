@@ -246,7 +246,7 @@ mod tests {
         let pool = Pool::new(up("prod"), opts());
         let s = pool.snapshot();
         assert_eq!((s.connections_total, s.state), (3, PoolState::Idle));
-        assert_eq!(pool.config(), &up("prod"));
+        assert_eq!(pool.config(), up("prod"));
     }
 
     #[tokio::test]

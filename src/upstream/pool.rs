@@ -5,8 +5,10 @@
 //! Each slot has a background task that connects, waits for the connection to die, and
 //! reconnects; the decisions (which instance, how long to wait, which connection gets a new
 //! stream) come from [`super::state`]. Streams are `direct-tcpip` channels wrapped so that the
-//! pool counts open streams and bytes per connection for `status`.
+//! pool counts open streams and bytes per connection for `status`. `reload` resizes a pool in
+//! place ([`resize`]), so a `pool_size` change never cuts a stream.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,6 +27,8 @@ use crate::ssh::{self, Bastion, KnownHosts, SshError, SshSettings};
 use crate::ssm::api::{AwsSettings, SsmApi};
 use crate::ssm::session::{Session, SessionOptions};
 use crate::ssm::target;
+
+mod resize;
 
 /// Pool settings that are not part of the user's `upstreams:` entry; the same for every pool.
 #[derive(Debug, Clone)]
@@ -97,6 +101,9 @@ pub enum ConnectError {
 
 struct SlotEntry {
     slot: Slot,
+    /// The slot's task ended because the pool shrank below it; the entry waits to be trimmed
+    /// (or reused when the pool grows again).
+    retired: bool,
     conn: Option<Arc<Conn>>,
     /// Resolved instance id of the current or last attempt.
     instance: Option<String>,
@@ -111,6 +118,9 @@ struct Inner {
     aws: AwsSettings,
     api: OnceCell<Arc<SsmApi>>,
     slots: Mutex<Vec<SlotEntry>>,
+    /// The configured number of slots (`pool_size`, changed by [`Pool::resize`]); slots at or
+    /// past it are surplus and drain. Changed only while holding `slots`.
+    size: watch::Sender<NonZeroUsize>,
     /// Bumped on every slot change; `wait_ready` waits on it.
     changed: watch::Sender<u64>,
     stop: watch::Sender<bool>,
@@ -152,16 +162,12 @@ impl Pool {
     /// `cfg` was validated by `config` (targets non-empty, a way to log in), so this cannot fail.
     pub fn new(cfg: Upstream, opts: PoolOptions) -> Self {
         let slots = (0..cfg.pool_size.get())
-            .map(|i| SlotEntry {
-                slot: Slot::new(i, cfg.targets.len()),
-                conn: None,
-                instance: None,
-                failure: None,
-            })
+            .map(|i| SlotEntry::new(i, cfg.targets.len()))
             .collect();
         let ssh = opts.ssh_settings(&cfg);
         let aws = opts.aws_settings(&cfg);
         let inner = Inner {
+            size: watch::channel(cfg.pool_size).0,
             cfg,
             opts,
             ssh,
@@ -179,8 +185,12 @@ impl Pool {
         }
     }
 
-    pub fn config(&self) -> &Upstream {
-        &self.inner.cfg
+    /// The upstream's settings, with the `pool_size` in force (see [`Pool::resize`]).
+    pub fn config(&self) -> Upstream {
+        Upstream {
+            pool_size: self.inner.size(),
+            ..self.inner.cfg.clone()
+        }
     }
 
     /// Starts the slot tasks (idempotent). Must run inside a tokio runtime.
@@ -189,7 +199,7 @@ impl Pool {
         if tasks.is_some() || *self.inner.stop.borrow() {
             return;
         }
-        let handles = (0..self.inner.cfg.pool_size.get())
+        let handles = (0..self.inner.size().get())
             .map(|i| tokio::spawn(run_slot(self.inner.clone(), i)))
             .collect();
         *tasks = Some(handles);
@@ -236,7 +246,7 @@ impl Pool {
         port: u16,
     ) -> Result<UpstreamStream, UpstreamError> {
         self.start();
-        let attempts = self.inner.cfg.pool_size.get() + 1;
+        let attempts = self.inner.size().get() + 1;
         let mut cause = None;
         for _ in 0..attempts {
             let Some(lease) = self.inner.reserve() else {
@@ -287,7 +297,7 @@ impl Pool {
         let connections: Vec<ConnStatus> = slots
             .iter()
             .enumerate()
-            .map(|(i, e)| conn_status(i, e, &clock))
+            .map(|(i, e)| conn_status(i, e, &clock, inner.size().get()))
             .collect();
         let live: Vec<&ConnStatus> = connections.iter().filter(|c| c.phase == "up").collect();
         let mut instances: Vec<String> = slots
@@ -301,7 +311,7 @@ impl Pool {
         let last = state::last_failure(&copies);
         PoolStatus {
             name: inner.cfg.name.clone(),
-            state: state::pool_state(&copies),
+            state: state::pool_state(copies.get(..inner.size().get()).unwrap_or(&copies)),
             instances,
             connections_up: copies.iter().filter(|s| s.is_up()).count(),
             connections_total: copies.len(),
@@ -311,7 +321,8 @@ impl Pool {
             streams_total: totals.streams_total.load(Ordering::Relaxed),
             bytes_in: totals.bytes_in.load(Ordering::Relaxed),
             bytes_out: totals.bytes_out.load(Ordering::Relaxed),
-            reconnects: copies.iter().map(Slot::reconnects).sum(),
+            reconnects: totals.ended_reconnects.load(Ordering::Relaxed)
+                + copies.iter().map(Slot::reconnects).sum::<u64>(),
             resumes: totals.ended_resumes.load(Ordering::Relaxed)
                 + connections.iter().map(|c| c.resumes).sum::<u64>(),
             retransmits: totals.ended_retransmits.load(Ordering::Relaxed)
@@ -334,10 +345,15 @@ impl Pool {
                 abort.abort();
             }
         }
-        for e in lock(&self.inner.slots).iter_mut() {
+        let mut slots = lock(&self.inner.slots);
+        let before = copies_of(&slots);
+        for e in slots.iter_mut() {
             e.slot.on_stopped();
             e.conn = None;
         }
+        let after = copies_of(&slots);
+        drop(slots);
+        super::status::log_state_change(&self.inner.cfg.name, &before, &after);
         self.inner.bump();
     }
 }
@@ -345,10 +361,6 @@ impl Pool {
 impl Inner {
     fn bump(&self) {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    fn slot_copies(&self) -> Vec<Slot> {
-        lock(&self.slots).iter().map(|e| e.slot.clone()).collect()
     }
 
     fn last_error_locked(&self, slots: &[SlotEntry]) -> Option<String> {
@@ -384,9 +396,12 @@ impl Inner {
     /// each other's load.
     fn reserve(&self) -> Option<Lease> {
         let slots = lock(&self.slots);
+        let size = self.size().get();
         let views: Vec<ConnView> = slots
             .iter()
-            .map(|e| match &e.conn {
+            .enumerate()
+            // A surplus slot (the pool shrank) takes no new streams while it drains.
+            .map(|(i, e)| match e.conn.as_ref().filter(|_| i < size) {
                 Some(c) => ConnView {
                     healthy: c.healthy(),
                     open_streams: c.open_streams.load(Ordering::Relaxed),
@@ -415,8 +430,14 @@ impl Inner {
         })
     }
 
+    /// Changes slot `index` and wakes the waiters; logs the pool's state change, if any.
     fn update<R>(&self, index: usize, f: impl FnOnce(&mut SlotEntry) -> R) -> Option<R> {
-        let r = lock(&self.slots).get_mut(index).map(f);
+        let mut slots = lock(&self.slots);
+        let before = copies_of(&slots);
+        let r = slots.get_mut(index).map(f);
+        let after = copies_of(&slots);
+        drop(slots);
+        super::status::log_state_change(&self.cfg.name, &before, &after);
         self.bump();
         r
     }
@@ -446,13 +467,19 @@ impl Inner {
 }
 
 /// The status of slot `index`; the counters are those of its live connection, if any.
-fn conn_status(index: usize, e: &SlotEntry, clock: &Clock) -> ConnStatus {
+fn conn_status(index: usize, e: &SlotEntry, clock: &Clock, size: usize) -> ConnStatus {
     let conn = e.conn.as_deref();
+    let draining = index >= size && conn.is_some();
+    let phase = if draining {
+        "draining"
+    } else {
+        e.slot.phase.label()
+    };
     let load = |f: fn(&Conn) -> u64| conn.map_or(0, f);
     let (resumes, retransmits) = conn.map_or((0, 0), Conn::session_counters);
     ConnStatus {
         slot: index,
-        phase: e.slot.phase.label().to_owned(),
+        phase: phase.to_owned(),
         instance: e.instance.clone(),
         session_id: conn.map(|c| c.session_id.clone()),
         uptime_secs: e.slot.up_since().map(|t| clock.age_secs(t)),
@@ -468,6 +495,10 @@ fn conn_status(index: usize, e: &SlotEntry, clock: &Clock) -> ConnStatus {
         last_error: e.slot.last_error.clone(),
         last_error_at: e.slot.failed_at.map(|t| clock.unix_secs(t)),
     }
+}
+
+fn copies_of(slots: &[SlotEntry]) -> Vec<Slot> {
+    slots.iter().map(|e| e.slot.clone()).collect()
 }
 
 /// Uniform in `[0, 1)` for backoff jitter.
@@ -501,6 +532,10 @@ async fn run_slot(inner: Arc<Inner>, index: usize) {
         if *stop.borrow() {
             break;
         }
+        if inner.retire_if_surplus(index) {
+            // The entry is no longer this task's: it may be trimmed or reused already.
+            return;
+        }
         let Some(target_index) = inner.update(index, |e| {
             e.slot.on_connecting();
             e.slot.target
@@ -519,6 +554,7 @@ async fn run_slot(inner: Arc<Inner>, index: usize) {
         let result = tokio::select! {
             r = attempt => r,
             _ = stop.wait_for(|s| *s) => break,
+            () = inner.surplus(index) => continue,
         };
         let delay = match result {
             Ok(Ok(Bastion { session, ssh })) => {
@@ -534,11 +570,13 @@ async fn run_slot(inner: Arc<Inner>, index: usize) {
                     w = conn.ssh.closed() => Some(w),
                     _ = session_ended(&session) => Some("SSM session ended".to_owned()),
                     _ = stop.wait_for(|s| *s) => None,
+                    () = resize::surplus_drained(&inner, &conn, index) => None,
                 };
                 inner.update(index, |e| e.conn = None);
                 close(&conn, session, inner.opts.close_timeout).await;
                 inner.totals.retire(&conn);
-                let Some(why) = why else { break };
+                // Stopped or retired: the top of the loop tells which.
+                let Some(why) = why else { continue };
                 let why = format!("connection to {instance} lost: {why}");
                 tracing::warn!(upstream = %name, "connection {index}: {why}; reconnecting");
                 inner.update(index, |e| {
@@ -563,6 +601,7 @@ async fn run_slot(inner: Arc<Inner>, index: usize) {
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = stop.wait_for(|s| *s) => break,
+            () = inner.surplus(index) => {}
         }
     }
     inner.update(index, |e| {

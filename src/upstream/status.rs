@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::state::PoolState;
+use super::state::{self, PoolState, Slot};
 
 /// One connection slot of a pool: an SSH connection carried by its own SSM session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +120,35 @@ impl Clock {
     }
 }
 
+/// The log line for a pool whose slots went from `before` to `after`, when that changed the
+/// pool's state: `upstream prod: connecting → up (2/2 connections up)`, with the last error when
+/// the pool is left without a connection. `None` when the state stayed the same.
+pub fn state_change(name: &str, before: &[Slot], after: &[Slot]) -> Option<(PoolState, String)> {
+    let (from, to) = (state::pool_state(before), state::pool_state(after));
+    if from == to {
+        return None;
+    }
+    let up = after.iter().filter(|s| s.is_up()).count();
+    let mut line = format!(
+        "upstream {name}: {from} → {to} ({up}/{} connections up)",
+        after.len()
+    );
+    if let (PoolState::Down, Some(e)) = (to, state::last_error(after)) {
+        line.push_str(&format!("; last error: {e}"));
+    }
+    Some((to, line))
+}
+
+/// Logs [`state_change`]'s line, if any: a warning when the pool went down, else info (both
+/// show at `serve`'s default level).
+pub fn log_state_change(name: &str, before: &[Slot], after: &[Slot]) {
+    match state_change(name, before, after) {
+        Some((PoolState::Down, line)) => tracing::warn!("{line}"),
+        Some((_, line)) => tracing::info!("{line}"),
+        None => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +162,32 @@ mod tests {
         assert_eq!(c.age_secs(earlier), 90);
         assert_eq!(c.unix_secs(earlier), 1_000_000 - 90);
         assert_eq!(c.age_secs(now + Duration::from_secs(5)), 0, "future");
+    }
+
+    #[test]
+    fn a_pool_state_change_is_one_line_naming_the_pool_and_why_it_went_down() {
+        let now = Instant::now();
+        let policy = state::BackoffPolicy::default();
+        let connecting = {
+            let mut s = Slot::new(0, 1);
+            s.on_connecting();
+            vec![s]
+        };
+        let mut up = connecting.clone();
+        up[0].on_up(now);
+        let (to, line) = state_change("prod", &connecting, &up).unwrap();
+        assert_eq!(to, PoolState::Up);
+        assert_eq!(line, "upstream prod: connecting → up (1/1 connections up)");
+        assert_eq!(state_change("prod", &up, &up), None, "no change, no line");
+
+        let mut down = connecting.clone();
+        down[0].on_connect_failed(now, "TargetNotConnected i-1".into(), &policy, 0.0);
+        let (to, line) = state_change("prod", &connecting, &down).unwrap();
+        assert_eq!(to, PoolState::Down);
+        assert_eq!(
+            line,
+            "upstream prod: connecting → down (0/1 connections up); last error: TargetNotConnected i-1"
+        );
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub(super) struct Conn {
     /// Set when a stream open failed as if the connection were gone, before the slot task
     /// notices, so `pick` skips it.
     pub(super) suspect: AtomicBool,
+    /// Woken as each stream on this connection ends, so a draining slot learns when the last
+    /// one is gone (see `pool::resize`).
+    pub(super) released: tokio::sync::Notify,
 }
 
 impl Conn {
@@ -44,6 +47,7 @@ impl Conn {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             suspect: AtomicBool::new(false),
+            released: tokio::sync::Notify::new(),
         }
     }
 
@@ -68,6 +72,8 @@ pub(super) struct Totals {
     pub(super) bytes_out: AtomicU64,
     pub(super) ended_resumes: AtomicU64,
     pub(super) ended_retransmits: AtomicU64,
+    /// Reconnects of the slots a resize removed.
+    pub(super) ended_reconnects: AtomicU64,
 }
 
 impl Totals {
@@ -103,8 +109,9 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.conn.open_streams.fetch_sub(1, Ordering::Relaxed);
+        self.conn.open_streams.fetch_sub(1, Ordering::AcqRel);
         self.totals.open_streams.fetch_sub(1, Ordering::Relaxed);
+        self.conn.released.notify_waiters();
     }
 }
 

@@ -1,9 +1,9 @@
 //! The files `demo` leaves in its state dir for the user's own tools, so that the lines it
 //! prints stay short: `env` (the AWS variables that point AWS tools and `session-proxy stdio` at
 //! the simulator), `ssh_config` (a Host block whose ProxyCommand is `session-proxy stdio`, for
-//! `ssh -F`, `scp -F` and `sftp -F`) and `config.yaml` (the generated config, for `route` and
-//! for `status`/`stop` when the demo's control socket is not the default one). They are
-//! rewritten at every start, because the simulator's port changes.
+//! `ssh -F`, `scp -F` and `sftp -F`) and `config.yaml` (the generated config, to read, or to
+//! try with `route --config`). They are rewritten at every start, because the simulator's port
+//! changes.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

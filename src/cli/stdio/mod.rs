@@ -43,8 +43,9 @@ pub struct StdioArgs {
     /// Session document.
     #[arg(long, default_value = "AWS-StartSSHSession")]
     pub document: String,
-    /// Bytes per outgoing data-channel message.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    /// Bytes per outgoing data-channel message (a tuning knob for benchmarks, hidden from
+    /// `--help`: the agent's own limit is what matters to users).
+    #[arg(long, hide = true, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub chunk: u32,
 }
 
@@ -116,7 +117,7 @@ pub async fn run(g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
         End::ChannelClosed { output } if !output.is_empty() => {
             tracing::info!("session closed: {output}")
         }
-        other => tracing::info!("session ended: {other:?}"),
+        other => tracing::info!("session ended: {other}"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -23,6 +23,8 @@ pub(super) trait Accept {
 pub enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
+    /// A Unix socket whose file this process created: the file goes when the listener closes.
+    OwnedUnix(UnixListener, crate::paths::SocketFile),
 }
 
 impl From<TcpListener> for Listener {
@@ -46,7 +48,7 @@ impl Accept for Listener {
                 let _ = stream.set_nodelay(true);
                 Ok((Box::new(stream), peer.to_string()))
             }
-            Self::Unix(l) => {
+            Self::Unix(l) | Self::OwnedUnix(l, _) => {
                 let (stream, _) = l.accept().await?;
                 Ok((Box::new(stream), "unix".to_owned()))
             }
@@ -96,10 +98,11 @@ impl Server {
         let this = self.clone();
         match inner.slots.try_take() {
             Ok(slot) => {
+                let peer = peer.to_owned();
                 tasks.spawn(
                     async move {
                         let _slot = slot;
-                        this.serve_connection(stream).await;
+                        this.serve_client(stream, &peer).await;
                     }
                     .instrument(span),
                 );
@@ -114,10 +117,11 @@ impl Server {
                 }
                 // Past MAX_REFUSALS answers in flight the client is just closed (dropped).
                 if let Ok(permit) = inner.refusals.clone().try_acquire_owned() {
+                    let peer = peer.to_owned();
                     tasks.spawn(
                         async move {
                             let _permit = permit;
-                            this.refuse(stream).await;
+                            this.refuse(stream, &peer).await;
                         }
                         .instrument(span),
                     );

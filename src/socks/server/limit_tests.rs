@@ -15,7 +15,7 @@ use super::*;
 
 /// Log lines written while the guard lives (current thread: `#[tokio::test]`'s runtime).
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(super) struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -29,7 +29,7 @@ impl Write for Captured {
 }
 
 impl Captured {
-    fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+    pub(super) fn start() -> (Self, tracing::subscriber::DefaultGuard) {
         let captured = Self::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -40,7 +40,7 @@ impl Captured {
         (captured, tracing::subscriber::set_default(subscriber))
     }
 
-    fn lines_with(&self, needle: &str) -> Vec<String> {
+    pub(super) fn lines_with(&self, needle: &str) -> Vec<String> {
         let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
         text.lines()
             .filter(|l| l.contains(needle))

@@ -356,7 +356,10 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
                 tracing::info!(reconnects = self.status.reconnects, "data channel resumed");
             }
             Err(e) => match self.resume.on_failure(now, e, self.opts.reconnect_budget) {
-                Ok(wait) => tracing::info!("resume attempt failed; retrying in {wait:?}"),
+                Ok(wait) => tracing::info!(
+                    "resume attempt failed; retrying in {:.1}s",
+                    wait.as_secs_f64()
+                ),
                 Err(e) => self.ended = Some(Err(DriverError::ResumeFailed(e))),
             },
         }

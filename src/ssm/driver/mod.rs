@@ -55,6 +55,37 @@ pub enum End {
     AppClosed,
 }
 
+/// Plain words for logs and messages (never the `Debug` form).
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ChannelClosed { output } if output.is_empty() => {
+                f.write_str("the service closed the channel")
+            }
+            Self::ChannelClosed { output } => write!(
+                f,
+                "the service closed the channel: {}",
+                crate::printable::Printable(output)
+            ),
+            Self::TargetClosed => f.write_str("the target closed its connection"),
+            Self::PeerTerminated(Flag::DisconnectToPort) => {
+                f.write_str("the peer disconnected from the port")
+            }
+            Self::PeerTerminated(Flag::TerminateSession) => {
+                f.write_str("the peer terminated the session")
+            }
+            Self::PeerTerminated(Flag::ConnectToPortError) => {
+                f.write_str("the instance could not connect to the port")
+            }
+            Self::PeerTerminated(Flag::Unknown(v)) => {
+                write!(f, "the peer ended the session (flag {v})")
+            }
+            Self::Cancelled => f.write_str("stopped on our side"),
+            Self::AppClosed => f.write_str("the application stopped reading"),
+        }
+    }
+}
+
 /// A message link carrying data-channel frames: a WebSocket, or the simulator's in-process
 /// link between its service relay and its agent.
 pub trait Link:
