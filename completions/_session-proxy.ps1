@@ -129,7 +129,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
         }
         'session-proxy;demo' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'SOCKS5 listen address (loopback). Default: 127.0.0.1:1080, or the next free port up to 1099')
-            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory for the demo keys and known_hosts (default: $XDG_STATE_HOME/session-proxy/demo)')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory for the demo keys, known_hosts, env file and ssh_config (default: $XDG_STATE_HOME/session-proxy/demo)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.yaml, then the XDG config dir)')
             [CompletionResult]::new('--control-socket', '--control-socket', [CompletionResultType]::ParameterName, 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')

@@ -122,7 +122,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
         }
         &'session-proxy;demo'= {
             cand --listen 'SOCKS5 listen address (loopback). Default: 127.0.0.1:1080, or the next free port up to 1099'
-            cand --state-dir 'Directory for the demo keys and known_hosts (default: $XDG_STATE_HOME/session-proxy/demo)'
+            cand --state-dir 'Directory for the demo keys, known_hosts, env file and ssh_config (default: $XDG_STATE_HOME/session-proxy/demo)'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
             cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'

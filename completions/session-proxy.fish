@@ -104,7 +104,7 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -s q 
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -l listen -d 'SOCKS5 listen address (loopback). Default: 127.0.0.1:1080, or the next free port up to 1099' -r
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -l state-dir -d 'Directory for the demo keys and known_hosts (default: $XDG_STATE_HOME/session-proxy/demo)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -l state-dir -d 'Directory for the demo keys, known_hosts, env file and ssh_config (default: $XDG_STATE_HOME/session-proxy/demo)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand demo" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'

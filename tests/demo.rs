@@ -1,7 +1,9 @@
 //! `session-proxy demo` end to end, as a user runs it: the real binary with a fresh HOME and
 //! XDG dirs, the printed `curl --socks5-hostname` line fetching the demo page, the printed
-//! `ssh … ProxyCommand='session-proxy stdio …'` line running a command on the demo instance
-//! with the real OpenSSH client, then SIGTERM and a clean exit.
+//! `ssh -F <ssh_config> demo-bastion` line running a command on the demo instance with the real
+//! OpenSSH client, `scp` and `sftp` copying a checksummed file both ways, `status`, `route` and
+//! `stop` reaching the demo's master, the env file pointing `stdio` at the simulator, a busy
+//! first port being named, then SIGTERM and a clean exit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -13,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{curl, BIN};
+use common::{curl, random_file, sha256_file, BIN};
 use session_proxy::sim::demo::PAGE_TITLE;
 
 /// A `demo` child and the stderr lines it printed up to its ready line.
@@ -25,22 +27,41 @@ struct Running {
     _rest: mpsc::Receiver<String>,
 }
 
-fn start_demo(home: &Path) -> Running {
-    let mut c = Command::new(BIN);
-    c.args(["demo", "--listen", "127.0.0.1:0"])
-        .env("HOME", home)
+/// A command with the fresh HOME and XDG dirs of `home` and no AWS settings of the caller's,
+/// as a new user would run it.
+fn as_user(program: &str, home: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.env("HOME", home)
         .env("XDG_STATE_HOME", home.join("state"))
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_RUNTIME_DIR", home.join("run"))
+        .env_remove("SESSION_PROXY_DEMO_PORT")
         .current_dir(home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stdin(Stdio::null());
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") {
             c.env_remove(k);
         }
     }
+    c
+}
+
+/// The demo's state dir under `home`.
+fn demo_dir(home: &Path) -> std::path::PathBuf {
+    home.join("state/session-proxy/demo")
+}
+
+fn start_demo(home: &Path) -> Running {
+    start_demo_with(home, &["--listen", "127.0.0.1:0"], &[])
+}
+
+fn start_demo_with(home: &Path, args: &[&str], env: &[(&str, String)]) -> Running {
+    let mut c = as_user(BIN, home);
+    c.arg("demo")
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = c.spawn().expect("start session-proxy demo");
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -96,13 +117,18 @@ impl Running {
     }
 
     /// SIGTERM, then wait (bounded) for the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
+    fn stop(self) -> std::process::ExitStatus {
         let st = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status()
             .unwrap();
         assert!(st.success());
+        self.wait()
+    }
+
+    /// Waits (bounded) for the demo to exit.
+    fn wait(mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
@@ -110,15 +136,50 @@ impl Running {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("demo did not exit within 30s of SIGTERM");
+                panic!("demo did not exit within 30s");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
 
+/// Runs `cmd` (OpenSSH clients through the demo) under `timeout`, so a hang fails the test
+/// instead of stalling it; returns the output.
+fn run_bounded(home: &Path, cmd: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut c = as_user("timeout", home);
+    c.arg("120")
+        .args(cmd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(124),
+        "{cmd:?} hung: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn assert_ok(what: &str, out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
-fn printed_curl_and_ssh_lines_work_and_sigterm_exits_cleanly() {
+fn printed_curl_and_ssh_f_lines_work_and_sigterm_exits_cleanly() {
     let home = tempfile::tempdir().unwrap();
     let demo = start_demo(home.path());
     let socks = demo.socks;
@@ -135,26 +196,190 @@ fn printed_curl_and_ssh_lines_work_and_sigterm_exits_cleanly() {
     assert!(body.contains(PAGE_TITLE), "{body}");
 
     // The printed ssh line, run by a shell as a user would paste it; BatchMode so a mistake
-    // fails instead of prompting, and no user ssh config.
-    let ssh_line = demo.line("env AWS_ENDPOINT_URL=");
-    let ssh_line = ssh_line.replacen(" ssh ", " ssh -F /dev/null -o BatchMode=yes ", 1);
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(&ssh_line)
-        .env("HOME", home.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ssh failed ({:?}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // fails instead of prompting.
+    let ssh_line = demo.line("ssh -F ");
+    assert!(ssh_line.len() < 120, "the ssh line is short: {ssh_line}");
+    let ssh_line = ssh_line.replacen("ssh ", "ssh -o BatchMode=yes ", 1);
+    let out = run_bounded(home.path(), &["sh", "-c", &ssh_line], None);
+    assert_ok("ssh -F", &out);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
 
     let st = demo.stop();
     assert!(st.success(), "demo exit status {st:?}");
+}
+
+#[test]
+fn scp_and_sftp_through_the_demo_copy_a_checksummed_file_both_ways() {
+    let home = tempfile::tempdir().unwrap();
+    let demo = start_demo(home.path());
+    let cfg = demo_dir(home.path()).join("ssh_config");
+    let cfg = cfg.to_str().unwrap();
+    let remote_home = demo_dir(home.path()).join("home");
+    let file = random_file(home.path(), "up.bin", 3);
+    let sum = sha256_file(&file);
+
+    let out = run_bounded(
+        home.path(),
+        &[
+            "scp",
+            "-F",
+            cfg,
+            "-o",
+            "BatchMode=yes",
+            file.to_str().unwrap(),
+            "demo-bastion:up.bin",
+        ],
+        None,
+    );
+    assert_ok("scp upload", &out);
+    assert_eq!(sha256_file(&remote_home.join("up.bin")), sum);
+    let back = home.path().join("back.bin");
+    let out = run_bounded(
+        home.path(),
+        &[
+            "scp",
+            "-F",
+            cfg,
+            "-o",
+            "BatchMode=yes",
+            "demo-bastion:up.bin",
+            back.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_ok("scp download", &out);
+    assert_eq!(sha256_file(&back), sum);
+
+    // sftp: put under another name into a new directory, list it, get it back, clean up.
+    let got = home.path().join("got.bin");
+    let batch = format!(
+        "mkdir d\nput {} d/copy.bin\nls -l d\nget d/copy.bin {}\nrm d/copy.bin\nrmdir d\n",
+        file.display(),
+        got.display()
+    );
+    let out = run_bounded(
+        home.path(),
+        &[
+            "sftp",
+            "-F",
+            cfg,
+            "-o",
+            "BatchMode=yes",
+            "-b",
+            "-",
+            "demo-bastion",
+        ],
+        Some(&batch),
+    );
+    assert_ok("sftp batch", &out);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("copy.bin"),
+        "ls shows the file: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(sha256_file(&got), sum);
+    assert!(
+        !remote_home.join("d").exists(),
+        "rmdir removed the directory"
+    );
+    assert!(demo.stop().success());
+}
+
+#[test]
+fn a_subsystem_other_than_sftp_is_refused_at_once() {
+    let home = tempfile::tempdir().unwrap();
+    let demo = start_demo(home.path());
+    let cfg = demo_dir(home.path()).join("ssh_config");
+    let out = run_bounded(
+        home.path(),
+        &[
+            "ssh",
+            "-F",
+            cfg.to_str().unwrap(),
+            "-o",
+            "BatchMode=yes",
+            "-s",
+            "demo-bastion",
+            "netconf",
+        ],
+        None,
+    );
+    assert!(!out.status.success(), "an unknown subsystem was accepted");
+    assert!(demo.stop().success());
+}
+
+#[test]
+fn status_route_and_stop_reach_the_running_demo() {
+    let home = tempfile::tempdir().unwrap();
+    let demo = start_demo(home.path());
+    // The printed lines name the default control socket's plain commands.
+    assert_eq!(demo.line("session-proxy status"), "session-proxy status");
+
+    let out = as_user(BIN, home.path()).arg("status").output().unwrap();
+    assert_ok("status", &out);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("demo"),
+        "status lists the demo upstream: {table}"
+    );
+
+    let config = demo_dir(home.path()).join("config.yaml");
+    let out = as_user(BIN, home.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["route", "example.com:443"])
+        .output()
+        .unwrap();
+    assert_ok("route", &out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("demo"),
+        "route names the demo upstream: {said}"
+    );
+
+    let out = as_user(BIN, home.path()).arg("stop").output().unwrap();
+    assert_ok("stop", &out);
+    let st = demo.wait();
+    assert!(st.success(), "demo exit status after stop: {st:?}");
+}
+
+#[test]
+fn the_env_file_points_session_proxy_stdio_at_the_simulator() {
+    let home = tempfile::tempdir().unwrap();
+    let demo = start_demo(home.path());
+    let dir = demo_dir(home.path());
+    let script = format!(
+        ". '{env}' && exec ssh -F /dev/null -o BatchMode=yes -i '{key}' \
+         -o UserKnownHostsFile='{known}' -o ProxyCommand='{BIN} stdio %h -p %p' \
+         demo@demo-bastion echo via-env",
+        env = dir.join("env").display(),
+        key = dir.join("id_ed25519").display(),
+        known = dir.join("known_hosts").display(),
+    );
+    let out = run_bounded(home.path(), &["sh", "-c", &script], None);
+    assert_ok("ssh with the env file", &out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "via-env\n");
+    assert!(demo.stop().success());
+}
+
+#[test]
+fn a_busy_first_port_is_named_and_the_next_free_one_used() {
+    let home = tempfile::tempdir().unwrap();
+    // Held for the whole test, so the port is busy and no one else takes it.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = held.local_addr().unwrap().port();
+    let demo = start_demo_with(
+        home.path(),
+        &[],
+        &[("SESSION_PROXY_DEMO_PORT", busy.to_string())],
+    );
+    let said = demo.line(&format!("session-proxy demo: 127.0.0.1:{busy} is busy"));
+    assert!(
+        said.contains(&format!("using {}", demo.socks)),
+        "names the port it took instead: {said}"
+    );
+    assert_ne!(demo.socks.port(), busy);
+    assert!(demo.stop().success());
 }
 
 #[test]

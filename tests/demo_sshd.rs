@@ -1,6 +1,7 @@
 //! The demo instance's russh server, over plain TCP with session-proxy's own SSH client: the
 //! generated key logs in and a stranger's key is refused, `direct-tcpip` reaches the demo page
-//! and a closed port is refused with a channel-open failure, and keys survive a restart.
+//! and a closed port is refused with a channel-open failure, keys survive a restart, and the
+//! real OpenSSH `sftp` client cannot reach outside the demo home.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -125,4 +126,62 @@ async fn keys_are_reused_across_restarts_and_the_private_key_is_owner_only() {
     assert_eq!(std::fs::read(&second.files.client_key).unwrap(), key);
     assert_eq!(std::fs::read(&second.files.known_hosts).unwrap(), known);
     second.shutdown().await;
+}
+
+#[tokio::test]
+async fn sftp_paths_cannot_leave_the_demo_home() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Demo::start(&dir.path().join("demo")).await.unwrap();
+    let src = dir.path().join("src.txt");
+    std::fs::write(&src, "inside\n").unwrap();
+    let batch = format!(
+        "put {src} ../../../escape.txt\nput {src} /../a/../escape2.txt\n-rmdir ..\n-rename / gone\n",
+        src = src.display()
+    );
+    let mut child = tokio::process::Command::new("timeout")
+        .arg("60")
+        .arg("sftp")
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "HostKeyAlias=demo-bastion",
+        ])
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            demo.files.known_hosts.display()
+        ))
+        .arg("-i")
+        .arg(&demo.files.client_key)
+        .arg("-P")
+        .arg(demo.ssh_addr().port().to_string())
+        .args(["-b", "-", "demo@127.0.0.1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(batch.as_bytes()).await.unwrap();
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "sftp failed ({:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let home = &demo.files.home;
+    assert_eq!(
+        std::fs::read_to_string(home.join("escape.txt")).unwrap(),
+        "inside\n"
+    );
+    assert!(home.join("escape2.txt").exists());
+    assert!(!dir.path().join("escape.txt").exists());
+    assert!(!dir.path().join("demo/escape.txt").exists());
+    assert!(home.is_dir(), "the home directory was removed or renamed");
+    demo.shutdown().await;
 }

@@ -41,7 +41,7 @@ fn example_config_parses_and_validates() {
     assert_eq!(c.listeners.len(), 2);
     assert_eq!(c.listeners[0].users()[0].username, "alice");
     assert!(
-        matches!(&c.listeners[1], Listener::Unix { path, .. } if path == Path::new("/run/user/1000/session-proxy.socks"))
+        matches!(&c.listeners[1], Listener::Unix { path, .. } if path == Path::new("/home/t/.local/state/session-proxy/socks5.sock"))
     );
     let prod = c.upstream("bastion-prod").unwrap();
     assert_eq!(

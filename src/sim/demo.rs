@@ -5,8 +5,9 @@
 //! inside this process, plus a tiny HTTP page standing for a service "inside the VPC" on its
 //! own loopback address. Keys live in a state directory and are reused across runs, so the
 //! `ssh -i …` lines and known_hosts entries users copy keep working: `id_ed25519` (+ `.pub`) is
-//! the one client key the server accepts, `host_ed25519` is its host key, and `known_hosts`
-//! holds that host key under the instance's name for OpenSSH.
+//! the one client key the server accepts, `host_ed25519` is its host key, `known_hosts`
+//! holds that host key under the instance's name for OpenSSH, and `home/` is what `scp` and
+//! `sftp` see as the demo user's home.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -118,6 +119,8 @@ pub struct DemoFiles {
     pub client_key: PathBuf,
     /// OpenSSH known_hosts with the host key under [`INSTANCE_NAME`] and [`INSTANCE_ID`].
     pub known_hosts: PathBuf,
+    /// The demo user's home, served as `/` by the sftp subsystem.
+    pub home: PathBuf,
 }
 
 impl DemoFiles {
@@ -126,6 +129,7 @@ impl DemoFiles {
             dir: dir.to_owned(),
             client_key: dir.join("id_ed25519"),
             known_hosts: dir.join("known_hosts"),
+            home: dir.join("home"),
         }
     }
 }
@@ -154,12 +158,18 @@ impl Demo {
             .map_err(|e| DemoError::Generate(e.to_string()))?;
         let known = format!("{INSTANCE_NAME},{INSTANCE_ID} {host_pub}\n");
         std::fs::write(&files.known_hosts, known).map_err(io_err(&files.known_hosts))?;
+        std::fs::create_dir_all(&files.home).map_err(io_err(&files.home))?;
 
         let ssh_listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .map_err(DemoError::Bind)?;
-        let ssh = SshServer::start(ssh_listener, host, client.public_key().clone())
-            .map_err(DemoError::Bind)?;
+        let ssh = SshServer::start(
+            ssh_listener,
+            host,
+            client.public_key().clone(),
+            files.home.clone(),
+        )
+        .map_err(DemoError::Bind)?;
         let web = match TcpListener::bind((WEB_IP, 0)).await {
             Ok(l) => l,
             Err(e) => {

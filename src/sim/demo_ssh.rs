@@ -1,13 +1,16 @@
 //! The demo instance's SSH server, built on russh's server side so the demo needs no
 //! `openssh-server`: public-key auth for exactly one key, `direct-tcpip` channels dialled from
-//! this process (what a bastion's sshd does for `ssh -W` and SOCKS pools), and session channels
-//! whose `exec`/`shell` print a greeting and exit 0 so `ssh demo-bastion` shows something.
+//! this process (what a bastion's sshd does for `ssh -W` and SOCKS pools), session channels
+//! whose `exec`/`shell` print a greeting and exit 0 so `ssh demo-bastion` shows something, and
+//! the `sftp` subsystem ([`demo_sftp`](super::demo_sftp)) so `scp` and `sftp` work; any other
+//! subsystem is refused at once, so its client fails instead of waiting.
 //!
 //! A failed dial is refused as "connect failed" (russh sends the reason code but no
 //! description, so clients see it as unreachable); the real dial error is logged here.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +20,8 @@ use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use super::demo_sftp::{DemoSftp, EndOnError, Jail};
 
 /// What every `exec` (other than `echo …`) and every shell prints.
 pub const BANNER: &str = "hello from the session-proxy demo instance";
@@ -46,11 +51,13 @@ pub struct SshServer {
 }
 
 impl SshServer {
-    /// Serves on `listener`, accepting only `client_key`, presenting `host_key`.
+    /// Serves on `listener`, accepting only `client_key`, presenting `host_key`; sftp serves
+    /// the files under `sftp_root`.
     pub fn start(
         listener: TcpListener,
         host_key: PrivateKey,
         client_key: PublicKey,
+        sftp_root: PathBuf,
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let config = Arc::new(server_config(host_key));
@@ -65,6 +72,9 @@ impl SshServer {
                             let handler = DemoHandler {
                                 client_key: client_key.clone(),
                                 pty: HashSet::new(),
+                                sessions: HashMap::new(),
+                                sftp: HashSet::new(),
+                                jail: Jail::new(sftp_root.clone()),
                             };
                             let config = config.clone();
                             tokio::spawn(async move {
@@ -104,6 +114,11 @@ struct DemoHandler {
     client_key: PublicKey,
     /// Session channels that asked for a terminal, which needs `\r\n` line ends.
     pty: HashSet<ChannelId>,
+    /// Open session channels, kept until they ask for a subsystem (or close).
+    sessions: HashMap<ChannelId, Channel<Msg>>,
+    /// Session channels running the sftp subsystem.
+    sftp: HashSet<ChannelId>,
+    jail: Jail,
 }
 
 impl DemoHandler {
@@ -168,11 +183,48 @@ impl russh::server::Handler for DemoHandler {
 
     async fn channel_open_session(
         &mut self,
-        _channel: Channel<Msg>,
+        channel: Channel<Msg>,
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        self.sessions.insert(channel.id(), channel);
         reply.accept().await;
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let open = self.sessions.remove(&channel);
+        match (name, open) {
+            ("sftp", Some(ch)) => {
+                session.channel_success(channel)?;
+                self.sftp.insert(channel);
+                let handler = DemoSftp::new(self.jail.clone());
+                russh_sftp::server::run(EndOnError::new(ch.into_stream()), handler).await;
+                Ok(())
+            }
+            _ => {
+                tracing::info!("demo sshd: refused the {name:?} subsystem (only sftp is served)");
+                session.channel_failure(channel)
+            }
+        }
+    }
+
+    /// The sftp client is done: end the channel with status 0, which `scp` checks.
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.sftp.remove(&channel) {
+            session.exit_status_request(channel, 0)?;
+            session.eof(channel)?;
+            session.close(channel)?;
+        }
         Ok(())
     }
 
@@ -256,6 +308,8 @@ impl russh::server::Handler for DemoHandler {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.pty.remove(&channel);
+        self.sessions.remove(&channel);
+        self.sftp.remove(&channel);
         Ok(())
     }
 }

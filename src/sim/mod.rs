@@ -9,6 +9,7 @@ pub mod agent;
 pub mod api;
 pub mod aws_error;
 pub mod demo;
+pub mod demo_sftp;
 pub mod demo_ssh;
 pub mod documents;
 pub mod faults;
