@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::socks::{http_hello, socks_connect};
 use common::*;
 use session_proxy::sim::SimOptions;
 
@@ -258,38 +259,11 @@ fn background_serve_returns_once_ready_and_status_stop_round_trip() {
     assert!(!alive(pid), "master exited");
 }
 
-fn socks_connect(socks: SocketAddr, dest: SocketAddr) -> Result<TcpStream, u8> {
-    let mut c = TcpStream::connect(socks).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    c.write_all(b"\x05\x01\x00").unwrap();
-    let mut b = [0u8; 2];
-    c.read_exact(&mut b).unwrap();
-    let SocketAddr::V4(v4) = dest else { panic!() };
-    let mut req = b"\x05\x01\x00\x01".to_vec();
-    req.extend_from_slice(&v4.ip().octets());
-    req.extend_from_slice(&v4.port().to_be_bytes());
-    c.write_all(&req).unwrap();
-    let mut r = [0u8; 10];
-    c.read_exact(&mut r).unwrap();
-    if r[1] == 0 {
-        Ok(c)
-    } else {
-        Err(r[1])
-    }
-}
-
-fn http_get(mut c: TcpStream) -> String {
-    c.write_all(b"GET /hello HTTP/1.0\r\n\r\n").unwrap();
-    let mut out = Vec::new();
-    c.read_to_end(&mut out).unwrap();
-    text(&out)
-}
-
 #[test]
 fn connect_disconnect_and_reload_steer_the_pools_without_dropping_unaffected_streams() {
     let m = Master::new();
     m.start();
-    assert!(http_get(socks_connect(m.socks(), m.web_one).unwrap()).ends_with("hello"));
+    assert!(http_hello(socks_connect(m.socks(), m.web_one).unwrap()).ends_with("hello"));
 
     // connect: a lazy upstream comes up; progress on stderr, result on stdout.
     let out = m.run(&["connect", "two"]);
@@ -313,7 +287,7 @@ fn connect_disconnect_and_reload_steer_the_pools_without_dropping_unaffected_str
     assert_eq!(socks_connect(m.socks(), m.web_one).err(), Some(4));
     let out = m.run(&["connect", "one"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(http_get(socks_connect(m.socks(), m.web_one).unwrap()).ends_with("hello"));
+    assert!(http_hello(socks_connect(m.socks(), m.web_one).unwrap()).ends_with("hello"));
 
     // reload: remove two, add a route; a stream through one stays open across it.
     let held = socks_connect(m.socks(), m.web_one).unwrap();
@@ -328,7 +302,7 @@ fn connect_disconnect_and_reload_steer_the_pools_without_dropping_unaffected_str
     assert!(m.upstream("two").is_none());
     assert_eq!(m.sim.sim().open_sessions(), 1, "two's session terminated");
     assert!(
-        http_get(held).ends_with("hello"),
+        http_hello(held).ends_with("hello"),
         "stream survived the reload"
     );
     let out = m.run(&["reload"]);
@@ -350,7 +324,7 @@ fn connect_disconnect_and_reload_steer_the_pools_without_dropping_unaffected_str
     std::fs::write(&m.config, "upstreams: [").unwrap();
     let out = m.run(&["reload"]);
     assert!(!out.status.success() && text(&out.stderr).contains("keeping the running config"));
-    assert!(http_get(socks_connect(m.socks(), m.web_one).unwrap()).ends_with("hello"));
+    assert!(http_hello(socks_connect(m.socks(), m.web_one).unwrap()).ends_with("hello"));
     m.stop();
 }
 
@@ -546,7 +520,7 @@ fn status_reports_sessions_streams_bytes_and_socks_counters_after_traffic() {
     let m = Master::new();
     m.start();
     for _ in 0..3 {
-        assert!(http_get(socks_connect(m.socks(), m.web_one).unwrap()).ends_with("hello"));
+        assert!(http_hello(socks_connect(m.socks(), m.web_one).unwrap()).ends_with("hello"));
     }
     assert_eq!(
         socks_connect(m.socks(), "127.99.0.1:9".parse().unwrap()).err(),
@@ -669,7 +643,7 @@ fn reload_changes_a_listeners_connection_cap_for_new_clients() {
     );
     // The open tunnel keeps its place; a new client is over the cap and hears so at once.
     assert_eq!(socks_connect(m.socks(), m.web_one).err(), Some(1));
-    assert!(http_get(held).ends_with("hello"), "held stream survived");
+    assert!(http_hello(held).ends_with("hello"), "held stream survived");
     let deadline = Instant::now() + Duration::from_secs(10);
     let again = loop {
         match socks_connect(m.socks(), m.web_one) {
@@ -681,7 +655,7 @@ fn reload_changes_a_listeners_connection_cap_for_new_clients() {
             }
         }
     };
-    assert!(http_get(again).ends_with("hello"));
+    assert!(http_hello(again).ends_with("hello"));
     assert!(m.status_json()["socks"]["over_cap"].as_u64().unwrap() >= 1);
     m.stop();
 }

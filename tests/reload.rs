@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
+use common::socks::{http_hello, socks_connect};
 use common::*;
 use session_proxy::sim::SimOptions;
 
@@ -167,37 +168,6 @@ fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out: {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// A no-auth SOCKS5 CONNECT to `dest`; the open tunnel, or the reply code.
-fn socks_connect(socks: SocketAddr, dest: SocketAddr) -> Result<TcpStream, u8> {
-    let mut c = TcpStream::connect(socks).map_err(|_| 0xEE)?;
-    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    c.write_all(b"\x05\x01\x00").unwrap();
-    let mut b = [0u8; 2];
-    c.read_exact(&mut b).unwrap();
-    if b[1] != 0 {
-        return Err(b[1]);
-    }
-    let SocketAddr::V4(v4) = dest else { panic!() };
-    let mut req = b"\x05\x01\x00\x01".to_vec();
-    req.extend_from_slice(&v4.ip().octets());
-    req.extend_from_slice(&v4.port().to_be_bytes());
-    c.write_all(&req).unwrap();
-    let mut r = [0u8; 10];
-    c.read_exact(&mut r).unwrap();
-    if r[1] == 0 {
-        Ok(c)
-    } else {
-        Err(r[1])
-    }
-}
-
-fn http_hello(mut c: TcpStream) -> String {
-    c.write_all(b"GET /hello HTTP/1.0\r\n\r\n").unwrap();
-    let mut out = Vec::new();
-    c.read_to_end(&mut out).unwrap();
-    text(&out)
 }
 
 /// The slot numbers of the pool's connections that carry a stream right now.

@@ -11,6 +11,7 @@
 )]
 
 pub mod echo;
+pub mod socks;
 pub mod sshd;
 
 use std::net::SocketAddr;
