@@ -122,35 +122,7 @@ impl Session {
         A: AsyncRead + AsyncWrite + Send + 'static,
     {
         let client_id = uuid::Uuid::new_v4().to_string();
-        let mut ws = None;
-        let mut last = String::new();
-        // The first dial is retried with the same token, as the plugin does (§9.3 item 5).
-        for attempt in 0..4u32 {
-            match driver::open(
-                &ticket.stream_url,
-                ticket.token.expose(),
-                &client_id,
-                CLIENT_VERSION,
-            )
-            .await
-            {
-                Ok(w) => {
-                    ws = Some(w);
-                    break;
-                }
-                Err(e) => {
-                    last = e.to_string();
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
-            }
-        }
-        let Some(ws) = ws else {
-            let _ = api.terminate_session(&ticket.session_id).await;
-            return Err(OpenError::Connect {
-                session_id: ticket.session_id,
-                message: last,
-            });
-        };
+        let ws = dial(&api, &ticket, &client_id).await?;
         let mut cfg = opts.channel;
         cfg.role = Role::Client;
         cfg.id_seed = rand::random();
@@ -222,4 +194,35 @@ impl Session {
         }
         end
     }
+}
+
+/// Opens the data channel of `ticket`, retrying the first dial with the same token as the
+/// plugin does (§9.3 item 5). When every try fails the session is terminated, not leaked.
+async fn dial(
+    api: &SsmApi,
+    ticket: &SessionTicket,
+    client_id: &str,
+) -> Result<driver::WsStream, OpenError> {
+    let mut last = String::new();
+    for attempt in 0..4u32 {
+        match driver::open(
+            &ticket.stream_url,
+            ticket.token.expose(),
+            client_id,
+            CLIENT_VERSION,
+        )
+        .await
+        {
+            Ok(ws) => return Ok(ws),
+            Err(e) => {
+                last = e.to_string();
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+        }
+    }
+    let _ = api.terminate_session(&ticket.session_id).await;
+    Err(OpenError::Connect {
+        session_id: ticket.session_id.clone(),
+        message: last,
+    })
 }
