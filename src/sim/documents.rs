@@ -33,22 +33,7 @@ pub fn plan(
     document: Option<&str>,
     params: &HashMap<String, Vec<String>>,
 ) -> Result<(Value, DialTarget), ApiError> {
-    let supported = DOCUMENTS.join(", ");
-    let allowed: &[&str] = match document {
-        Some("AWS-StartSSHSession") => &["portNumber"],
-        Some("AWS-StartPortForwardingSession") => &["portNumber", "localPortNumber"],
-        Some("AWS-StartPortForwardingSessionToRemoteHost") => {
-            &["host", "portNumber", "localPortNumber"]
-        }
-        Some(other) => {
-            let msg = format!("Document {other} is not supported by the session-proxy simulator; it runs {supported}");
-            return Err(ApiError::new(kind::INVALID_DOCUMENT, msg));
-        }
-        None => {
-            let msg = format!("No DocumentName means an interactive shell, which the session-proxy simulator does not run; use one of {supported}");
-            return Err(ApiError::new(kind::INVALID_DOCUMENT, msg));
-        }
-    };
+    let allowed = allowed_params(document)?;
     let doc = document.unwrap_or_default();
     let mut names: Vec<&String> = params.keys().collect();
     names.sort();
@@ -72,15 +57,7 @@ pub fn plan(
     } else {
         "80"
     };
-    let port_text = one("portNumber")?.unwrap_or(default_port);
-    let port = match parse_port(port_text) {
-        Some(p) if p > 0 => p,
-        _ => {
-            return Err(ApiError::invalid_parameters(format!(
-                "portNumber {port_text:?} is not a port number (1-65535)"
-            )))
-        }
-    };
+    let port = port_param(one("portNumber")?.unwrap_or(default_port))?;
     let dial_local = DialTarget::Addr(inst.dial_addr(port));
     if doc == "AWS-StartSSHSession" {
         return Ok((json!({ "portNumber": port.to_string() }), dial_local));
@@ -95,19 +72,7 @@ pub fn plan(
     if doc == "AWS-StartPortForwardingSession" {
         return Ok((props, dial_local));
     }
-    let host = match one("host")? {
-        Some(h) if valid_host(h) => h,
-        Some(h) => {
-            return Err(ApiError::invalid_parameters(format!(
-                "host {h:?} is not a host name or IP address"
-            )))
-        }
-        None => {
-            return Err(ApiError::invalid_parameters(format!(
-                "Document {doc} requires parameter host"
-            )))
-        }
-    };
+    let host = host_param(one("host")?, doc)?;
     if let Some(m) = props.as_object_mut() {
         m.insert("host".to_owned(), json!(host));
     }
@@ -116,6 +81,50 @@ pub fn plan(
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
     Ok((props, DialTarget::Host(bare.to_owned(), port)))
+}
+
+/// The parameters `document` takes; the service's `InvalidDocument` for documents the
+/// simulator does not run.
+fn allowed_params(document: Option<&str>) -> Result<&'static [&'static str], ApiError> {
+    let supported = DOCUMENTS.join(", ");
+    match document {
+        Some("AWS-StartSSHSession") => Ok(&["portNumber"]),
+        Some("AWS-StartPortForwardingSession") => Ok(&["portNumber", "localPortNumber"]),
+        Some("AWS-StartPortForwardingSessionToRemoteHost") => {
+            Ok(&["host", "portNumber", "localPortNumber"])
+        }
+        Some(other) => {
+            let msg = format!("Document {other} is not supported by the session-proxy simulator; it runs {supported}");
+            Err(ApiError::new(kind::INVALID_DOCUMENT, msg))
+        }
+        None => {
+            let msg = format!("No DocumentName means an interactive shell, which the session-proxy simulator does not run; use one of {supported}");
+            Err(ApiError::new(kind::INVALID_DOCUMENT, msg))
+        }
+    }
+}
+
+/// `portNumber`: 1-65535 in the documents' canonical decimal form.
+fn port_param(text: &str) -> Result<u16, ApiError> {
+    match parse_port(text) {
+        Some(p) if p > 0 => Ok(p),
+        _ => Err(ApiError::invalid_parameters(format!(
+            "portNumber {text:?} is not a port number (1-65535)"
+        ))),
+    }
+}
+
+/// `host` of the remote-host document: required, and a host name or IP address.
+fn host_param<'a>(host: Option<&'a str>, doc: &str) -> Result<&'a str, ApiError> {
+    match host {
+        Some(h) if valid_host(h) => Ok(h),
+        Some(h) => Err(ApiError::invalid_parameters(format!(
+            "host {h:?} is not a host name or IP address"
+        ))),
+        None => Err(ApiError::invalid_parameters(format!(
+            "Document {doc} requires parameter host"
+        ))),
+    }
 }
 
 /// Decimal without leading zeros, as the documents' `allowedPattern` requires.
