@@ -215,40 +215,19 @@ fn users(v: &mut Issues, p: &str, raw: Option<Vec<RawUser>>) -> Vec<User> {
 fn upstream(
     v: &mut Issues,
     name: String,
-    raw: RawUpstream,
+    mut raw: RawUpstream,
     aws: &AwsDefaults,
     home: Option<&Path>,
 ) -> Option<Upstream> {
     let p = format!("upstreams.{name}");
     let before = v.count();
     v.check(&p, upstream_name(&name));
-    let targets = upstream_targets(v, &p, raw.targets.unwrap_or_default());
+    let targets = upstream_targets(v, &p, raw.targets.take().unwrap_or_default());
     let region = match &raw.region {
         Some(r) => v.check(format!("{p}.region"), region(r)),
         None => aws.region.clone(),
     };
-    let (profile, credentials) = match raw.credentials {
-        Some(c) => {
-            if let Some(prof) = &raw.profile {
-                v.push(
-                    format!("{p}.credentials"),
-                    format!("cannot be combined with profile: {prof}; remove one"),
-                );
-            }
-            if raw.region.is_none() && aws.region.is_none() {
-                v.push(
-                    format!("{p}.region"),
-                    "required when inline credentials are given; add region: <aws-region>",
-                );
-            }
-            check_credentials(v, &p, &c);
-            (None, Some(c))
-        }
-        None => match raw.profile {
-            Some(prof) => (v.check(format!("{p}.profile"), profile(&prof)), None),
-            None => (aws.profile.clone(), None),
-        },
-    };
+    let (profile, credentials) = upstream_auth(v, &p, &raw, aws);
     let user = match raw.user {
         Some(u) => v.check(format!("{p}.user"), user_name(&u)),
         None => {
@@ -298,6 +277,36 @@ fn upstream(
         lazy: raw.lazy.unwrap_or(false),
         keepalive,
     })
+}
+
+/// Where upstream `p` gets AWS credentials: inline `credentials:` (which then need a region
+/// and exclude `profile:`), else its `profile:`, else the file's default profile.
+fn upstream_auth(
+    v: &mut Issues,
+    p: &str,
+    raw: &RawUpstream,
+    aws: &AwsDefaults,
+) -> (Option<String>, Option<InlineCredentials>) {
+    let Some(c) = raw.credentials.clone() else {
+        return match &raw.profile {
+            Some(prof) => (v.check(format!("{p}.profile"), profile(prof)), None),
+            None => (aws.profile.clone(), None),
+        };
+    };
+    if let Some(prof) = &raw.profile {
+        v.push(
+            format!("{p}.credentials"),
+            format!("cannot be combined with profile: {prof}; remove one"),
+        );
+    }
+    if raw.region.is_none() && aws.region.is_none() {
+        v.push(
+            format!("{p}.region"),
+            "required when inline credentials are given; add region: <aws-region>",
+        );
+    }
+    check_credentials(v, p, &c);
+    (None, Some(c))
 }
 
 /// `targets:` of upstream `p`: present, each an instance id or name, none twice.
