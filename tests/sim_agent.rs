@@ -10,10 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_proxy::redact::Redacted;
 use session_proxy::sim::agent::AgentKnobs;
 use session_proxy::sim::{Sim, SimOptions};
-use session_proxy::ssm::api::{AwsSettings, InlineCredentials, SessionRequest, SsmApi};
+use session_proxy::ssm::api::SessionRequest;
 use session_proxy::ssm::session::{Session, SessionOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::TcpListener;
@@ -35,19 +34,7 @@ async fn sim(target: SocketAddr, knobs: AgentKnobs) -> Sim {
 }
 
 async fn session(sim: &Sim) -> (Session, DuplexStream) {
-    let api = Arc::new(
-        SsmApi::new(&AwsSettings {
-            profile: None,
-            region: Some("us-east-1".into()),
-            credentials: Some(InlineCredentials {
-                access_key_id: "AKIASIMULATOR0000000".into(),
-                secret_access_key: Redacted::new("x".into()),
-                session_token: None,
-            }),
-            endpoint_url: Some(sim.endpoint_url()),
-        })
-        .await,
-    );
+    let api = Arc::new(common::sim_api(Some(sim.endpoint_url())).await);
     let (mine, theirs) = tokio::io::duplex(1 << 20);
     let s = Session::start(
         api,

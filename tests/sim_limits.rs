@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::SinkExt;
-use session_proxy::redact::Redacted;
 use session_proxy::sim::{Sim, SimOptions};
-use session_proxy::ssm::api::{AwsSettings, InlineCredentials, SessionRequest, SsmApi};
+use session_proxy::ssm::api::SessionRequest;
 use session_proxy::ssm::message::{flags, Message, MessageType, PayloadType};
 use session_proxy::ssm::payload::OpenDataChannel;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -114,17 +113,7 @@ async fn flood_without_reading_peak_rss() {
             break;
         }
     }
-    let api = SsmApi::new(&AwsSettings {
-        profile: None,
-        region: Some("us-east-1".into()),
-        credentials: Some(InlineCredentials {
-            access_key_id: "AKIASIMULATOR0000000".into(),
-            secret_access_key: Redacted::new("x".into()),
-            session_token: None,
-        }),
-        endpoint_url: endpoint,
-    })
-    .await;
+    let api = common::sim_api(endpoint).await;
     let ticket = api
         .start_session(&SessionRequest::ssh(ID, echo.port()))
         .await

@@ -333,3 +333,19 @@ pub fn curl(socks: SocketAddr, url: &str, extra: &[&str]) -> (i32, Vec<u8>, Stri
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// An SSM API client for the simulator at `endpoint` (the simulator takes any key).
+pub async fn sim_api(endpoint: Option<String>) -> session_proxy::ssm::api::SsmApi {
+    use session_proxy::ssm::api::{AwsSettings, InlineCredentials, SsmApi};
+    SsmApi::new(&AwsSettings {
+        profile: None,
+        region: Some("us-east-1".into()),
+        credentials: Some(InlineCredentials {
+            access_key_id: "AKIASIMULATOR0000000".into(),
+            secret_access_key: session_proxy::redact::Redacted::new("x".into()),
+            session_token: None,
+        }),
+        endpoint_url: endpoint,
+    })
+    .await
+}
