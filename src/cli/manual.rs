@@ -218,13 +218,8 @@ fn see_also(roff: &mut Roff, me: &str, pages: &[String]) {
             refs.push(roman(", "));
         }
         refs.push(bold(page));
-        refs.push(roman(if page == "aws" {
-            "(1)"
-        } else if page == "ssh_config" {
-            "(5)"
-        } else {
-            "(1)"
-        }));
+        // ssh_config(5) is a file format; every other page is a command in section 1.
+        refs.push(roman(if page == "ssh_config" { "(5)" } else { "(1)" }));
     }
     roff.text(refs);
     roff.control("PP", []);
