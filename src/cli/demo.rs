@@ -279,6 +279,8 @@ pub async fn run(g: &GlobalArgs, a: DemoArgs) -> anyhow::Result<ExitCode> {
         ..PoolOptions::new(&serve_state)
     };
     let ups = serve::start_upstreams(&cfg, &opts).await?;
+    // Handlers go in before the ready line: a SIGTERM right after it must stop us cleanly.
+    let signals = on_signals()?;
     let named = (!default_control).then(|| control.path());
     eprint!("{}", instructions(&sim, &demo, &socks, &handoff, named));
     // Tests and scripts wait for this exact line.
@@ -292,7 +294,7 @@ pub async fn run(g: &GlobalArgs, a: DemoArgs) -> anyhow::Result<ExitCode> {
         handoff.config.display()
     ));
     let reloads = futures_util::stream::pending();
-    serve::serve(bound, master, Some(&control), reloads, on_signals()?).await;
+    serve::serve(bound, master, Some(&control), reloads, signals).await;
     drop(control);
     let open = sim.open_sessions();
     sim.shutdown().await;

@@ -358,6 +358,13 @@ async fn foreground(
     std::fs::write(pid_path, format!("{}\n", std::process::id()))
         .with_context(|| format!("writing pid file {}", pid_path.display()))?;
     let _pid = PidFile(pid_path.to_path_buf());
+    // Handlers go in before anything announces readiness: a signal right after it must
+    // stop the master cleanly, not kill it with the default action.
+    let (sigint, sigterm) = (
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::terminate())?,
+    );
+    let sighup = signal(SignalKind::hangup())?;
     for addr in &bound.addresses {
         eprintln!("session-proxy: SOCKS5 proxy listening on {addr}");
     }
@@ -373,12 +380,7 @@ async fn foreground(
     let loader: Loader = Box::new(move || a2.config(&g2));
     let master = Arc::new(Master::new(cfg, ups, opts, loader));
     master.set_config_source(source);
-    let stops = tokio::spawn(stop_on_signals(
-        master.clone(),
-        signal(SignalKind::interrupt())?,
-        signal(SignalKind::terminate())?,
-    ));
-    let sighup = signal(SignalKind::hangup())?;
+    let stops = tokio::spawn(stop_on_signals(master.clone(), sigint, sigterm));
     let reloads =
         futures_util::stream::unfold(
             sighup,

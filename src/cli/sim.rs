@@ -155,6 +155,10 @@ pub async fn run(_g: &GlobalArgs, a: SimArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("binding {}", a.listen))?;
     let sim = Sim::start(listener, opts.clone())?;
+    // Handlers go in before the env lines announce us: a SIGTERM right after must stop us
+    // cleanly (with the stats), not kill us with the default action.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
     if !opts.faults.is_quiet() {
         eprintln!(
             "# fault plan seed {} (replay with --seed {})",
@@ -176,8 +180,6 @@ pub async fn run(_g: &GlobalArgs, a: SimArgs) -> anyhow::Result<ExitCode> {
             if i.online { "" } else { " (offline)" }
         );
     }
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
     tokio::select! {
         _ = sigint.recv() => {}
         _ = sigterm.recv() => {}
