@@ -12,7 +12,9 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::BoxFuture;
+use crate::ssm::channel::SessionInfo;
 use crate::ssm::message::PayloadType;
+use crate::ssm::payload::Flag;
 
 /// What the application has for the data channel.
 #[derive(Debug)]
@@ -44,6 +46,25 @@ pub trait AppLayer: Send + 'static {
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// The channel closed: nothing more will be delivered.
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// The handshake finished, before `poll_open`: what the peer offered (client role: the
+    /// agent's version and the document's properties; agent role: the client's version, in
+    /// `agent_version`). Port layers pick smux or basic forwarding from it (§7).
+    fn on_ready(&mut self, _session: &SessionInfo) {}
+
+    /// A Flag from the peer, in stream order. True when the layer acted on it; otherwise the
+    /// driver does what it always did (the agent ends the session on TerminateSession and
+    /// DisconnectToPort). ConnectToPortError reaches a smux client here (§7.3).
+    fn on_flag(&mut self, _flag: Flag) -> bool {
+        false
+    }
+
+    /// The layer's own work once open: writing to many local sockets, dials, timers. Ready when
+    /// it did something the driver should look at again (new output, room for more input);
+    /// the driver then polls every direction once more. A byte stream has none.
+    fn poll_progress(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Pending
+    }
 }
 
 /// Opens the application side of a [`ByteStream`] once the session is ready.

@@ -39,6 +39,8 @@ enum Step<L: Link> {
     AppOpened(io::Result<()>),
     AppReadable(io::Result<Outgoing>),
     AppDelivered(Delivery),
+    /// The layer did work of its own; nothing to do but look again.
+    AppProgress,
     Timeout,
     Reconnected(Result<L, ReconnectError>),
 }
@@ -130,6 +132,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
             Step::AppOpened(r) => self.on_app_opened(r),
             Step::AppReadable(r) => self.on_app_readable(r),
             Step::AppDelivered(d) => self.on_app_delivered(d),
+            Step::AppProgress => {}
             Step::Timeout => self.on_timeout(Instant::now()),
             Step::Reconnected(r) => self.on_reconnected(r),
         }
@@ -185,7 +188,10 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         if let Poll::Ready(r) = self.app.poll_input(cx, cap) {
             return Poll::Ready(Step::AppReadable(r));
         }
-        self.app.poll_delivery(cx).map(Step::AppDelivered)
+        if let Poll::Ready(d) = self.app.poll_delivery(cx) {
+            return Poll::Ready(Step::AppDelivered(d));
+        }
+        self.app.poll_progress(cx).map(|()| Step::AppProgress)
     }
 
     /// How much application input the channel can take now (0: read nothing).
@@ -397,12 +403,13 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         match ev {
             Event::Ready { session, .. } => {
                 self.status.ready = true;
+                self.app.start_opening(&session);
                 self.status.session = Some(session);
                 self.status_changed = true;
-                self.app.start_opening();
             }
             Event::HandshakeFailed(r) => self.ended = Some(Err(DriverError::Handshake(r))),
             Event::Closed { output } => self.closed_output = Some(output),
+            Event::Flag(f) if self.app.on_flag(f) => {}
             Event::Flag(f @ (Flag::TerminateSession | Flag::DisconnectToPort))
                 if self.role == Role::Agent =>
             {

@@ -6,7 +6,8 @@ use std::io;
 use std::task::{Context, Poll};
 
 use super::app::{AppLayer, Outgoing};
-use crate::ssm::channel::Channel;
+use crate::ssm::channel::{Channel, SessionInfo};
+use crate::ssm::payload::Flag;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -54,11 +55,25 @@ impl<P: AppLayer> AppPort<P> {
         }
     }
 
-    /// The session is ready: start opening the layer.
-    pub(super) fn start_opening(&mut self) {
+    /// The session is ready: tell the layer what the peer offered and start opening it.
+    pub(super) fn start_opening(&mut self, session: &SessionInfo) {
         if self.phase == Phase::Waiting {
+            self.layer.on_ready(session);
             self.phase = Phase::Opening;
         }
+    }
+
+    /// A peer Flag for the layer; true when it acted on it.
+    pub(super) fn on_flag(&mut self, flag: Flag) -> bool {
+        self.layer.on_flag(flag)
+    }
+
+    /// The layer's own work, once it is open.
+    pub(super) fn poll_progress(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.is_open() {
+            return Poll::Pending;
+        }
+        self.layer.poll_progress(cx)
     }
 
     pub(super) fn is_open(&self) -> bool {
