@@ -36,6 +36,7 @@ pub mod control;
 pub mod exit;
 pub mod logging;
 pub mod paths;
+pub mod port;
 pub mod printable;
 pub mod redact;
 pub mod relay;

@@ -343,6 +343,23 @@ impl Session {
         &self.output
     }
 
+    /// Payload bytes one [`Session::write`] takes now (one frame's worth at most), so a
+    /// caller can read exactly that much from its local side.
+    pub fn output_room(&self) -> usize {
+        if self.broken.is_some() {
+            return 0;
+        }
+        self.cfg
+            .max_output
+            .saturating_sub(self.output.len() + HEADER_LEN)
+            .min(self.cfg.max_frame)
+    }
+
+    /// The stream is known (opened or accepted, and not yet forgotten).
+    pub fn has_stream(&self, id: u32) -> bool {
+        self.streams.contains_key(&id)
+    }
+
     /// `n` bytes of [`Session::pending_output`] were handed to the data channel.
     pub fn advance_output(&mut self, n: usize) {
         self.output.drain(..n.min(self.output.len()));

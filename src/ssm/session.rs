@@ -10,9 +10,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::ssm::api::{ApiError, SessionRequest, SessionTicket, SsmApi};
-use crate::ssm::channel::{Channel, Config, Role, CLIENT_VERSION};
+use crate::ssm::channel::{Channel, Config, Role};
 use crate::ssm::driver::{
-    self, BoxFuture, ByteStream, Command, Control, DriverError, End, Options, Parts,
+    self, AppLayer, BoxFuture, ByteStream, Command, Control, DriverError, End, Options, Parts,
     ReconnectError, Status, Transport, WsStream,
 };
 
@@ -47,6 +47,7 @@ struct Resumer {
     session_id: String,
     original_url: String,
     client_id: String,
+    client_version: String,
 }
 
 impl Transport<WsStream> for Resumer {
@@ -55,6 +56,7 @@ impl Transport<WsStream> for Resumer {
         let id = self.session_id.clone();
         let original = self.original_url.clone();
         let client_id = self.client_id.clone();
+        let version = self.client_version.clone();
         Box::pin(async move {
             let t = match api.resume_session(&id).await {
                 Ok(t) => t,
@@ -73,7 +75,7 @@ impl Transport<WsStream> for Resumer {
             }
             let mut last = None;
             for url in urls {
-                match driver::open(&url, t.token.expose(), &client_id, CLIENT_VERSION).await {
+                match driver::open(&url, t.token.expose(), &client_id, &version).await {
                     Ok(ws) => return Ok(ws),
                     Err(e) => last = Some(e),
                 }
@@ -121,8 +123,30 @@ impl Session {
     where
         A: AsyncRead + AsyncWrite + Send + 'static,
     {
+        Self::attach_layer(api, ticket, ByteStream::ready(app), opts).await
+    }
+
+    /// Like [`Session::start`], with any application layer (a port session's smux layer).
+    pub async fn start_layer<P: AppLayer>(
+        api: Arc<SsmApi>,
+        req: &SessionRequest,
+        app: P,
+        opts: SessionOptions,
+    ) -> Result<Self, OpenError> {
+        let ticket = api.start_session(req).await?;
+        Self::attach_layer(api, ticket, app, opts).await
+    }
+
+    /// Like [`Session::attach`], with any application layer.
+    pub async fn attach_layer<P: AppLayer>(
+        api: Arc<SsmApi>,
+        ticket: SessionTicket,
+        app: P,
+        opts: SessionOptions,
+    ) -> Result<Self, OpenError> {
         let client_id = uuid::Uuid::new_v4().to_string();
-        let ws = dial(&api, &ticket, &client_id).await?;
+        let version = opts.channel.client_version.clone();
+        let ws = dial(&api, &ticket, &client_id, &version).await?;
         let mut cfg = opts.channel;
         cfg.role = Role::Client;
         cfg.id_seed = rand::random();
@@ -133,13 +157,14 @@ impl Session {
             session_id: ticket.session_id.clone(),
             original_url: ticket.stream_url.clone(),
             client_id,
+            client_version: version,
         };
         let (cmd_tx, cmd_rx) = mpsc::channel(8);
         let (status_tx, status_rx) = watch::channel(Status::default());
         let parts = Parts {
             channel: ch,
             link: Some(ws),
-            app: ByteStream::ready(app),
+            app,
             transport,
             opts: opts.driver,
         };
@@ -202,6 +227,7 @@ async fn dial(
     api: &SsmApi,
     ticket: &SessionTicket,
     client_id: &str,
+    client_version: &str,
 ) -> Result<driver::WsStream, OpenError> {
     let mut last = String::new();
     for attempt in 0..4u32 {
@@ -209,7 +235,7 @@ async fn dial(
             &ticket.stream_url,
             ticket.token.expose(),
             client_id,
-            CLIENT_VERSION,
+            client_version,
         )
         .await
         {

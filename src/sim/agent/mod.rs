@@ -7,6 +7,8 @@
 //! send/ack race.
 
 mod gate;
+mod port;
+mod redial;
 mod shim;
 
 use std::sync::atomic::AtomicU64;
@@ -20,9 +22,10 @@ use crate::sim::memlink::MemLink;
 use crate::sim::registry::{DialTarget, SessionSpec};
 use crate::ssm::channel::{Channel, Config, Role};
 use crate::ssm::driver::{
-    self, BoxFuture, ByteStream, Control, End, Options, Parts, ReconnectError, Status, Transport,
+    self, BoxFuture, Control, End, Options, Parts, ReconnectError, Status, Transport,
 };
-use shim::{GatedLink, Target};
+use port::{AgentPort, Plan};
+use shim::GatedLink;
 
 /// Agent behaviour knobs (from `sim` flags).
 #[derive(Debug, Clone)]
@@ -97,13 +100,15 @@ pub async fn run(
     cfg.chunk_size = knobs.chunk.max(1);
     cfg.id_seed = rand::random();
     cfg.unix_ms_at_start = driver::unix_ms();
-    let ch = Channel::new(cfg, Instant::now());
-    let target = spec.dial.clone();
     let written = Arc::new(AtomicU64::new(0));
-    let link = GatedLink::new(link, !knobs.legacy, knobs.ack_race_every, written.clone());
-    let rate = knobs.write_rate;
-    let connect =
-        async move { Ok::<_, std::io::Error>(Target::new(dial(target).await?, written, rate)) };
+    let plan = Plan {
+        target: spec.dial.clone(),
+        agent_version: cfg.agent_version.clone(),
+        written: written.clone(),
+        rate: knobs.write_rate,
+    };
+    let ch = Channel::new(cfg, Instant::now());
+    let link = GatedLink::new(link, !knobs.legacy, knobs.ack_race_every, written);
     let opts = Options {
         pace: knobs.pace.map(|p| (p, knobs.chunk.max(1))),
         // The real agent waits 2 s for its output to be acknowledged once the target closes;
@@ -116,7 +121,7 @@ pub async fn run(
     let parts = Parts {
         channel: ch,
         link: Some(link),
-        app: ByteStream::connect(Box::pin(connect)),
+        app: AgentPort::Deciding(plan),
         transport: NoReconnect,
         opts,
     };
