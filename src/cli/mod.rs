@@ -3,6 +3,7 @@
 
 pub mod ctl;
 pub mod demo;
+pub mod forward;
 pub mod generate;
 pub mod load;
 pub mod manual;
@@ -59,6 +60,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand).
     Stdio(stdio::StdioArgs),
+    /// Forward local ports to hosts the instance reaches (`ssh -L` over SSM port sessions).
+    Forward(forward::ForwardArgs),
     /// Run a local simulator of the AWS side of Session Manager (no AWS account needed).
     Sim(sim::SimArgs),
     /// SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject.
@@ -94,7 +97,7 @@ impl Command {
     /// meant to be watched, so its own event lines show; other commands speak only of trouble.
     pub fn default_log_filter(&self) -> &'static str {
         match self {
-            Self::Serve(_) => crate::logging::SERVE_DEFAULT_FILTER,
+            Self::Serve(_) | Self::Forward(_) => crate::logging::SERVE_DEFAULT_FILTER,
             _ => crate::logging::DEFAULT_FILTER,
         }
     }
@@ -109,6 +112,7 @@ pub fn command() -> clap::Command {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Stdio(a) => stdio::run(&cli.global, a).await,
+        Command::Forward(a) => forward::run(&cli.global, a).await,
         Command::Sim(a) => sim::run(&cli.global, a).await,
         Command::Serve(a) => serve::run(&cli.global, a).await,
         Command::Demo(a) => demo::run(&cli.global, a).await,

@@ -54,11 +54,14 @@ pub enum Request {
     },
     Reload,
     Stop,
-    /// Open a stream to `host:port` through the upstream routed for `host`; on success the
-    /// connection turns into that stream.
+    /// Open a stream to `host:port` through upstream `via` (`forward --via`), or else the one
+    /// routed for `host`; on success the connection turns into that stream. Reject routes
+    /// hold either way.
     Open {
         host: String,
         port: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via: Option<String>,
     },
     /// Where `destination` (`host[:port]`) would go under the running config, and which config
     /// that is; answered with `done`.
@@ -319,6 +322,12 @@ mod tests {
             Request::Open {
                 host: "10.0.0.5".into(),
                 port: 22,
+                via: None,
+            },
+            Request::Open {
+                host: "db.internal".into(),
+                port: 5432,
+                via: Some("bastion".into()),
             },
             Request::Route {
                 destination: "db.prod.internal:5432".into(),
@@ -514,7 +523,7 @@ mod tests {
 
         #[test]
         fn arbitrary_hosts_and_ports_round_trip(host in ".{0,200}", port in any::<u16>()) {
-            let r = Request::Open { host, port };
+            let r = Request::Open { host, port, via: None };
             let mut buf = Vec::new();
             encode_request(&r, &mut buf);
             prop_assert_eq!(find_line(&buf).unwrap(), Some(buf.len()));

@@ -59,8 +59,13 @@ impl Local {
     pub(super) fn refill(&mut self, fill: impl FnOnce(&mut [u8]) -> usize) -> usize {
         self.out.resize(OUT_BUFFER, 0);
         let n = fill(&mut self.out);
-        self.out.truncate(n);
         self.out_pos = 0;
+        if n == 0 {
+            // An idle connection holds no buffer: a thousand of them cost little memory.
+            self.out = Vec::new();
+        } else {
+            self.out.truncate(n);
+        }
         n
     }
 

@@ -372,7 +372,16 @@ impl Master {
         }
     }
 
-    async fn open(&self, host: &str, port: u16, mut ex: Exchange) {
+    /// `forward --via UPSTREAM`: that upstream, unless a reject route covers `host`.
+    async fn through(&self, via: &str, host: &str, port: u16) -> StdioRoute {
+        match self.upstream_for(host, port).await {
+            StdioRoute::Rejected(why) => StdioRoute::Rejected(why),
+            _ if self.config().upstream(via).is_none() => StdioRoute::NotRouted,
+            _ => StdioRoute::Upstream(via.to_owned(), host.to_owned()),
+        }
+    }
+
+    async fn open(&self, host: &str, port: u16, via: Option<&str>, mut ex: Exchange) {
         if *self.phase.borrow() != MasterPhase::Running {
             ex.send(&Response::error(
                 ErrorKind::Failed,
@@ -382,7 +391,11 @@ impl Master {
             return;
         }
         let _relay = RelayGuard::new(&self.relays);
-        let (name, dest) = match self.upstream_for(host, port).await {
+        let route = match via {
+            Some(via) => self.through(via, host, port).await,
+            None => self.upstream_for(host, port).await,
+        };
+        let (name, dest) = match route {
             StdioRoute::Upstream(name, dest) => (name, dest),
             StdioRoute::Rejected(why) => {
                 ex.send(&Response::error(ErrorKind::Failed, why)).await;
@@ -479,7 +492,9 @@ impl Handler for Master {
                     self.request_stop();
                     return;
                 }
-                Request::Open { host, port } => return self.open(&host, port, ex).await,
+                Request::Open { host, port, via } => {
+                    return self.open(&host, port, via.as_deref(), ex).await
+                }
             };
             ex.send(&resp).await;
         })

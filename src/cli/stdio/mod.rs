@@ -188,6 +188,7 @@ async fn via_master(
     let req = Request::Open {
         host: host.to_owned(),
         port,
+        via: None,
     };
     c.send(&req).await?;
     match c.recv(Some(std::time::Duration::from_secs(60))).await? {
