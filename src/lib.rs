@@ -34,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod exit;
+pub mod forward;
 pub mod logging;
 pub mod paths;
 pub mod port;

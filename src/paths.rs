@@ -50,6 +50,37 @@ pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Binds a Unix socket at `path` that only its owner can use: a missing parent dir is created
+/// 0700, and the socket is created under a 0177 umask, so it is 0600 from the moment it exists
+/// (no window in which another user could connect). A socket file nobody answers on is stale
+/// and replaced; a live one, or a file that is not a socket, is left alone and refused.
+pub fn bind_unix_socket(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            let msg = "a file that is not a socket is in the way; choose another path";
+            return Err(Error::new(ErrorKind::AlreadyExists, msg));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            let msg = "a server is already listening there";
+            return Err(Error::new(ErrorKind::AddrInUse, msg));
+        }
+        std::fs::remove_file(path)?;
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir)?;
+    }
+    // SAFETY: umask only swaps the process's file-mode mask; no memory is involved.
+    let old = unsafe { libc::umask(0o177) };
+    let l = tokio::net::UnixListener::bind(path);
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(old) };
+    let l = l?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
 /// A socket file this process created, removed when this is dropped, unless something else
 /// has taken the path since (a file with another inode there is someone else's and stays).
 #[derive(Debug)]

@@ -8,10 +8,9 @@
 //! while their connections carry on (they end with the master's drain at the latest).
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -66,7 +65,7 @@ pub async fn bind_one(l: &Listener) -> Result<BoundListener, ServeError> {
             (t.into(), format!("socks5://{local}"))
         }
         Listener::Unix { path, .. } => {
-            let u = bind_unix(path).map_err(|error| ServeError::Bind {
+            let u = crate::paths::bind_unix_socket(path).map_err(|error| ServeError::Bind {
                 what: path.display().to_string(),
                 error,
             })?;
@@ -83,32 +82,6 @@ pub async fn bind_one(l: &Listener) -> Result<BoundListener, ServeError> {
         socket,
         address,
     })
-}
-
-fn bind_unix(path: &Path) -> std::io::Result<UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
-    if path.exists() {
-        // A socket nobody answers on is stale; a live one belongs to someone else.
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                "a server is already listening there",
-            ));
-        }
-        std::fs::remove_file(path)?;
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    // The umask makes the socket owner-only from the moment it exists.
-    // SAFETY: umask only swaps the process's file-mode mask; no memory is involved.
-    let old = unsafe { libc::umask(0o177) };
-    let l = UnixListener::bind(path);
-    // SAFETY: as above, restoring the previous mask.
-    unsafe { libc::umask(old) };
-    let l = l?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(l)
 }
 
 /// The RFC 1929 users of `l`, as the SOCKS server checks them.
