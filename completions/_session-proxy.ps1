@@ -32,6 +32,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('stdio', 'stdio', [CompletionResultType]::ParameterValue, 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)')
+            [CompletionResult]::new('forward', 'forward', [CompletionResultType]::ParameterValue, 'Forward local ports to hosts the instance reaches (`ssh -L` over SSM port sessions)')
             [CompletionResult]::new('sim', 'sim', [CompletionResultType]::ParameterValue, 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process')
@@ -55,6 +56,25 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('--chunk', '--chunk', [CompletionResultType]::ParameterName, 'Bytes per outgoing data-channel message (a tuning knob for benchmarks, hidden from `--help`: the agent''s own limit is what matters to users)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.yaml, then the XDG config dir)')
             [CompletionResult]::new('--control-socket', '--control-socket', [CompletionResultType]::ParameterName, 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'session-proxy;forward' {
+            [CompletionResult]::new('--via', '--via', [CompletionResultType]::ParameterName, 'The instance that reaches HOST: an id (i-…, mi-…), Name tag, `hosts:` alias, or an upstream of the config (through the running master''s SSH pool when one runs)')
+            [CompletionResult]::new('--sessions', '--sessions', [CompletionResultType]::ParameterName, 'SSM sessions per spec; connections spread over them (one carries about 1 MB/s)')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'AWS profile (default: the alias''s or upstream''s, else AWS_PROFILE or the default)')
+            [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region (default: AWS_REGION or the profile''s region)')
+            [CompletionResult]::new('--ready-file', '--ready-file', [CompletionResultType]::ParameterName, 'Once listening, write the bound addresses here, one per line (for scripts and tests)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.yaml, then the XDG config dir)')
+            [CompletionResult]::new('--control-socket', '--control-socket', [CompletionResultType]::ParameterName, 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)')
+            [CompletionResult]::new('--allow-remote', '--allow-remote', [CompletionResultType]::ParameterName, 'Allow a BIND address that is not loopback (other machines can then use the forward)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr')
@@ -251,6 +271,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
         }
         'session-proxy;help' {
             [CompletionResult]::new('stdio', 'stdio', [CompletionResultType]::ParameterValue, 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)')
+            [CompletionResult]::new('forward', 'forward', [CompletionResultType]::ParameterValue, 'Forward local ports to hosts the instance reaches (`ssh -L` over SSM port sessions)')
             [CompletionResult]::new('sim', 'sim', [CompletionResultType]::ParameterValue, 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process')
@@ -266,6 +287,9 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             break
         }
         'session-proxy;help;stdio' {
+            break
+        }
+        'session-proxy;help;forward' {
             break
         }
         'session-proxy;help;sim' {

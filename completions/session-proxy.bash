@@ -28,6 +28,9 @@ _session__proxy() {
             session__proxy,disconnect)
                 cmd="session__proxy__subcmd__disconnect"
                 ;;
+            session__proxy,forward)
+                cmd="session__proxy__subcmd__forward"
+                ;;
             session__proxy,generate)
                 cmd="session__proxy__subcmd__generate"
                 ;;
@@ -67,6 +70,9 @@ _session__proxy() {
             session__proxy__subcmd__help,disconnect)
                 cmd="session__proxy__subcmd__help__subcmd__disconnect"
                 ;;
+            session__proxy__subcmd__help,forward)
+                cmd="session__proxy__subcmd__help__subcmd__forward"
+                ;;
             session__proxy__subcmd__help,generate)
                 cmd="session__proxy__subcmd__help__subcmd__generate"
                 ;;
@@ -101,7 +107,7 @@ _session__proxy() {
 
     case "${cmd}" in
         session__proxy)
-            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version stdio sim serve demo status connect disconnect reload stop route generate completions help"
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version stdio forward sim serve demo status connect disconnect reload stop route generate completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -218,6 +224,48 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        session__proxy__subcmd__forward)
+            opts="-v -q -h -V --via --sessions --allow-remote --profile --region --ready-file --verbose --quiet --config --control-socket --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --via)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sessions)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ready-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         session__proxy__subcmd__generate)
             opts="-v -q -h -V --completions --man --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -249,7 +297,7 @@ _session__proxy() {
             return 0
             ;;
         session__proxy__subcmd__help)
-            opts="stdio sim serve demo status connect disconnect reload stop route generate completions help"
+            opts="stdio forward sim serve demo status connect disconnect reload stop route generate completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -305,6 +353,20 @@ _session__proxy() {
             return 0
             ;;
         session__proxy__subcmd__help__subcmd__disconnect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__proxy__subcmd__help__subcmd__forward)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -29,6 +29,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand stdio 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
+            cand forward 'Forward local ports to hosts the instance reaches (`ssh -L` over SSM port sessions)'
             cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
             cand serve 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
             cand demo 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
@@ -51,6 +52,24 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --chunk 'Bytes per outgoing data-channel message (a tuning knob for benchmarks, hidden from `--help`: the agent''s own limit is what matters to users)'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
             cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'session-proxy;forward'= {
+            cand --via 'The instance that reaches HOST: an id (i-…, mi-…), Name tag, `hosts:` alias, or an upstream of the config (through the running master''s SSH pool when one runs)'
+            cand --sessions 'SSM sessions per spec; connections spread over them (one carries about 1 MB/s)'
+            cand --profile 'AWS profile (default: the alias''s or upstream''s, else AWS_PROFILE or the default)'
+            cand --region 'AWS region (default: AWS_REGION or the profile''s region)'
+            cand --ready-file 'Once listening, write the bound addresses here, one per line (for scripts and tests)'
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand --allow-remote 'Allow a BIND address that is not loopback (other machines can then use the forward)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand -q 'Only errors on stderr'
@@ -235,6 +254,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
         }
         &'session-proxy;help'= {
             cand stdio 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
+            cand forward 'Forward local ports to hosts the instance reaches (`ssh -L` over SSM port sessions)'
             cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
             cand serve 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
             cand demo 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
@@ -249,6 +269,8 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'session-proxy;help;stdio'= {
+        }
+        &'session-proxy;help;forward'= {
         }
         &'session-proxy;help;sim'= {
         }

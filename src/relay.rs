@@ -17,6 +17,14 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
+/// Any bidirectional byte stream the crate relays or carries: TCP and Unix sockets, an SSH
+/// channel, a port session's stream, a test's in-memory pipe.
+pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + ?Sized> AsyncStream for T {}
+
+/// A boxed [`AsyncStream`].
+pub type BoxedStream = Box<dyn AsyncStream>;
+
 /// Largest buffer per direction (bulk transfers).
 pub const BUF_SIZE: usize = 32 * 1024;
 /// First buffer per direction; enough for keystrokes and small request/response traffic.

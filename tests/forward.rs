@@ -70,9 +70,15 @@ impl Forward {
                 }
             }
             if let Ok(Some(st)) = child.try_wait() {
-                panic!("forward exited ({st}) before it was ready:\n{}", log.lock().unwrap());
+                panic!(
+                    "forward exited ({st}) before it was ready:\n{}",
+                    log.lock().unwrap()
+                );
             }
-            assert!(Instant::now() < deadline, "forward never wrote its ready file");
+            assert!(
+                Instant::now() < deadline,
+                "forward never wrote its ready file"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         Self {
@@ -155,7 +161,11 @@ fn echo_check(addr: SocketAddr, len: usize, seed: u64) {
     let mut back = Vec::with_capacity(len);
     s.read_to_end(&mut back).unwrap();
     writer.join().unwrap();
-    assert!(back == data, "seed {seed}: {} of {len} bytes came back intact", back.len());
+    assert!(
+        back == data,
+        "seed {seed}: {} of {len} bytes came back intact",
+        back.len()
+    );
 }
 
 fn echo_server(sim: &SimHandle) -> SocketAddr {
@@ -174,9 +184,17 @@ fn twenty_parallel_connections_of_5_mb_arrive_byte_exact_both_ways() {
     for w in workers {
         w.join().unwrap();
     }
-    assert_eq!(sim.sim().registry().session_ids().len(), 2, "two sessions carried them");
+    assert_eq!(
+        sim.sim().registry().session_ids().len(),
+        2,
+        "two sessions carried them"
+    );
     assert!(fwd.stop().success());
-    assert_eq!(sim.wait_no_open_sessions(Duration::from_secs(20)), 0, "sessions terminated");
+    assert_eq!(
+        sim.wait_no_open_sessions(Duration::from_secs(20)),
+        0,
+        "sessions terminated"
+    );
 }
 
 #[test]
@@ -189,7 +207,8 @@ fn a_half_close_reaches_the_destination_and_its_answer_still_arrives() {
         let (mut s, _) = l.accept().unwrap();
         let mut got = Vec::new();
         s.read_to_end(&mut got).unwrap();
-        s.write_all(format!("got {} bytes", got.len()).as_bytes()).unwrap();
+        s.write_all(format!("got {} bytes", got.len()).as_bytes())
+            .unwrap();
     });
     let fwd = Forward::start(&sim, &[spec(dest)], &[]);
     let mut s = TcpStream::connect(fwd.addr(0)).unwrap();
@@ -211,13 +230,22 @@ fn a_refused_destination_closes_that_connection_others_go_on_and_the_log_names_i
     let mut s = TcpStream::connect(fwd.addr(0)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut buf = [0u8; 16];
-    assert_eq!(s.read(&mut buf).unwrap_or(0), 0, "the refused connection is closed");
+    assert_eq!(
+        s.read(&mut buf).unwrap_or(0),
+        0,
+        "the refused connection is closed"
+    );
     let log = fwd.wait_log("could not connect");
-    assert!(log.contains(&refused.to_string()), "the log names the destination:\n{log}");
+    assert!(
+        log.contains(&refused.to_string()),
+        "the log names the destination:\n{log}"
+    );
     echo_check(fwd.addr(1), 256 * 1024, 9);
     // The refused forward's session is still usable: a second connection is refused too.
     let mut again = TcpStream::connect(fwd.addr(0)).unwrap();
-    again.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    again
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     assert_eq!(again.read(&mut buf).unwrap_or(0), 0);
 }
 
@@ -237,7 +265,10 @@ fn the_listener_survives_websocket_kills_and_a_terminated_session() {
     sim.sim().registry().terminate_session(&first[0]);
     fwd.wait_log("starting a new session");
     echo_check(fwd.addr(0), 1 << 20, 22);
-    assert!(sim.sim().registry().session_ids().len() >= 2, "a new session was started");
+    assert!(
+        sim.sim().registry().session_ids().len() >= 2,
+        "a new session was started"
+    );
     assert!(fwd.stop().success());
 }
 
@@ -285,7 +316,10 @@ fn a_unix_socket_listener_is_private_and_forwards() {
     s.read_to_string(&mut back).unwrap();
     assert_eq!(back, "over a unix socket");
     assert!(fwd.stop().success());
-    assert!(!Path::new(&sock).exists(), "the socket file is removed at exit");
+    assert!(
+        !Path::new(&sock).exists(),
+        "the socket file is removed at exit"
+    );
 }
 
 #[test]

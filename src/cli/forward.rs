@@ -68,11 +68,22 @@ pub async fn run(g: &GlobalArgs, a: ForwardArgs) -> anyhow::Result<ExitCode> {
     let mut tasks = Vec::new();
     let mut bound = Vec::new();
     for (spec, listener) in specs.iter().zip(listeners) {
-        let label: Arc<str> = format!("{} → {} via {}", listener.address(), spec.dest, route.name()).into();
+        let label: Arc<str> = format!(
+            "{} → {} via {}",
+            listener.address(),
+            spec.dest,
+            route.name()
+        )
+        .into();
         eprintln!("session-proxy: forwarding {label}");
         bound.push(listener.address().to_string());
         let carrier = route.carrier(spec, a.sessions.into());
-        tasks.push(tokio::spawn(run::run(listener, carrier, label, stop_rx.clone())));
+        tasks.push(tokio::spawn(run::run(
+            listener,
+            carrier,
+            label,
+            stop_rx.clone(),
+        )));
     }
     if let Some(path) = &a.ready_file {
         std::fs::write(path, bound.join("\n") + "\n")
@@ -148,7 +159,7 @@ impl Route {
             Self::Master { socket, upstream } => Carrier::Master {
                 socket: socket.clone(),
                 upstream: upstream.clone(),
-                host: spec.dest.host.clone(),
+                host: spec.dest.host.dial_text(),
                 port: spec.dest.port,
             },
         }

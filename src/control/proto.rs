@@ -444,7 +444,8 @@ mod tests {
             decode_request(br#"{"cmd":"open","host":"h","port":22,"v":1}"#).unwrap(),
             Request::Open {
                 host: "h".into(),
-                port: 22
+                port: 22,
+                via: None,
             }
         );
     }

@@ -7,18 +7,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 
 use super::spec::ListenOn;
 use crate::paths::SocketFile;
 
-/// A local connection, whatever listener accepted it.
-pub trait LocalIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> LocalIo for T {}
-
-/// An accepted local connection.
-pub type BoxedStream = Box<dyn LocalIo>;
+pub use crate::relay::BoxedStream;
 
 /// Why a forward's listener could not be bound.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,10 @@
 //! `session-proxy forward`, the `ssh -L` of Session Manager: [`spec`] parses the `-L`-style
-//! specs and picks each one's session document; [`listen`] binds their local listeners.
-//! Carrying the accepted connections over port sessions is the `port` layer's job.
+//! specs and picks each one's session document; [`listen`] binds their local listeners;
+//! [`sessions`] keeps a forward's SSM port sessions up; [`run`] is the accept loop that hands
+//! each connection to a session (the `port` layer carries it as a smux stream) or to a running
+//! master's SSH pool.
 
 pub mod listen;
+pub mod run;
+pub mod sessions;
 pub mod spec;

@@ -32,7 +32,12 @@ pub enum Carrier {
 }
 
 /// Accepts until `stop` turns true, then terminates the forward's sessions.
-pub async fn run(listener: Listener, mut carrier: Carrier, label: Arc<str>, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    listener: Listener,
+    mut carrier: Carrier,
+    label: Arc<str>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -49,7 +54,12 @@ pub async fn run(listener: Listener, mut carrier: Carrier, label: Arc<str>, mut 
         tracing::debug!("forward {label}: connection from {peer}");
         match &mut carrier {
             Carrier::Sessions(set) => carry(set, io, &peer, &label).await,
-            Carrier::Master { socket, upstream, host, port } => {
+            Carrier::Master {
+                socket,
+                upstream,
+                host,
+                port,
+            } => {
                 let via = Via {
                     socket: socket.clone(),
                     upstream: upstream.clone(),
@@ -84,7 +94,9 @@ async fn carry(set: &mut SessionSet, io: BoxIo, peer: &str, label: &Arc<str>) {
     let rx = match opener.open(io).await {
         Ok(rx) => rx,
         Err(_io) => {
-            tracing::warn!("forward {label}: its session ended just now; connection from {peer} closed");
+            tracing::warn!(
+                "forward {label}: its session ended just now; connection from {peer} closed"
+            );
             return;
         }
     };

@@ -117,20 +117,7 @@ impl ForwardSpec {
 /// instance itself ([`DOC_INSTANCE`]); any other host goes through [`DOC_REMOTE_HOST`] with
 /// `host=` (an IPv6 address without brackets, as the agent resolves it).
 pub fn port_session(target: &str, dest: &Destination) -> SessionRequest {
-    let port = ("portNumber".to_owned(), dest.port.to_string());
-    let (document, parameters) = match &dest.host {
-        Host::Domain(d) if d.eq_ignore_ascii_case("localhost") => (DOC_INSTANCE, vec![port]),
-        Host::Domain(d) => (DOC_REMOTE_HOST, vec![("host".to_owned(), d.clone()), port]),
-        Host::Ip(ip) => (
-            DOC_REMOTE_HOST,
-            vec![("host".to_owned(), ip.to_string()), port],
-        ),
-    };
-    SessionRequest {
-        target: target.to_owned(),
-        document: document.to_owned(),
-        parameters,
-    }
+    SessionRequest::port_forward(target, &dest.host.dial_text(), dest.port)
 }
 
 impl fmt::Display for ForwardSpec {

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ssm::channel::SessionInfo;
@@ -37,12 +36,8 @@ const MUX_AGENT_VERSION: &str = "3.0.196.0";
 /// a session that hears nothing for 30 s, so we send NOPs to them (§7.3).
 const NO_KEEPALIVE_AGENT_VERSION: &str = "3.1.1511.0";
 
-/// A local connection: a TCP or Unix socket, or a test's in-memory pipe.
-pub trait LocalIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> LocalIo for T {}
-
-/// A boxed [`LocalIo`].
-pub type BoxIo = Box<dyn LocalIo>;
+/// A local connection (a TCP or Unix socket, a SOCKS client, a test's pipe).
+pub use crate::relay::BoxedStream as BoxIo;
 
 /// How opening a stream for a local connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +91,14 @@ impl PortStats {
 pub struct Opener {
     tx: mpsc::Sender<OpenRequest>,
     stats: Arc<PortStats>,
+}
+
+impl std::fmt::Debug for Opener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opener")
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Opener {

@@ -110,10 +110,7 @@ impl Connector for RoutingConnector {
                 },
                 None => dest,
             };
-            let host_text = match &dest.host {
-                Host::Ip(ip) => ip.to_string(),
-                Host::Domain(d) => d.clone(),
-            };
+            let host_text = dest.host.dial_text();
             let result = match decision.action {
                 Action::Reject => Err(ConnectError::new(Reply::NotAllowed, decision.explanation)),
                 Action::Direct => direct_connect(dest).await,

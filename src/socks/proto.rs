@@ -119,6 +119,16 @@ pub enum Host {
     Domain(String),
 }
 
+impl Host {
+    /// The text a resolver (or the instance) dials: an IP without brackets, a name as given.
+    pub fn dial_text(&self) -> String {
+        match self {
+            Self::Ip(ip) => ip.to_string(),
+            Self::Domain(d) => d.clone(),
+        }
+    }
+}
+
 impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

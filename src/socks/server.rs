@@ -42,11 +42,7 @@ mod conn_log;
 mod limit;
 mod stats;
 
-/// Any bidirectional byte stream a connector can hand back (TCP, an SSH channel, a test duplex).
-pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + ?Sized> AsyncStream for T {}
-
-pub type BoxedStream = Box<dyn AsyncStream>;
+pub use crate::relay::{AsyncStream, BoxedStream};
 
 /// How a connector routed a destination, for the connection's log line: the rule that decided
 /// (`routes[2]`, `default`) and where it sent the stream (an upstream's name, `direct`,

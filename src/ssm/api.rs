@@ -147,13 +147,13 @@ impl SessionRequest {
         if host.eq_ignore_ascii_case("localhost") {
             return Self {
                 target: target.to_owned(),
-                document: "AWS-StartPortForwardingSession".into(),
+                document: crate::forward::spec::DOC_INSTANCE.into(),
                 parameters: vec![port_param],
             };
         }
         Self {
             target: target.to_owned(),
-            document: "AWS-StartPortForwardingSessionToRemoteHost".into(),
+            document: crate::forward::spec::DOC_REMOTE_HOST.into(),
             parameters: vec![("host".to_owned(), host.to_owned()), port_param],
         }
     }
