@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use super::{
     Issue, Limits, Listener, Target, DEFAULT_MAX_CONNECTIONS, DEFAULT_POOL_SIZE,
-    MAX_DRAIN_TIMEOUT_SECS, MAX_IDLE_TIMEOUT_SECS, MAX_KEEPALIVE_SECS, MAX_MAX_CONNECTIONS,
-    MAX_POOL_SIZE,
+    DEFAULT_PORT_IDLE_TIMEOUT_SECS, MAX_DRAIN_TIMEOUT_SECS, MAX_IDLE_TIMEOUT_SECS,
+    MAX_KEEPALIVE_SECS, MAX_MAX_CONNECTIONS, MAX_POOL_SIZE, MAX_PORT_IDLE_TIMEOUT_SECS,
+    MAX_SESSIONS,
 };
 use crate::route::Action;
 
@@ -230,6 +231,26 @@ pub(super) fn listen_spec(
             limits: Limits::default(),
         }),
     }
+}
+
+/// `idle_timeout_secs:` of an `ssm-port` upstream.
+pub(super) fn port_idle_timeout(secs: u64) -> Result<Duration, String> {
+    if (1..=MAX_PORT_IDLE_TIMEOUT_SECS).contains(&secs) {
+        Ok(Duration::from_secs(secs))
+    } else {
+        Err(format!(
+            "{secs} is out of range; use 1 to {MAX_PORT_IDLE_TIMEOUT_SECS} (default {DEFAULT_PORT_IDLE_TIMEOUT_SECS})"
+        ))
+    }
+}
+
+/// A count of SSM sessions (`sessions:`, `sessions_per_destination:`).
+pub(super) fn sessions(n: u64, default: usize) -> Result<NonZeroUsize, String> {
+    usize::try_from(n)
+        .ok()
+        .filter(|n| *n <= MAX_SESSIONS)
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| format!("{n} is out of range; use 1 to {MAX_SESSIONS} (default {default})"))
 }
 
 /// Expands `~` and `~/…` against `home` and requires the result to be absolute.

@@ -10,14 +10,16 @@
 //! which the pool applies in place. Listeners are matched by their socket (TCP address or Unix
 //! path, see [`match_listeners`]): one only in the new file is added, one only in the old file
 //! is removed, and a matched one may change its users or limits, which apply to connections
-//! accepted afterwards. The list comes out in a fixed order: listeners (new file order, then
-//! removed ones), removed upstreams (old file order), added, resized and changed upstreams (new
-//! file order), routes, default, hosts, log level, restart-only keys.
+//! accepted afterwards. An upstream whose `kind:` differs is [`Change::UpstreamKindChanged`]
+//! (whatever else differs too): it is run by different machinery, which has to be stopped and
+//! the other one started. The list comes out in a fixed order: listeners (new file order, then
+//! removed ones), removed upstreams (old file order), added, kind-changed, resized and changed
+//! upstreams (new file order), routes, default, hosts, log level, restart-only keys.
 
 use std::fmt;
 use std::num::NonZeroUsize;
 
-use super::{Config, Limits, Listener, Upstream};
+use super::{Config, Limits, Listener, Upstream, UpstreamKind, UpstreamProtocol};
 
 /// One difference between the running config and the reloaded one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +34,13 @@ pub enum Change {
     },
     /// Any other setting of the upstream differs (targets, AWS, SSH, keepalive, ...).
     UpstreamChanged(String),
+    /// `kind:` differs: the old upstream's connections or sessions are closed and the new
+    /// kind's started.
+    UpstreamKindChanged {
+        name: String,
+        old: UpstreamProtocol,
+        new: UpstreamProtocol,
+    },
     /// The `routes:` list differs (including order).
     RoutesChanged,
     /// A listener on a socket the running config does not listen on (its display form).
@@ -67,6 +76,9 @@ impl fmt::Display for Change {
                 "upstream {name}: pool_size {old} -> {new}, resized in place (open streams keep their connections)"
             ),
             Self::UpstreamChanged(name) => write!(f, "upstream {name} changed"),
+            Self::UpstreamKindChanged { name, old, new } => {
+                write!(f, "upstream {name}: kind {old} -> {new}")
+            }
             Self::RoutesChanged => f.write_str("routes changed"),
             Self::ListenerAdded(l) => write!(f, "listener {l} added"),
             Self::ListenerRemoved(l) => write!(
@@ -132,11 +144,22 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     for up in &new.upstreams {
         match old.upstream(&up.name) {
             Some(o) if o == up => {}
-            Some(o) if only_pool_size_differs(o, up) => changes.push(Change::UpstreamResized {
-                name: up.name.clone(),
-                old: o.pool_size,
-                new: up.pool_size,
-            }),
+            Some(o) if o.protocol() != up.protocol() => {
+                changes.push(Change::UpstreamKindChanged {
+                    name: up.name.clone(),
+                    old: o.protocol(),
+                    new: up.protocol(),
+                });
+            }
+            Some(o) if only_pool_size_differs(o, up) => {
+                if let (Some(a), Some(b)) = (o.ssh(), up.ssh()) {
+                    changes.push(Change::UpstreamResized {
+                        name: up.name.clone(),
+                        old: a.pool_size,
+                        new: b.pool_size,
+                    });
+                }
+            }
             Some(_) => changes.push(Change::UpstreamChanged(up.name.clone())),
             None => {}
         }
@@ -162,9 +185,16 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     changes
 }
 
+/// Whether both are SSH upstreams that differ in `pool_size` alone.
 fn only_pool_size_differs(old: &Upstream, new: &Upstream) -> bool {
+    let (Some(o), Some(n)) = (old.ssh(), new.ssh()) else {
+        return false;
+    };
     let resized = Upstream {
-        pool_size: new.pool_size,
+        kind: UpstreamKind::Ssh(super::SshUpstream {
+            pool_size: n.pool_size,
+            ..o.clone()
+        }),
         ..old.clone()
     };
     resized == *new
@@ -361,6 +391,36 @@ hosts:
             l("[{ socks5_unix: /tmp/a.sock }, { socks5: 127.0.0.1:0 }, { socks5: 127.0.0.2:0 }]");
         assert_eq!(match_listeners(&old, &new), vec![Some(2), Some(0), None]);
         assert_eq!(match_listeners(&new, &new), vec![Some(0), Some(1), Some(2)]);
+    }
+
+    #[test]
+    fn a_kind_change_is_its_own_change_even_with_other_settings() {
+        use UpstreamProtocol::{Ssh, SsmPort};
+        let ports = BASE.replace(
+            "b: { targets: [bastion-b], user: ubuntu, ssh_agent: true }",
+            "b: { kind: ssm-port, targets: [bastion-b] }",
+        );
+        let kind = |old, new| {
+            vec![Change::UpstreamKindChanged {
+                name: up("b"),
+                old,
+                new,
+            }]
+        };
+        assert_eq!(diff(&cfg(BASE), &cfg(&ports)), kind(Ssh, SsmPort));
+        assert_eq!(diff(&cfg(&ports), &cfg(BASE)), kind(SsmPort, Ssh));
+        let tuned = ports.replace(
+            "targets: [bastion-b] }",
+            "targets: [bastion-b], idle_timeout_secs: 60 }",
+        );
+        assert_eq!(
+            diff(&cfg(&ports), &cfg(&tuned)),
+            vec![Change::UpstreamChanged(up("b"))]
+        );
+        assert_eq!(
+            kind(Ssh, SsmPort)[0].to_string(),
+            "upstream b: kind ssh -> ssm-port"
+        );
     }
 
     #[test]

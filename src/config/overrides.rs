@@ -12,8 +12,8 @@ use super::check::{
     target, user_name, Issues,
 };
 use super::{
-    AdHoc, AwsDefaults, Config, Issue, Overrides, Target, Upstream, AD_HOC_UPSTREAM,
-    DEFAULT_KEEPALIVE_SECS, DEFAULT_POOL_SIZE, DEFAULT_SSH_PORT,
+    AdHoc, AwsDefaults, Config, Issue, Overrides, SshUpstream, Target, Upstream, UpstreamKind,
+    AD_HOC_UPSTREAM, DEFAULT_KEEPALIVE_SECS, DEFAULT_POOL_SIZE, DEFAULT_SSH_PORT,
 };
 use crate::route::Action;
 
@@ -144,14 +144,16 @@ pub(super) fn ad_hoc(spec: &AdHoc, home: Option<&Path>) -> Result<Config, Vec<Is
         profile: aws.profile.clone(),
         region: aws.region.clone(),
         credentials: None,
-        user,
-        identity_files,
-        ssh_agent: spec.ssh_agent,
-        port,
-        pool_size,
-        host_key_policy: spec.host_key_policy.unwrap_or_default(),
-        lazy: false,
-        keepalive: Some(Duration::from_secs(DEFAULT_KEEPALIVE_SECS)),
+        kind: UpstreamKind::Ssh(SshUpstream {
+            user,
+            identity_files,
+            ssh_agent: spec.ssh_agent,
+            port,
+            pool_size,
+            host_key_policy: spec.host_key_policy.unwrap_or_default(),
+            lazy: false,
+            keepalive: Some(Duration::from_secs(DEFAULT_KEEPALIVE_SECS)),
+        }),
     };
     v.finish(Config {
         aws,
