@@ -17,6 +17,7 @@
 mod check;
 mod diff;
 mod discover;
+mod forward;
 mod overrides;
 mod raw;
 mod syntax;
@@ -33,8 +34,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use self::diff::{diff, match_listeners, Change};
+pub use self::diff::{diff, match_forwards, match_listeners, Change};
 pub use self::discover::{discover, search_paths};
+pub use self::forward::{Destination, Forward, ListenOn, Via};
 pub use self::upstream::{SshUpstream, SsmPortUpstream, Upstream, UpstreamKind, UpstreamProtocol};
 use crate::redact::Redacted;
 pub use crate::route::{Action, Router};
@@ -70,7 +72,9 @@ pub const DEFAULT_PORT_IDLE_TIMEOUT_SECS: u64 = 300;
 pub const MAX_PORT_IDLE_TIMEOUT_SECS: u64 = 24 * 3600;
 /// `sessions_per_destination:` of an `ssm-port` upstream when not given.
 pub const DEFAULT_SESSIONS_PER_DESTINATION: usize = 1;
-/// Largest `sessions_per_destination:` accepted (each is an SSM session, and
+/// `sessions:` of a forward via an instance when not given.
+pub const DEFAULT_FORWARD_SESSIONS: usize = 1;
+/// Largest `sessions:` and `sessions_per_destination:` accepted (each is an SSM session, and
 /// accounts have a limit on concurrent sessions).
 pub const MAX_SESSIONS: usize = 16;
 /// Config files larger than this are refused before parsing.
@@ -166,6 +170,8 @@ pub struct Config {
     pub log_level: Option<String>,
     /// Grace period for streams in flight when the master stops (`drain_timeout_secs:`).
     pub drain_timeout: Duration,
+    /// Port forwards the master runs; listen sockets are unique, also against `listeners`.
+    pub forwards: Vec<Forward>,
 }
 
 impl Default for Config {
@@ -187,6 +193,7 @@ impl Default for Config {
             state_dir: None,
             log_level: None,
             drain_timeout: Duration::from_secs(DEFAULT_DRAIN_TIMEOUT_SECS),
+            forwards: Vec::new(),
         }
     }
 }

@@ -41,6 +41,7 @@ pub(crate) struct RawConfig {
     pub(crate) state_dir: Option<String>,
     pub(crate) log_level: Option<String>,
     pub(crate) drain_timeout_secs: Option<u64>,
+    pub(crate) forwards: Option<Vec<RawForward>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,6 +105,18 @@ pub(crate) struct RawHost {
     pub(crate) profile: Option<String>,
     pub(crate) region: Option<String>,
     pub(crate) port: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(crate) struct RawForward {
+    pub(crate) listen: String,
+    pub(crate) to: String,
+    pub(crate) via: String,
+    pub(crate) sessions: Option<u64>,
+    pub(crate) allow_remote: Option<bool>,
+    pub(crate) profile: Option<String>,
+    pub(crate) region: Option<String>,
 }
 
 /// A YAML mapping read in document order, with duplicate keys refused.

@@ -86,6 +86,31 @@ fn example_config_parses_and_validates() {
         })
     );
     assert_eq!(ports.targets, vec![Target::Name("db-bastion".into())]);
+    assert_eq!(c.forwards.len(), 2);
+    assert_eq!(
+        c.forwards[0].to_string(),
+        "forward 127.0.0.1:15432 -> pg.prod.internal:5432 via upstream bastion-prod"
+    );
+    assert_eq!(
+        c.forwards[1],
+        Forward {
+            listen: ListenOn::Unix("/home/t/.local/state/session-proxy/admin.sock".into()),
+            to: Destination {
+                host: "localhost".into(),
+                port: 8080
+            },
+            via: Via::Instance {
+                target: Target::InstanceId("i-0123456789abcdef0".into()),
+                profile: Some("prod".into()),
+                region: Some("eu-west-1".into()),
+                sessions: NonZeroUsize::new(2).unwrap(),
+            },
+        }
+    );
+    assert_eq!(
+        ci.credentials.as_ref().unwrap().secret_access_key.expose(),
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    );
     assert_eq!(c.routes.len(), 8);
     assert_eq!(c.default, Action::Direct);
     assert_eq!(c.hosts["web1"].port, Some(22));

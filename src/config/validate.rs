@@ -6,7 +6,7 @@
 //! a partially valid config never escapes. `~` is expanded against the `home` passed in (tests
 //! pass a fixed one). The single-value checks live in `check.rs`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,10 +14,11 @@ use super::check::{
     abs_path, action, alias_name, drain_timeout, idle_timeout, log_level, max_connections, port,
     profile, region, socket_path, target, tcp_addr, Issues,
 };
+use super::forward::{forwards, ViaNames};
 use super::raw::{RawConfig, RawHost, RawListener, RawUser};
 use super::upstream::upstream;
 use super::{
-    AwsDefaults, Config, HostAlias, HostKeyPolicy, Issue, Limits, Listener, User,
+    AwsDefaults, Config, HostAlias, HostKeyPolicy, Issue, Limits, ListenOn, Listener, User,
     DEFAULT_DRAIN_TIMEOUT_SECS,
 };
 use crate::route::{Action, Matcher, Resolve, Router, Rule};
@@ -57,12 +58,26 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
             .unwrap_or(Action::Reject),
         None => Action::Reject,
     };
-    let hosts = raw
+    let aliases: BTreeSet<String> = raw.hosts.0.iter().map(|(a, _)| a.clone()).collect();
+    let hosts: BTreeMap<String, HostAlias> = raw
         .hosts
         .0
         .into_iter()
         .filter_map(|(alias, h)| host(&mut v, alias, h, &aws))
         .collect();
+    let names = ViaNames {
+        upstreams: &declared,
+        aliases: &aliases,
+        hosts: &hosts,
+        aws: &aws,
+    };
+    let forwards = forwards(
+        &mut v,
+        raw.forwards.unwrap_or_default(),
+        &names,
+        &listeners,
+        home,
+    );
     let control_socket = raw
         .control_socket
         .and_then(|s| v.check("control_socket", socket_path(&s, home)));
@@ -87,6 +102,7 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
         state_dir,
         log_level,
         drain_timeout,
+        forwards,
     })
 }
 
@@ -165,11 +181,7 @@ fn listener_limits(v: &mut Issues, p: &str, l: &RawListener) -> Limits {
 }
 
 fn same_endpoint(a: &Listener, b: &Listener) -> bool {
-    match (a, b) {
-        (Listener::Tcp { addr: x, .. }, Listener::Tcp { addr: y, .. }) => x == y && x.port() != 0,
-        (Listener::Unix { path: x, .. }, Listener::Unix { path: y, .. }) => x == y,
-        _ => false,
-    }
+    ListenOn::of_listener(a).clashes(&ListenOn::of_listener(b))
 }
 
 fn users(v: &mut Issues, p: &str, raw: Option<Vec<RawUser>>) -> Vec<User> {
@@ -305,10 +317,14 @@ pub(super) fn warnings(cfg: &Config) -> Vec<String> {
                 .routes
                 .rules()
                 .iter()
-                .any(|r| r.action.upstream() == Some(&u.name));
+                .any(|r| r.action.upstream() == Some(&u.name))
+            || cfg
+                .forwards
+                .iter()
+                .any(|f| matches!(&f.via, super::Via::Upstream(n) if *n == u.name));
         if !used {
             out.push(format!(
-                "upstreams.{}: no route and not the default, so no traffic goes through it",
+                "upstreams.{}: no route, forward or default, so no traffic goes through it",
                 u.name
             ));
         }
