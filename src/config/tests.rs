@@ -77,36 +77,6 @@ fn example_config_parses_and_validates() {
         (ci_ssh.host_key_policy, ci_ssh.lazy, ci_ssh.keepalive),
         (HostKeyPolicy::Strict, true, None)
     );
-    let ports = c.upstream("db-ports").unwrap();
-    assert_eq!(
-        ports.kind,
-        UpstreamKind::SsmPort(SsmPortUpstream {
-            idle_timeout: Duration::from_secs(300),
-            sessions_per_destination: NonZeroUsize::MIN,
-        })
-    );
-    assert_eq!(ports.targets, vec![Target::Name("db-bastion".into())]);
-    assert_eq!(c.forwards.len(), 2);
-    assert_eq!(
-        c.forwards[0].to_string(),
-        "forward 127.0.0.1:15432 -> pg.prod.internal:5432 via upstream bastion-prod"
-    );
-    assert_eq!(
-        c.forwards[1],
-        Forward {
-            listen: ListenOn::Unix("/home/t/.local/state/session-proxy/admin.sock".into()),
-            to: Destination {
-                host: "localhost".into(),
-                port: 8080
-            },
-            via: Via::Instance {
-                target: Target::InstanceId("i-0123456789abcdef0".into()),
-                profile: Some("prod".into()),
-                region: Some("eu-west-1".into()),
-                sessions: NonZeroUsize::new(2).unwrap(),
-            },
-        }
-    );
     assert_eq!(
         ci.credentials.as_ref().unwrap().secret_access_key.expose(),
         "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -152,6 +122,41 @@ fn example_config_parses_and_validates() {
     assert_eq!(
         decide("pg.db.internal"),
         Action::Upstream("db-ports".into())
+    );
+}
+
+#[test]
+fn example_config_documents_an_ssm_port_upstream_and_a_tcp_and_a_unix_forward() {
+    let c = cfg(EXAMPLE);
+    let ports = c.upstream("db-ports").unwrap();
+    assert_eq!(
+        ports.kind,
+        UpstreamKind::SsmPort(SsmPortUpstream {
+            idle_timeout: Duration::from_secs(300),
+            sessions_per_destination: NonZeroUsize::MIN,
+        })
+    );
+    assert_eq!(ports.targets, vec![Target::Name("db-bastion".into())]);
+    assert_eq!(c.forwards.len(), 2);
+    assert_eq!(
+        c.forwards[0].to_string(),
+        "forward 127.0.0.1:15432 -> pg.prod.internal:5432 via upstream bastion-prod"
+    );
+    assert_eq!(
+        c.forwards[1],
+        Forward {
+            listen: ListenOn::Unix("/home/t/.local/state/session-proxy/admin.sock".into()),
+            to: Destination {
+                host: "localhost".into(),
+                port: 8080
+            },
+            via: Via::Instance {
+                target: Target::InstanceId("i-0123456789abcdef0".into()),
+                profile: Some("prod".into()),
+                region: Some("eu-west-1".into()),
+                sessions: NonZeroUsize::new(2).unwrap(),
+            },
+        }
     );
 }
 

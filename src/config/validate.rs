@@ -15,7 +15,7 @@ use super::check::{
     profile, region, socket_path, target, tcp_addr, Issues,
 };
 use super::forward::{forwards, ViaNames};
-use super::raw::{RawConfig, RawHost, RawListener, RawUser};
+use super::raw::{RawConfig, RawHost, RawListener, RawMap, RawUser};
 use super::upstream::upstream;
 use super::{
     AwsDefaults, Config, HostAlias, HostKeyPolicy, Issue, Limits, ListenOn, Listener, User,
@@ -38,12 +38,7 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
         None => Config::default().listeners,
         Some(list) => listeners(&mut v, list, home),
     };
-    let declared: BTreeSet<String> = raw
-        .upstreams
-        .0
-        .iter()
-        .map(|(name, _)| name.clone())
-        .collect();
+    let declared = names(&raw.upstreams);
     let upstreams = raw
         .upstreams
         .0
@@ -58,7 +53,7 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
             .unwrap_or(Action::Reject),
         None => Action::Reject,
     };
-    let aliases: BTreeSet<String> = raw.hosts.0.iter().map(|(a, _)| a.clone()).collect();
+    let aliases = names(&raw.hosts);
     let hosts: BTreeMap<String, HostAlias> = raw
         .hosts
         .0
@@ -104,6 +99,12 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
         drain_timeout,
         forwards,
     })
+}
+
+/// Every name declared in a mapping, valid or not: a reference to one with problems of its own
+/// is not reported again as unknown.
+fn names<V>(map: &RawMap<V>) -> BTreeSet<String> {
+    map.0.iter().map(|(name, _)| name.clone()).collect()
 }
 
 fn listeners(v: &mut Issues, list: Vec<RawListener>, home: Option<&Path>) -> Vec<Listener> {
