@@ -11,7 +11,9 @@
 //!
 //! Command-line flags layer on top through [`Overrides`] / [`Config::apply`], and
 //! `serve --target …` without a file builds a one-upstream config with [`Config::ad_hoc`].
-//! Finding the file is `discover.rs`; comparing two configs for `reload` is `diff.rs`.
+//! Finding the file is `discover.rs`; comparing two configs for `reload` is `diff.rs`. The
+//! `upstreams:` section (its two kinds, `ssh` and `ssm-port`) is typed and checked in
+//! `upstream.rs`, the `forwards:` section in `forward.rs`.
 //! `config.example.yaml` at the crate root documents every key and is parsed by a test.
 
 mod check;
