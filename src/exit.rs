@@ -206,6 +206,7 @@ fn upstream_code(e: &UpstreamError) -> u8 {
             cause.as_deref().map_or(codes::PROTOCOL, ssh_code)
         }
         UpstreamError::ShutDown { .. } => codes::UNAVAILABLE,
+        UpstreamError::Unsupported { .. } => codes::CONFIG,
     }
 }
 

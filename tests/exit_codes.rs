@@ -216,7 +216,7 @@ async fn a_refused_host_key_is_65() {
     // Strict, with an empty known_hosts: the demo instance's key is unknown and refused.
     let mut cfg = cfg;
     for u in &mut cfg.upstreams {
-        u.host_key_policy = HostKeyPolicy::Strict;
+        u.ssh_mut().unwrap().host_key_policy = HostKeyPolicy::Strict;
     }
     let opts = PoolOptions {
         connect_timeout: Duration::from_secs(5),

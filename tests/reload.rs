@@ -406,16 +406,28 @@ fn a_reload_it_cannot_apply_exits_non_zero_names_the_change_and_keeps_the_old_co
         (
             format!("{ONE_LISTENER}{ALICE}  - socks5: 127.0.0.5:0\n"),
             f.dir.path().join("elsewhere"),
+            "",
             "state_dir changed",
         ),
         (
             format!("{ONE_LISTENER}{ALICE}  - socks5: {busy_addr}\n"),
             f.dir.path().join("state"),
+            "",
             "cannot listen on 127.0.0.1",
         ),
+        (
+            format!("{ONE_LISTENER}{ALICE}"),
+            f.dir.path().join("state"),
+            "  db:\n    kind: ssm-port\n    targets: [i-0fedcba9876543210]\n",
+            "upstream db: kind: ssm-port is not supported by serve yet",
+        ),
     ];
-    for (listeners, state, names) in &cases {
-        let text = config_text(&f.key, state, listeners, 3, "");
+    for (listeners, state, upstream, names) in &cases {
+        let text = config_text(&f.key, state, listeners, 3, "").replacen(
+            "upstreams:\n",
+            &format!("upstreams:\n{upstream}"),
+            1,
+        );
         std::fs::write(&f.config, text).unwrap();
         let (ok, out, err) = f.reload();
         assert!(!ok, "{names}: reload succeeded: {out}");

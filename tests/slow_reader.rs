@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use common::echo::{echo_server, payload};
 use common::Sshd;
-use session_proxy::config::{HostKeyPolicy, InlineCredentials, Upstream};
+use session_proxy::config::{
+    HostKeyPolicy, InlineCredentials, SshUpstream, Upstream, UpstreamKind,
+};
 use session_proxy::redact::Redacted;
 use session_proxy::sim::instances::Instance;
 use session_proxy::sim::{Sim, SimOptions};
@@ -51,15 +53,17 @@ fn config(sshd: &Sshd) -> Upstream {
             secret_access_key: Redacted::new("simulator-secret".into()),
             session_token: None,
         }),
-        user: sshd.user.clone(),
-        identity_files: vec![sshd.client_key.clone()],
-        ssh_agent: false,
-        port: 22,
-        pool_size: NonZeroUsize::new(2).unwrap(),
-        host_key_policy: HostKeyPolicy::AcceptNew,
-        // Short, so a parked connection would also stop answering keepalives within the test.
-        keepalive: Some(Duration::from_secs(2)),
-        lazy: false,
+        kind: UpstreamKind::Ssh(SshUpstream {
+            user: sshd.user.clone(),
+            identity_files: vec![sshd.client_key.clone()],
+            ssh_agent: false,
+            port: 22,
+            pool_size: NonZeroUsize::new(2).unwrap(),
+            host_key_policy: HostKeyPolicy::AcceptNew,
+            // Short, so a parked connection would also stop answering keepalives within the test.
+            keepalive: Some(Duration::from_secs(2)),
+            lazy: false,
+        }),
     }
 }
 
@@ -170,7 +174,7 @@ async fn paused_readers_stall_only_their_own_streams_and_resume_byte_exact() {
         ..SimOptions::default()
     };
     let sim = Sim::start(listener, opts).unwrap();
-    let pool = Pool::new(config(&sshd), options(&sim, &sshd));
+    let pool = Pool::new(config(&sshd), options(&sim, &sshd)).unwrap();
     pool.start();
     within(
         Duration::from_secs(60),

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use common::echo::{echo_server, echo_through, payload};
 use common::{refusing_port, Sshd};
-use session_proxy::config::{HostKeyPolicy, InlineCredentials, Upstream};
+use session_proxy::config::{
+    HostKeyPolicy, InlineCredentials, SshUpstream, Upstream, UpstreamKind,
+};
 use session_proxy::redact::Redacted;
 use session_proxy::sim::instances::Instance;
 use session_proxy::sim::{Sim, SimOptions};
@@ -41,14 +43,16 @@ fn config(sshd: &Sshd, name: &str, targets: &[&str], pool_size: usize, lazy: boo
         profile: None,
         region: Some("us-east-1".into()),
         credentials: Some(credentials()),
-        user: sshd.user.clone(),
-        identity_files: vec![sshd.client_key.clone()],
-        ssh_agent: false,
-        port: 22,
-        pool_size: NonZeroUsize::new(pool_size).unwrap(),
-        host_key_policy: HostKeyPolicy::AcceptNew,
-        lazy,
-        keepalive: Some(Duration::from_secs(15)),
+        kind: UpstreamKind::Ssh(SshUpstream {
+            user: sshd.user.clone(),
+            identity_files: vec![sshd.client_key.clone()],
+            ssh_agent: false,
+            port: 22,
+            pool_size: NonZeroUsize::new(pool_size).unwrap(),
+            host_key_policy: HostKeyPolicy::AcceptNew,
+            lazy,
+            keepalive: Some(Duration::from_secs(15)),
+        }),
     }
 }
 
@@ -136,6 +140,7 @@ impl Fixture {
             config(&self.sshd, name, targets, size, lazy),
             options(&self.sim, &self.sshd),
         )
+        .unwrap()
     }
 
     /// A started pool of two over A and B (B by its Name tag), both connections up.
@@ -346,8 +351,8 @@ async fn refused_or_unusable_keys_cost_one_login_per_connection_then_the_pool_gi
     ] {
         let before = f.sim.registry().session_ids().len();
         let mut cfg = config(&f.sshd, "keys", &[ID_A], 2, false);
-        cfg.identity_files = vec![key.clone()];
-        let pool = Pool::new(cfg, options(&f.sim, &f.sshd));
+        cfg.ssh_mut().unwrap().identity_files = vec![key.clone()];
+        let pool = Pool::new(cfg, options(&f.sim, &f.sshd)).unwrap();
         pool.start();
         let e = within("gave up", pool.wait_ready(Duration::from_secs(30)))
             .await

@@ -327,7 +327,7 @@ mod tests {
         assert_eq!(cfg.upstreams.len(), 1);
         assert_eq!(cfg.upstreams[0].name, UPSTREAM);
         assert_eq!(
-            cfg.upstreams[0].identity_files,
+            cfg.upstreams[0].ssh().unwrap().identity_files,
             vec![PathBuf::from("/tmp/odd dir/id_ed25519")]
         );
         assert_eq!(cfg.default, config::Action::Upstream(UPSTREAM.into()));

@@ -4,17 +4,19 @@
 //! name, so one check serves both spellings.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{
-    Issue, Limits, Listener, Target, DEFAULT_MAX_CONNECTIONS, DEFAULT_POOL_SIZE,
-    MAX_DRAIN_TIMEOUT_SECS, MAX_IDLE_TIMEOUT_SECS, MAX_KEEPALIVE_SECS, MAX_MAX_CONNECTIONS,
-    MAX_POOL_SIZE,
+    Destination, Issue, Limits, ListenOn, Listener, Target, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_POOL_SIZE, DEFAULT_PORT_IDLE_TIMEOUT_SECS, MAX_DRAIN_TIMEOUT_SECS,
+    MAX_IDLE_TIMEOUT_SECS, MAX_KEEPALIVE_SECS, MAX_MAX_CONNECTIONS, MAX_POOL_SIZE,
+    MAX_PORT_IDLE_TIMEOUT_SECS, MAX_SESSIONS,
 };
 use crate::route::Action;
+use crate::route::{parse_destination, HostRef, RouteError};
 
 /// Longest Unix socket path accepted (`sun_path` minus the NUL; macOS/BSD have 104 bytes).
 const MAX_SOCKET_PATH: usize = if cfg!(target_os = "linux") { 107 } else { 103 };
@@ -215,21 +217,84 @@ pub(super) fn listen_spec(
     allow_remote: bool,
     home: Option<&Path>,
 ) -> Result<Listener, String> {
+    let fix = "pass --allow-remote if you really mean it";
+    let (users, limits) = (Vec::new(), Limits::default());
+    Ok(match listen_on(s, allow_remote, fix, home)? {
+        ListenOn::Unix(path) => Listener::Unix {
+            path,
+            users,
+            limits,
+        },
+        ListenOn::Tcp(addr) => Listener::Tcp {
+            addr,
+            users,
+            limits,
+        },
+    })
+}
+
+/// `IP:port`, or a Unix socket path (`unix:…`, anything containing `/`, or starting with `~`).
+/// `fix` says how to allow a non-loopback address in the caller's spelling.
+pub(super) fn listen_on(
+    s: &str,
+    allow_remote: bool,
+    fix: &str,
+    home: Option<&Path>,
+) -> Result<ListenOn, String> {
     let unix = s
         .strip_prefix("unix:")
         .or_else(|| (s.contains('/') || s.starts_with('~')).then_some(s));
     match unix {
-        Some(path) => Ok(Listener::Unix {
-            path: socket_path(path, home)?,
-            users: Vec::new(),
-            limits: Limits::default(),
-        }),
-        None => Ok(Listener::Tcp {
-            addr: tcp_addr(s, allow_remote, "pass --allow-remote if you really mean it")?,
-            users: Vec::new(),
-            limits: Limits::default(),
-        }),
+        Some(path) => socket_path(path, home).map(ListenOn::Unix),
+        None => tcp_addr(s, allow_remote, fix).map(ListenOn::Tcp),
     }
+}
+
+/// `HOST:PORT` as the instance sees it: a name, an IP address in any spelling (kept as the
+/// address it stands for, as routing does) or `[IPv6]`, and a port from 1.
+pub(super) fn destination(s: &str) -> Result<Destination, String> {
+    let example = "write HOST:PORT, e.g. db.internal:5432 or [fd00::5]:5432";
+    let (host, port) = parse_destination(s).map_err(|e| match e {
+        RouteError::InvalidDestination { reason, .. } => {
+            format!("{s:?} is not a destination: {reason}; {example}")
+        }
+        other => other.to_string(),
+    })?;
+    if let (HostRef::Ip(IpAddr::V6(_)), None) = (host, port) {
+        return Err(format!(
+            "{s:?} has no port (an IPv6 address with a port is written [addr]:port); {example}"
+        ));
+    }
+    let host = match host {
+        HostRef::Ip(ip) => ip.to_string(),
+        HostRef::Domain(name) => name.to_owned(),
+        HostRef::Malformed { reason, .. } => return Err(format!("{s:?}: {reason}; {example}")),
+    };
+    match port {
+        None => Err(format!("{s:?} has no port; {example}")),
+        Some(0) => Err(format!("{s:?}: 0 is not a port; use 1 to 65535")),
+        Some(port) => Ok(Destination { host, port }),
+    }
+}
+
+/// `idle_timeout_secs:` of an `ssm-port` upstream.
+pub(super) fn port_idle_timeout(secs: u64) -> Result<Duration, String> {
+    if (1..=MAX_PORT_IDLE_TIMEOUT_SECS).contains(&secs) {
+        Ok(Duration::from_secs(secs))
+    } else {
+        Err(format!(
+            "{secs} is out of range; use 1 to {MAX_PORT_IDLE_TIMEOUT_SECS} (default {DEFAULT_PORT_IDLE_TIMEOUT_SECS})"
+        ))
+    }
+}
+
+/// A count of SSM sessions (`sessions:`, `sessions_per_destination:`).
+pub(super) fn sessions(n: u64, default: usize) -> Result<NonZeroUsize, String> {
+    usize::try_from(n)
+        .ok()
+        .filter(|n| *n <= MAX_SESSIONS)
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| format!("{n} is out of range; use 1 to {MAX_SESSIONS} (default {default})"))
 }
 
 /// Expands `~` and `~/…` against `home` and requires the result to be absolute.

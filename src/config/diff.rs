@@ -10,14 +10,19 @@
 //! which the pool applies in place. Listeners are matched by their socket (TCP address or Unix
 //! path, see [`match_listeners`]): one only in the new file is added, one only in the old file
 //! is removed, and a matched one may change its users or limits, which apply to connections
-//! accepted afterwards. The list comes out in a fixed order: listeners (new file order, then
-//! removed ones), removed upstreams (old file order), added, resized and changed upstreams (new
-//! file order), routes, default, hosts, log level, restart-only keys.
+//! accepted afterwards. An upstream whose `kind:` differs is [`Change::UpstreamKindChanged`]
+//! (whatever else differs too): it is run by different machinery, which has to be stopped and
+//! the other one started. Forwards are matched by their listen socket like listeners (see
+//! [`match_forwards`]); a kept one whose destination or `via` differs is
+//! [`Change::ForwardChanged`]. The list comes out in a fixed order: listeners (new file order,
+//! then removed ones), forwards (the same), removed upstreams (old file order), added,
+//! kind-changed, resized and changed upstreams (new file order), routes, default, hosts, log
+//! level, restart-only keys.
 
 use std::fmt;
 use std::num::NonZeroUsize;
 
-use super::{Config, Limits, Listener, Upstream};
+use super::{Config, Forward, Limits, Listener, Upstream, UpstreamKind, UpstreamProtocol};
 
 /// One difference between the running config and the reloaded one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +37,20 @@ pub enum Change {
     },
     /// Any other setting of the upstream differs (targets, AWS, SSH, keepalive, ...).
     UpstreamChanged(String),
+    /// `kind:` differs: the old upstream's connections or sessions are closed and the new
+    /// kind's started.
+    UpstreamKindChanged {
+        name: String,
+        old: UpstreamProtocol,
+        new: UpstreamProtocol,
+    },
+    /// A forward on a socket no running forward listens on (its listen socket, as displayed
+    /// by [`super::ListenOn`]).
+    ForwardAdded(String),
+    /// A running forward the new file drops.
+    ForwardRemoved(String),
+    /// A kept forward (same listen socket) whose destination or `via` differs.
+    ForwardChanged(String),
     /// The `routes:` list differs (including order).
     RoutesChanged,
     /// A listener on a socket the running config does not listen on (its display form).
@@ -67,6 +86,12 @@ impl fmt::Display for Change {
                 "upstream {name}: pool_size {old} -> {new}, resized in place (open streams keep their connections)"
             ),
             Self::UpstreamChanged(name) => write!(f, "upstream {name} changed"),
+            Self::UpstreamKindChanged { name, old, new } => {
+                write!(f, "upstream {name}: kind {old} -> {new}")
+            }
+            Self::ForwardAdded(l) => write!(f, "forward {l} added"),
+            Self::ForwardRemoved(l) => write!(f, "forward {l} removed"),
+            Self::ForwardChanged(l) => write!(f, "forward {l} changed"),
             Self::RoutesChanged => f.write_str("routes changed"),
             Self::ListenerAdded(l) => write!(f, "listener {l} added"),
             Self::ListenerRemoved(l) => write!(
@@ -119,6 +144,7 @@ fn limits_text(old: &Limits, new: &Limits) -> String {
 /// The changes that turn `old` into `new`; empty when nothing the daemon cares about changed.
 pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     let mut changes = listener_changes(&old.listeners, &new.listeners);
+    changes.extend(forward_changes(&old.forwards, &new.forwards));
     for up in &old.upstreams {
         if new.upstream(&up.name).is_none() {
             changes.push(Change::UpstreamRemoved(up.name.clone()));
@@ -132,11 +158,22 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     for up in &new.upstreams {
         match old.upstream(&up.name) {
             Some(o) if o == up => {}
-            Some(o) if only_pool_size_differs(o, up) => changes.push(Change::UpstreamResized {
-                name: up.name.clone(),
-                old: o.pool_size,
-                new: up.pool_size,
-            }),
+            Some(o) if o.protocol() != up.protocol() => {
+                changes.push(Change::UpstreamKindChanged {
+                    name: up.name.clone(),
+                    old: o.protocol(),
+                    new: up.protocol(),
+                });
+            }
+            Some(o) if only_pool_size_differs(o, up) => {
+                if let (Some(a), Some(b)) = (o.ssh(), up.ssh()) {
+                    changes.push(Change::UpstreamResized {
+                        name: up.name.clone(),
+                        old: a.pool_size,
+                        new: b.pool_size,
+                    });
+                }
+            }
             Some(_) => changes.push(Change::UpstreamChanged(up.name.clone())),
             None => {}
         }
@@ -162,9 +199,16 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     changes
 }
 
+/// Whether both are SSH upstreams that differ in `pool_size` alone.
 fn only_pool_size_differs(old: &Upstream, new: &Upstream) -> bool {
+    let (Some(o), Some(n)) = (old.ssh(), new.ssh()) else {
+        return false;
+    };
     let resized = Upstream {
-        pool_size: new.pool_size,
+        kind: UpstreamKind::Ssh(super::SshUpstream {
+            pool_size: n.pool_size,
+            ..o.clone()
+        }),
         ..old.clone()
     };
     resized == *new
@@ -184,19 +228,49 @@ fn same_socket(a: &Listener, b: &Listener) -> bool {
 /// socket), or `None` when it must be bound. Each old listener is kept at most once, first come
 /// first served, so two `127.0.0.1:0` entries keep two running listeners.
 pub fn match_listeners(old: &[Listener], new: &[Listener]) -> Vec<Option<usize>> {
+    match_by(old, new, same_socket)
+}
+
+/// For each forward of `new`, the index of the running forward in `old` on the same listen
+/// socket, or `None` when it must be started; matched as [`match_listeners`] does.
+pub fn match_forwards(old: &[Forward], new: &[Forward]) -> Vec<Option<usize>> {
+    match_by(old, new, |o, n| o.listen == n.listen)
+}
+
+/// Pairs each of `new` with the first unpaired one of `old` that is `same`.
+fn match_by<T>(old: &[T], new: &[T], same: impl Fn(&T, &T) -> bool) -> Vec<Option<usize>> {
     let mut taken = vec![false; old.len()];
     new.iter()
         .map(|n| {
             let i = old
                 .iter()
                 .zip(&taken)
-                .position(|(o, used)| !used && same_socket(o, n))?;
+                .position(|(o, used)| !used && same(o, n))?;
             if let Some(t) = taken.get_mut(i) {
                 *t = true;
             }
             Some(i)
         })
         .collect()
+}
+
+/// Added, changed and then removed forwards; see [`match_forwards`].
+fn forward_changes(old: &[Forward], new: &[Forward]) -> Vec<Change> {
+    let matched = match_forwards(old, new);
+    let mut changes = Vec::new();
+    for (n, m) in new.iter().zip(&matched) {
+        match m.and_then(|i| old.get(i)) {
+            None => changes.push(Change::ForwardAdded(n.listen.to_string())),
+            Some(o) if o != n => changes.push(Change::ForwardChanged(n.listen.to_string())),
+            Some(_) => {}
+        }
+    }
+    for (i, o) in old.iter().enumerate() {
+        if !matched.contains(&Some(i)) {
+            changes.push(Change::ForwardRemoved(o.listen.to_string()));
+        }
+    }
+    changes
 }
 
 /// Added, changed (users, limits) and then removed listeners; see [`match_listeners`].
@@ -361,6 +435,80 @@ hosts:
             l("[{ socks5_unix: /tmp/a.sock }, { socks5: 127.0.0.1:0 }, { socks5: 127.0.0.2:0 }]");
         assert_eq!(match_listeners(&old, &new), vec![Some(2), Some(0), None]);
         assert_eq!(match_listeners(&new, &new), vec![Some(0), Some(1), Some(2)]);
+    }
+
+    #[test]
+    fn a_kind_change_is_its_own_change_even_with_other_settings() {
+        use UpstreamProtocol::{Ssh, SsmPort};
+        let ports = BASE.replace(
+            "b: { targets: [bastion-b], user: ubuntu, ssh_agent: true }",
+            "b: { kind: ssm-port, targets: [bastion-b] }",
+        );
+        let kind = |old, new| {
+            vec![Change::UpstreamKindChanged {
+                name: up("b"),
+                old,
+                new,
+            }]
+        };
+        assert_eq!(diff(&cfg(BASE), &cfg(&ports)), kind(Ssh, SsmPort));
+        assert_eq!(diff(&cfg(&ports), &cfg(BASE)), kind(SsmPort, Ssh));
+        let tuned = ports.replace(
+            "targets: [bastion-b] }",
+            "targets: [bastion-b], idle_timeout_secs: 60 }",
+        );
+        assert_eq!(
+            diff(&cfg(&ports), &cfg(&tuned)),
+            vec![Change::UpstreamChanged(up("b"))]
+        );
+        assert_eq!(
+            kind(Ssh, SsmPort)[0].to_string(),
+            "upstream b: kind ssh -> ssm-port"
+        );
+    }
+
+    #[test]
+    fn forwards_are_added_removed_and_changed_by_listen_socket() {
+        use Change::*;
+        let fw = |entries: &str| cfg(&format!("{BASE}forwards:\n{entries}"));
+        let base = fw("  - { listen: 127.0.0.1:15432, to: db:5432, via: a }\n  - { listen: /tmp/w.sock, to: localhost:80, via: web }\n");
+        #[rustfmt::skip]
+        let cases: &[(&str, &str, Vec<Change>)] = &[
+            ("identical", "  - { listen: 127.0.0.1:15432, to: db:5432, via: a }\n  - { listen: /tmp/w.sock, to: localhost:80, via: web }\n", vec![]),
+            ("reordered", "  - { listen: /tmp/w.sock, to: localhost:80, via: web }\n  - { listen: 127.0.0.1:15432, to: db:5432, via: a }\n", vec![]),
+            ("destination", "  - { listen: 127.0.0.1:15432, to: db:5433, via: a }\n  - { listen: /tmp/w.sock, to: localhost:80, via: web }\n",
+                vec![ForwardChanged("127.0.0.1:15432".into())]),
+            ("via", "  - { listen: 127.0.0.1:15432, to: db:5432, via: b }\n  - { listen: /tmp/w.sock, to: localhost:80, via: web }\n",
+                vec![ForwardChanged("127.0.0.1:15432".into())]),
+            ("sessions", "  - { listen: 127.0.0.1:15432, to: db:5432, via: a }\n  - { listen: /tmp/w.sock, to: localhost:80, via: web, sessions: 4 }\n",
+                vec![ForwardChanged("unix:/tmp/w.sock".into())]),
+            ("moved = added + removed", "  - { listen: 127.0.0.1:15433, to: db:5432, via: a }\n  - { listen: /tmp/w.sock, to: localhost:80, via: web }\n",
+                vec![ForwardAdded("127.0.0.1:15433".into()), ForwardRemoved("127.0.0.1:15432".into())]),
+            ("one removed", "  - { listen: /tmp/w.sock, to: localhost:80, via: web }\n",
+                vec![ForwardRemoved("127.0.0.1:15432".into())]),
+        ];
+        for (name, entries, want) in cases {
+            assert_eq!(&diff(&base, &fw(entries)), want, "case {name}");
+        }
+        // An instance forward follows its alias, and the alias change shows on both.
+        let moved_alias = cfg(&format!("{}forwards:\n  - {{ listen: 127.0.0.1:15432, to: db:5432, via: a }}\n  - {{ listen: /tmp/w.sock, to: localhost:80, via: web }}\n", BASE.replace("web-1", "web-2")));
+        assert_eq!(
+            diff(&base, &moved_alias),
+            vec![ForwardChanged("unix:/tmp/w.sock".into()), HostsChanged]
+        );
+        assert_eq!(diff(&cfg(BASE), &base).len(), 2, "both added");
+        assert_eq!(
+            ForwardRemoved("unix:/tmp/w.sock".into()).to_string(),
+            "forward unix:/tmp/w.sock removed"
+        );
+    }
+
+    #[test]
+    fn forwards_are_matched_by_listen_socket_once_each() {
+        let f = |entries: &str| cfg(&format!("{BASE}forwards: {entries}\n")).forwards;
+        let old = f("[{ listen: 127.0.0.1:0, to: a:1, via: a }, { listen: 127.0.0.1:0, to: b:1, via: a }, { listen: /tmp/f.sock, to: c:1, via: a }]");
+        let new = f("[{ listen: /tmp/f.sock, to: c:2, via: a }, { listen: 127.0.0.1:0, to: a:1, via: a }, { listen: 127.0.0.2:0, to: a:1, via: a }]");
+        assert_eq!(match_forwards(&old, &new), vec![Some(2), Some(0), None]);
     }
 
     #[test]

@@ -11,15 +11,19 @@
 //!
 //! Command-line flags layer on top through [`Overrides`] / [`Config::apply`], and
 //! `serve --target …` without a file builds a one-upstream config with [`Config::ad_hoc`].
-//! Finding the file is `discover.rs`; comparing two configs for `reload` is `diff.rs`.
+//! Finding the file is `discover.rs`; comparing two configs for `reload` is `diff.rs`. The
+//! `upstreams:` section (its two kinds, `ssh` and `ssm-port`) is typed and checked in
+//! `upstream.rs`, the `forwards:` section in `forward.rs`.
 //! `config.example.yaml` at the crate root documents every key and is parsed by a test.
 
 mod check;
 mod diff;
 mod discover;
+mod forward;
 mod overrides;
 mod raw;
 mod syntax;
+mod upstream;
 mod validate;
 
 #[cfg(test)]
@@ -29,12 +33,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use self::diff::{diff, match_listeners, Change};
+pub use self::diff::{diff, match_forwards, match_listeners, Change};
 pub use self::discover::{discover, search_paths};
+pub use self::forward::{Destination, Forward, ListenOn, Via};
+pub use self::upstream::{SshUpstream, SsmPortUpstream, Upstream, UpstreamKind, UpstreamProtocol};
 use crate::redact::Redacted;
 pub use crate::route::{Action, Router};
 pub use crate::socks::server::{Limits, DEFAULT_MAX_CONNECTIONS};
@@ -63,6 +68,17 @@ pub const MAX_DRAIN_TIMEOUT_SECS: u64 = 300;
 pub const MAX_MAX_CONNECTIONS: usize = 65536;
 /// Largest `idle_timeout_secs:` accepted (a week).
 pub const MAX_IDLE_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+/// `idle_timeout_secs:` of an `ssm-port` upstream when not given.
+pub const DEFAULT_PORT_IDLE_TIMEOUT_SECS: u64 = 300;
+/// Largest `idle_timeout_secs:` of an `ssm-port` upstream (a day).
+pub const MAX_PORT_IDLE_TIMEOUT_SECS: u64 = 24 * 3600;
+/// `sessions_per_destination:` of an `ssm-port` upstream when not given.
+pub const DEFAULT_SESSIONS_PER_DESTINATION: usize = 1;
+/// `sessions:` of a forward via an instance when not given.
+pub const DEFAULT_FORWARD_SESSIONS: usize = 1;
+/// Largest `sessions:` and `sessions_per_destination:` accepted (each is an SSM session, and
+/// accounts have a limit on concurrent sessions).
+pub const MAX_SESSIONS: usize = 16;
 /// Config files larger than this are refused before parsing.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// Name of the single upstream built by [`Config::ad_hoc`].
@@ -156,6 +172,8 @@ pub struct Config {
     pub log_level: Option<String>,
     /// Grace period for streams in flight when the master stops (`drain_timeout_secs:`).
     pub drain_timeout: Duration,
+    /// Port forwards the master runs; listen sockets are unique, also against `listeners`.
+    pub forwards: Vec<Forward>,
 }
 
 impl Default for Config {
@@ -177,6 +195,7 @@ impl Default for Config {
             state_dir: None,
             log_level: None,
             drain_timeout: Duration::from_secs(DEFAULT_DRAIN_TIMEOUT_SECS),
+            forwards: Vec::new(),
         }
     }
 }
@@ -235,32 +254,6 @@ impl fmt::Display for Listener {
 pub struct User {
     pub username: String,
     pub password: Redacted<String>,
-}
-
-/// A named bastion pool: how to reach it over SSM and log into it over SSH. AWS settings are
-/// the effective ones (the `aws:` defaults already applied).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upstream {
-    pub name: String,
-    /// Non-empty, no duplicates; tried in order.
-    pub targets: Vec<Target>,
-    /// `None` when `credentials` are given or no profile is configured (SDK default chain).
-    pub profile: Option<String>,
-    pub region: Option<String>,
-    pub credentials: Option<InlineCredentials>,
-    /// SSH login.
-    pub user: String,
-    /// `~` already expanded; absolute.
-    pub identity_files: Vec<PathBuf>,
-    pub ssh_agent: bool,
-    /// sshd port on the bastion (`portNumber` of `AWS-StartSSHSession`).
-    pub port: u16,
-    pub pool_size: NonZeroUsize,
-    pub host_key_policy: HostKeyPolicy,
-    /// Not connected at start; connected on first use.
-    pub lazy: bool,
-    /// `None` = keepalives off (`keepalive_secs: 0`).
-    pub keepalive: Option<Duration>,
 }
 
 /// A `hosts:` entry: `session-proxy stdio <alias>` connects to `target`.

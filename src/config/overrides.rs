@@ -12,8 +12,9 @@ use super::check::{
     target, user_name, Issues,
 };
 use super::{
-    AdHoc, AwsDefaults, Config, Issue, Overrides, Target, Upstream, AD_HOC_UPSTREAM,
-    DEFAULT_KEEPALIVE_SECS, DEFAULT_POOL_SIZE, DEFAULT_SSH_PORT,
+    AdHoc, AwsDefaults, Config, Issue, ListenOn, Overrides, SshUpstream, Target, Upstream,
+    UpstreamKind, Via, AD_HOC_UPSTREAM, DEFAULT_KEEPALIVE_SECS, DEFAULT_POOL_SIZE,
+    DEFAULT_SSH_PORT,
 };
 use crate::route::Action;
 
@@ -34,6 +35,15 @@ pub(super) fn apply(
     let mut new_listeners = Vec::new();
     for s in &o.listen {
         new_listeners.extend(v.check("--listen", listen_spec(s, o.allow_remote, home)));
+    }
+    for l in &new_listeners {
+        let socket = ListenOn::of_listener(l);
+        if let Some(i) = cfg.forwards.iter().position(|f| f.listen.clashes(&socket)) {
+            v.push(
+                "--listen",
+                format!("{socket} is also forwards[{i}].listen in the config; pick another"),
+            );
+        }
     }
     let declared: BTreeSet<String> = cfg.upstreams.iter().map(|u| u.name.clone()).collect();
     let new_default = o
@@ -62,6 +72,7 @@ pub(super) fn apply(
         cfg.hosts
             .values_mut()
             .for_each(|h| h.profile = Some(p.clone()));
+        instance_forwards(cfg).for_each(|(profile, _)| *profile = Some(p.clone()));
     }
     if let Some(r) = new_region {
         cfg.aws.region = Some(r.clone());
@@ -71,6 +82,7 @@ pub(super) fn apply(
         cfg.hosts
             .values_mut()
             .for_each(|h| h.region = Some(r.clone()));
+        instance_forwards(cfg).for_each(|(_, region)| *region = Some(r.clone()));
     }
     if !new_listeners.is_empty() {
         cfg.listeners = new_listeners;
@@ -82,6 +94,19 @@ pub(super) fn apply(
     cfg.state_dir = state_dir.or(cfg.state_dir.take());
     cfg.log_level = level.or(cfg.log_level.take());
     Ok(())
+}
+
+/// The profile and region of each forward that goes straight to an instance (the ones
+/// `--profile` and `--region` replace, as they do for host aliases).
+fn instance_forwards(
+    cfg: &mut Config,
+) -> impl Iterator<Item = (&mut Option<String>, &mut Option<String>)> {
+    cfg.forwards.iter_mut().filter_map(|f| match &mut f.via {
+        Via::Instance {
+            profile, region, ..
+        } => Some((profile, region)),
+        Via::Upstream(_) => None,
+    })
 }
 
 pub(super) fn ad_hoc(spec: &AdHoc, home: Option<&Path>) -> Result<Config, Vec<Issue>> {
@@ -144,14 +169,16 @@ pub(super) fn ad_hoc(spec: &AdHoc, home: Option<&Path>) -> Result<Config, Vec<Is
         profile: aws.profile.clone(),
         region: aws.region.clone(),
         credentials: None,
-        user,
-        identity_files,
-        ssh_agent: spec.ssh_agent,
-        port,
-        pool_size,
-        host_key_policy: spec.host_key_policy.unwrap_or_default(),
-        lazy: false,
-        keepalive: Some(Duration::from_secs(DEFAULT_KEEPALIVE_SECS)),
+        kind: UpstreamKind::Ssh(SshUpstream {
+            user,
+            identity_files,
+            ssh_agent: spec.ssh_agent,
+            port,
+            pool_size,
+            host_key_policy: spec.host_key_policy.unwrap_or_default(),
+            lazy: false,
+            keepalive: Some(Duration::from_secs(DEFAULT_KEEPALIVE_SECS)),
+        }),
     };
     v.finish(Config {
         aws,

@@ -10,8 +10,8 @@
 //! a key left with everything under it commented out (YAML null) reads as "not given".
 //!
 //! Where serde alone can read a value into its final type, the raw mirror uses that type rather
-//! than a copy of it: `host_key_policy` is [`HostKeyPolicy`] and `credentials` is
-//! [`InlineCredentials`] (whose values the validator then checks in place).
+//! than a copy of it: `host_key_policy` is [`HostKeyPolicy`], `kind` is [`UpstreamProtocol`] and
+//! `credentials` is [`InlineCredentials`] (whose values the validator then checks in place).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -20,6 +20,7 @@ use std::marker::PhantomData;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use super::UpstreamProtocol;
 use crate::redact::Redacted;
 use crate::ssh::HostKeyPolicy;
 use crate::ssm::api::InlineCredentials;
@@ -40,6 +41,7 @@ pub(crate) struct RawConfig {
     pub(crate) state_dir: Option<String>,
     pub(crate) log_level: Option<String>,
     pub(crate) drain_timeout_secs: Option<u64>,
+    pub(crate) forwards: Option<Vec<RawForward>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +72,7 @@ pub(crate) struct RawUser {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub(crate) struct RawUpstream {
+    pub(crate) kind: Option<UpstreamProtocol>,
     pub(crate) targets: Option<Vec<String>>,
     pub(crate) profile: Option<String>,
     pub(crate) region: Option<String>,
@@ -82,6 +85,8 @@ pub(crate) struct RawUpstream {
     pub(crate) host_key_policy: Option<HostKeyPolicy>,
     pub(crate) lazy: Option<bool>,
     pub(crate) keepalive_secs: Option<u64>,
+    pub(crate) idle_timeout_secs: Option<u64>,
+    pub(crate) sessions_per_destination: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +105,18 @@ pub(crate) struct RawHost {
     pub(crate) profile: Option<String>,
     pub(crate) region: Option<String>,
     pub(crate) port: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(crate) struct RawForward {
+    pub(crate) listen: String,
+    pub(crate) to: String,
+    pub(crate) via: String,
+    pub(crate) sessions: Option<u64>,
+    pub(crate) allow_remote: Option<bool>,
+    pub(crate) profile: Option<String>,
+    pub(crate) region: Option<String>,
 }
 
 /// A YAML mapping read in document order, with duplicate keys refused.

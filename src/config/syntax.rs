@@ -63,18 +63,28 @@ fn unknown_field(message: &str) -> Option<String> {
         .map(|k| k.trim_matches('`'))
         .filter(|k| !k.is_empty())
         .collect();
-    let closest = names
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(field, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
-        .min();
+    let closest = closest(field, names.iter().copied(), |k| 2.max(k.len() / 3));
     let list = names.join(", ");
     Some(match closest {
-        Some((_, k)) => {
+        Some(k) => {
             format!("{prefix}unknown key `{field}`; did you mean `{k}`? (known keys: {list})")
         }
         None => format!("{prefix}unknown key `{field}` (known keys: {list})"),
     })
+}
+
+/// The name in `names` fewest edits away from `word`, if within `max(name)` edits: what a
+/// did-you-mean offers.
+pub(super) fn closest<'a>(
+    word: &str,
+    names: impl Iterator<Item = &'a str>,
+    max: impl Fn(&str) -> usize,
+) -> Option<&'a str> {
+    names
+        .map(|k| (strsim::damerau_levenshtein(word, k), k))
+        .filter(|(d, k)| *d <= max(k))
+        .min()
+        .map(|(_, k)| k)
 }
 
 /// Rust integer type names in "expected u64" and friends become words.

@@ -1,6 +1,7 @@
 //! Tests for parsing and validation: the example file, serde error positions, a table of
 //! invalid configs with the key path and message each must produce, overrides and ad-hoc configs.
 
+use std::num::NonZeroUsize;
 use std::path::Path;
 
 use super::*;
@@ -51,30 +52,36 @@ fn example_config_parses_and_validates() {
             Target::Name("prod-bastion".into())
         ]
     );
+    let prod_ssh = prod.ssh().unwrap();
     assert_eq!(
-        prod.identity_files,
+        prod_ssh.identity_files,
         vec![PathBuf::from("/home/t/.ssh/id_ed25519")]
     );
     assert_eq!(
-        (prod.profile.as_deref(), prod.port, prod.pool_size.get()),
+        (
+            prod.profile.as_deref(),
+            prod_ssh.port,
+            prod_ssh.pool_size.get()
+        ),
         (Some("prod"), 22, 2)
     );
-    assert_eq!(prod.keepalive, Some(Duration::from_secs(15)));
+    assert_eq!(prod_ssh.keepalive, Some(Duration::from_secs(15)));
     let ci = c.upstream("bastion-ci").unwrap();
     assert_eq!(
         ci.profile, None,
         "inline credentials replace the aws.profile default"
     );
     assert_eq!(ci.region.as_deref(), Some("us-east-1"));
+    let ci_ssh = ci.ssh().unwrap();
     assert_eq!(
-        (ci.host_key_policy, ci.lazy, ci.keepalive),
+        (ci_ssh.host_key_policy, ci_ssh.lazy, ci_ssh.keepalive),
         (HostKeyPolicy::Strict, true, None)
     );
     assert_eq!(
         ci.credentials.as_ref().unwrap().secret_access_key.expose(),
         "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
     );
-    assert_eq!(c.routes.len(), 7);
+    assert_eq!(c.routes.len(), 8);
     assert_eq!(c.default, Action::Direct);
     assert_eq!(c.hosts["web1"].port, Some(22));
     assert_eq!(
@@ -111,6 +118,45 @@ fn example_config_parses_and_validates() {
     assert_eq!(
         decide("build-7.ci.internal"),
         Action::Upstream("bastion-ci".into())
+    );
+    assert_eq!(
+        decide("pg.db.internal"),
+        Action::Upstream("db-ports".into())
+    );
+}
+
+#[test]
+fn example_config_documents_an_ssm_port_upstream_and_a_tcp_and_a_unix_forward() {
+    let c = cfg(EXAMPLE);
+    let ports = c.upstream("db-ports").unwrap();
+    assert_eq!(
+        ports.kind,
+        UpstreamKind::SsmPort(SsmPortUpstream {
+            idle_timeout: Duration::from_secs(300),
+            sessions_per_destination: NonZeroUsize::MIN,
+        })
+    );
+    assert_eq!(ports.targets, vec![Target::Name("db-bastion".into())]);
+    assert_eq!(c.forwards.len(), 2);
+    assert_eq!(
+        c.forwards[0].to_string(),
+        "forward 127.0.0.1:15432 -> pg.prod.internal:5432 via upstream bastion-prod"
+    );
+    assert_eq!(
+        c.forwards[1],
+        Forward {
+            listen: ListenOn::Unix("/home/t/.local/state/session-proxy/admin.sock".into()),
+            to: Destination {
+                host: "localhost".into(),
+                port: 8080
+            },
+            via: Via::Instance {
+                target: Target::InstanceId("i-0123456789abcdef0".into()),
+                profile: Some("prod".into()),
+                region: Some("eu-west-1".into()),
+                sessions: NonZeroUsize::new(2).unwrap(),
+            },
+        }
     );
 }
 
@@ -151,13 +197,19 @@ fn empty_and_comment_only_files_mean_defaults() {
 #[test]
 fn defaults_for_a_minimal_upstream() {
     let u = cfg(UP).upstreams.remove(0);
+    let ssh = u.ssh().unwrap();
     assert_eq!(
-        (u.port, u.pool_size.get(), u.lazy, u.ssh_agent),
+        (ssh.port, ssh.pool_size.get(), ssh.lazy, ssh.ssh_agent),
         (22, 2, false, true)
     );
     assert_eq!(
-        (u.host_key_policy, u.keepalive),
+        (ssh.host_key_policy, ssh.keepalive),
         (HostKeyPolicy::AcceptNew, Some(Duration::from_secs(15)))
+    );
+    assert_eq!(
+        u.protocol(),
+        UpstreamProtocol::Ssh,
+        "kind: ssh is the default"
     );
     assert_eq!((u.profile, u.region, u.credentials), (None, None, None));
 }
@@ -441,11 +493,15 @@ fn ad_hoc_builds_one_default_upstream() {
     assert_eq!(c.default, Action::Upstream(AD_HOC_UPSTREAM.into()));
     assert_eq!(c.listeners, Config::default().listeners);
     let u = c.upstream(AD_HOC_UPSTREAM).unwrap();
+    let ssh = u.ssh().unwrap();
     assert_eq!(
-        (u.pool_size.get(), u.port, u.region.as_deref()),
+        (ssh.pool_size.get(), ssh.port, u.region.as_deref()),
         (3, 22, Some("eu-west-1"))
     );
-    assert_eq!(u.identity_files, vec![PathBuf::from("/k/id")]);
+    assert_eq!(
+        u.ssh().unwrap().identity_files,
+        vec![PathBuf::from("/k/id")]
+    );
     assert!(c.warnings().is_empty());
     let e = Config::ad_hoc(&AdHoc {
         pool_size: Some(0),
@@ -468,7 +524,7 @@ fn load_reads_files_and_names_them_in_errors() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.yaml");
     std::fs::write(&good, EXAMPLE).unwrap();
-    assert_eq!(load(&good).unwrap().upstreams.len(), 2);
+    assert_eq!(load(&good).unwrap().upstreams.len(), 3);
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "listeners:\n  - socks: 1\n").unwrap();
     let e = load(&bad).unwrap_err().to_string();

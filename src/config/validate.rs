@@ -6,21 +6,20 @@
 //! a partially valid config never escapes. `~` is expanded against the `home` passed in (tests
 //! pass a fixed one). The single-value checks live in `check.rs`.
 
-use std::collections::BTreeSet;
-use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
 
 use super::check::{
-    abs_path, action, alias_name, drain_timeout, idle_timeout, keepalive, log_level,
-    max_connections, pool_size, port, profile, region, socket_path, target, tcp_addr,
-    upstream_name, user_name, Issues,
+    abs_path, action, alias_name, drain_timeout, idle_timeout, log_level, max_connections, port,
+    profile, region, socket_path, target, tcp_addr, Issues,
 };
-use super::raw::{RawConfig, RawHost, RawListener, RawUpstream, RawUser};
+use super::forward::{forwards, ViaNames};
+use super::raw::{RawConfig, RawHost, RawListener, RawMap, RawUser};
+use super::upstream::upstream;
 use super::{
-    AwsDefaults, Config, HostAlias, HostKeyPolicy, InlineCredentials, Issue, Limits, Listener,
-    Target, Upstream, User, DEFAULT_DRAIN_TIMEOUT_SECS, DEFAULT_KEEPALIVE_SECS, DEFAULT_POOL_SIZE,
-    DEFAULT_SSH_PORT,
+    AwsDefaults, Config, HostAlias, HostKeyPolicy, Issue, Limits, ListenOn, Listener, User,
+    DEFAULT_DRAIN_TIMEOUT_SECS,
 };
 use crate::route::{Action, Matcher, Resolve, Router, Rule};
 
@@ -39,12 +38,7 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
         None => Config::default().listeners,
         Some(list) => listeners(&mut v, list, home),
     };
-    let declared: BTreeSet<String> = raw
-        .upstreams
-        .0
-        .iter()
-        .map(|(name, _)| name.clone())
-        .collect();
+    let declared = names(&raw.upstreams);
     let upstreams = raw
         .upstreams
         .0
@@ -59,12 +53,26 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
             .unwrap_or(Action::Reject),
         None => Action::Reject,
     };
-    let hosts = raw
+    let aliases = names(&raw.hosts);
+    let hosts: BTreeMap<String, HostAlias> = raw
         .hosts
         .0
         .into_iter()
         .filter_map(|(alias, h)| host(&mut v, alias, h, &aws))
         .collect();
+    let names = ViaNames {
+        upstreams: &declared,
+        aliases: &aliases,
+        hosts: &hosts,
+        aws: &aws,
+    };
+    let forwards = forwards(
+        &mut v,
+        raw.forwards.unwrap_or_default(),
+        &names,
+        &listeners,
+        home,
+    );
     let control_socket = raw
         .control_socket
         .and_then(|s| v.check("control_socket", socket_path(&s, home)));
@@ -89,7 +97,14 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
         state_dir,
         log_level,
         drain_timeout,
+        forwards,
     })
+}
+
+/// Every name declared in a mapping, valid or not: a reference to one with problems of its own
+/// is not reported again as unknown.
+fn names<V>(map: &RawMap<V>) -> BTreeSet<String> {
+    map.0.iter().map(|(name, _)| name.clone()).collect()
 }
 
 fn listeners(v: &mut Issues, list: Vec<RawListener>, home: Option<&Path>) -> Vec<Listener> {
@@ -167,11 +182,7 @@ fn listener_limits(v: &mut Issues, p: &str, l: &RawListener) -> Limits {
 }
 
 fn same_endpoint(a: &Listener, b: &Listener) -> bool {
-    match (a, b) {
-        (Listener::Tcp { addr: x, .. }, Listener::Tcp { addr: y, .. }) => x == y && x.port() != 0,
-        (Listener::Unix { path: x, .. }, Listener::Unix { path: y, .. }) => x == y,
-        _ => false,
-    }
+    ListenOn::of_listener(a).clashes(&ListenOn::of_listener(b))
 }
 
 fn users(v: &mut Issues, p: &str, raw: Option<Vec<RawUser>>) -> Vec<User> {
@@ -210,179 +221,6 @@ fn users(v: &mut Issues, p: &str, raw: Option<Vec<RawUser>>) -> Vec<User> {
         });
     }
     out
-}
-
-fn upstream(
-    v: &mut Issues,
-    name: String,
-    mut raw: RawUpstream,
-    aws: &AwsDefaults,
-    home: Option<&Path>,
-) -> Option<Upstream> {
-    let p = format!("upstreams.{name}");
-    let before = v.count();
-    v.check(&p, upstream_name(&name));
-    let targets = upstream_targets(v, &p, raw.targets.take().unwrap_or_default());
-    let region = match &raw.region {
-        Some(r) => v.check(format!("{p}.region"), region(r)),
-        None => aws.region.clone(),
-    };
-    let (profile, credentials) = upstream_auth(v, &p, &raw, aws);
-    let user = match raw.user {
-        Some(u) => v.check(format!("{p}.user"), user_name(&u)),
-        None => {
-            v.push(
-                format!("{p}.user"),
-                "missing; add user: ec2-user (the SSH login on the bastion)",
-            );
-            None
-        }
-    };
-    let ssh_agent = raw.ssh_agent.unwrap_or(false);
-    let identity_files = identity_files(
-        v,
-        &p,
-        raw.identity_files.unwrap_or_default(),
-        ssh_agent,
-        home,
-    );
-    let port = raw
-        .port
-        .and_then(|n| v.check(format!("{p}.port"), port(n)))
-        .unwrap_or(DEFAULT_SSH_PORT);
-    let pool_size = match raw.pool_size {
-        Some(n) => v.check(format!("{p}.pool_size"), pool_size(n)),
-        None => NonZeroUsize::new(DEFAULT_POOL_SIZE),
-    };
-    let keepalive = raw.keepalive_secs.map_or(
-        Ok(Some(Duration::from_secs(DEFAULT_KEEPALIVE_SECS))),
-        keepalive,
-    );
-    let keepalive = v.check(format!("{p}.keepalive_secs"), keepalive).flatten();
-    if v.count() != before {
-        return None;
-    }
-    Some(Upstream {
-        name,
-        targets,
-        profile,
-        region,
-        credentials,
-        user: user?,
-        identity_files,
-        ssh_agent,
-        port,
-        pool_size: pool_size?,
-        host_key_policy: raw.host_key_policy.unwrap_or_default(),
-        lazy: raw.lazy.unwrap_or(false),
-        keepalive,
-    })
-}
-
-/// Where upstream `p` gets AWS credentials: inline `credentials:` (which then need a region
-/// and exclude `profile:`), else its `profile:`, else the file's default profile.
-fn upstream_auth(
-    v: &mut Issues,
-    p: &str,
-    raw: &RawUpstream,
-    aws: &AwsDefaults,
-) -> (Option<String>, Option<InlineCredentials>) {
-    let Some(c) = raw.credentials.clone() else {
-        return match &raw.profile {
-            Some(prof) => (v.check(format!("{p}.profile"), profile(prof)), None),
-            None => (aws.profile.clone(), None),
-        };
-    };
-    if let Some(prof) = &raw.profile {
-        v.push(
-            format!("{p}.credentials"),
-            format!("cannot be combined with profile: {prof}; remove one"),
-        );
-    }
-    if raw.region.is_none() && aws.region.is_none() {
-        v.push(
-            format!("{p}.region"),
-            "required when inline credentials are given; add region: <aws-region>",
-        );
-    }
-    check_credentials(v, p, &c);
-    (None, Some(c))
-}
-
-/// `targets:` of upstream `p`: present, each an instance id or name, none twice.
-fn upstream_targets(v: &mut Issues, p: &str, raw: Vec<String>) -> Vec<Target> {
-    if raw.is_empty() {
-        v.push(
-            format!("{p}.targets"),
-            "missing; add targets: [i-0123456789abcdef0] (instance ids or SSM instance names)",
-        );
-    }
-    let mut targets: Vec<Target> = Vec::new();
-    for (i, t) in raw.iter().enumerate() {
-        let Some(t) = v.check(format!("{p}.targets[{i}]"), target(t)) else {
-            continue;
-        };
-        if targets.contains(&t) {
-            v.push(
-                format!("{p}.targets[{i}]"),
-                format!("{t} is listed twice; remove one"),
-            );
-        }
-        targets.push(t);
-    }
-    targets
-}
-
-/// `identity_files:` of upstream `p`, absolute; with no agent, at least one is required.
-fn identity_files(
-    v: &mut Issues,
-    p: &str,
-    raw: Vec<String>,
-    ssh_agent: bool,
-    home: Option<&Path>,
-) -> Vec<PathBuf> {
-    if raw.is_empty() && !ssh_agent {
-        v.push(
-            p,
-            "no SSH authentication; add identity_files: [~/.ssh/id_ed25519] or set ssh_agent: true",
-        );
-    }
-    let mut files = Vec::new();
-    for (i, f) in raw.iter().enumerate() {
-        files.extend(v.check(format!("{p}.identity_files[{i}]"), abs_path(f, home)));
-    }
-    files
-}
-
-/// Checks the values of credentials that serde already read into their final type.
-fn check_credentials(v: &mut Issues, p: &str, c: &InlineCredentials) {
-    let p = format!("{p}.credentials");
-    let id = &c.access_key_id;
-    if !(16..=128).contains(&id.len())
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-    {
-        v.push(
-            format!("{p}.access_key_id"),
-            "does not look like an AWS access key id (16 to 128 capital letters and digits, e.g. AKIA…)",
-        );
-    }
-    if c.secret_access_key.expose().trim().is_empty() {
-        v.push(
-            format!("{p}.secret_access_key"),
-            "empty; paste the secret access key or use a profile",
-        );
-    }
-    if c.session_token
-        .as_ref()
-        .is_some_and(|t| t.expose().trim().is_empty())
-    {
-        v.push(
-            format!("{p}.session_token"),
-            "empty; remove the key if the credentials are not temporary",
-        );
-    }
 }
 
 fn routes(v: &mut Issues, raw: Vec<super::raw::RawRoute>, declared: &BTreeSet<String>) -> Router {
@@ -480,14 +318,18 @@ pub(super) fn warnings(cfg: &Config) -> Vec<String> {
                 .routes
                 .rules()
                 .iter()
-                .any(|r| r.action.upstream() == Some(&u.name));
+                .any(|r| r.action.upstream() == Some(&u.name))
+            || cfg
+                .forwards
+                .iter()
+                .any(|f| matches!(&f.via, super::Via::Upstream(n) if *n == u.name));
         if !used {
             out.push(format!(
-                "upstreams.{}: no route and not the default, so no traffic goes through it",
+                "upstreams.{}: no route, forward or default, so no traffic goes through it",
                 u.name
             ));
         }
-        if u.host_key_policy == HostKeyPolicy::Off {
+        if u.ssh().map(|s| s.host_key_policy) == Some(HostKeyPolicy::Off) {
             out.push(format!(
                 "upstreams.{}.host_key_policy: off disables SSH host key checks; use accept-new or strict",
                 u.name

@@ -58,11 +58,15 @@ pub async fn bind(cfg: &Config) -> Result<Bound, ServeError> {
 
 /// Builds and starts the pools, waiting (bounded) until each eager upstream has a connection.
 pub async fn start_upstreams(cfg: &Config, opts: &PoolOptions) -> Result<Upstreams, ServeError> {
-    let ups = Upstreams::new(&cfg.upstreams, opts);
+    let ups = Upstreams::new(&cfg.upstreams, opts)?;
     ups.start();
     let mut failures = Vec::new();
     let mut eager = 0;
-    for u in cfg.upstreams.iter().filter(|u| !u.lazy) {
+    for u in cfg
+        .upstreams
+        .iter()
+        .filter(|u| u.ssh().is_some_and(|s| !s.lazy))
+    {
         eager += 1;
         if let Some(pool) = ups.get(&u.name) {
             if let Err(e) = pool.wait_ready(opts.connect_timeout).await {

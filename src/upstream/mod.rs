@@ -64,6 +64,13 @@ pub enum UpstreamError {
         #[source]
         cause: Arc<pool::ConnectError>,
     },
+    /// The upstream is of a kind this SSH pool cannot run; `serve` support for it is not built
+    /// yet.
+    #[error("upstream {upstream}: kind: {kind} is not supported by serve yet; use kind: ssh (the default) for now")]
+    Unsupported {
+        upstream: String,
+        kind: config::UpstreamProtocol,
+    },
     /// The pool is stopped: `disconnect` took it down, or the master is stopping.
     #[error(
         "upstream {upstream} is disconnected; `session-proxy connect {upstream}` brings it back"
@@ -95,24 +102,25 @@ pub struct Upstreams {
 
 impl Upstreams {
     /// Builds a pool per upstream (none started yet; see [`Upstreams::start`]). Names are
-    /// unique in a validated [`config::Config`], which is where the list comes from.
-    pub fn new(upstreams: &[config::Upstream], opts: &PoolOptions) -> Self {
+    /// unique in a validated [`config::Config`], which is where the list comes from. Fails on
+    /// an upstream no pool can run ([`UpstreamError::Unsupported`]).
+    pub fn new(upstreams: &[config::Upstream], opts: &PoolOptions) -> Result<Self, UpstreamError> {
         let pools = upstreams
             .iter()
             .map(|up| {
-                (
+                Ok((
                     up.name.clone(),
-                    Arc::new(Pool::new(up.clone(), opts.clone())),
-                )
+                    Arc::new(Pool::new(up.clone(), opts.clone())?),
+                ))
             })
-            .collect();
-        Self { pools }
+            .collect::<Result<_, UpstreamError>>()?;
+        Ok(Self { pools })
     }
 
     /// Starts connecting every pool that is not lazy. Must run inside a tokio runtime.
     pub fn start(&self) {
         for p in self.pools.values() {
-            if !p.config().lazy {
+            if !p.lazy() {
                 p.start();
             }
         }
@@ -141,20 +149,30 @@ impl Upstreams {
     }
 
     /// Adds (or replaces, shutting the old one down) a pool; for `reload`.
-    pub async fn insert(&mut self, up: config::Upstream, opts: &PoolOptions) {
-        if let Some(old) = self.replace(up, opts) {
+    pub async fn insert(
+        &mut self,
+        up: config::Upstream,
+        opts: &PoolOptions,
+    ) -> Result<(), UpstreamError> {
+        if let Some(old) = self.replace(up, opts)? {
             old.shutdown().await;
         }
+        Ok(())
     }
 
     /// Adds or replaces a pool and hands back the old one still running, so the caller can
     /// shut it down without holding the registry lock (new streams to other upstreams go on).
-    pub fn replace(&mut self, up: config::Upstream, opts: &PoolOptions) -> Option<Arc<Pool>> {
-        let pool = Arc::new(Pool::new(up, opts.clone()));
-        if !pool.config().lazy {
+    /// On error (an upstream no pool can run) nothing is changed.
+    pub fn replace(
+        &mut self,
+        up: config::Upstream,
+        opts: &PoolOptions,
+    ) -> Result<Option<Arc<Pool>>, UpstreamError> {
+        let pool = Arc::new(Pool::new(up, opts.clone())?);
+        if !pool.lazy() {
             pool.start();
         }
-        self.pools.insert(pool.config().name.clone(), pool)
+        Ok(self.pools.insert(pool.config().name.clone(), pool))
     }
 
     /// Removes a pool without shutting it down (see [`Upstreams::replace`]).
@@ -191,18 +209,12 @@ mod tests {
 
     use std::path::{Path, PathBuf};
 
-    use crate::config::{HostKeyPolicy, Target, Upstream};
+    use crate::config::{
+        HostKeyPolicy, SshUpstream, SsmPortUpstream, Target, Upstream, UpstreamKind,
+    };
 
-    fn up(name: &str) -> Upstream {
-        Upstream {
-            name: name.into(),
-            targets: vec![
-                Target::InstanceId("i-0123456789abcdef0".into()),
-                Target::Name("bastion".into()),
-            ],
-            profile: Some("prod".into()),
-            region: Some("eu-west-1".into()),
-            credentials: None,
+    fn login() -> SshUpstream {
+        SshUpstream {
             user: "ubuntu".into(),
             identity_files: vec!["/home/u/.ssh/id_ed25519".into()],
             ssh_agent: true,
@@ -214,28 +226,42 @@ mod tests {
         }
     }
 
+    fn up(name: &str) -> Upstream {
+        Upstream {
+            name: name.into(),
+            targets: vec![
+                Target::InstanceId("i-0123456789abcdef0".into()),
+                Target::Name("bastion".into()),
+            ],
+            profile: Some("prod".into()),
+            region: Some("eu-west-1".into()),
+            credentials: None,
+            kind: UpstreamKind::Ssh(login()),
+        }
+    }
+
     fn opts() -> PoolOptions {
         PoolOptions::new(Path::new("/nonexistent/state"))
     }
 
     #[test]
     fn ssh_settings_keep_the_entry_and_spell_keepalive_off_as_zero() {
-        let s = opts().ssh_settings(&up("prod"));
+        let s = opts().ssh_settings(&login());
         assert_eq!(s.user, "ubuntu");
         assert_eq!(s.identity_files, [PathBuf::from("/home/u/.ssh/id_ed25519")]);
         assert!(s.ssh_agent);
         assert_eq!(s.host_key_policy, HostKeyPolicy::Strict);
         assert_eq!(s.keepalive, Duration::ZERO);
-        let on = Upstream {
+        let on = SshUpstream {
             keepalive: Some(Duration::from_secs(15)),
-            ..up("prod")
+            ..login()
         };
         assert_eq!(opts().ssh_settings(&on).keepalive, Duration::from_secs(15));
     }
 
     #[test]
     fn every_pool_keeps_host_keys_in_the_state_dir_known_hosts_file() {
-        let s = opts().ssh_settings(&up("prod"));
+        let s = opts().ssh_settings(&login());
         assert_eq!(
             s.known_hosts.path(),
             Path::new("/nonexistent/state/known_hosts")
@@ -258,15 +284,36 @@ mod tests {
 
     #[test]
     fn a_pool_has_one_slot_per_pool_size_over_its_targets() {
-        let pool = Pool::new(up("prod"), opts());
+        let pool = Pool::new(up("prod"), opts()).unwrap();
         let s = pool.snapshot();
         assert_eq!((s.connections_total, s.state), (3, PoolState::Idle));
         assert_eq!(pool.config(), up("prod"));
     }
 
+    #[test]
+    fn an_ssm_port_upstream_is_refused_as_not_supported_yet() {
+        let port = Upstream {
+            kind: UpstreamKind::SsmPort(SsmPortUpstream {
+                idle_timeout: Duration::from_secs(300),
+                sessions_per_destination: std::num::NonZeroUsize::MIN,
+            }),
+            ..up("db")
+        };
+        let e = Upstreams::new(&[up("a"), port.clone()], &opts())
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "upstream db: kind: ssm-port is not supported by serve yet; use kind: ssh (the default) for now"
+        );
+        let mut ups = Upstreams::new(&[up("a")], &opts()).unwrap();
+        assert!(ups.replace(port, &opts()).is_err());
+        assert_eq!(ups.names().collect::<Vec<_>>(), ["a"], "nothing changed");
+    }
+
     #[tokio::test]
     async fn unknown_upstream_is_an_error_naming_it() {
-        let u = Upstreams::new(&[up("a")], &opts());
+        let u = Upstreams::new(&[up("a")], &opts()).unwrap();
         let e = u.open("b", "127.0.0.1", 80).await.unwrap_err();
         assert!(e.to_string().contains("\"b\""), "{e}");
         assert_eq!(u.snapshot().len(), 1);

@@ -24,7 +24,7 @@ use super::status::Clock;
 pub use super::status::{ConnStatus, PoolStatus};
 use super::stream::{Conn, Lease, Totals, UpstreamStream};
 use super::UpstreamError;
-use crate::config::Upstream;
+use crate::config::{SshUpstream, Upstream, UpstreamKind};
 use crate::ssh::{Bastion, KnownHosts, SshError, SshSettings};
 use crate::ssm::api::{AwsSettings, SsmApi};
 use crate::ssm::session::{Session, SessionOptions};
@@ -69,15 +69,15 @@ impl PoolOptions {
     }
 
     /// How the pool's SSH connections log in and check host keys.
-    pub fn ssh_settings(&self, up: &Upstream) -> SshSettings {
+    pub fn ssh_settings(&self, login: &SshUpstream) -> SshSettings {
         SshSettings {
-            user: up.user.clone(),
-            identity_files: up.identity_files.clone(),
-            ssh_agent: up.ssh_agent,
-            host_key_policy: up.host_key_policy,
+            user: login.user.clone(),
+            identity_files: login.identity_files.clone(),
+            ssh_agent: login.ssh_agent,
+            host_key_policy: login.host_key_policy,
             known_hosts: KnownHosts::new(self.known_hosts.clone()),
             // Zero is how `SshSettings` spells "keepalives off" (`keepalive_secs: 0`).
-            keepalive: up.keepalive.unwrap_or(Duration::ZERO),
+            keepalive: login.keepalive.unwrap_or(Duration::ZERO),
         }
     }
 
@@ -106,6 +106,8 @@ struct SlotEntry {
 
 struct Inner {
     cfg: Upstream,
+    /// The SSH settings of `cfg` (a pool is only built for a `kind: ssh` upstream).
+    login: SshUpstream,
     opts: PoolOptions,
     ssh: SshSettings,
     aws: AwsSettings,
@@ -151,17 +153,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Pool {
-    /// Builds the pool without connecting; see [`Pool::start`].
-    /// `cfg` was validated by `config` (targets non-empty, a way to log in), so this cannot fail.
-    pub fn new(cfg: Upstream, opts: PoolOptions) -> Self {
-        let slots = (0..cfg.pool_size.get())
+    /// Builds the pool without connecting; see [`Pool::start`]. `cfg` was validated by
+    /// `config` (targets non-empty, a way to log in); the one refusal is an upstream that is
+    /// not `kind: ssh`, which this SSH pool cannot run.
+    pub fn new(cfg: Upstream, opts: PoolOptions) -> Result<Self, UpstreamError> {
+        let UpstreamKind::Ssh(login) = cfg.kind.clone() else {
+            return Err(UpstreamError::Unsupported {
+                upstream: cfg.name,
+                kind: cfg.kind.protocol(),
+            });
+        };
+        let slots = (0..login.pool_size.get())
             .map(|i| SlotEntry::new(i, cfg.targets.len()))
             .collect();
-        let ssh = opts.ssh_settings(&cfg);
+        let ssh = opts.ssh_settings(&login);
         let aws = opts.aws_settings(&cfg);
         let inner = Inner {
-            size: watch::channel(cfg.pool_size).0,
+            size: watch::channel(login.pool_size).0,
             cfg,
+            login,
             opts,
             ssh,
             aws,
@@ -172,18 +182,31 @@ impl Pool {
             totals: Arc::default(),
             cursor: AtomicUsize::new(0),
         };
-        Self {
+        Ok(Self {
             inner: Arc::new(inner),
             tasks: Mutex::new(None),
-        }
+        })
     }
 
     /// The upstream's settings, with the `pool_size` in force (see [`Pool::resize`]).
     pub fn config(&self) -> Upstream {
         Upstream {
-            pool_size: self.inner.size(),
+            kind: UpstreamKind::Ssh(SshUpstream {
+                pool_size: self.inner.size(),
+                ..self.inner.login.clone()
+            }),
             ..self.inner.cfg.clone()
         }
+    }
+
+    /// The `pool_size` in force (see [`Pool::resize`]).
+    pub fn pool_size(&self) -> NonZeroUsize {
+        self.inner.size()
+    }
+
+    /// Whether the pool connects on first use rather than at start (`lazy:`).
+    pub fn lazy(&self) -> bool {
+        self.inner.login.lazy
     }
 
     /// Starts the slot tasks (idempotent). Must run inside a tokio runtime.
@@ -501,7 +524,7 @@ impl Inner {
         connect::dial(
             api,
             &instance,
-            self.cfg.port,
+            self.login.port,
             &self.ssh,
             self.opts.session.clone(),
         )

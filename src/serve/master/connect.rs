@@ -32,7 +32,7 @@ impl Master {
         ex.send(&Response::Progress {
             message: format!(
                 "connecting upstream {name} ({} connections)",
-                pool.config().pool_size
+                pool.pool_size()
             ),
         })
         .await;
@@ -83,8 +83,9 @@ impl Master {
         }
         let cfg = pool.config().clone();
         let mut ups = self.upstreams.write().await;
-        // The old pool's tasks have ended; dropping it is all that is left to do.
-        ups.replace(cfg, &self.opts);
+        // The old pool's tasks have ended; dropping it is all that is left to do. Its config
+        // ran as a pool before, so it is one a pool can run again.
+        ups.replace(cfg, &self.opts).ok()?;
         ups.get(name)
     }
 
@@ -142,17 +143,20 @@ mod tests {
                 profile: None,
                 region: None,
                 credentials: None,
-                user: "ec2-user".into(),
-                identity_files: vec![],
-                ssh_agent: true,
-                port: 22,
-                pool_size: std::num::NonZeroUsize::MIN,
-                host_key_policy: crate::config::HostKeyPolicy::AcceptNew,
-                lazy: true,
-                keepalive: None,
+                kind: crate::config::UpstreamKind::Ssh(crate::config::SshUpstream {
+                    user: "ec2-user".into(),
+                    identity_files: vec![],
+                    ssh_agent: true,
+                    port: 22,
+                    pool_size: std::num::NonZeroUsize::MIN,
+                    host_key_policy: crate::config::HostKeyPolicy::AcceptNew,
+                    lazy: true,
+                    keepalive: None,
+                }),
             },
             crate::upstream::PoolOptions::new(std::path::Path::new("/nonexistent")),
         )
+        .unwrap()
         .snapshot();
         assert_eq!(
             progress_line("u", &s),

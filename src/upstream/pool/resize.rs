@@ -174,7 +174,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::{HostKeyPolicy, Target, Upstream};
+    use crate::config::{HostKeyPolicy, SshUpstream, Target, Upstream, UpstreamKind};
     use crate::upstream::PoolOptions;
 
     fn n(v: usize) -> NonZeroUsize {
@@ -188,23 +188,25 @@ mod tests {
             profile: None,
             region: Some("eu-west-1".into()),
             credentials: None,
-            user: "ubuntu".into(),
-            identity_files: vec!["/home/u/.ssh/id_ed25519".into()],
-            ssh_agent: false,
-            port: 22,
-            pool_size: n(pool_size),
-            host_key_policy: HostKeyPolicy::Strict,
-            lazy: true,
-            keepalive: None,
+            kind: UpstreamKind::Ssh(SshUpstream {
+                user: "ubuntu".into(),
+                identity_files: vec!["/home/u/.ssh/id_ed25519".into()],
+                ssh_agent: false,
+                port: 22,
+                pool_size: n(pool_size),
+                host_key_policy: HostKeyPolicy::Strict,
+                lazy: true,
+                keepalive: None,
+            }),
         }
     }
 
     #[tokio::test]
     async fn an_idle_pool_takes_the_new_size_at_once_and_reports_it_in_its_config() {
-        let pool = Pool::new(lazy(2), PoolOptions::new(Path::new("/nonexistent/state")));
+        let pool = Pool::new(lazy(2), PoolOptions::new(Path::new("/nonexistent/state"))).unwrap();
         pool.resize(n(4));
         assert_eq!(pool.snapshot().connections_total, 4);
-        assert_eq!(pool.config().pool_size, n(4));
+        assert_eq!(pool.pool_size(), n(4));
         pool.resize(n(1));
         assert_eq!(pool.snapshot().connections_total, 1);
         assert_eq!(pool.config(), lazy(1));
