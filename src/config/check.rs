@@ -17,6 +17,7 @@ use super::{
 };
 use crate::route::Action;
 use crate::route::{parse_destination, HostRef, RouteError};
+use crate::socks::proto::Host;
 
 /// Longest Unix socket path accepted (`sun_path` minus the NUL; macOS/BSD have 104 bytes).
 const MAX_SOCKET_PATH: usize = if cfg!(target_os = "linux") { 107 } else { 103 };
@@ -266,8 +267,8 @@ pub(super) fn destination(s: &str) -> Result<Destination, String> {
         ));
     }
     let host = match host {
-        HostRef::Ip(ip) => ip.to_string(),
-        HostRef::Domain(name) => name.to_owned(),
+        HostRef::Ip(ip) => Host::Ip(ip),
+        HostRef::Domain(name) => Host::Domain(name.to_owned()),
         HostRef::Malformed { reason, .. } => return Err(format!("{s:?}: {reason}; {example}")),
     };
     match port {

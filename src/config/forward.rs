@@ -10,19 +10,24 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use super::check::{destination, listen_on, profile, region, sessions, target, Issues};
 use super::raw::RawForward;
 use super::{AwsDefaults, HostAlias, Listener, Target, DEFAULT_FORWARD_SESSIONS};
+pub use crate::socks::proto::Destination;
 
 /// One entry of `forwards:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forward {
     /// Non-loopback TCP addresses passed validation only with `allow_remote: true`.
     pub listen: ListenOn,
+    /// As the instance sees it: `localhost` is the instance itself
+    /// (`AWS-StartPortForwardingSession`); any other host is dialled by the agent
+    /// (`AWS-StartPortForwardingSessionToRemoteHost`). An address in any spelling is kept as
+    /// the address it stands for, as routing does.
     pub to: Destination,
     pub via: Via,
 }
@@ -33,18 +38,6 @@ pub enum ListenOn {
     Tcp(SocketAddr),
     /// Absolute, `~` already expanded.
     Unix(PathBuf),
-}
-
-/// A destination as the instance sees it. `localhost` is the instance itself
-/// (`AWS-StartPortForwardingSession`); any other host is dialled by the agent
-/// (`AWS-StartPortForwardingSessionToRemoteHost`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Destination {
-    /// A name, or an IP address in its canonical text form (an IPv6 one without brackets);
-    /// never empty.
-    pub host: String,
-    /// Never 0.
-    pub port: u16,
 }
 
 /// How a forward reaches its destination.
@@ -69,15 +62,6 @@ impl fmt::Display for ListenOn {
         match self {
             Self::Tcp(addr) => write!(f, "{addr}"),
             Self::Unix(path) => write!(f, "unix:{}", path.display()),
-        }
-    }
-}
-
-impl fmt::Display for Destination {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.host.parse::<IpAddr>() {
-            Ok(IpAddr::V6(ip)) => write!(f, "[{ip}]:{}", self.port),
-            _ => write!(f, "{}:{}", self.host, self.port),
         }
     }
 }

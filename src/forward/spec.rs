@@ -36,22 +36,7 @@ pub const DOC_REMOTE_HOST: &str = "AWS-StartPortForwardingSessionToRemoteHost";
 /// use the forward unless asked for.
 pub const DEFAULT_BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// Where a forward accepts local connections.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ListenOn {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
-}
-
-impl fmt::Display for ListenOn {
-    /// `127.0.0.1:5432`, `[::1]:5432` or `unix:/path.sock`, as logs and `status` show it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Tcp(a) => a.fmt(f),
-            Self::Unix(p) => write!(f, "unix:{}", p.display()),
-        }
-    }
-}
+pub use crate::config::ListenOn;
 
 /// One parsed `forward` spec.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

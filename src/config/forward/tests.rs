@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::super::{parse, Config, ConfigError, Issue, Overrides, Target};
 use super::{Destination, Forward, ListenOn, Via};
+use crate::socks::proto::Host;
 
 const HEAD: &str = "\
 aws: { profile: base, region: eu-west-1 }
@@ -116,7 +117,10 @@ fn destinations_keep_names_fold_ip_spellings_and_bracket_ipv6() {
         .to
     };
     let d = |host: &str, port| Destination {
-        host: host.into(),
+        host: match host.parse() {
+            Ok(ip) => Host::Ip(ip),
+            Err(_) => Host::Domain(host.into()),
+        },
         port,
     };
     assert_eq!(to("db.internal:5432"), d("db.internal", 5432));
