@@ -27,11 +27,6 @@ use crate::ssm::api::SessionRequest;
 pub const EXPECTED: &str =
     "expected [BIND:]LPORT:HOST:PORT or /PATH.sock:HOST:PORT, e.g. 5432:db.internal:5432";
 
-/// The document for a forward to the instance itself (`HOST` = `localhost`).
-pub const DOC_INSTANCE: &str = "AWS-StartPortForwardingSession";
-/// The document for a forward to any other host the instance can reach.
-pub const DOC_REMOTE_HOST: &str = "AWS-StartPortForwardingSessionToRemoteHost";
-
 /// The bind address when the spec names none: loopback, so nothing else on the network can
 /// use the forward unless asked for.
 pub const DEFAULT_BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -107,29 +102,15 @@ impl ForwardSpec {
         Ok(Self { listen, dest })
     }
 
-    /// The StartSession request that carries this forward to `target` (an instance id).
+    /// The StartSession request that carries this forward to `target` (an instance id): see
+    /// [`SessionRequest::port_forward`] for the document choice. An IPv6 host goes without
+    /// brackets, as the agent resolves it.
     pub fn session_request(&self, target: &str) -> SessionRequest {
-        port_session(target, &self.dest)
-    }
-}
-
-/// The StartSession request for a port session from `target` to `dest`: `localhost` is the
-/// instance itself ([`DOC_INSTANCE`]); any other host goes through [`DOC_REMOTE_HOST`] with
-/// `host=` (an IPv6 address without brackets, as the agent resolves it).
-pub fn port_session(target: &str, dest: &Destination) -> SessionRequest {
-    let port = ("portNumber".to_owned(), dest.port.to_string());
-    let (document, parameters) = match &dest.host {
-        Host::Domain(d) if d.eq_ignore_ascii_case("localhost") => (DOC_INSTANCE, vec![port]),
-        Host::Domain(d) => (DOC_REMOTE_HOST, vec![("host".to_owned(), d.clone()), port]),
-        Host::Ip(ip) => (
-            DOC_REMOTE_HOST,
-            vec![("host".to_owned(), ip.to_string()), port],
-        ),
-    };
-    SessionRequest {
-        target: target.to_owned(),
-        document: document.to_owned(),
-        parameters,
+        let host = match &self.dest.host {
+            Host::Ip(ip) => ip.to_string(),
+            Host::Domain(d) => d.clone(),
+        };
+        SessionRequest::port_forward(target, &host, self.dest.port)
     }
 }
 

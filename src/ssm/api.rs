@@ -138,6 +138,25 @@ impl SessionRequest {
             parameters: vec![("portNumber".into(), port.to_string())],
         }
     }
+
+    /// A port-forwarding session to `host:port` as the instance sees it: `localhost` is the
+    /// instance itself (`AWS-StartPortForwardingSession`), anything else goes through
+    /// `AWS-StartPortForwardingSessionToRemoteHost` (§7).
+    pub fn port_forward(target: &str, host: &str, port: u16) -> Self {
+        let port_param = ("portNumber".to_owned(), port.to_string());
+        if host.eq_ignore_ascii_case("localhost") {
+            return Self {
+                target: target.to_owned(),
+                document: "AWS-StartPortForwardingSession".into(),
+                parameters: vec![port_param],
+            };
+        }
+        Self {
+            target: target.to_owned(),
+            document: "AWS-StartPortForwardingSessionToRemoteHost".into(),
+            parameters: vec![("host".to_owned(), host.to_owned()), port_param],
+        }
+    }
 }
 
 /// StartSession / ResumeSession output.
