@@ -87,7 +87,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
         }
         'session-proxy;sim' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on (loopback only)')
-            [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'An instance: `i-0123456789abcdef0=127.0.0.1:2222[,name=web,ip=10.0.0.5,computer=host,offline,agent=3.3.987.0]`')
+            [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'An instance: `i-0123456789abcdef0=127.0.0.1:2222[,name=web,ip=10.0.0.5,computer=host,offline,agent=3.3.987.0,host=db.internal@127.0.0.1]`. `host=NAME@LOOPBACK-IP` (repeatable) names a host the instance reaches, for AWS-StartPortForwardingSessionToRemoteHost')
             [CompletionResult]::new('--instances', '--instances', [CompletionResultType]::ParameterName, 'YAML file listing instances')
             [CompletionResult]::new('--pace-ms', '--pace-ms', [CompletionResultType]::ParameterName, 'Milliseconds the agent sleeps per chunk read (1 imitates the real agent''s ~1 MB/s)')
             [CompletionResult]::new('--chunk', '--chunk', [CompletionResultType]::ParameterName, 'Bytes per agent output message')

@@ -81,7 +81,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
         }
         &'session-proxy;sim'= {
             cand --listen 'Address to listen on (loopback only)'
-            cand --target 'An instance: `i-0123456789abcdef0=127.0.0.1:2222[,name=web,ip=10.0.0.5,computer=host,offline,agent=3.3.987.0]`'
+            cand --target 'An instance: `i-0123456789abcdef0=127.0.0.1:2222[,name=web,ip=10.0.0.5,computer=host,offline,agent=3.3.987.0,host=db.internal@127.0.0.1]`. `host=NAME@LOOPBACK-IP` (repeatable) names a host the instance reaches, for AWS-StartPortForwardingSessionToRemoteHost'
             cand --instances 'YAML file listing instances'
             cand --pace-ms 'Milliseconds the agent sleeps per chunk read (1 imitates the real agent''s ~1 MB/s)'
             cand --chunk 'Bytes per agent output message'

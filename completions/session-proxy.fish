@@ -68,7 +68,7 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand forward" -s 
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand forward" -s h -l help -d 'Print help'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand forward" -s V -l version -d 'Print version'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l listen -d 'Address to listen on (loopback only)' -r
-complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l target -d 'An instance: `i-0123456789abcdef0=127.0.0.1:2222[,name=web,ip=10.0.0.5,computer=host,offline,agent=3.3.987.0]`' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l target -d 'An instance: `i-0123456789abcdef0=127.0.0.1:2222[,name=web,ip=10.0.0.5,computer=host,offline,agent=3.3.987.0,host=db.internal@127.0.0.1]`. `host=NAME@LOOPBACK-IP` (repeatable) names a host the instance reaches, for AWS-StartPortForwardingSessionToRemoteHost' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l instances -d 'YAML file listing instances' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l pace-ms -d 'Milliseconds the agent sleeps per chunk read (1 imitates the real agent\'s ~1 MB/s)' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l chunk -d 'Bytes per agent output message' -r

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 use crate::control::proto::ErrorKind as RemoteKind;
 use crate::control::ControlError;
+use crate::forward::listen::ListenError;
 use crate::serve::ServeError;
 use crate::sim::demo::DemoError;
 use crate::ssh::host_keys::HostKeyError;
@@ -124,6 +125,15 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
     if let Some(e) = e.downcast_ref::<ControlError>() {
         return Some(control_code(e));
+    }
+    if let Some(e) = e.downcast_ref::<ListenError>() {
+        return Some(match e {
+            ListenError::Bind { .. } => codes::OS,
+            ListenError::AllInterfaces(_) | ListenError::NotLoopback(_) => codes::USAGE,
+        });
+    }
+    if e.is::<crate::forward::spec::SpecError>() {
+        return Some(codes::ARGS);
     }
     if e.is::<crate::cli::ctl::UpstreamsDown>() {
         return Some(codes::NO_HOST);

@@ -356,3 +356,18 @@ fn via_an_upstream_the_forward_rides_the_running_masters_ssh_pool() {
     assert!(fwd.stop().success());
     assert!(serve.stop().success());
 }
+
+#[test]
+fn a_destination_the_agent_refuses_is_reported_once_and_not_retried() {
+    let sim = sim_with(AgentKnobs::default(), FaultPlan::default());
+    let fwd = Forward::start(&sim, &["0:169.254.169.254:80".to_owned()], &[]);
+    let mut s = TcpStream::connect(fwd.addr(0)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read(&mut buf).unwrap_or(0), 0, "the connection is closed");
+    let log = fwd.wait_log("Forwarding to IP address 169.254.169.254 is forbidden.");
+    assert!(log.contains("refuses this destination"), "{log}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(sim.sim().registry().session_ids().len(), 1, "no retry loop");
+    assert!(fwd.stop().success());
+}

@@ -23,7 +23,9 @@ pub struct SimArgs {
     /// Address to listen on (loopback only).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: std::net::SocketAddr,
-    /// An instance: `i-0123456789abcdef0=127.0.0.1:2222[,name=web,ip=10.0.0.5,computer=host,offline,agent=3.3.987.0]`.
+    /// An instance: `i-0123456789abcdef0=127.0.0.1:2222[,name=web,ip=10.0.0.5,computer=host,offline,agent=3.3.987.0,host=db.internal@127.0.0.1]`.
+    /// `host=NAME@LOOPBACK-IP` (repeatable) names a host the instance reaches, for
+    /// AWS-StartPortForwardingSessionToRemoteHost.
     #[arg(long = "target", value_name = "SPEC")]
     pub targets: Vec<String>,
     /// YAML file listing instances.

@@ -242,6 +242,21 @@ fn aws_errors_each_have_their_code() {
 }
 
 #[test]
+fn forward_errors_each_have_their_code() {
+    use crate::forward::spec::{ForwardSpec, ListenOn};
+    let addr = "10.0.0.1:5432".parse().unwrap();
+    assert_eq!(code(ListenError::NotLoopback(addr)), codes::USAGE);
+    assert_eq!(code(ListenError::AllInterfaces(addr)), codes::USAGE);
+    let in_use = ListenError::Bind {
+        on: ListenOn::Tcp(addr),
+        source: io::Error::from(io::ErrorKind::AddrInUse),
+    };
+    assert_eq!(code(in_use), codes::OS);
+    let bad = ForwardSpec::parse("5432:db.internal", None).unwrap_err();
+    assert_eq!(code(bad), codes::ARGS);
+}
+
+#[test]
 fn errors_of_no_known_type_are_plain_failures() {
     assert_eq!(code(anyhow::anyhow!("something else")), codes::FAILURE);
 }

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::port::{Opener, PortConfig, PortLayer, MUX_CLIENT_VERSION};
 use crate::ssm::api::{SessionRequest, SsmApi};
+use crate::ssm::driver::{DriverError, End};
 use crate::ssm::session::{Session, SessionOptions};
 
 /// First wait before a failed slot tries again; doubles up to [`MAX_BACKOFF`].
@@ -195,19 +196,38 @@ impl Slot {
             Ok(e) => e.to_string(),
             Err(e) => e.to_string(),
         };
+        let refused = refused_by_agent(&end);
         self.state.send_modify(|s| {
             s.opener = None;
             s.session_id = None;
             if !stopped {
-                s.last_error = Some(why.clone());
+                s.last_error = Some(refused.clone().unwrap_or_else(|| why.clone()));
+                s.permanent = refused.is_some();
             }
         });
-        if !stopped {
+        if let Some(text) = refused {
+            tracing::error!(
+                "forward to {}: the instance refuses this destination: {text}",
+                t.label
+            );
+        } else if !stopped {
             tracing::warn!(
                 "forward to {}: session {id} ended ({why}); {open} open connection(s) closed; starting a new session",
                 t.label
             );
         }
         true
+    }
+}
+
+/// The agent's refusal of a destination it will never forward to (IMDS and the VPC's own
+/// addresses, §7.5): it closes the channel with "Forwarding to IP address … is forbidden.".
+/// Retrying cannot help.
+pub fn refused_by_agent(end: &Result<End, DriverError>) -> Option<String> {
+    match end {
+        Ok(End::ChannelClosed { output }) if output.contains("is forbidden") => {
+            Some(output.clone())
+        }
+        _ => None,
     }
 }

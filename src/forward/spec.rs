@@ -27,11 +27,6 @@ use crate::ssm::api::SessionRequest;
 pub const EXPECTED: &str =
     "expected [BIND:]LPORT:HOST:PORT or /PATH.sock:HOST:PORT, e.g. 5432:db.internal:5432";
 
-/// The document for a forward to the instance itself (`HOST` = `localhost`).
-pub const DOC_INSTANCE: &str = "AWS-StartPortForwardingSession";
-/// The document for a forward to any other host the instance can reach.
-pub const DOC_REMOTE_HOST: &str = "AWS-StartPortForwardingSessionToRemoteHost";
-
 /// The bind address when the spec names none: loopback, so nothing else on the network can
 /// use the forward unless asked for.
 pub const DEFAULT_BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -92,17 +87,12 @@ impl ForwardSpec {
         Ok(Self { listen, dest })
     }
 
-    /// The StartSession request that carries this forward to `target` (an instance id).
+    /// The StartSession request that carries this forward to `target` (an instance id): see
+    /// [`SessionRequest::port_forward`] for the document choice. An IPv6 host goes without
+    /// brackets, as the agent resolves it.
     pub fn session_request(&self, target: &str) -> SessionRequest {
-        port_session(target, &self.dest)
+        SessionRequest::port_forward(target, &self.dest.host.dial_text(), self.dest.port)
     }
-}
-
-/// The StartSession request for a port session from `target` to `dest`: `localhost` is the
-/// instance itself ([`DOC_INSTANCE`]); any other host goes through [`DOC_REMOTE_HOST`] with
-/// `host=` (an IPv6 address without brackets, as the agent resolves it).
-pub fn port_session(target: &str, dest: &Destination) -> SessionRequest {
-    SessionRequest::port_forward(target, &dest.host.dial_text(), dest.port)
 }
 
 impl fmt::Display for ForwardSpec {

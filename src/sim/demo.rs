@@ -37,6 +37,9 @@ pub const COMPUTER_NAME: &str = "ip-10-77-0-10.demo.internal";
 /// Where the demo page tries to listen first: a loopback address of its own, so it looks like
 /// another host; 127.0.0.1 is the fallback where only that one is configured.
 pub const WEB_IP: Ipv4Addr = Ipv4Addr::new(127, 77, 0, 1);
+/// The host name the demo instance reaches its page under, for a `forward` to try:
+/// `session-proxy forward 8080:db.internal:PORT --via demo-bastion` with [`Demo::forward_port`].
+pub const FORWARD_HOST: &str = "db.internal";
 /// First line of the demo page's body.
 pub const PAGE_TITLE: &str = "You reached the demo page through AWS Session Manager";
 
@@ -191,14 +194,22 @@ impl Demo {
         })
     }
 
-    /// The simulator's view: an online instance whose port 22 is the demo SSH server.
+    /// The simulator's view: an online instance whose port 22 is the demo SSH server and
+    /// which reaches the demo page as [`FORWARD_HOST`].
     pub fn instance(&self) -> Instance {
+        let hosts = [(FORWARD_HOST.to_owned(), self.web_addr.ip())];
         Instance {
             name: Some(INSTANCE_NAME.to_owned()),
             ip_address: Some(INSTANCE_IP.to_owned()),
             computer_name: Some(COMPUTER_NAME.to_owned()),
+            hosts: hosts.into_iter().collect(),
             ..Instance::new(INSTANCE_ID, self.ssh.addr())
         }
+    }
+
+    /// The port of the demo page on [`FORWARD_HOST`] (the kernel picks it at each start).
+    pub fn forward_port(&self) -> u16 {
+        self.web_addr.port()
     }
 
     pub fn ssh_addr(&self) -> SocketAddr {
@@ -288,3 +299,6 @@ async fn answer_http(mut stream: TcpStream, addr: SocketAddr) {
     let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.shutdown().await;
 }
+
+#[cfg(test)]
+mod tests;

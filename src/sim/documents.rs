@@ -1,13 +1,15 @@
 //! The session documents the simulator runs and what each means on an instance: the
-//! `properties` the agent sees (§1.1 of the data-channel reference) and the address it dials.
+//! `properties` the agent sees (§1.1 of the data-channel reference) and the address it dials
+//! ([`DialTarget`], from the instance's `hosts` map for a remote host it names).
 //! Errors are the service's (`InvalidDocument`, `InvalidParameters`).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde_json::{json, Value};
 
 use crate::sim::aws_error::{kind, ApiError};
+use crate::sim::destination::DialTarget;
 use crate::sim::instances::Instance;
 
 /// The session documents the simulator runs (all of them are port sessions).
@@ -16,14 +18,6 @@ pub const DOCUMENTS: [&str; 3] = [
     "AWS-StartPortForwardingSession",
     "AWS-StartPortForwardingSessionToRemoteHost",
 ];
-
-/// Where the agent connects for a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DialTarget {
-    Addr(SocketAddr),
-    /// `AWS-StartPortForwardingSessionToRemoteHost`: the caller resolves the name.
-    Host(String, u16),
-}
 
 /// The `properties` the agent sees and the address it dials for a session of `document` on
 /// `inst`, with the documents' defaults (`portNumber` 22 for SSH, 80 for port forwarding;
@@ -80,7 +74,17 @@ pub fn plan(
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    Ok((props, DialTarget::Host(bare.to_owned(), port)))
+    Ok((props, remote_target(inst, bare, port)))
+}
+
+/// The remote host as the instance reaches it: a name from its `hosts` map, an IP literal, or
+/// a name for the system resolver. Denied destinations are planned like any other: the
+/// service starts the session, and the agent refuses it when it dials.
+fn remote_target(inst: &Instance, host: &str, port: u16) -> DialTarget {
+    match inst.host_ip(host).or_else(|| host.parse::<IpAddr>().ok()) {
+        Some(ip) => DialTarget::Addr(SocketAddr::new(ip, port)),
+        None => DialTarget::Host(host.to_owned(), port),
+    }
 }
 
 /// The parameters `document` takes; the service's `InvalidDocument` for documents the

@@ -17,13 +17,18 @@
 //!         / "computer=" TEXT                               ; ComputerName
 //!         / "agent=" VERSION                               ; AgentVersion, e.g. 3.3.987.0
 //!         / "offline"                                      ; PingStatus ConnectionLost
+//!         / "host=" NAME "@" LOOPBACK-IP                   ; a host the instance reaches
 //! TEXT    = 1*( any character except "," )
 //! VERSION = 1*( DIGIT / "." )
+//! NAME    = DNS name (letters, digits, "-", "_", ".")      ; matched case-insensitively
 //! ```
 //!
 //! Example: `i-0123456789abcdef0=127.0.0.1:2222,name=web,ip=10.0.0.5,offline`. Each option may
-//! appear once. A session for `portNumber` 22 dials ADDRESS; any other port P dials ADDRESS's IP
-//! with port P; `AWS-StartPortForwardingSessionToRemoteHost` dials its `host` parameter.
+//! appear once, except `host=`, once per name (e.g. `host=db.internal@127.0.0.1,host=cache.internal@127.0.0.2`).
+//! A session for `portNumber` 22 dials ADDRESS; any other port P dials ADDRESS's IP with port
+//! P; `AWS-StartPortForwardingSessionToRemoteHost` dials its `host` parameter: the IP a
+//! `host=` entry maps it to (with the session's `portNumber`), else the name as the system
+//! resolves it.
 //!
 //! # YAML file
 //!
@@ -38,9 +43,12 @@
 //!     computer: ip-10-0-0-5.ec2.internal # optional
 //!     agent: 3.3.987.0                 # optional
 //!     offline: false                   # optional
+//!     hosts:                           # optional: names the instance reaches
+//!       db.internal: 127.0.0.1
+//!       cache.internal: 127.0.0.2
 //! ```
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -64,6 +72,9 @@ pub struct Instance {
     pub agent_version: String,
     /// Where the instance's SSH port (`portNumber` 22) is mapped on this machine.
     pub address: SocketAddr,
+    /// Host names the instance reaches (lowercase) and the loopback IPs standing for them, so
+    /// `host=db.internal` works in tests and in the demo without touching the system resolver.
+    pub hosts: BTreeMap<String, IpAddr>,
 }
 
 impl Instance {
@@ -77,7 +88,13 @@ impl Instance {
             online: true,
             agent_version: DEFAULT_AGENT_VERSION.to_owned(),
             address,
+            hosts: BTreeMap::new(),
         }
+    }
+
+    /// The IP the instance's `hosts` map gives `name` (case-insensitive, as DNS is).
+    pub fn host_ip(&self, name: &str) -> Option<IpAddr> {
+        self.hosts.get(&name.to_ascii_lowercase()).copied()
     }
 
     /// Where a session for `port` connects: `address` for 22 (the mapped SSH port), otherwise
@@ -112,7 +129,11 @@ pub enum InstanceError {
     OfflineWithValue(String),
     #[error("option `{0}` is given twice")]
     DuplicateOption(&'static str),
-    #[error("unknown option `{0}`: expected name=, ip=, computer=, agent= or offline")]
+    #[error("host `{0}`: expected NAME@IP with a loopback IP, e.g. host=db.internal@127.0.0.1")]
+    BadHost(String),
+    #[error("host `{0}` is mapped twice")]
+    DuplicateHost(String),
+    #[error("unknown option `{0}`: expected name=, ip=, computer=, agent=, host= or offline")]
     UnknownOption(String),
     #[error("instance {0} is defined twice")]
     DuplicateId(String),
@@ -153,6 +174,15 @@ pub fn parse_target_flag(spec: &str) -> Result<Instance, InstanceError> {
             None => (opt.trim(), None),
         };
         let (name, slot): (&'static str, &mut Option<String>) = match key {
+            "host" => {
+                let Some((host, ip)) = value.and_then(|v| v.split_once('@')) else {
+                    return Err(InstanceError::BadHost(value.unwrap_or_default().to_owned()));
+                };
+                if raw.hosts.insert(host.to_owned(), ip.to_owned()).is_some() {
+                    return Err(InstanceError::DuplicateHost(host.to_owned()));
+                }
+                continue;
+            }
             "offline" => {
                 if let Some(v) = value {
                     return Err(InstanceError::OfflineWithValue(v.to_owned()));
@@ -246,6 +276,8 @@ struct RawInstance {
     agent: Option<String>,
     #[serde(default)]
     offline: bool,
+    #[serde(default)]
+    hosts: BTreeMap<String, String>,
 }
 
 impl RawInstance {
@@ -270,6 +302,7 @@ impl RawInstance {
             Some(v) => return Err(InstanceError::BadAgentVersion(v)),
             None => DEFAULT_AGENT_VERSION.to_owned(),
         };
+        let hosts = validate_hosts(self.hosts)?;
         let (id, online) = (self.id, !self.offline);
         Ok(Instance {
             id,
@@ -279,8 +312,37 @@ impl RawInstance {
             online,
             agent_version,
             address,
+            hosts,
         })
     }
+}
+
+/// Names to loopback IPs: the simulator dials nothing off this machine on a name's behalf.
+/// Names are lowercased, so two spellings of one name are a duplicate.
+fn validate_hosts(
+    raw: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, IpAddr>, InstanceError> {
+    let mut hosts = BTreeMap::new();
+    for (name, text) in raw {
+        let bare = text.trim_start_matches('[').trim_end_matches(']');
+        let parsed = bare.parse::<IpAddr>().ok().filter(IpAddr::is_loopback);
+        let (Some(ip), true) = (parsed, is_host_name(&name)) else {
+            return Err(InstanceError::BadHost(format!("{name}@{text}")));
+        };
+        if hosts.insert(name.to_ascii_lowercase(), ip).is_some() {
+            return Err(InstanceError::DuplicateHost(name));
+        }
+    }
+    Ok(hosts)
+}
+
+fn is_host_name(s: &str) -> bool {
+    (1..=253).contains(&s.len())
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 fn non_empty(key: &'static str, v: Option<String>) -> Result<Option<String>, InstanceError> {

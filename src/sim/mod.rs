@@ -11,6 +11,7 @@ pub mod aws_error;
 pub mod demo;
 pub mod demo_sftp;
 pub mod demo_ssh;
+pub mod destination;
 pub mod documents;
 pub mod faults;
 pub mod http;

@@ -22,8 +22,8 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use crate::sim::aws_error::{kind, ApiError};
+pub use crate::sim::destination::DialTarget;
 use crate::sim::documents;
-pub use crate::sim::documents::DialTarget;
 use crate::sim::faults::FaultCounts;
 use crate::sim::instances::Instance;
 use crate::ssm::channel::Stats;

@@ -147,13 +147,13 @@ impl SessionRequest {
         if host.eq_ignore_ascii_case("localhost") {
             return Self {
                 target: target.to_owned(),
-                document: crate::forward::spec::DOC_INSTANCE.into(),
+                document: "AWS-StartPortForwardingSession".into(),
                 parameters: vec![port_param],
             };
         }
         Self {
             target: target.to_owned(),
-            document: crate::forward::spec::DOC_REMOTE_HOST.into(),
+            document: "AWS-StartPortForwardingSessionToRemoteHost".into(),
             parameters: vec![("host".to_owned(), host.to_owned()), port_param],
         }
     }

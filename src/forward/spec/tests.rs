@@ -3,6 +3,9 @@ use proptest::prelude::*;
 
 use super::*;
 
+const DOC_INSTANCE: &str = "AWS-StartPortForwardingSession";
+const DOC_REMOTE_HOST: &str = "AWS-StartPortForwardingSessionToRemoteHost";
+
 fn spec(s: &str) -> ForwardSpec {
     ForwardSpec::parse(s, Some(Path::new("/home/u"))).unwrap()
 }

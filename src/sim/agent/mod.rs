@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
+use crate::sim::destination::DialError;
 use crate::sim::memlink::MemLink;
 use crate::sim::registry::{DialTarget, SessionSpec};
 use crate::ssm::channel::{Channel, Config, Role};
@@ -72,13 +73,13 @@ impl Transport<AgentLink> for NoReconnect {
     }
 }
 
+/// Dials the session's destination as the agent does: IMDS is refused with the agent's own
+/// text (as `PermissionDenied`, so [`run`] can hand that text to `channel_closed` unchanged).
 async fn dial(target: DialTarget) -> std::io::Result<TcpStream> {
-    let s = match target {
-        DialTarget::Addr(a) => TcpStream::connect(a).await?,
-        DialTarget::Host(h, p) => TcpStream::connect((h.as_str(), p)).await?,
-    };
-    s.set_nodelay(true)?;
-    Ok(s)
+    target.connect().await.map_err(|e| match e {
+        DialError::Denied(text) => std::io::Error::new(std::io::ErrorKind::PermissionDenied, text),
+        other => std::io::Error::other(other),
+    })
 }
 
 /// Runs one agent session until the target closes, the client terminates, or the service
@@ -137,6 +138,12 @@ pub async fn run(
         Ok(End::TargetClosed | End::AppClosed) => String::new(),
         Ok(End::PeerTerminated(_)) | Ok(End::Cancelled) => String::new(),
         Ok(End::ChannelClosed { output }) => output,
+        // A refused destination closes the channel with the agent's own words.
+        Err(driver::DriverError::AppConnect(e))
+            if e.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            e.to_string()
+        }
         Err(e) => error_chain(&e),
     }
 }

@@ -44,6 +44,8 @@ pub(super) enum AgentPort {
     Ssh(ByteStream<Target<TcpStream>>),
     Mux(Box<MuxLayer>, Arc<AtomicU64>),
     Basic(Redial),
+    /// The destination is one the agent refuses (IMDS): the session ends with this text.
+    Denied(String),
     Gone,
 }
 
@@ -53,6 +55,10 @@ impl AgentPort {
             Self::Ssh(s) => Ok(s),
             Self::Mux(m, _) => Ok(m.as_mut()),
             Self::Basic(b) => Ok(b),
+            Self::Denied(text) => Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                text.clone(),
+            )),
             Self::Deciding(_) | Self::Gone => Err(io::ErrorKind::NotConnected.into()),
         }
     }
@@ -66,6 +72,9 @@ impl AgentPort {
             written,
             rate,
         } = plan;
+        if let Some(text) = target.denied() {
+            return Self::Denied(text);
+        }
         if !local {
             let w = written.clone();
             let connect = async move { Ok(Target::new(dial(target).await?, w, rate)) };

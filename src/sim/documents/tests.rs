@@ -39,7 +39,44 @@ fn documents_give_the_agent_their_properties_and_dial_target() {
     );
     assert_eq!(d, DialTarget::Host("db.internal".into(), 22));
     let v6 = plan_on(Some(REMOTE), "host=[::1]").unwrap().1;
-    assert_eq!(v6, DialTarget::Host("::1".into(), 80));
+    assert_eq!(v6, DialTarget::Addr(addr("[::1]:80")));
+}
+
+#[test]
+fn remote_hosts_dial_the_instances_hosts_map_then_ip_literals_then_the_resolver() {
+    let mut inst = Instance::new("i-01234567", addr("127.0.0.2:2222"));
+    inst.hosts
+        .insert("db.internal".into(), "127.0.0.3".parse().unwrap());
+    let dial = |host: &str| {
+        let params = [
+            ("host".to_owned(), vec![host.to_owned()]),
+            ("portNumber".to_owned(), vec!["5432".to_owned()]),
+        ];
+        plan(&inst, Some(REMOTE), &params.into_iter().collect())
+            .unwrap()
+            .1
+    };
+    assert_eq!(
+        dial("DB.internal"),
+        DialTarget::Addr(addr("127.0.0.3:5432"))
+    );
+    assert_eq!(dial("127.0.0.9"), DialTarget::Addr(addr("127.0.0.9:5432")));
+    assert_eq!(
+        dial("cache.internal"),
+        DialTarget::Host("cache.internal".into(), 5432)
+    );
+    assert_eq!(
+        dial("localhost"),
+        DialTarget::Host("localhost".into(), 5432)
+    );
+}
+
+#[test]
+fn imds_is_planned_like_any_host_and_left_for_the_agent_to_refuse() {
+    let (_, dial) = plan_on(Some(REMOTE), "host=169.254.169.254").unwrap();
+    assert_eq!(dial, DialTarget::Addr(addr("169.254.169.254:80")));
+    let text = "Forwarding to IP address 169.254.169.254 is forbidden.";
+    assert_eq!(dial.denied().as_deref(), Some(text));
 }
 
 #[test]

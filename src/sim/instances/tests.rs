@@ -128,3 +128,54 @@ fn port_22_dials_the_mapped_address_and_other_ports_its_ip() {
     assert_eq!(i.dial_addr(22), addr("127.0.0.2:2222"));
     assert_eq!(i.dial_addr(5432), addr("127.0.0.2:5432"));
 }
+
+#[test]
+fn host_options_map_names_to_loopback_ips_matched_case_insensitively() {
+    let spec = "i-01234567=127.0.0.1:22,host=db.internal@127.0.0.1,host=Cache.Internal@[::1]";
+    let i = parse_target_flag(spec).unwrap();
+    assert_eq!(i.host_ip("DB.internal"), Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(i.host_ip("cache.internal"), Some("::1".parse().unwrap()));
+    assert_eq!(i.host_ip("other.internal"), None);
+    assert_eq!(i.hosts.len(), 2);
+    let text = "instances:
+  - id: i-0123456789abcdef0
+    address: 127.0.0.1:2222
+    hosts: {db.internal: 127.0.0.1, cache.internal: 127.0.0.2}
+";
+    let list = parse_yaml(text).unwrap();
+    assert_eq!(
+        list[0].host_ip("cache.internal"),
+        Some("127.0.0.2".parse().unwrap())
+    );
+}
+
+#[test]
+fn bad_or_repeated_host_entries_name_the_entry() {
+    let flag = |opts: &str| {
+        parse_target_flag(&format!("i-01234567=127.0.0.1:22,{opts}"))
+            .unwrap_err()
+            .to_string()
+    };
+    let cases = [
+        ("host=db.internal", "host `db.internal`: expected NAME@IP"),
+        (
+            "host=db.internal@10.0.0.5",
+            "host `db.internal@10.0.0.5`: expected NAME@IP with a loopback IP",
+        ),
+        ("host=db.internal@nowhere", "host `db.internal@nowhere`"),
+        ("host=bad name@127.0.0.1", "host `bad name@127.0.0.1`"),
+        ("host=a..b@127.0.0.1", "host `a..b@127.0.0.1`"),
+        (
+            "host=db@127.0.0.1,host=db@127.0.0.2",
+            "host `db` is mapped twice",
+        ),
+        ("host=DB@127.0.0.1,host=db@127.0.0.2", "is mapped twice"),
+    ];
+    for (opts, want) in cases {
+        let err = flag(opts);
+        assert!(err.contains(want), "{opts}: {err}");
+    }
+    let yaml = "instances:\n  - {id: i-00000001, address: 127.0.0.1:22, hosts: {db: 10.1.1.1}}\n";
+    let err = parse_yaml(yaml).unwrap_err().to_string();
+    assert!(err.contains("instances[0]: host `db@10.1.1.1`"), "{err}");
+}

@@ -237,3 +237,32 @@ fn duplicate_instance_ids_keep_the_first_definition() {
     let dial = r.attach(&s.session_id, &s.token).unwrap().dial;
     assert_eq!(dial, DialTarget::Addr("127.0.0.1:1".parse().unwrap()));
 }
+
+#[test]
+fn remote_host_sessions_dial_the_mapped_ip_and_imds_sessions_still_start() {
+    let mut web = Instance::new(WEB, "127.0.0.1:2222".parse().unwrap());
+    web.hosts
+        .insert("db.internal".into(), "127.0.0.5".parse().unwrap());
+    web.agent_version = "3.0.196.0".into();
+    let r = Registry::new(vec![web], "ws://x".into());
+    let remote = |host: &str| {
+        let mut req = ssh(WEB);
+        req.document = Some("AWS-StartPortForwardingSessionToRemoteHost".into());
+        req.parameters.insert("host".into(), vec![host.into()]);
+        req.parameters
+            .insert("portNumber".into(), vec!["5432".into()]);
+        let s = r.start_session(req).unwrap();
+        r.attach(&s.session_id, &s.token).unwrap()
+    };
+    let db = remote("db.internal");
+    assert_eq!(db.dial, DialTarget::Addr("127.0.0.5:5432".parse().unwrap()));
+    assert_eq!(
+        db.agent_version, "3.0.196.0",
+        "the agent picks basic or mux mode from it"
+    );
+    let imds = remote("169.254.169.254");
+    assert!(
+        imds.dial.denied().is_some(),
+        "the agent refuses it, not StartSession"
+    );
+}
