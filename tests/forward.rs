@@ -345,7 +345,7 @@ fn via_an_upstream_the_forward_rides_the_running_masters_ssh_pool() {
     let control = config.with_file_name("control.sock");
     let control = control.to_str().unwrap();
     let fwd = Forward::start_via(&sim, &[spec(echo)], "one", &["--control-socket", control]);
-    assert!(fwd.log().contains("the master's SSH pool"), "{}", fwd.log());
+    fwd.wait_log("the master's SSH pool");
     echo_check(fwd.addr(0), 1 << 20, 50);
     echo_check(fwd.addr(0), 1 << 20, 51);
     assert_eq!(
