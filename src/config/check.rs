@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{
-    Destination, Issue, Limits, ListenOn, Listener, Target, DEFAULT_MAX_CONNECTIONS,
+    Destination, Host, Issue, Limits, ListenOn, Listener, Target, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_POOL_SIZE, DEFAULT_PORT_IDLE_TIMEOUT_SECS, MAX_DRAIN_TIMEOUT_SECS,
     MAX_IDLE_TIMEOUT_SECS, MAX_KEEPALIVE_SECS, MAX_MAX_CONNECTIONS, MAX_POOL_SIZE,
     MAX_PORT_IDLE_TIMEOUT_SECS, MAX_SESSIONS,
@@ -266,8 +266,8 @@ pub(super) fn destination(s: &str) -> Result<Destination, String> {
         ));
     }
     let host = match host {
-        HostRef::Ip(ip) => ip.to_string(),
-        HostRef::Domain(name) => name.to_owned(),
+        HostRef::Ip(ip) => Host::Ip(ip),
+        HostRef::Domain(name) => Host::Domain(name.to_owned()),
         HostRef::Malformed { reason, .. } => return Err(format!("{s:?}: {reason}; {example}")),
     };
     match port {
