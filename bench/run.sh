@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command: every table, peers on 127.0.0.1.
-#   bench/run.sh            full run (~15 min on 2 cores), built with `--profile profiling`
+#   bench/run.sh            full run (~21 min on 2 cores), built with `--profile profiling`
 #                           (release code generation plus debug info, for perf)
 #   bench/run.sh --quick    reduced sizes on the debug binary that `cargo test` built (CI):
 #                           no second build; prints the numbers, asserts only correctness
