@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command: every table, peers on 127.0.0.1.
-#   bench/run.sh            full run (~15 min on 2 cores), built with `--profile profiling`
+#   bench/run.sh            full run (~21 min on 2 cores), built with `--profile profiling`
 #                           (release code generation plus debug info, for perf)
 #   bench/run.sh --quick    reduced sizes on the debug binary that `cargo test` built (CI):
 #                           no second build; prints the numbers, asserts only correctness
@@ -25,5 +25,8 @@ RUNS=3 bench/socks.sh 20 8 1 2 4 8
 echo; echo "## 1000 concurrent SOCKS streams for 20 s, trickling, then echoing ~400 B/s each"
 bench/streams.sh 1000 20
 bench/streams.sh 1000 20 active | tail -1
+echo; echo "## forward: one connection vs the session ceiling, 8 connections over --sessions 1/2/4/8,"
+echo "## connect latency on a warm forward, RSS with 1000 idle connections"
+RUNS=3 bench/forward.sh 10 4 1000 1000 1 2 4 8
 echo; echo "## time to first byte: stdio through the master vs a fresh SSM session"
 cargo test -q --profile profiling --test control bench -- --ignored --nocapture 2>/dev/null | grep -A3 'time to first byte' || true

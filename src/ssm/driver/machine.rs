@@ -140,6 +140,10 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
 
     /// Waits for the next event, in priority order.
     fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step<L>> {
+        // One clock reading for the whole step: the pacer's "not yet" (read_cap) and the timer
+        // that wakes us for it (next_deadline) must agree, or a read slot passing between two
+        // readings leaves no wake-up but the 30 s ping (a stalled paced transfer).
+        let now = Instant::now();
         if let Some(f) = self.shutdown.as_mut() {
             if f.as_mut().poll(cx).is_ready() {
                 self.shutdown = None;
@@ -157,10 +161,10 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         if let Poll::Ready(s) = self.poll_link(cx) {
             return Poll::Ready(s);
         }
-        if let Poll::Ready(s) = self.poll_app(cx) {
+        if let Poll::Ready(s) = self.poll_app(cx, now) {
             return Poll::Ready(s);
         }
-        if self.poll_timer(cx).is_ready() {
+        if self.poll_timer(cx, now).is_ready() {
             return Poll::Ready(Step::Timeout);
         }
         self.resume.poll(cx).map(Step::Reconnected)
@@ -180,11 +184,11 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         self.outbox.poll_pump(cx, link).map(Step::LinkWritten)
     }
 
-    fn poll_app(&mut self, cx: &mut Context<'_>) -> Poll<Step<L>> {
+    fn poll_app(&mut self, cx: &mut Context<'_>, now: Instant) -> Poll<Step<L>> {
         if let Poll::Ready(r) = self.app.poll_open(cx) {
             return Poll::Ready(Step::AppOpened(r));
         }
-        let cap = self.read_cap();
+        let cap = self.read_cap(now);
         if let Poll::Ready(r) = self.app.poll_input(cx, cap) {
             return Poll::Ready(Step::AppReadable(r));
         }
@@ -195,20 +199,20 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
     }
 
     /// How much application input the channel can take now (0: read nothing).
-    fn read_cap(&self) -> usize {
+    fn read_cap(&self, now: Instant) -> usize {
         if self.terminating.is_some() {
             return 0;
         }
         let cap = self.ch.send_capacity().min(self.app.buffer_len());
         match &self.pacer {
-            Some(p) if p.wait_until(Instant::now()).is_some() => 0,
+            Some(p) if p.wait_until(now).is_some() => 0,
             Some(p) => p.cap(cap),
             None => cap,
         }
     }
 
-    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(at) = self.next_deadline() else {
+    fn poll_timer(&mut self, cx: &mut Context<'_>, now: Instant) -> Poll<()> {
+        let Some(at) = self.next_deadline(now) else {
             return Poll::Pending;
         };
         let at = tokio::time::Instant::from_std(at);
@@ -218,8 +222,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         self.timer.as_mut().poll(cx)
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        let now = Instant::now();
+    fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let pace = self
             .pacer
             .as_ref()
@@ -466,5 +469,66 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         self.status.connected = false;
         self.status_tx.send_replace(self.status);
         (end, self.link)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::{Duration, Instant};
+
+    use tokio::sync::{mpsc, watch};
+
+    use super::*;
+    use crate::sim::memlink::{self, MemLink};
+    use crate::ssm::channel::{Config, Role};
+    use crate::ssm::driver::{BoxFuture, ByteStream, Control, Options, Parts, Status, Transport};
+
+    struct NoReconnect;
+
+    impl Transport<MemLink> for NoReconnect {
+        fn reconnect(&mut self, _attempt: u32) -> BoxFuture<Result<MemLink, ReconnectError>> {
+            Box::pin(async { Err(ReconnectError::LinkClosed) })
+        }
+    }
+
+    /// A paced agent whose last read was at `t0`: its next read slot is `t0 + 1 ms`. A step
+    /// that holds the read back must also arm the timer for that slot; with two clock
+    /// readings per step, a slot passing between them left only the 30 s ping to wake a
+    /// paced transfer (`--pace-ms 1` downloads stalled for ~30 s).
+    #[tokio::test]
+    async fn a_read_held_back_by_the_pacer_arms_the_timer_for_its_slot() {
+        let (link, _peer) = memlink::pair(8);
+        let (_user, app) = tokio::io::duplex(1024);
+        let opts = Options {
+            pace: Some((Duration::from_millis(1), 1024)),
+            ..Options::default()
+        };
+        let parts = Parts {
+            channel: Channel::new(Config::new(Role::Agent), Instant::now()),
+            link: Some(link),
+            app: ByteStream::ready(app),
+            transport: NoReconnect,
+            opts,
+        };
+        let (_tx, commands) = mpsc::channel(1);
+        let control = Control {
+            commands,
+            status: watch::channel(Status::default()).0,
+            shutdown: Box::pin(std::future::pending()),
+        };
+        let mut d = Driver::new(parts, control);
+        let t0 = Instant::now();
+        d.pacer.as_mut().unwrap().on_read(t0);
+        let slot = t0 + Duration::from_millis(1);
+        for early in [1, 10, 500, 999] {
+            let now = slot - Duration::from_micros(early);
+            assert_eq!(d.read_cap(now), 0, "{early} µs before the slot: no read");
+            let wake = d.next_deadline(now).unwrap();
+            assert!(
+                wake <= slot,
+                "{early} µs before the slot: woken {wake:?} after it"
+            );
+        }
     }
 }
