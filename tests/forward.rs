@@ -375,3 +375,54 @@ fn a_destination_the_agent_refuses_is_reported_once_and_not_retried() {
     assert_eq!(sim.sim().registry().session_ids().len(), 1, "no retry loop");
     assert!(fwd.stop().success());
 }
+
+#[test]
+fn a_burst_of_connections_spreads_one_per_session() {
+    let sim = sim_with(AgentKnobs::default(), FaultPlan::default());
+    let echo = echo_server(&sim);
+    let fwd = Forward::start(&sim, &[spec(echo)], &["--sessions", "4"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fwd.log().matches("session up").count() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "4 sessions never came up:\n{}",
+            fwd.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // All four connect before any sends, so each pick sees the ones before it.
+    let conns: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(fwd.addr(0)).unwrap())
+        .collect();
+    let workers: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            std::thread::spawn(move || {
+                let data = echo::payload(256 * 1024, 70 + i as u64);
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                let mut w = s.try_clone().unwrap();
+                let sent = data.clone();
+                let writer = std::thread::spawn(move || w.write_all(&sent).unwrap());
+                let mut back = vec![0u8; data.len()];
+                s.read_exact(&mut back).unwrap();
+                writer.join().unwrap();
+                assert!(back == data);
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let carried: Vec<u64> = sim
+        .sim()
+        .stats()
+        .iter()
+        .map(|s| s.agent.bytes_delivered)
+        .collect();
+    assert_eq!(carried.len(), 4, "{carried:?}");
+    assert!(
+        carried.iter().all(|&b| b >= 256 * 1024),
+        "every session carried one connection: {carried:?}"
+    );
+}

@@ -57,7 +57,7 @@ impl BasicLayer {
         if let Some(tx) = req.reply {
             let _ = tx.send(Opened::Connected);
         }
-        self.stats.stream_started();
+        self.stats.stream_accepted();
         Poll::Ready(Some(Local::new(req.io)))
     }
 }

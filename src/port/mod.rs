@@ -74,9 +74,15 @@ impl PortStats {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
 
+    /// A stream the session opened by itself (the agent's side), counted at once.
     fn stream_started(&self) {
         self.streams_opened.fetch_add(1, Ordering::Relaxed);
         self.streams_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A queued local connection became a stream; it was counted open when queued.
+    fn stream_accepted(&self) {
+        self.streams_opened.fetch_add(1, Ordering::Relaxed);
     }
 
     fn stream_ended(&self) {
@@ -104,15 +110,22 @@ impl std::fmt::Debug for Opener {
 impl Opener {
     /// Queues `io` as a new stream. The receiver says how opening ended; dropping it is fine
     /// (a `forward` listener does not wait). Err gives `io` back: the session is gone.
+    ///
+    /// The stream counts as open from now on, not from when the session's task takes it: a
+    /// burst of connections picking the least-loaded session must see each other.
     pub async fn open(&self, io: BoxIo) -> Result<oneshot::Receiver<Opened>, BoxIo> {
         let (reply, rx) = oneshot::channel();
         let req = OpenRequest {
             io,
             reply: Some(reply),
         };
+        self.stats.streams_open.fetch_add(1, Ordering::Relaxed);
         match self.tx.send(req).await {
             Ok(()) => Ok(rx),
-            Err(mpsc::error::SendError(req)) => Err(req.io),
+            Err(mpsc::error::SendError(req)) => {
+                self.stats.stream_ended();
+                Err(req.io)
+            }
         }
     }
 

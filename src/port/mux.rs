@@ -123,7 +123,7 @@ impl MuxLayer {
             match rx.poll_recv(cx) {
                 Poll::Ready(Some(req)) => {
                     let id = self.session.open(now).map_err(io::Error::other)?;
-                    self.stats.stream_started();
+                    self.stats.stream_accepted();
                     self.confirms.push_back((now + self.confirm_after, id));
                     let stream = Stream {
                         local: Local::new(req.io),
