@@ -276,3 +276,49 @@ fn reload_adds_and_removes_forwards_while_a_transfer_on_a_kept_one_goes_on() {
     assert!(f.serve.stop().success());
     assert_eq!(sim.wait_no_open_sessions(Duration::from_secs(30)), 0);
 }
+
+#[test]
+fn a_forward_via_an_upstream_rides_its_ssh_pool_with_no_session_of_its_own() {
+    let sim0 = SimHandle::start(SimOptions::default());
+    let echo = sim0.rt.block_on(echo::echo_server()).0;
+    let sshd = Sshd::start_with(&format!("PermitOpen {echo}"));
+    let sim = SimHandle::start(SimOptions {
+        instances: vec![instance(ID, sshd.addr)],
+        ..SimOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let text = format!(
+        "listeners:\n  - socks5: 127.0.0.1:0\nupstreams:\n  one:\n    targets: [{ID}]\n    user: {user}\n    identity_files: [{key}]\n    pool_size: 1\ndefault: reject\nstate_dir: {state}\nforwards:\n  - {{ listen: 127.0.0.1:0, to: {echo}, via: one }}\n",
+        user = user(),
+        key = sshd.client_key.display(),
+        state = dir.path().join("state").display(),
+    );
+    std::fs::write(&config, text).unwrap();
+    let serve = Serve::start(&sim, &config);
+    let status = || {
+        let out = Command::new(BIN)
+            .args(["status", "--json", "--control-socket"])
+            .arg(config.with_file_name("control.sock"))
+            .output()
+            .unwrap();
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        s["forwards"][0].clone()
+    };
+    let row = status();
+    assert_eq!(row["via"], "upstream one", "{row:#}");
+    let addr: SocketAddr = row["listen"].as_str().unwrap().parse().unwrap();
+    echo_check(addr, 1 << 20, 11);
+    echo_check(addr, 1 << 20, 12);
+    assert_eq!(
+        sim.sim().registry().session_ids().len(),
+        1,
+        "only the pool's SSM session: the forward has none of its own"
+    );
+    let row = status();
+    assert_eq!(row["state"], "up", "{row:#}");
+    assert_eq!(row["connections_total"], 2, "{row:#}");
+    assert_eq!(row["sessions_total"], 0, "{row:#}");
+    assert!(serve.stop().success());
+    assert_eq!(sim.wait_no_open_sessions(Duration::from_secs(30)), 0);
+}

@@ -51,3 +51,44 @@ pub(super) fn render(forwards: &[ForwardStatus], now_unix: u64) -> String {
     rows.extend(forwards.iter().map(|f| row(f, now_unix)));
     format!("\n{}", table(&rows))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forward::stats::ForwardState;
+
+    #[test]
+    fn a_forward_row_shows_state_sessions_connections_bytes_and_the_last_error() {
+        let f = ForwardStatus {
+            name: "127.0.0.1:0".into(),
+            listen: Some("127.0.0.1:40001".into()),
+            to: "db.internal:5432".into(),
+            via: "instance i-0123456789abcdef0".into(),
+            state: ForwardState::Connecting,
+            sessions_up: 1,
+            sessions_total: 2,
+            session_ids: vec!["s-1".into()],
+            open_connections: 3,
+            connections_total: 9,
+            bytes_in: 2048,
+            bytes_out: 10,
+            last_error: Some("refused".into()),
+            last_error_at: Some(1_000),
+        };
+        let t = render(&[f], 1_005);
+        let row = t.lines().find(|l| l.starts_with("127.0.0.1:0 ")).unwrap();
+        for cell in [
+            "connecting",
+            "127.0.0.1:40001",
+            "db.internal:5432",
+            "1/2",
+            "3/9",
+            "2.0 KiB",
+            "10 B",
+            "refused (5s ago)",
+        ] {
+            assert!(row.contains(cell), "{cell:?} missing in {row}");
+        }
+        assert_eq!(render(&[], 0), "", "no forwards, no table");
+    }
+}
