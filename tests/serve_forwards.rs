@@ -322,3 +322,36 @@ fn a_forward_via_an_upstream_rides_its_ssh_pool_with_no_session_of_its_own() {
     assert!(serve.stop().success());
     assert_eq!(sim.wait_no_open_sessions(Duration::from_secs(30)), 0);
 }
+
+#[test]
+fn a_forward_address_in_use_is_a_start_error_naming_the_forward() {
+    let sim = SimHandle::start(SimOptions {
+        instances: vec![instance(ID, "127.0.0.1:22".parse().unwrap())],
+        ..SimOptions::default()
+    });
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let yaml = format!(
+        "listeners:\n  - socks5: 127.0.0.1:0\ndefault: reject\nstate_dir: {}\nforwards:\n  - {{ listen: {busy}, to: 127.0.0.1:9, via: {ID} }}\n",
+        dir.path().join("state").display()
+    );
+    std::fs::write(&config, yaml).unwrap();
+    let mut c = Command::new(BIN);
+    c.args(["serve", "--foreground", "--config"])
+        .arg(&config)
+        .arg("--control-socket")
+        .arg(dir.path().join("control.sock"));
+    for (k, v) in sim.env() {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(71), "{err}");
+    assert!(
+        err.contains(&format!("cannot start forward {busy}")),
+        "the error names the forward: {err}"
+    );
+    assert_eq!(sim.sim().open_sessions(), 0);
+}
