@@ -355,3 +355,34 @@ fn a_forward_address_in_use_is_a_start_error_naming_the_forward() {
     );
     assert_eq!(sim.sim().open_sessions(), 0);
 }
+
+#[test]
+fn reload_restarts_a_changed_forward_on_its_address_and_refuses_a_busy_new_one() {
+    let f = Fixture::start("  - { listen: 127.0.0.1:0, to: WEB, via: VIA }\n");
+    let tcp = "127.0.0.1:0";
+    let before = f.addr(tcp);
+    // Changed destination: the same socket now reaches the echo server.
+    f.write_config("  - { listen: 127.0.0.1:0, to: ECHO, via: VIA }\n");
+    let out = f.ctl(&["reload"]);
+    assert!(out.status.success(), "reload: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("forward 127.0.0.1:0 changed"));
+    assert_eq!(f.addr(tcp), before, "restarted on the socket it had");
+    echo_check(before, 64 << 10, 3);
+    assert_eq!(f.forward(tcp)["to"], f.echo.to_string());
+    // A new forward on a busy address refuses the whole reload.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap();
+    f.write_config(&format!(
+        "  - {{ listen: 127.0.0.1:0, to: WEB, via: VIA }}\n  - {{ listen: {busy}, to: ECHO, via: VIA }}\n"
+    ));
+    let out = f.ctl(&["reload"]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("reload refused") && err.contains(&busy.to_string()),
+        "{err}"
+    );
+    assert_eq!(f.forward(tcp)["to"], f.echo.to_string(), "nothing changed");
+    assert_eq!(f.status()["forwards"].as_array().unwrap().len(), 1);
+    echo_check(before, 64 << 10, 4);
+}
