@@ -136,7 +136,7 @@ pub struct ForwardSet {
     entries: Vec<Entry>,
 }
 
-/// Why a forward name did not pick exactly one forward.
+/// What a name given to `connect`/`disconnect` picks among the forwards.
 pub enum Lookup {
     Found(usize),
     NotFound,
@@ -159,8 +159,12 @@ impl ForwardSet {
 
     /// The forward `name` picks: its configured listen address, or its bound address.
     pub fn find(&self, name: &str) -> Lookup {
-        let hits: Vec<usize> = (0..self.entries.len())
-            .filter(|&i| self.entries.get(i).is_some_and(|e| e.name() == name))
+        let hits: Vec<usize> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.name() == name)
+            .map(|(i, _)| i)
             .collect();
         match hits.as_slice() {
             [i] => return Lookup::Found(*i),
@@ -242,8 +246,8 @@ pub async fn restart(
             let cfg = lock(set).config(i);
             let Some(cfg) = cfg else {
                 return Err(ServeError::ForwardBind {
-                    forward: i.to_string(),
-                    why: "no such forward".into(),
+                    forward: format!("#{i}"),
+                    why: "it is no longer configured (a reload removed it)".into(),
                 });
             };
             bind_one(&cfg).await?.listener
@@ -369,11 +373,9 @@ async fn serve_forward(
     };
     *lock(&view) = match &carrier {
         Carrier::Sessions(set) => CarrierView::Sessions(set.watch()),
+        Carrier::Upstream(t) => CarrierView::Upstream(t.name.clone()),
+        Carrier::Master { upstream, .. } => CarrierView::Upstream(upstream.clone()),
         Carrier::Unavailable(why) => CarrierView::Unavailable(why.clone()),
-        _ => CarrierView::Upstream(match &cfg.via {
-            Via::Upstream(n) => n.clone(),
-            Via::Instance { .. } => String::new(),
-        }),
     };
     tracing::info!("forward {label}: listening");
     tokio::select! {
@@ -386,7 +388,9 @@ async fn serve_forward(
         return Some(listener);
     }
     drop(listener);
-    // The master is stopping: open connections get the drain, then the sessions end.
+    // The master is stopping: open connections get the drain, then the sessions end. The
+    // count is polled: a drain happens once per master, and a tenth of a second is nothing
+    // next to its grace period.
     let drained = async {
         while stats.open() > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -401,7 +405,8 @@ async fn serve_forward(
 }
 
 /// How `cfg`'s connections are carried: an upstream of this master, or port sessions to the
-/// instance (looked up by name first when it is not an id).
+/// instance (looked up by name first when it is not an id). A failed lookup leaves the forward
+/// `failed` until `connect` restarts it, rather than querying the API for every connection.
 async fn carrier(cfg: &Forward, ctx: &ForwardContext) -> Carrier {
     let host = cfg.to.host.dial_text();
     match &cfg.via {

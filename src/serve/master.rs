@@ -8,6 +8,8 @@
 //! that did not change, and the streams open through them, are left alone; a `pool_size`
 //! change resizes the pool in place; kept listeners keep their connections and take new
 //! users and limits for the next handshake (see [`super::listeners`]).
+//! Forwards (`forwards:`) are applied the same way: new sockets are bound before anything
+//! changes, kept forwards keep their connections (see [`super::forwards`]).
 //!
 //! Stopping is a drain: the first `stop` (or signal) moves the phase from running to draining,
 //! which closes the SOCKS listeners and refuses new `open` streams while those in flight go on;
