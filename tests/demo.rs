@@ -363,6 +363,34 @@ fn the_env_file_points_session_proxy_stdio_at_the_simulator() {
 }
 
 #[test]
+fn the_printed_forward_line_reaches_the_page_over_native_port_sessions() {
+    let home = tempfile::tempdir().unwrap();
+    let demo = start_demo(home.path());
+    let dir = demo_dir(home.path());
+    let line = demo.line("session-proxy forward ");
+    // The printed line binds 8080; the test takes any free port instead.
+    let spec = line.split_whitespace().nth(2).unwrap();
+    let spec = spec.replacen("8080:", "0:", 1);
+    assert!(spec.starts_with("0:db.internal:"), "{line}");
+    let ready = home.path().join("forward.ready");
+    let script = format!(
+        ". '{env}' && {{ '{BIN}' forward {spec} --via demo-bastion --ready-file '{r}' & pid=$!; \
+         i=0; while [ ! -s '{r}' ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
+         curl -sS --max-time 20 \"http://$(cat '{r}')/\"; rc=$?; kill $pid; wait $pid; exit $rc; }}",
+        env = dir.join("env").display(),
+        r = ready.display(),
+    );
+    let out = run_bounded(home.path(), &["sh", "-c", &script], None);
+    assert_ok("curl through the printed forward", &out);
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.contains(session_proxy::sim::demo::PAGE_TITLE),
+        "{page}"
+    );
+    assert!(demo.stop().success());
+}
+
+#[test]
 fn a_busy_first_port_is_named_and_the_next_free_one_used() {
     let home = tempfile::tempdir().unwrap();
     // Held for the whole test, so the port is busy and no one else takes it.

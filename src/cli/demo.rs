@@ -214,11 +214,15 @@ fn instructions(
          ssh -F {ssh_f} {name} echo hello\n  scp -F {ssh_f} FILE {name}:\n  sftp -F {ssh_f} {name}\n\
          \nThe demo runs a master, like `serve`:\n  {ctl} status\n  {ctl} route example.com\n  {ctl} stop\n\
          \nPoint AWS tools and `session-proxy stdio` at the simulator:  . {env}\n\
+         \nThen forward a port over native SSM port sessions (no SSH), and fetch the page through it:\n  \
+         session-proxy forward 8080:{fwd_host}:{fwd_port} --via {name} &\n  curl http://127.0.0.1:8080/\n\
          \nPress Ctrl-C to stop.\n",
         endpoint = sim.endpoint_url(),
         id = demo::INSTANCE_ID,
         url = demo.web_url(),
         env = sh_quote(&h.env.display().to_string()),
+        fwd_host = demo::FORWARD_HOST,
+        fwd_port = demo.forward_port(),
     )
 }
 

@@ -10,14 +10,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{
-    Destination, Issue, Limits, ListenOn, Listener, Target, DEFAULT_MAX_CONNECTIONS,
+    Destination, Host, Issue, Limits, ListenOn, Listener, Target, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_POOL_SIZE, DEFAULT_PORT_IDLE_TIMEOUT_SECS, MAX_DRAIN_TIMEOUT_SECS,
     MAX_IDLE_TIMEOUT_SECS, MAX_KEEPALIVE_SECS, MAX_MAX_CONNECTIONS, MAX_POOL_SIZE,
     MAX_PORT_IDLE_TIMEOUT_SECS, MAX_SESSIONS,
 };
 use crate::route::Action;
 use crate::route::{parse_destination, HostRef, RouteError};
-use crate::socks::proto::Host;
 
 /// Longest Unix socket path accepted (`sun_path` minus the NUL; macOS/BSD have 104 bytes).
 const MAX_SOCKET_PATH: usize = if cfg!(target_os = "linux") { 107 } else { 103 };

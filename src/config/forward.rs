@@ -7,37 +7,33 @@
 //! edits of an upstream or alias name is refused as a likely typo instead of being looked up
 //! as a Name tag at run time; such an instance can still be reached through a `hosts:` alias or
 //! its id. Listen addresses must be unique across forwards and SOCKS `listeners:`.
+//!
+//! The listen socket and the destination are the types `session-proxy forward` parses its
+//! specs into ([`ListenOn`], and the SOCKS server's [`Destination`]), so a forward from the
+//! file and one from the command line run alike.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::check::{destination, listen_on, profile, region, sessions, target, Issues};
 use super::raw::RawForward;
-use super::{AwsDefaults, HostAlias, Listener, Target, DEFAULT_FORWARD_SESSIONS};
-pub use crate::socks::proto::Destination;
+use super::{
+    AwsDefaults, Destination, HostAlias, ListenOn, Listener, Target, DEFAULT_FORWARD_SESSIONS,
+};
 
 /// One entry of `forwards:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forward {
-    /// Non-loopback TCP addresses passed validation only with `allow_remote: true`.
+    /// Non-loopback TCP addresses passed validation only with `allow_remote: true`; a Unix
+    /// socket is absolute, `~` already expanded.
     pub listen: ListenOn,
-    /// As the instance sees it: `localhost` is the instance itself
-    /// (`AWS-StartPortForwardingSession`); any other host is dialled by the agent
-    /// (`AWS-StartPortForwardingSessionToRemoteHost`). An address in any spelling is kept as
-    /// the address it stands for, as routing does.
+    /// As the instance sees it, port never 0: `localhost` is the instance itself
+    /// (`AWS-StartPortForwardingSession`), any other host is dialled by the agent
+    /// (`AWS-StartPortForwardingSessionToRemoteHost`); see [`crate::forward::spec::port_session`].
     pub to: Destination,
     pub via: Via,
-}
-
-/// A local socket to listen on: a TCP address or a Unix socket path (created with mode 0600).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ListenOn {
-    Tcp(SocketAddr),
-    /// Absolute, `~` already expanded.
-    Unix(PathBuf),
 }
 
 /// How a forward reaches its destination.
@@ -57,15 +53,6 @@ pub enum Via {
     },
 }
 
-impl fmt::Display for ListenOn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Tcp(addr) => write!(f, "{addr}"),
-            Self::Unix(path) => write!(f, "unix:{}", path.display()),
-        }
-    }
-}
-
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -81,22 +68,20 @@ impl fmt::Display for Forward {
     }
 }
 
-impl ListenOn {
-    /// Whether two entries would bind the same socket (TCP port 0 never clashes).
-    pub(super) fn clashes(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Self::Tcp(a), Self::Tcp(b)) => a == b && a.port() != 0,
-            (Self::Unix(a), Self::Unix(b)) => a == b,
-            _ => false,
-        }
+/// Whether two listen sockets would be the same socket (TCP port 0 never clashes).
+pub(super) fn clashes(a: &ListenOn, b: &ListenOn) -> bool {
+    match (a, b) {
+        (ListenOn::Tcp(x), ListenOn::Tcp(y)) => x == y && x.port() != 0,
+        (ListenOn::Unix(x), ListenOn::Unix(y)) => x == y,
+        _ => false,
     }
+}
 
-    /// The socket a SOCKS listener binds.
-    pub(super) fn of_listener(l: &Listener) -> Self {
-        match l {
-            Listener::Tcp { addr, .. } => Self::Tcp(*addr),
-            Listener::Unix { path, .. } => Self::Unix(path.clone()),
-        }
+/// The socket a SOCKS listener binds.
+pub(super) fn socket_of(l: &Listener) -> ListenOn {
+    match l {
+        Listener::Tcp { addr, .. } => ListenOn::Tcp(*addr),
+        Listener::Unix { path, .. } => ListenOn::Unix(path.clone()),
     }
 }
 
@@ -126,14 +111,14 @@ pub(super) fn forwards(
         let Some(fwd) = forward(v, &p, f, names, home) else {
             continue;
         };
-        if let Some(j) = out.iter().position(|o| o.listen.clashes(&fwd.listen)) {
+        if let Some(j) = out.iter().position(|o| clashes(&o.listen, &fwd.listen)) {
             v.push(
                 format!("{p}.listen"),
                 format!("same address as forwards[{j}].listen; remove one"),
             );
         }
-        let mut socks = listeners.iter().map(ListenOn::of_listener);
-        if let Some(j) = socks.position(|l| l.clashes(&fwd.listen)) {
+        let mut socks = listeners.iter().map(socket_of);
+        if let Some(j) = socks.position(|l| clashes(&l, &fwd.listen)) {
             v.push(
                 format!("{p}.listen"),
                 format!("same address as listeners[{j}] (SOCKS); pick another"),

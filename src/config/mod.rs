@@ -38,10 +38,12 @@ use std::time::Duration;
 
 pub use self::diff::{diff, match_forwards, match_listeners, Change};
 pub use self::discover::{discover, search_paths};
-pub use self::forward::{Destination, Forward, ListenOn, Via};
+pub use self::forward::{Forward, Via};
 pub use self::upstream::{SshUpstream, SsmPortUpstream, Upstream, UpstreamKind, UpstreamProtocol};
+pub use crate::forward::spec::ListenOn;
 use crate::redact::Redacted;
 pub use crate::route::{Action, Router};
+pub use crate::socks::proto::{Destination, Host};
 pub use crate::socks::server::{Limits, DEFAULT_MAX_CONNECTIONS};
 pub use crate::ssh::HostKeyPolicy;
 pub use crate::ssm::api::InlineCredentials;

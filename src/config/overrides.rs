@@ -11,10 +11,10 @@ use super::check::{
     abs_path, action, listen_spec, log_level, pool_size, port, profile, region, socket_path,
     target, user_name, Issues,
 };
+use super::forward::{clashes, socket_of};
 use super::{
-    AdHoc, AwsDefaults, Config, Issue, ListenOn, Overrides, SshUpstream, Target, Upstream,
-    UpstreamKind, Via, AD_HOC_UPSTREAM, DEFAULT_KEEPALIVE_SECS, DEFAULT_POOL_SIZE,
-    DEFAULT_SSH_PORT,
+    AdHoc, AwsDefaults, Config, Issue, Overrides, SshUpstream, Target, Upstream, UpstreamKind, Via,
+    AD_HOC_UPSTREAM, DEFAULT_KEEPALIVE_SECS, DEFAULT_POOL_SIZE, DEFAULT_SSH_PORT,
 };
 use crate::route::Action;
 
@@ -37,8 +37,12 @@ pub(super) fn apply(
         new_listeners.extend(v.check("--listen", listen_spec(s, o.allow_remote, home)));
     }
     for l in &new_listeners {
-        let socket = ListenOn::of_listener(l);
-        if let Some(i) = cfg.forwards.iter().position(|f| f.listen.clashes(&socket)) {
+        let socket = socket_of(l);
+        if let Some(i) = cfg
+            .forwards
+            .iter()
+            .position(|f| clashes(&f.listen, &socket))
+        {
             v.push(
                 "--listen",
                 format!("{socket} is also forwards[{i}].listen in the config; pick another"),

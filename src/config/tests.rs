@@ -147,7 +147,7 @@ fn example_config_documents_an_ssm_port_upstream_and_a_tcp_and_a_unix_forward() 
         Forward {
             listen: ListenOn::Unix("/home/t/.local/state/session-proxy/admin.sock".into()),
             to: Destination {
-                host: crate::socks::proto::Host::Domain("localhost".into()),
+                host: Host::Domain("localhost".into()),
                 port: 8080
             },
             via: Via::Instance {

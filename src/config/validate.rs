@@ -14,11 +14,11 @@ use super::check::{
     abs_path, action, alias_name, drain_timeout, idle_timeout, log_level, max_connections, port,
     profile, region, socket_path, target, tcp_addr, Issues,
 };
-use super::forward::{forwards, ViaNames};
+use super::forward::{clashes, forwards, socket_of, ViaNames};
 use super::raw::{RawConfig, RawHost, RawListener, RawMap, RawUser};
 use super::upstream::upstream;
 use super::{
-    AwsDefaults, Config, HostAlias, HostKeyPolicy, Issue, Limits, ListenOn, Listener, User,
+    AwsDefaults, Config, HostAlias, HostKeyPolicy, Issue, Limits, Listener, User,
     DEFAULT_DRAIN_TIMEOUT_SECS,
 };
 use crate::route::{Action, Matcher, Resolve, Router, Rule};
@@ -182,7 +182,7 @@ fn listener_limits(v: &mut Issues, p: &str, l: &RawListener) -> Limits {
 }
 
 fn same_endpoint(a: &Listener, b: &Listener) -> bool {
-    ListenOn::of_listener(a).clashes(&ListenOn::of_listener(b))
+    clashes(&socket_of(a), &socket_of(b))
 }
 
 fn users(v: &mut Issues, p: &str, raw: Option<Vec<RawUser>>) -> Vec<User> {

@@ -31,7 +31,23 @@ pub const EXPECTED: &str =
 /// use the forward unless asked for.
 pub const DEFAULT_BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-pub use crate::config::ListenOn;
+/// Where a forward (or a SOCKS listener) accepts local connections.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ListenOn {
+    Tcp(SocketAddr),
+    /// Absolute, `~` already expanded.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ListenOn {
+    /// `127.0.0.1:5432`, `[::1]:5432` or `unix:/path.sock`, as logs and `status` show it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(a) => a.fmt(f),
+            Self::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
 
 /// One parsed `forward` spec.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -280,3 +280,6 @@ impl AppLayer for PortLayer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

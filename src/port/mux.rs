@@ -59,7 +59,8 @@ pub struct MuxLayer {
     /// Round-robin position for local reads.
     cursor: u32,
     scratch: Vec<u8>,
-    timer: Pin<Box<Sleep>>,
+    /// Made on first use: a layer may be built outside the runtime (unit tests).
+    timer: Option<Pin<Box<Sleep>>>,
     stats: Arc<PortStats>,
     broken: bool,
 }
@@ -101,10 +102,16 @@ impl MuxLayer {
             refused: VecDeque::new(),
             cursor: 0,
             scratch: vec![0; smux::Config::default().max_frame],
-            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            timer: None,
             stats,
             broken: false,
         }
+    }
+
+    /// The NOP interval this session runs, if any (tests pin the version gate with it).
+    #[cfg(test)]
+    pub(super) fn keepalive(&self) -> Option<Duration> {
+        self.session.keepalive()
     }
 
     /// Client role: takes queued local connections while the session can hold more streams.
@@ -333,10 +340,13 @@ impl MuxLayer {
             return false;
         };
         let at = tokio::time::Instant::from_std(at);
-        if self.timer.deadline() != at {
-            self.timer.as_mut().reset(at);
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        if timer.deadline() != at {
+            timer.as_mut().reset(at);
         }
-        if self.timer.as_mut().poll(cx).is_pending() {
+        if timer.as_mut().poll(cx).is_pending() {
             return false;
         }
         let now = Instant::now();

@@ -382,6 +382,11 @@ impl Session {
         }
     }
 
+    /// The keepalive interval in force (None: no NOPs).
+    pub fn keepalive(&self) -> Option<std::time::Duration> {
+        self.cfg.keepalive
+    }
+
     /// Streams still open in either direction.
     pub fn open_streams(&self) -> usize {
         self.streams.len()

@@ -4,9 +4,10 @@
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
-use super::super::{parse, Config, ConfigError, Issue, Overrides, Target};
-use super::{Destination, Forward, ListenOn, Via};
-use crate::socks::proto::Host;
+use super::super::{
+    parse, Config, ConfigError, Destination, Host, Issue, ListenOn, Overrides, Target,
+};
+use super::{Forward, Via};
 
 const HEAD: &str = "\
 aws: { profile: base, region: eu-west-1 }
@@ -116,19 +117,20 @@ fn destinations_keep_names_fold_ip_spellings_and_bracket_ipv6() {
         ))
         .to
     };
-    let d = |host: &str, port| Destination {
-        host: match host.parse() {
-            Ok(ip) => Host::Ip(ip),
-            Err(_) => Host::Domain(host.into()),
-        },
+    let name = |host: &str, port| Destination {
+        host: Host::Domain(host.into()),
         port,
     };
-    assert_eq!(to("db.internal:5432"), d("db.internal", 5432));
-    assert_eq!(to("localhost:8080"), d("localhost", 8080));
-    assert_eq!(to("[fd00::5]:5432"), d("fd00::5", 5432));
+    let ip = |host: &str, port| Destination {
+        host: Host::Ip(host.parse().unwrap()),
+        port,
+    };
+    assert_eq!(to("db.internal:5432"), name("db.internal", 5432));
+    assert_eq!(to("localhost:8080"), name("localhost", 8080));
+    assert_eq!(to("[fd00::5]:5432"), ip("fd00::5", 5432));
     assert_eq!(to("[fd00::5]:5432").to_string(), "[fd00::5]:5432");
     // The address a name-looking spelling stands for is what gets dialled (and shown).
-    assert_eq!(to("2852039166:80"), d("169.254.169.254", 80));
+    assert_eq!(to("2852039166:80"), ip("169.254.169.254", 80));
     assert_eq!(to("10.1.2.3:22").to_string(), "10.1.2.3:22");
 }
 
