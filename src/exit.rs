@@ -178,7 +178,7 @@ fn classify_ssm(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
 
 fn serve_code(e: &ServeError) -> u8 {
     match e {
-        ServeError::Bind { .. } => codes::OS,
+        ServeError::Bind { .. } | ServeError::ForwardBind { .. } => codes::OS,
         ServeError::Upstreams(u) => upstream_code(u),
         ServeError::NoUpstream { first, .. } => upstream_code(first),
         ServeError::MasterExited { status, .. } => status

@@ -15,6 +15,8 @@ use crate::control::{self, ControlError};
 use crate::exit::StdoutError;
 use crate::upstream::status::{ConnStatus, PoolStatus};
 
+mod forwards;
+
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
     /// Print the report as JSON (errors in full; the table shortens LAST ERROR).
@@ -42,7 +44,8 @@ pub fn down_upstreams(r: &StatusReport) -> Vec<String> {
 
 #[derive(Debug, Clone, Args)]
 pub struct UpstreamArgs {
-    /// Upstream name from the config.
+    /// Upstream name from the config, or a forward's listen address (e.g. 127.0.0.1:15432,
+    /// unix:/path.sock; its bound address when several listen on port 0).
     pub upstream: String,
 }
 
@@ -259,6 +262,7 @@ pub fn render_table(r: &StatusReport, now_unix: u64) -> String {
         out.push('\n');
         out.push_str(&table(&connections));
     }
+    out.push_str(&forwards::render(&r.forwards, now_unix));
     out
 }
 
@@ -448,6 +452,7 @@ mod tests {
             phase: Default::default(),
             socks: Default::default(),
             upstreams,
+            forwards: Vec::new(),
         }
     }
 

@@ -68,12 +68,14 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process.
     Demo(demo::DemoArgs),
-    /// Show the running master's upstreams, connections and traffic (exits 68 while an
+    /// Show the running master's upstreams, forwards, connections and traffic (exits 68 while an
     /// upstream is down).
     Status(ctl::StatusArgs),
-    /// Bring an upstream of the running master up and wait for a ready connection.
+    /// Bring an upstream of the running master up and wait for a ready connection, or start a
+    /// forward again.
     Connect(ctl::UpstreamArgs),
-    /// Close an upstream's SSM sessions; its destinations get "host unreachable".
+    /// Close an upstream's SSM sessions (its destinations get "host unreachable"), or stop a
+    /// forward (its listener and sessions).
     Disconnect(ctl::UpstreamArgs),
     /// Make the running master re-read its config and apply what changed.
     Reload,

@@ -368,6 +368,9 @@ async fn foreground(
     for addr in &bound.addresses {
         eprintln!("session-proxy: SOCKS5 proxy listening on {addr}");
     }
+    for f in &bound.forwards {
+        eprintln!("session-proxy: {}", f.describe());
+    }
     if let Some(path) = &a.ready_file {
         write_ready_file(path, &bound.addresses)?;
     }

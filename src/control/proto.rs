@@ -18,6 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::forward::stats::ForwardStatus;
 use crate::socks::server::StatsSnapshot;
 use crate::upstream::status::PoolStatus;
 
@@ -46,6 +47,7 @@ pub enum ProtoError {
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     Status,
+    /// `upstream` names an upstream or a forward (its listen address).
     Connect {
         upstream: String,
     },
@@ -120,6 +122,9 @@ pub struct StatusReport {
     #[serde(default)]
     pub socks: StatsSnapshot,
     pub upstreams: Vec<PoolStatus>,
+    /// The port forwards of `forwards:`, in config order.
+    #[serde(default)]
+    pub forwards: Vec<ForwardStatus>,
 }
 
 /// A message from the master.
@@ -397,6 +402,7 @@ mod tests {
             (r.phase, r.socks),
             (MasterPhase::Running, StatsSnapshot::default())
         );
+        assert!(r.forwards.is_empty());
     }
 
     #[test]
@@ -413,6 +419,7 @@ mod tests {
                     ..StatsSnapshot::default()
                 },
                 upstreams: vec![pool_status()],
+                forwards: vec![],
             }),
             Response::Progress {
                 message: "connecting".into(),

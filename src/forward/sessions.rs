@@ -107,12 +107,29 @@ impl SessionSet {
         self.slots.iter().map(|s| s.borrow().clone()).collect()
     }
 
+    /// A handle that reads the slots' states while the set itself is busy in a forward's
+    /// accept loop (for the master's `status`).
+    pub fn watch(&self) -> SlotWatch {
+        SlotWatch(self.slots.clone())
+    }
+
     /// Terminates every session (TerminateSession flag and API) and waits for the slots.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
+    }
+}
+
+/// Reads a [`SessionSet`]'s slot states from elsewhere; see [`SessionSet::watch`].
+#[derive(Clone)]
+pub struct SlotWatch(Vec<watch::Receiver<SlotState>>);
+
+impl SlotWatch {
+    /// A snapshot of every slot.
+    pub fn states(&self) -> Vec<SlotState> {
+        self.0.iter().map(|s| s.borrow().clone()).collect()
     }
 }
 

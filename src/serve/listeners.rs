@@ -32,6 +32,8 @@ pub struct BoundListener {
 pub struct Bound {
     pub(super) listeners: Vec<BoundListener>,
     pub addresses: Vec<String>,
+    /// The forwards' listeners (`serve::bind` adds them).
+    pub forwards: Vec<super::forwards::BoundForward>,
 }
 
 /// Binds every listener of `listeners`. Unix sockets get mode 0600 before they accept.
@@ -39,6 +41,7 @@ pub async fn bind(listeners: &[Listener]) -> Result<Bound, ServeError> {
     let mut b = Bound {
         listeners: Vec::new(),
         addresses: Vec::new(),
+        forwards: Vec::new(),
     };
     for l in listeners {
         let bound = bind_one(l).await?;

@@ -8,6 +8,8 @@
 //! that did not change, and the streams open through them, are left alone; a `pool_size`
 //! change resizes the pool in place; kept listeners keep their connections and take new
 //! users and limits for the next handshake (see [`super::listeners`]).
+//! Forwards (`forwards:`) are applied the same way: new sockets are bound before anything
+//! changes, kept forwards keep their connections (see [`super::forwards`]).
 //!
 //! Stopping is a drain: the first `stop` (or signal) moves the phase from running to draining,
 //! which closes the SOCKS listeners and refuses new `open` streams while those in flight go on;
@@ -22,8 +24,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 mod connect;
+mod forwards;
 
 use super::connector::{Routing, RoutingConnector};
+use super::forwards::ForwardSet;
 use super::listeners::{self, Bound, BoundListener, Lifecycle, ListenerSet};
 use crate::config::{self, Change, Config};
 use crate::control::proto::{ErrorKind, MasterPhase, Request, Response, StatusReport};
@@ -47,6 +51,8 @@ pub struct Master {
     started: Instant,
     /// The SOCKS listeners, started by `serve` ([`Master::start_listeners`]).
     listeners: Mutex<ListenerSet>,
+    /// The port forwards, started with the listeners.
+    forwards: Mutex<ForwardSet>,
     phase: watch::Sender<MasterPhase>,
     /// `open` streams (stdio through the master) in flight; the drain waits for them.
     relays: watch::Sender<usize>,
@@ -102,6 +108,7 @@ impl Master {
             opts,
             started: Instant::now(),
             listeners: Mutex::new(ListenerSet::default()),
+            forwards: Mutex::new(ForwardSet::default()),
             phase: watch::channel(MasterPhase::Running).0,
             relays: watch::channel(0).0,
             loader,
@@ -175,8 +182,10 @@ impl Master {
         }
     }
 
-    /// Serves the bound listeners until the master stops (see [`Master::drain`]).
-    pub fn start_listeners(&self, bound: Bound) {
+    /// Serves the bound listeners and forwards until the master stops (see [`Master::drain`]).
+    pub fn start_listeners(&self, mut bound: Bound) {
+        let forwards = std::mem::take(&mut bound.forwards);
+        lock(&self.forwards).start(forwards, &self.forward_context());
         lock(&self.listeners).start(bound, &self.lifecycle());
     }
 
@@ -190,10 +199,12 @@ impl Master {
     /// closing, which aborts the rest, and waits (bounded) for that to unwind.
     pub async fn drain(&self) {
         let servers = lock(&self.listeners).take_tasks();
+        let forwards = lock(&self.forwards).take_tasks();
         let grace = self.drain_timeout();
         let mut relays = self.relays.subscribe();
         let done = async move {
             futures_util::future::join_all(servers).await;
+            futures_util::future::join_all(forwards).await;
             let _ = relays.wait_for(|n| *n == 0).await;
         };
         tokio::pin!(done);
@@ -222,6 +233,7 @@ impl Master {
 
     pub async fn status(&self) -> StatusReport {
         let upstreams = self.upstreams.read().await.snapshot();
+        let forwards = lock(&self.forwards).status(&upstreams);
         let (listeners, socks) = {
             let set = lock(&self.listeners);
             (set.addresses(), set.stats())
@@ -233,6 +245,7 @@ impl Master {
             phase: *self.phase.borrow(),
             socks,
             upstreams,
+            forwards,
         }
     }
 
@@ -283,12 +296,19 @@ impl Master {
         let fresh = bind_unmatched(&new.listeners, &matched)
             .await
             .map_err(|e| refused(&bind_failure(e)))?;
+        let matched_forwards = config::match_forwards(&old.forwards, &new.forwards);
+        let fresh_forwards = super::forwards::bind_unmatched(&new.forwards, &matched_forwards)
+            .await
+            .map_err(|e| refused(&e.to_string()))?;
         // Nothing below can fail: from here on the whole new config goes into force.
         let listening: Vec<String> = fresh
             .iter()
             .map(|b| format!("listening on {}", b.address()))
             .collect();
         lock(&self.listeners).reload(&new.listeners, &matched, fresh, &self.lifecycle());
+        let ctx = self.forward_context();
+        let (fw, fresh) = (&new.forwards, fresh_forwards);
+        super::forwards::reload(&self.forwards, fw, &matched_forwards, fresh, &ctx).await;
         let mut lines = Vec::new();
         for change in &changes {
             lines.push(self.apply(change, &new).await);
@@ -476,12 +496,12 @@ impl Handler for Master {
             let resp = match req {
                 Request::Status => Response::Status(self.status().await),
                 Request::Connect { upstream } => {
-                    let r = self.connect(&upstream, &mut ex).await;
+                    let r = self.connect_named(&upstream, &mut ex).await;
                     log_admin("connect", &upstream, &r);
                     r
                 }
                 Request::Disconnect { upstream } => {
-                    let r = self.disconnect(&upstream).await;
+                    let r = self.disconnect_named(&upstream).await;
                     log_admin("disconnect", &upstream, &r);
                     r
                 }

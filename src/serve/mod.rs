@@ -3,6 +3,7 @@
 //! closes every pool (TerminateSession on every SSM session).
 
 pub mod connector;
+pub mod forwards;
 pub mod listeners;
 pub mod master;
 pub mod route_query;
@@ -26,6 +27,9 @@ pub enum ServeError {
         "cannot listen on {what}: {error}; is another proxy using it? pick another with --listen"
     )]
     Bind { what: String, error: std::io::Error },
+    /// A forward's listener could not be bound (`why` carries the OS error, as for `Bind`).
+    #[error("cannot start forward {forward}: {why}; free the address or change its listen: under forwards: in the config")]
+    ForwardBind { forward: String, why: String },
     /// The pools could not be built (a config the upstream layer refuses).
     #[error(transparent)]
     Upstreams(#[from] UpstreamError),
@@ -51,9 +55,11 @@ pub enum ServeError {
     },
 }
 
-/// Binds every listener of `cfg`, in config order.
+/// Binds every SOCKS listener and every forward's listener of `cfg`, in config order.
 pub async fn bind(cfg: &Config) -> Result<Bound, ServeError> {
-    listeners::bind(&cfg.listeners).await
+    let mut bound = listeners::bind(&cfg.listeners).await?;
+    bound.forwards = forwards::bind(&cfg.forwards).await?;
+    Ok(bound)
 }
 
 /// Builds and starts the pools, waiting (bounded) until each eager upstream has a connection.
