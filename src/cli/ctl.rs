@@ -13,7 +13,7 @@ use crate::control::client::{self, Client};
 use crate::control::proto::{Request, Response, StatusReport};
 use crate::control::{self, ControlError};
 use crate::exit::StdoutError;
-use crate::upstream::status::{ConnStatus, PoolStatus};
+use crate::upstream::status::{ConnStatus, DestinationStatus, PoolStatus};
 
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
@@ -241,6 +241,33 @@ fn connection_row(name: &str, c: &ConnStatus, now_unix: u64) -> Vec<String> {
     ]
 }
 
+/// An `ssm-port` upstream's destination, in the connection table: its port sessions.
+fn destination_row(name: &str, d: &DestinationStatus) -> Vec<String> {
+    let phase = match (d.sessions_up, &d.last_error) {
+        (0, Some(_)) => "down".to_owned(),
+        (0, None) => "connecting".to_owned(),
+        (up, _) => format!("up {up}/{}", d.sessions_total),
+    };
+    vec![
+        format!("{name}→{}", d.destination),
+        phase,
+        d.instance.clone(),
+        if d.session_ids.is_empty() {
+            "-".into()
+        } else {
+            d.session_ids.join(",")
+        },
+        or_dash(d.idle_secs.map(|s| format!("idle {}", uptime(s)))),
+        format!("{}/{}", d.open_streams, d.streams_total),
+        human_bytes(d.bytes_in),
+        human_bytes(d.bytes_out),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        or_dash(d.last_error.as_deref().map(shorten)),
+    ]
+}
+
 /// The human form of a status report: a header with the SOCKS counters, one row per
 /// upstream, then one row per connection. `now_unix` dates the last errors.
 pub fn render_table(r: &StatusReport, now_unix: u64) -> String {
@@ -251,6 +278,9 @@ pub fn render_table(r: &StatusReport, now_unix: u64) -> String {
         upstreams.push(upstream_row(u, now_unix));
         for c in &u.connections {
             connections.push(connection_row(&u.name, c, now_unix));
+        }
+        for d in &u.destinations {
+            connections.push(destination_row(&u.name, d));
         }
     }
     let mut out = header(r);
@@ -437,6 +467,8 @@ mod tests {
             last_error: error.map(str::to_owned),
             last_error_at: Some(1_000),
             connections: Vec::new(),
+            kind: "ssh".into(),
+            destinations: Vec::new(),
         }
     }
 
