@@ -142,6 +142,13 @@ fn two_destinations_get_their_own_port_sessions_and_arrive_byte_exact() {
     assert_eq!(first["sessions_up"], 1, "{first}");
     assert_eq!(first["instance"], ID, "{first}");
     assert!(first["bytes_in"].as_u64().unwrap() > 6 << 20, "{first}");
+    let Fixture { sim, serve, .. } = f;
+    assert!(serve.stop().success());
+    assert_eq!(
+        sim.wait_no_open_sessions(Duration::from_secs(30)),
+        0,
+        "stop terminates every destination's sessions"
+    );
 }
 
 #[test]
@@ -210,4 +217,72 @@ fn disconnect_terminates_the_port_sessions_and_connect_makes_the_upstream_usable
     let (ok, text) = f.ctl("connect");
     assert!(ok, "{text}");
     assert_eq!(f.get(web, "/hello"), b"hello");
+}
+
+/// `forward --via ports` while the master runs: the master's `open` carries each connection on
+/// the upstream's port sessions, so the forward starts none of its own.
+#[test]
+fn forward_via_the_upstream_rides_the_masters_port_sessions() {
+    let f = fixture(300);
+    let web = http_server("127.0.0.1:0", vec![("/hello".into(), b"hello".to_vec())]);
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let mut child = Command::new(BIN)
+        .args([
+            "forward",
+            &format!("0:{web}"),
+            "--via",
+            "ports",
+            "--ready-file",
+        ])
+        .arg(&ready)
+        .arg("--control-socket")
+        .arg(f.config.with_file_name("control.sock"))
+        .env("HOME", dir.path())
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .envs(f.sim.env())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut bound = String::new();
+    wait_until("forward is ready", Duration::from_secs(60), || {
+        bound = std::fs::read_to_string(&ready).unwrap_or_default();
+        bound.ends_with('\n') || child.try_wait().unwrap().is_some()
+    });
+    let addr: SocketAddr = bound.lines().next().unwrap().parse().unwrap();
+    for _ in 0..2 {
+        let answer = socks::http_hello(std::net::TcpStream::connect(addr).unwrap());
+        assert!(answer.ends_with("hello"), "{answer}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        f.sim.sim().registry().session_ids().len(),
+        1,
+        "the upstream's one session carried both"
+    );
+    let dest = f.upstream()["destinations"][0].clone();
+    assert_eq!(dest["streams_total"], 2, "{dest}");
+}
+
+/// `reload` with the upstream's settings changed replaces it: the old sessions are
+/// terminated and the destination's next connection uses the new settings.
+#[test]
+fn reload_replaces_a_changed_port_upstream() {
+    let f = fixture(300);
+    let web = http_server("127.0.0.1:0", vec![("/hello".into(), b"hello".to_vec())]);
+    assert_eq!(f.get(web, "/hello"), b"hello");
+    let text = std::fs::read_to_string(&f.config).unwrap();
+    let text = text.replace("sessions_per_destination: 1", "sessions_per_destination: 2");
+    std::fs::write(&f.config, text).unwrap();
+    let st = Command::new(BIN)
+        .args(["reload", "--control-socket"])
+        .arg(f.config.with_file_name("control.sock"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(f.sim.wait_no_open_sessions(Duration::from_secs(30)), 0);
+    assert_eq!(f.get(web, "/hello"), b"hello");
+    let dest = f.upstream()["destinations"][0].clone();
+    assert_eq!(dest["sessions_total"], 2, "{dest}");
 }

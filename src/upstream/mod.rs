@@ -69,9 +69,9 @@ pub enum UpstreamError {
         #[source]
         cause: Arc<pool::ConnectError>,
     },
-    /// The upstream is of a kind this SSH pool cannot run; `serve` support for it is not built
-    /// yet.
-    #[error("upstream {upstream}: kind: {kind} is not supported by serve yet; use kind: ssh (the default) for now")]
+    /// An upstream handed to a runtime of another kind ([`Pool`] runs only `kind: ssh`);
+    /// [`UpstreamHandle::new`] picks the right one, so only a direct caller can hit this.
+    #[error("upstream {upstream}: kind: {kind} cannot run as this kind of pool")]
     Unsupported {
         upstream: String,
         kind: config::UpstreamProtocol,

@@ -26,6 +26,14 @@ impl Master {
         let Some(pool) = self.startable_pool(name).await else {
             return self.unknown_upstream(name).await;
         };
+        if let UpstreamHandle::Port(p) = &pool {
+            let per = p.sessions_per_destination();
+            return Response::Done {
+                lines: vec![format!(
+                    "upstream {name} (kind: ssm-port) is ready: each destination gets {per} port session(s) on its first connection"
+                )],
+            };
+        }
         let started = Instant::now();
         pool.start();
         ex.send(&Response::Progress {
