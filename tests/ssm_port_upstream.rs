@@ -26,6 +26,10 @@ struct Fixture {
 /// `serve` whose default goes to an `ssm-port` upstream on the simulator's one instance (its
 /// SSH address is never dialled: nothing listens there and nothing needs to).
 fn fixture(idle_timeout_secs: u64) -> Fixture {
+    fixture_on(ID, idle_timeout_secs)
+}
+
+fn fixture_on(target: &str, idle_timeout_secs: u64) -> Fixture {
     let sim = SimHandle::start(SimOptions {
         instances: vec![instance(ID, "127.0.0.1:9".parse().unwrap())],
         ..SimOptions::default()
@@ -34,7 +38,7 @@ fn fixture(idle_timeout_secs: u64) -> Fixture {
     let state = dir.path().join("state");
     let config = dir.path().join("config.yaml");
     let text = format!(
-        "listeners:\n  - socks5: 127.0.0.1:0\nupstreams:\n  ports:\n    kind: ssm-port\n    targets: [{ID}]\n    idle_timeout_secs: {idle_timeout_secs}\n    sessions_per_destination: 1\ndefault: ports\nstate_dir: {}\n",
+        "listeners:\n  - socks5: 127.0.0.1:0\nupstreams:\n  ports:\n    kind: ssm-port\n    targets: [{target}]\n    idle_timeout_secs: {idle_timeout_secs}\n    sessions_per_destination: 1\ndefault: ports\nstate_dir: {}\n",
         state.display()
     );
     std::fs::write(&config, text).unwrap();
@@ -285,4 +289,24 @@ fn reload_replaces_a_changed_port_upstream() {
     assert_eq!(f.get(web, "/hello"), b"hello");
     let dest = f.upstream()["destinations"][0].clone();
     assert_eq!(dest["sessions_total"], 2, "{dest}");
+}
+
+/// Sessions that cannot start (here: the target names no instance) answer REP 0x04 at once
+/// and `status` says why.
+#[test]
+fn a_target_that_matches_no_instance_makes_destinations_host_unreachable() {
+    let f = fixture_on("no-such-bastion", 300);
+    let web = http_server("127.0.0.1:0", vec![("/hello".into(), b"hello".to_vec())]);
+    let (rc, _, err) = curl(f.serve.socks, &format!("http://{web}/hello"), &[]);
+    assert_eq!(rc, 97, "{err}");
+    assert!(err.contains("(4)"), "host unreachable: {err}");
+    let up = f.upstream();
+    assert!(
+        up["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-bastion"),
+        "{up}"
+    );
+    assert_eq!(f.sim.sim().registry().session_ids().len(), 0);
 }

@@ -484,6 +484,33 @@ mod tests {
     }
 
     #[test]
+    fn an_ssm_port_upstream_lists_each_destination_with_its_sessions_and_streams() {
+        let mut ports = pool("ports", PoolState::Up, None);
+        ports.kind = "ssm-port".into();
+        ports.destinations = vec![DestinationStatus {
+            destination: "10.0.0.5:5432".into(),
+            instance: "i-1".into(),
+            sessions_up: 1,
+            sessions_total: 2,
+            session_ids: vec!["s-1".into()],
+            open_streams: 3,
+            streams_total: 7,
+            bytes_in: 2048,
+            bytes_out: 0,
+            idle_secs: None,
+            last_error: Some("session ended".into()),
+        }];
+        let table = render_table(&report(vec![ports]), 2_000);
+        let row = table
+            .lines()
+            .find(|l| l.starts_with("ports→10.0.0.5:5432"))
+            .unwrap_or_else(|| panic!("no destination row:\n{table}"));
+        for want in ["up 1/2", "i-1", "s-1", "3/7", "session ended"] {
+            assert!(row.contains(want), "{want}: {row}");
+        }
+    }
+
+    #[test]
     fn the_table_shortens_a_long_last_error_to_one_line() {
         let long = format!("credentials\nexpired: {}", "x".repeat(300));
         let r = report(vec![pool("prod", PoolState::Down, Some(&long))]);

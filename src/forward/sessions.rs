@@ -126,6 +126,14 @@ impl SessionSet {
     }
 }
 
+impl Drop for SessionSet {
+    /// The backstop when a set is dropped without [`SessionSet::stop`] (a replaced upstream
+    /// that still had destinations): its slots still terminate their sessions themselves.
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
 /// One slot: keeps one session up until told to stop.
 struct Slot {
     index: usize,

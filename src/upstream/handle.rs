@@ -110,7 +110,7 @@ impl UpstreamHandle {
     pub fn gave_up(&self) -> bool {
         match self {
             Self::Ssh(p) => p.gave_up(),
-            Self::Port(_) => false,
+            Self::Port(p) => p.gave_up(),
         }
     }
 

@@ -93,6 +93,18 @@ impl Dest {
             .then(|| now.saturating_duration_since(*lock(&self.idle_since)))
     }
 
+    /// Every session failed on an error that will not fix itself (not the agent refusing
+    /// this one destination, which is that destination's answer, not the upstream's).
+    fn gave_up(&self) -> bool {
+        matches!(
+            self.why_none(Duration::ZERO),
+            PortRefusal::NoSession {
+                permanent: true,
+                ..
+            }
+        ) && self.sessions.all_permanent()
+    }
+
     /// Why no session can take a stream: the agent's refusal, else the last error.
     fn why_none(&self, waited: Duration) -> PortRefusal {
         let states = self.sessions.states();
@@ -309,6 +321,12 @@ impl PortPool {
         }
     }
 
+    /// True when a destination's sessions all failed on an error that will not fix itself
+    /// (credentials, an unknown instance): `connect` then builds the upstream afresh.
+    pub fn gave_up(&self) -> bool {
+        lock(&self.inner.dests).values().any(|d| d.gave_up())
+    }
+
     /// Stops every destination's sessions (TerminateSession each); open streams end.
     pub async fn shutdown(&self) {
         self.inner.stopped.store(true, Ordering::Release);
@@ -448,7 +466,9 @@ impl Inner {
             return Ok(Lease::new(d.clone(), self.totals.clone()));
         }
         if dests.len() >= MAX_DESTINATIONS {
-            let idlest = longest_idle(&dests).ok_or(PortRefusal::Full)?;
+            let now = Instant::now();
+            let idle = dests.iter().map(|(k, d)| (k, d.idle_for(now)));
+            let idlest = longest_idle(idle).ok_or(PortRefusal::Full)?;
             if let Some(d) = dests.remove(&idlest) {
                 tracing::info!(upstream = %self.cfg.name, "closing {} to make room for a new destination", dest_label(&idlest.0, idlest.1));
                 tokio::spawn(async move { d.sessions.stop().await });
@@ -502,12 +522,11 @@ fn dest_label(host: &str, port: u16) -> String {
     }
 }
 
-/// The destination with no stream open that has been idle longest.
-fn longest_idle(dests: &BTreeMap<DestKey, Arc<Dest>>) -> Option<DestKey> {
-    let now = Instant::now();
-    dests
-        .iter()
-        .filter_map(|(k, d)| d.idle_for(now).map(|t| (t, k)))
+/// The destination with no stream open (`Some` idle time) that has been idle longest.
+fn longest_idle<'a>(
+    idle: impl Iterator<Item = (&'a DestKey, Option<Duration>)>,
+) -> Option<DestKey> {
+    idle.filter_map(|(k, t)| t.map(|t| (t, k)))
         .max_by_key(|(t, _)| *t)
         .map(|(_, k)| k.clone())
 }
@@ -536,5 +555,42 @@ async fn reap(inner: std::sync::Weak<Inner>, every: Duration) {
             tracing::info!(upstream = %inner.cfg.name, "{label}: no stream for {}s; closing its sessions", idle.as_secs());
             d.sessions.stop().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(host: &str) -> DestKey {
+        (host.to_owned(), 80)
+    }
+
+    #[test]
+    fn room_is_made_by_closing_the_longest_idle_destination_never_a_busy_one() {
+        let (a, b, c) = (key("a"), key("b"), key("c"));
+        let idle = [
+            (&a, Some(Duration::from_secs(5))),
+            (&b, None),
+            (&c, Some(Duration::from_secs(9))),
+        ];
+        assert_eq!(longest_idle(idle.into_iter()), Some(c.clone()));
+        let busy = [(&a, None), (&b, None)];
+        assert_eq!(longest_idle(busy.into_iter()), None, "all busy: Full");
+    }
+
+    #[test]
+    fn a_destination_label_brackets_ipv6_and_escapes_a_peer_supplied_name() {
+        assert_eq!(dest_label("10.0.0.1", 5432), "10.0.0.1:5432");
+        assert_eq!(dest_label("fd00::1", 22), "[fd00::1]:22");
+        assert!(!dest_label("a\nb", 1).contains('\n'));
+    }
+
+    #[test]
+    fn the_agent_verdicts_map_to_their_socks_replies() {
+        assert_eq!(PortRefusal::Refused.socks_reply(), 5);
+        let forbidden = PortRefusal::Forbidden { output: "x".into() };
+        assert_eq!(forbidden.socks_reply(), 2);
+        assert_eq!(PortRefusal::Full.socks_reply(), 1);
     }
 }
