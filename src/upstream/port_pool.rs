@@ -6,13 +6,11 @@
 //! memory or sessions without bound.
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
+use tokio::io::DuplexStream;
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
@@ -23,6 +21,11 @@ use crate::forward::sessions::{PortTarget, SessionSet};
 use crate::port::Opened;
 use crate::ssm::api::{AwsSettings, SessionRequest, SsmApi};
 use crate::ssm::target;
+
+mod stream;
+
+pub use stream::PortStream;
+use stream::{Counters, Lease};
 
 /// Destinations held at once; past it, the longest-idle one is closed.
 pub const MAX_DESTINATIONS: usize = 256;
@@ -67,15 +70,6 @@ impl PortRefusal {
             Self::Full => 1,
         }
     }
-}
-
-/// Open streams, streams and bytes, of one destination or of the whole upstream.
-#[derive(Default)]
-struct Counters {
-    open: AtomicUsize,
-    streams_total: AtomicU64,
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
 }
 
 /// One destination: its sessions and what went through them.
@@ -123,88 +117,6 @@ impl Dest {
                 permanent: false,
             },
         }
-    }
-}
-
-/// Counts a stream (or an open in progress) on its destination and the upstream, so the
-/// destination is not closed under it.
-struct Lease {
-    dest: Arc<Dest>,
-    totals: Arc<Counters>,
-}
-
-impl Lease {
-    fn new(dest: Arc<Dest>, totals: Arc<Counters>) -> Self {
-        dest.counters.open.fetch_add(1, Ordering::AcqRel);
-        totals.open.fetch_add(1, Ordering::Relaxed);
-        Self { dest, totals }
-    }
-
-    fn opened(&self) {
-        self.dest
-            .counters
-            .streams_total
-            .fetch_add(1, Ordering::Relaxed);
-        self.totals.streams_total.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        *lock(&self.dest.idle_since) = Instant::now();
-        self.dest.counters.open.fetch_sub(1, Ordering::AcqRel);
-        self.totals.open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The client's end of a port stream; the other end is carried by the session.
-pub struct PortStream {
-    pipe: DuplexStream,
-    lease: Lease,
-}
-
-impl AsyncRead for PortStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.pipe).poll_read(cx, buf);
-        let n = buf.filled().len().saturating_sub(before) as u64;
-        if n > 0 {
-            let l = &self.lease;
-            l.dest.counters.bytes_in.fetch_add(n, Ordering::Relaxed);
-            l.totals.bytes_in.fetch_add(n, Ordering::Relaxed);
-        }
-        r
-    }
-}
-
-impl AsyncWrite for PortStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.pipe).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            let l = &self.lease;
-            l.dest
-                .counters
-                .bytes_out
-                .fetch_add(n as u64, Ordering::Relaxed);
-            l.totals.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        r
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.pipe).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.pipe).poll_shutdown(cx)
     }
 }
 
@@ -434,12 +346,10 @@ async fn carry(dest: &Dest, wait: Duration) -> Result<DuplexStream, PortRefusal>
     Err(dest.why_none(wait))
 }
 
-/// Until the session behind `opener` is gone, so the next pick does not take it again.
+/// Until the session behind `opener` is gone, so the next pick does not take it again
+/// (bounded: a hang guard, the pick skips closed openers anyway).
 async fn wait_closed(opener: &crate::port::Opener) {
-    let give_up = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !opener.is_closed() && tokio::time::Instant::now() < give_up {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), opener.closed()).await;
 }
 
 impl Inner {
@@ -559,38 +469,4 @@ async fn reap(inner: std::sync::Weak<Inner>, every: Duration) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(host: &str) -> DestKey {
-        (host.to_owned(), 80)
-    }
-
-    #[test]
-    fn room_is_made_by_closing_the_longest_idle_destination_never_a_busy_one() {
-        let (a, b, c) = (key("a"), key("b"), key("c"));
-        let idle = [
-            (&a, Some(Duration::from_secs(5))),
-            (&b, None),
-            (&c, Some(Duration::from_secs(9))),
-        ];
-        assert_eq!(longest_idle(idle.into_iter()), Some(c.clone()));
-        let busy = [(&a, None), (&b, None)];
-        assert_eq!(longest_idle(busy.into_iter()), None, "all busy: Full");
-    }
-
-    #[test]
-    fn a_destination_label_brackets_ipv6_and_escapes_a_peer_supplied_name() {
-        assert_eq!(dest_label("10.0.0.1", 5432), "10.0.0.1:5432");
-        assert_eq!(dest_label("fd00::1", 22), "[fd00::1]:22");
-        assert!(!dest_label("a\nb", 1).contains('\n'));
-    }
-
-    #[test]
-    fn the_agent_verdicts_map_to_their_socks_replies() {
-        assert_eq!(PortRefusal::Refused.socks_reply(), 5);
-        let forbidden = PortRefusal::Forbidden { output: "x".into() };
-        assert_eq!(forbidden.socks_reply(), 2);
-        assert_eq!(PortRefusal::Full.socks_reply(), 1);
-    }
-}
+mod tests;
