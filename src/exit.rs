@@ -25,7 +25,7 @@ use crate::ssm::driver::DriverError;
 use crate::ssm::session::OpenError;
 use crate::ssm::target::TargetError;
 use crate::upstream::pool::ConnectError;
-use crate::upstream::UpstreamError;
+use crate::upstream::{PortRefusal, UpstreamError};
 
 /// Exit codes (sysexits-style). [`HELP`] documents them; keep the two in step.
 #[rustfmt::skip]
@@ -217,6 +217,13 @@ fn upstream_code(e: &UpstreamError) -> u8 {
         }
         UpstreamError::ShutDown { .. } => codes::UNAVAILABLE,
         UpstreamError::Unsupported { .. } => codes::CONFIG,
+        UpstreamError::Port { why, .. } => match why {
+            PortRefusal::Refused | PortRefusal::Forbidden { .. } => codes::NO_HOST,
+            PortRefusal::NoSession {
+                permanent: true, ..
+            } => codes::UNAVAILABLE,
+            PortRefusal::NoSession { .. } | PortRefusal::Full => codes::TEMP,
+        },
     }
 }
 

@@ -415,12 +415,6 @@ fn a_reload_it_cannot_apply_exits_non_zero_names_the_change_and_keeps_the_old_co
             "",
             "cannot listen on 127.0.0.1",
         ),
-        (
-            format!("{ONE_LISTENER}{ALICE}"),
-            f.dir.path().join("state"),
-            "  db:\n    kind: ssm-port\n    targets: [i-0fedcba9876543210]\n",
-            "upstream db: kind: ssm-port is not supported by serve yet",
-        ),
     ];
     for (listeners, state, upstream, names) in &cases {
         let text = config_text(&f.key, state, listeners, 3, "").replacen(

@@ -13,7 +13,7 @@ use crate::control::client::{self, Client};
 use crate::control::proto::{Request, Response, StatusReport};
 use crate::control::{self, ControlError};
 use crate::exit::StdoutError;
-use crate::upstream::status::{ConnStatus, PoolStatus};
+use crate::upstream::status::{ConnStatus, DestinationStatus, PoolStatus};
 
 mod forwards;
 
@@ -244,6 +244,33 @@ fn connection_row(name: &str, c: &ConnStatus, now_unix: u64) -> Vec<String> {
     ]
 }
 
+/// An `ssm-port` upstream's destination, in the connection table: its port sessions.
+fn destination_row(name: &str, d: &DestinationStatus) -> Vec<String> {
+    let phase = match (d.sessions_up, &d.last_error) {
+        (0, Some(_)) => "down".to_owned(),
+        (0, None) => "connecting".to_owned(),
+        (up, _) => format!("up {up}/{}", d.sessions_total),
+    };
+    vec![
+        format!("{name}→{}", d.destination),
+        phase,
+        d.instance.clone(),
+        if d.session_ids.is_empty() {
+            "-".into()
+        } else {
+            d.session_ids.join(",")
+        },
+        or_dash(d.idle_secs.map(|s| format!("idle {}", uptime(s)))),
+        format!("{}/{}", d.open_streams, d.streams_total),
+        human_bytes(d.bytes_in),
+        human_bytes(d.bytes_out),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        or_dash(d.last_error.as_deref().map(shorten)),
+    ]
+}
+
 /// The human form of a status report: a header with the SOCKS counters, one row per
 /// upstream, then one row per connection. `now_unix` dates the last errors.
 pub fn render_table(r: &StatusReport, now_unix: u64) -> String {
@@ -254,6 +281,9 @@ pub fn render_table(r: &StatusReport, now_unix: u64) -> String {
         upstreams.push(upstream_row(u, now_unix));
         for c in &u.connections {
             connections.push(connection_row(&u.name, c, now_unix));
+        }
+        for d in &u.destinations {
+            connections.push(destination_row(&u.name, d));
         }
     }
     let mut out = header(r);
@@ -441,6 +471,8 @@ mod tests {
             last_error: error.map(str::to_owned),
             last_error_at: Some(1_000),
             connections: Vec::new(),
+            kind: "ssh".into(),
+            destinations: Vec::new(),
         }
     }
 
@@ -453,6 +485,33 @@ mod tests {
             socks: Default::default(),
             upstreams,
             forwards: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_ssm_port_upstream_lists_each_destination_with_its_sessions_and_streams() {
+        let mut ports = pool("ports", PoolState::Up, None);
+        ports.kind = "ssm-port".into();
+        ports.destinations = vec![DestinationStatus {
+            destination: "10.0.0.5:5432".into(),
+            instance: "i-1".into(),
+            sessions_up: 1,
+            sessions_total: 2,
+            session_ids: vec!["s-1".into()],
+            open_streams: 3,
+            streams_total: 7,
+            bytes_in: 2048,
+            bytes_out: 0,
+            idle_secs: None,
+            last_error: Some("session ended".into()),
+        }];
+        let table = render_table(&report(vec![ports]), 2_000);
+        let row = table
+            .lines()
+            .find(|l| l.starts_with("ports→10.0.0.5:5432"))
+            .unwrap_or_else(|| panic!("no destination row:\n{table}"));
+        for want in ["up 1/2", "i-1", "s-1", "3/7", "session ended"] {
+            assert!(row.contains(want), "{want}: {row}");
         }
     }
 

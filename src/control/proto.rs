@@ -388,6 +388,8 @@ mod tests {
                 last_error: Some("x".into()),
                 last_error_at: Some(1_700_000_000),
             }],
+            kind: "ssh".into(),
+            destinations: Vec::new(),
         }
     }
 

@@ -46,7 +46,9 @@ pub struct SlotState {
 /// The forward's sessions.
 pub struct SessionSet {
     slots: Vec<watch::Receiver<SlotState>>,
-    tasks: Vec<JoinHandle<()>>,
+    /// Behind a lock so a set shared by many connections (an `ssm-port` upstream's
+    /// destination) can be stopped through a shared reference.
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     stop: watch::Sender<bool>,
 }
 
@@ -67,12 +69,18 @@ impl SessionSet {
             };
             tasks.push(tokio::spawn(slot.run()));
         }
-        Self { slots, tasks, stop }
+        Self {
+            slots,
+            tasks: std::sync::Mutex::new(tasks),
+            stop,
+        }
     }
 
     /// The live session with the fewest open streams, waiting up to `within` for one.
-    pub async fn pick(&mut self, within: Duration) -> Option<Opener> {
+    pub async fn pick(&self, within: Duration) -> Option<Opener> {
         let deadline = tokio::time::Instant::now() + within;
+        // Clones taken before each look, so a change after the look still wakes the wait.
+        let mut watch = self.slots.clone();
         loop {
             if let Some(o) = self.least_loaded() {
                 return Some(o);
@@ -80,11 +88,12 @@ impl SessionSet {
             if self.all_permanent() {
                 return None;
             }
-            let changed = futures_util::future::select_all(
-                self.slots.iter_mut().map(|s| Box::pin(s.changed())),
-            );
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return None;
+            let changed =
+                futures_util::future::select_all(watch.iter_mut().map(|s| Box::pin(s.changed())));
+            match tokio::time::timeout_at(deadline, changed).await {
+                // A slot that ended (the set is stopping) will not bring a session.
+                Err(_) | Ok((Err(_), _, _)) => return None,
+                Ok((Ok(()), _, _)) => {}
             }
         }
     }
@@ -114,9 +123,10 @@ impl SessionSet {
     }
 
     /// Terminates every session (TerminateSession flag and API) and waits for the slots.
-    pub async fn stop(self) {
+    pub async fn stop(&self) {
         let _ = self.stop.send(true);
-        for t in self.tasks {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
             let _ = t.await;
         }
     }
@@ -130,6 +140,14 @@ impl SlotWatch {
     /// A snapshot of every slot.
     pub fn states(&self) -> Vec<SlotState> {
         self.0.iter().map(|s| s.borrow().clone()).collect()
+    }
+}
+
+impl Drop for SessionSet {
+    /// The backstop when a set is dropped without [`SessionSet::stop`] (a replaced upstream
+    /// that still had destinations): its slots still terminate their sessions themselves.
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
     }
 }
 

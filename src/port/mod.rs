@@ -134,6 +134,11 @@ impl Opener {
         self.tx.is_closed()
     }
 
+    /// Resolves once the session's layer is gone.
+    pub async fn closed(&self) {
+        self.tx.closed().await;
+    }
+
     pub fn stats(&self) -> &Arc<PortStats> {
         &self.stats
     }

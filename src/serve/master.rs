@@ -285,13 +285,6 @@ impl Master {
                 blocked.join("; ")
             )));
         }
-        if let Some(u) = new.upstreams.iter().find(|u| u.ssh().is_none()) {
-            let e = crate::upstream::UpstreamError::Unsupported {
-                upstream: u.name.clone(),
-                kind: u.protocol(),
-            };
-            return Err(refused(&e.to_string()));
-        }
         let matched = config::match_listeners(&old.listeners, &new.listeners);
         let fresh = bind_unmatched(&new.listeners, &matched)
             .await
@@ -353,7 +346,7 @@ impl Master {
             | Change::UpstreamChanged(name)
             | Change::UpstreamKindChanged { name, .. } => {
                 if let Some(up) = new.upstream(name) {
-                    // `reload` refused upstreams a pool cannot run before applying anything.
+                    // Every kind runs (`UpstreamHandle`); a config that validated runs too.
                     let replaced = self.upstreams.write().await.replace(up.clone(), &self.opts);
                     if let Ok(Some(p)) = replaced {
                         p.shutdown().await;

@@ -1,5 +1,6 @@
-//! Upstreams: named pools of SSH-over-SSM connections to bastions, and the registry that finds
-//! a pool by name and opens `direct-tcpip` streams through it.
+//! Upstreams: named pools of SSH-over-SSM connections to bastions (`kind: ssh`) or of SSM port
+//! sessions per destination (`kind: ssm-port`, [`port_pool`]), and the registry that finds one
+//! by name and opens streams through it.
 //!
 //! A pool runs from a validated [`config::Upstream`] as it is: the config module checked it
 //! once, so nothing here re-declares or re-checks its fields. Settings that are not part of an
@@ -9,7 +10,9 @@
 //! belongs to `route`.
 
 mod connect;
+mod handle;
 pub mod pool;
+pub mod port_pool;
 pub mod state;
 pub mod status;
 mod stream;
@@ -20,7 +23,9 @@ use std::time::Duration;
 
 use crate::config;
 use crate::ssh::RejectKind;
+pub use handle::UpstreamHandle;
 pub use pool::{ConnStatus, Pool, PoolOptions, PoolStatus};
+pub use port_pool::{PortPool, PortRefusal};
 pub use state::PoolState;
 pub use stream::UpstreamStream;
 
@@ -64,12 +69,19 @@ pub enum UpstreamError {
         #[source]
         cause: Arc<pool::ConnectError>,
     },
-    /// The upstream is of a kind this SSH pool cannot run; `serve` support for it is not built
-    /// yet.
-    #[error("upstream {upstream}: kind: {kind} is not supported by serve yet; use kind: ssh (the default) for now")]
+    /// An upstream handed to a runtime of another kind ([`Pool`] runs only `kind: ssh`);
+    /// [`UpstreamHandle::new`] picks the right one, so only a direct caller can hit this.
+    #[error("upstream {upstream}: kind: {kind} cannot run as this kind of pool")]
     Unsupported {
         upstream: String,
         kind: config::UpstreamProtocol,
+    },
+    /// A `kind: ssm-port` upstream could not carry a stream to `destination`.
+    #[error("upstream {upstream}: {destination}: {why}")]
+    Port {
+        upstream: String,
+        destination: String,
+        why: PortRefusal,
     },
     /// The pool is stopped: `disconnect` took it down, or the master is stopping.
     #[error(
@@ -84,6 +96,7 @@ impl UpstreamError {
     pub fn socks_reply(&self) -> u8 {
         match self {
             Self::Rejected { kind, .. } => kind.socks_reply(),
+            Self::Port { why, .. } => why.socks_reply(),
             // No usable bastion connection: the destination is unreachable from here.
             Self::NotReady { .. }
             | Self::GaveUp { .. }
@@ -97,7 +110,7 @@ impl UpstreamError {
 /// All upstream pools, by name.
 #[derive(Default)]
 pub struct Upstreams {
-    pools: BTreeMap<String, Arc<Pool>>,
+    pools: BTreeMap<String, UpstreamHandle>,
 }
 
 impl Upstreams {
@@ -107,12 +120,7 @@ impl Upstreams {
     pub fn new(upstreams: &[config::Upstream], opts: &PoolOptions) -> Result<Self, UpstreamError> {
         let pools = upstreams
             .iter()
-            .map(|up| {
-                Ok((
-                    up.name.clone(),
-                    Arc::new(Pool::new(up.clone(), opts.clone())?),
-                ))
-            })
+            .map(|up| Ok((up.name.clone(), UpstreamHandle::new(up.clone(), opts)?)))
             .collect::<Result<_, UpstreamError>>()?;
         Ok(Self { pools })
     }
@@ -126,7 +134,7 @@ impl Upstreams {
         }
     }
 
-    pub fn get(&self, name: &str) -> Option<Arc<Pool>> {
+    pub fn get(&self, name: &str) -> Option<UpstreamHandle> {
         self.pools.get(name).cloned()
     }
 
@@ -167,8 +175,8 @@ impl Upstreams {
         &mut self,
         up: config::Upstream,
         opts: &PoolOptions,
-    ) -> Result<Option<Arc<Pool>>, UpstreamError> {
-        let pool = Arc::new(Pool::new(up, opts.clone())?);
+    ) -> Result<Option<UpstreamHandle>, UpstreamError> {
+        let pool = UpstreamHandle::new(up, opts)?;
         if !pool.lazy() {
             pool.start();
         }
@@ -176,7 +184,7 @@ impl Upstreams {
     }
 
     /// Removes a pool without shutting it down (see [`Upstreams::replace`]).
-    pub fn take(&mut self, name: &str) -> Option<Arc<Pool>> {
+    pub fn take(&mut self, name: &str) -> Option<UpstreamHandle> {
         self.pools.remove(name)
     }
 
@@ -291,24 +299,50 @@ mod tests {
     }
 
     #[test]
-    fn an_ssm_port_upstream_is_refused_as_not_supported_yet() {
+    fn an_ssm_port_upstream_runs_as_port_sessions_that_start_with_their_first_destination() {
         let port = Upstream {
             kind: UpstreamKind::SsmPort(SsmPortUpstream {
                 idle_timeout: Duration::from_secs(300),
-                sessions_per_destination: std::num::NonZeroUsize::MIN,
+                sessions_per_destination: std::num::NonZeroUsize::new(2).unwrap(),
             }),
             ..up("db")
         };
-        let e = Upstreams::new(&[up("a"), port.clone()], &opts())
-            .err()
-            .unwrap();
-        assert_eq!(
-            e.to_string(),
-            "upstream db: kind: ssm-port is not supported by serve yet; use kind: ssh (the default) for now"
+        let mut ups = Upstreams::new(&[up("a"), port.clone()], &opts()).unwrap();
+        let db = ups.get("db").unwrap();
+        assert!(matches!(db, UpstreamHandle::Port(_)));
+        assert!(
+            db.lazy(),
+            "nothing to connect before a destination is known"
         );
-        let mut ups = Upstreams::new(&[up("a")], &opts()).unwrap();
-        assert!(ups.replace(port, &opts()).is_err());
-        assert_eq!(ups.names().collect::<Vec<_>>(), ["a"], "nothing changed");
+        assert_eq!((db.pool_size(), db.config()), (2, port.clone()));
+        let s = db.snapshot();
+        assert_eq!((s.kind.as_str(), s.state), ("ssm-port", PoolState::Idle));
+        assert!(s.destinations.is_empty());
+        assert_eq!(ups.get("a").unwrap().snapshot().kind, "ssh");
+        let old = ups.replace(port, &opts()).unwrap();
+        assert!(
+            matches!(old, Some(UpstreamHandle::Port(_))),
+            "reload replaces it"
+        );
+    }
+
+    #[test]
+    fn socks_replies_follow_the_agent_verdict_for_port_upstreams() {
+        let port = |why| UpstreamError::Port {
+            upstream: "db".into(),
+            destination: "10.0.0.1:5432".into(),
+            why,
+        };
+        assert_eq!(port(PortRefusal::Refused).socks_reply(), 5);
+        let forbidden = PortRefusal::Forbidden {
+            output: "Forwarding to IP address 169.254.169.254 is forbidden.".into(),
+        };
+        assert_eq!(port(forbidden).socks_reply(), 2);
+        let none = PortRefusal::NoSession {
+            last_error: "x".into(),
+            permanent: true,
+        };
+        assert_eq!(port(none).socks_reply(), 4);
     }
 
     #[tokio::test]

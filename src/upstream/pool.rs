@@ -277,7 +277,7 @@ impl Pool {
             match lease.conn.ssh.open_direct_tcpip(host, port).await {
                 Ok(stream) => {
                     lease.opened();
-                    return Ok(UpstreamStream { stream, lease });
+                    return Ok(UpstreamStream::ssh(stream, lease));
                 }
                 Err(SshError::Rejected {
                     instance,
@@ -357,6 +357,8 @@ impl Pool {
             last_error: last.map(|(_, e)| e.to_owned()),
             last_error_at: last.map(|(at, _)| clock.unix_secs(at)),
             connections,
+            kind: crate::config::UpstreamProtocol::Ssh.to_string(),
+            destinations: Vec::new(),
         }
     }
 

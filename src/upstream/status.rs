@@ -84,6 +84,40 @@ pub struct PoolStatus {
     pub last_error_at: Option<u64>,
     #[serde(default)]
     pub connections: Vec<ConnStatus>,
+    /// `ssh` or `ssm-port` (older masters only ran `ssh`).
+    #[serde(default = "ssh_kind")]
+    pub kind: String,
+    /// An `ssm-port` upstream's live destinations, in `host:port` order; for such an upstream
+    /// `connections_*` and `session_ids` count the port sessions of all of them.
+    #[serde(default)]
+    pub destinations: Vec<DestinationStatus>,
+}
+
+fn ssh_kind() -> String {
+    "ssh".to_owned()
+}
+
+/// One destination of an `ssm-port` upstream: the port sessions carrying its streams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationStatus {
+    /// `host:port` as the instance dials it.
+    pub destination: String,
+    /// The instance the sessions go through.
+    pub instance: String,
+    pub sessions_up: usize,
+    pub sessions_total: usize,
+    pub session_ids: Vec<String>,
+    pub open_streams: usize,
+    pub streams_total: u64,
+    /// Bytes from the destination to clients.
+    pub bytes_in: u64,
+    /// Bytes from clients to the destination.
+    pub bytes_out: u64,
+    /// Seconds since the last stream ended, while none is open (the sessions close at
+    /// `idle_timeout_secs`).
+    #[serde(default)]
+    pub idle_secs: Option<u64>,
+    pub last_error: Option<String>,
 }
 
 /// Converts monotonic instants into what a report can carry: ages and wall-clock times. One

@@ -115,10 +115,18 @@ impl Drop for Lease {
     }
 }
 
-/// A stream through an upstream, counting its bytes for the pool's status.
+/// A stream through an upstream, counting its bytes for the upstream's status: a
+/// `direct-tcpip` channel of an SSH pool, or a stream of an `ssm-port` upstream's port session.
 pub struct UpstreamStream {
-    pub(super) stream: SshStream,
-    pub(super) lease: Lease,
+    carrier: Carrier,
+}
+
+/// One per open stream and never moved once relaying, so the SSH variant's size costs
+/// nothing worth a second allocation per stream.
+#[allow(clippy::large_enum_variant)]
+enum Carrier {
+    Ssh { stream: SshStream, lease: Lease },
+    Port(super::port_pool::PortStream),
 }
 
 impl std::fmt::Debug for UpstreamStream {
@@ -131,14 +139,32 @@ impl std::fmt::Debug for UpstreamStream {
 }
 
 impl UpstreamStream {
-    /// The instance (bastion) this stream goes through.
-    pub fn instance(&self) -> &str {
-        self.lease.conn.ssh.instance()
+    pub(super) fn ssh(stream: SshStream, lease: Lease) -> Self {
+        Self {
+            carrier: Carrier::Ssh { stream, lease },
+        }
     }
 
-    /// The SSM session carrying this stream.
-    pub fn session_id(&self) -> &str {
-        &self.lease.conn.session_id
+    pub(super) fn port(stream: super::port_pool::PortStream) -> Self {
+        Self {
+            carrier: Carrier::Port(stream),
+        }
+    }
+
+    /// The instance (bastion) an SSH stream goes through.
+    pub fn instance(&self) -> Option<&str> {
+        match &self.carrier {
+            Carrier::Ssh { lease, .. } => Some(lease.conn.ssh.instance()),
+            Carrier::Port(_) => None,
+        }
+    }
+
+    /// The SSM session carrying an SSH stream.
+    pub fn session_id(&self) -> Option<&str> {
+        match &self.carrier {
+            Carrier::Ssh { lease, .. } => Some(&lease.conn.session_id),
+            Carrier::Port(_) => None,
+        }
     }
 }
 
@@ -148,12 +174,16 @@ impl AsyncRead for UpstreamStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        let (stream, lease) = match &mut self.carrier {
+            Carrier::Ssh { stream, lease } => (stream, lease),
+            Carrier::Port(p) => return Pin::new(p).poll_read(cx, buf),
+        };
         let before = buf.filled().len();
-        let r = Pin::new(&mut self.stream).poll_read(cx, buf);
+        let r = Pin::new(stream).poll_read(cx, buf);
         let n = buf.filled().len().saturating_sub(before) as u64;
         if n > 0 {
-            self.lease.conn.bytes_in.fetch_add(n, Ordering::Relaxed);
-            self.lease.totals.bytes_in.fetch_add(n, Ordering::Relaxed);
+            lease.conn.bytes_in.fetch_add(n, Ordering::Relaxed);
+            lease.totals.bytes_in.fetch_add(n, Ordering::Relaxed);
         }
         r
     }
@@ -165,20 +195,30 @@ impl AsyncWrite for UpstreamStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.stream).poll_write(cx, buf);
+        let (stream, lease) = match &mut self.carrier {
+            Carrier::Ssh { stream, lease } => (stream, lease),
+            Carrier::Port(p) => return Pin::new(p).poll_write(cx, buf),
+        };
+        let r = Pin::new(stream).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
             let n = n as u64;
-            self.lease.conn.bytes_out.fetch_add(n, Ordering::Relaxed);
-            self.lease.totals.bytes_out.fetch_add(n, Ordering::Relaxed);
+            lease.conn.bytes_out.fetch_add(n, Ordering::Relaxed);
+            lease.totals.bytes_out.fetch_add(n, Ordering::Relaxed);
         }
         r
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        match &mut self.carrier {
+            Carrier::Ssh { stream, .. } => Pin::new(stream).poll_flush(cx),
+            Carrier::Port(p) => Pin::new(p).poll_flush(cx),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        match &mut self.carrier {
+            Carrier::Ssh { stream, .. } => Pin::new(stream).poll_shutdown(cx),
+            Carrier::Port(p) => Pin::new(p).poll_shutdown(cx),
+        }
     }
 }

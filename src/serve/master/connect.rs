@@ -5,14 +5,13 @@
 //! non-terminal client prints one line per change; a heartbeat repeats the current line every
 //! few seconds (the client prints a repeat only on a terminal, as a new elapsed time).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Master;
 use crate::control::proto::{ErrorKind, Response};
 use crate::control::server::Exchange;
 use crate::exit::{self, codes};
-use crate::upstream::{Pool, PoolState, PoolStatus, UpstreamError};
+use crate::upstream::{PoolState, PoolStatus, UpstreamError, UpstreamHandle};
 
 /// How often the pool is looked at for a change worth reporting.
 const POLL: Duration = Duration::from_millis(200);
@@ -27,6 +26,14 @@ impl Master {
         let Some(pool) = self.startable_pool(name).await else {
             return self.unknown_upstream(name).await;
         };
+        if let UpstreamHandle::Port(p) = &pool {
+            let per = p.sessions_per_destination();
+            return Response::Done {
+                lines: vec![format!(
+                    "upstream {name} (kind: ssm-port) is ready: each destination gets {per} port session(s) on its first connection"
+                )],
+            };
+        }
         let started = Instant::now();
         pool.start();
         ex.send(&Response::Progress {
@@ -76,7 +83,7 @@ impl Master {
 
     /// The pool called `name`, rebuilt from its settings when it cannot start again: stopped
     /// by `disconnect`, or given up on an error the user may since have fixed.
-    async fn startable_pool(&self, name: &str) -> Option<Arc<Pool>> {
+    async fn startable_pool(&self, name: &str) -> Option<UpstreamHandle> {
         let pool = self.upstreams.read().await.get(name)?;
         if pool.snapshot().state != PoolState::Stopped && !pool.gave_up() {
             return Some(pool);
