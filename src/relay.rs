@@ -25,6 +25,18 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + ?Sized> AsyncStream for T {}
 /// A boxed [`AsyncStream`].
 pub type BoxedStream = Box<dyn AsyncStream>;
 
+/// Reads what `io` has into `buf` and says how much; `Ok(0)` is end of file. The slice form
+/// of `AsyncRead::poll_read`, for the poll-based layers (byte streams, port sessions).
+pub fn poll_read_into<R: AsyncRead + Unpin + ?Sized>(
+    io: &mut R,
+    cx: &mut std::task::Context<'_>,
+    buf: &mut [u8],
+) -> std::task::Poll<io::Result<usize>> {
+    let mut rb = tokio::io::ReadBuf::new(buf);
+    std::task::ready!(std::pin::Pin::new(io).poll_read(cx, &mut rb))?;
+    std::task::Poll::Ready(Ok(rb.filled().len()))
+}
+
 /// Largest buffer per direction (bulk transfers).
 pub const BUF_SIZE: usize = 32 * 1024;
 /// First buffer per direction; enough for keystrokes and small request/response traffic.

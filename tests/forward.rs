@@ -146,28 +146,6 @@ fn spec(dest: SocketAddr) -> String {
     format!("0:{}:{}", dest.ip(), dest.port())
 }
 
-/// Pushes `len` seeded bytes through `addr` (an echo behind the forward), half-closes, and
-/// checks every byte comes back.
-fn echo_check(addr: SocketAddr, len: usize, seed: u64) {
-    let data = echo::payload(len, seed);
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let sent = data.clone();
-    let writer = std::thread::spawn(move || {
-        w.write_all(&sent).unwrap();
-        w.shutdown(std::net::Shutdown::Write).unwrap();
-    });
-    let mut back = Vec::with_capacity(len);
-    s.read_to_end(&mut back).unwrap();
-    writer.join().unwrap();
-    assert!(
-        back == data,
-        "seed {seed}: {} of {len} bytes came back intact",
-        back.len()
-    );
-}
-
 fn echo_server(sim: &SimHandle) -> SocketAddr {
     sim.rt.block_on(echo::echo_server()).0
 }
@@ -179,7 +157,7 @@ fn twenty_parallel_connections_of_5_mb_arrive_byte_exact_both_ways() {
     let fwd = Forward::start(&sim, &[spec(echo)], &["--sessions", "2"]);
     let addr = fwd.addr(0);
     let workers: Vec<_> = (0..20u64)
-        .map(|i| std::thread::spawn(move || echo_check(addr, 5 << 20, i + 1)))
+        .map(|i| std::thread::spawn(move || echo::echo_check(addr, 5 << 20, i + 1)))
         .collect();
     for w in workers {
         w.join().unwrap();
@@ -240,7 +218,7 @@ fn a_refused_destination_closes_that_connection_others_go_on_and_the_log_names_i
         log.contains(&refused.to_string()),
         "the log names the destination:\n{log}"
     );
-    echo_check(fwd.addr(1), 256 * 1024, 9);
+    echo::echo_check(fwd.addr(1), 256 * 1024, 9);
     // The refused forward's session is still usable: a second connection is refused too.
     let mut again = TcpStream::connect(fwd.addr(0)).unwrap();
     again
@@ -261,14 +239,14 @@ fn the_listener_survives_websocket_kills_and_a_terminated_session() {
     // 6 MB each way is 12 MB through the WebSocket: at least 3 kills, each resumed. (A link
     // that dies within less than the unacknowledged window, 1 MiB, can make no progress: both
     // ends resend that window first.)
-    echo_check(fwd.addr(0), 6 << 20, 21);
+    echo::echo_check(fwd.addr(0), 6 << 20, 21);
     let resumes = fwd.log().matches("data channel resumed").count();
     assert!(resumes >= 3, "{resumes} resumes");
     let first = sim.sim().registry().session_ids();
     assert_eq!(first.len(), 1, "resumed, not replaced");
     sim.sim().registry().terminate_session(&first[0]);
     fwd.wait_log("starting a new session");
-    echo_check(fwd.addr(0), 1 << 20, 22);
+    echo::echo_check(fwd.addr(0), 1 << 20, 22);
     assert!(
         sim.sim().registry().session_ids().len() >= 2,
         "a new session was started"
@@ -350,8 +328,8 @@ fn via_an_upstream_the_forward_rides_the_running_masters_ssh_pool() {
     let control = control.to_str().unwrap();
     let fwd = Forward::start_via(&sim, &[spec(echo)], "one", &["--control-socket", control]);
     fwd.wait_log("the master's SSH pool");
-    echo_check(fwd.addr(0), 1 << 20, 50);
-    echo_check(fwd.addr(0), 1 << 20, 51);
+    echo::echo_check(fwd.addr(0), 1 << 20, 50);
+    echo::echo_check(fwd.addr(0), 1 << 20, 51);
     assert_eq!(
         sim.sim().registry().session_ids().len(),
         sessions,

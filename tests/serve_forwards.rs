@@ -114,28 +114,6 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Pushes `len` seeded bytes through `addr` (an echo behind the forward), half-closes, and
-/// checks every byte comes back.
-fn echo_check(addr: SocketAddr, len: usize, seed: u64) {
-    let data = echo::payload(len, seed);
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let sent = data.clone();
-    let writer = std::thread::spawn(move || {
-        w.write_all(&sent).unwrap();
-        w.shutdown(std::net::Shutdown::Write).unwrap();
-    });
-    let mut back = Vec::with_capacity(len);
-    s.read_to_end(&mut back).unwrap();
-    writer.join().unwrap();
-    assert!(
-        back == data,
-        "{} of {len} bytes came back intact",
-        back.len()
-    );
-}
-
 /// `curl --unix-socket` GET of `/blob` through the forward on `sock`.
 fn curl_unix(sock: &Path) -> Vec<u8> {
     let out = Command::new("curl")
@@ -164,7 +142,7 @@ fn serve_carries_tcp_and_unix_forwards_byte_exact_and_status_counts_them() {
     let f = Fixture::start(TWO);
     let tcp = "127.0.0.1:0";
     let unix = format!("unix:{}", f.sock("web.sock").display());
-    echo_check(f.addr(tcp), 1 << 20, 1);
+    echo::echo_check(f.addr(tcp), 1 << 20, 1);
     assert!(
         curl_unix(&f.sock("web.sock")) == f.blob,
         "the blob arrives intact"
@@ -201,7 +179,7 @@ fn serve_carries_tcp_and_unix_forwards_byte_exact_and_status_counts_them() {
     assert_eq!(f.forward(tcp)["state"], "stopped");
     let out = f.ctl(&["connect", tcp]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    echo_check(f.addr(tcp), 256 << 10, 2);
+    echo::echo_check(f.addr(tcp), 256 << 10, 2);
 
     let sim = &f.sim;
     assert!(sim.sim().open_sessions() > 0);
@@ -268,7 +246,7 @@ fn reload_adds_and_removes_forwards_while_a_transfer_on_a_kept_one_goes_on() {
         data.len()
     );
     assert_eq!(f.addr(tcp), kept, "the kept forward was not restarted");
-    echo_check(f.addr("127.0.0.2:0"), 256 << 10, 6);
+    echo::echo_check(f.addr("127.0.0.2:0"), 256 << 10, 6);
     let rows = f.status()["forwards"].as_array().unwrap().len();
     assert_eq!(rows, 2);
 
@@ -308,8 +286,8 @@ fn a_forward_via_an_upstream_rides_its_ssh_pool_with_no_session_of_its_own() {
     let row = status();
     assert_eq!(row["via"], "upstream one", "{row:#}");
     let addr: SocketAddr = row["listen"].as_str().unwrap().parse().unwrap();
-    echo_check(addr, 1 << 20, 11);
-    echo_check(addr, 1 << 20, 12);
+    echo::echo_check(addr, 1 << 20, 11);
+    echo::echo_check(addr, 1 << 20, 12);
     assert_eq!(
         sim.sim().registry().session_ids().len(),
         1,
@@ -367,7 +345,7 @@ fn reload_restarts_a_changed_forward_on_its_address_and_refuses_a_busy_new_one()
     assert!(out.status.success(), "reload: {}", text(&out.stderr));
     assert!(text(&out.stdout).contains("forward 127.0.0.1:0 changed"));
     assert_eq!(f.addr(tcp), before, "restarted on the socket it had");
-    echo_check(before, 64 << 10, 3);
+    echo::echo_check(before, 64 << 10, 3);
     assert_eq!(f.forward(tcp)["to"], f.echo.to_string());
     // A new forward on a busy address refuses the whole reload.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -384,5 +362,5 @@ fn reload_restarts_a_changed_forward_on_its_address_and_refuses_a_busy_new_one()
     );
     assert_eq!(f.forward(tcp)["to"], f.echo.to_string(), "nothing changed");
     assert_eq!(f.status()["forwards"].as_array().unwrap().len(), 1);
-    echo_check(before, 64 << 10, 4);
+    echo::echo_check(before, 64 << 10, 4);
 }

@@ -5,7 +5,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::AsyncWrite;
 
 use super::BoxIo;
 
@@ -44,9 +44,7 @@ impl Local {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let mut rb = ReadBuf::new(buf);
-        std::task::ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
-        Poll::Ready(Ok(rb.filled().len()))
+        crate::relay::poll_read_into(&mut self.io, cx, buf)
     }
 
     /// Nothing is waiting to be written.

@@ -58,3 +58,27 @@ where
     let ((), back) = tokio::join!(write, read);
     back
 }
+
+/// Blocking: pushes `len` seeded bytes through `addr` (an echo behind a forward or proxy),
+/// half-closes, and checks every byte comes back (120 s read timeout as a hang guard).
+pub fn echo_check(addr: SocketAddr, len: usize, seed: u64) {
+    use std::io::{Read, Write};
+    let data = payload(len, seed);
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    let mut w = s.try_clone().unwrap();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&sent).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::with_capacity(len);
+    s.read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    assert!(
+        back == data,
+        "seed {seed}: {} of {len} bytes came back intact",
+        back.len()
+    );
+}

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::shim::Target;
@@ -145,24 +144,4 @@ impl AppLayer for AgentPort {
             Err(_) => Poll::Pending,
         }
     }
-}
-
-/// Reads into `buf` from `io`; `Ok(0)` is end of file.
-pub(super) fn poll_read_into<R: AsyncRead + Unpin>(
-    io: &mut R,
-    cx: &mut Context<'_>,
-    buf: &mut [u8],
-) -> Poll<io::Result<usize>> {
-    let mut rb = ReadBuf::new(buf);
-    std::task::ready!(std::pin::Pin::new(io).poll_read(cx, &mut rb))?;
-    Poll::Ready(Ok(rb.filled().len()))
-}
-
-/// Writes `data` to `io`.
-pub(super) fn poll_write_from<W: AsyncWrite + Unpin>(
-    io: &mut W,
-    cx: &mut Context<'_>,
-    data: &[u8],
-) -> Poll<io::Result<usize>> {
-    std::pin::Pin::new(io).poll_write(cx, data)
 }

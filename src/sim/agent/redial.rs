@@ -11,8 +11,8 @@ use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use super::dial;
-use super::port::{poll_read_into, poll_write_from};
 use super::shim::Target;
+use crate::relay::poll_read_into;
 use crate::sim::registry::DialTarget;
 use crate::ssm::driver::{AppLayer, BoxFuture, Outgoing};
 use crate::ssm::payload::Flag;
@@ -82,7 +82,7 @@ impl AppLayer for Redial {
         let Some(conn) = self.conn.as_mut() else {
             return Poll::Pending;
         };
-        match ready!(poll_write_from(conn, cx, data)) {
+        match ready!(std::pin::Pin::new(conn).poll_write(cx, data)) {
             Ok(n) if n > 0 => Poll::Ready(Ok(n)),
             // A broken destination is dropped; the bytes are lost, as with the real agent.
             // Counted as written, so the acknowledge gate lets their acknowledges go.
