@@ -13,14 +13,13 @@ pub mod mux;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ssm::channel::SessionInfo;
-use crate::ssm::driver::{AppLayer, Outgoing};
-use crate::ssm::payload::{version_greater, Flag};
+use crate::ssm::driver::{AppLayer, Choose, Chosen};
+use crate::ssm::payload::version_greater;
 
 pub use self::basic::BasicLayer;
 pub use self::mux::MuxLayer;
@@ -210,7 +209,7 @@ enum State {
 
 impl PortLayer {
     /// A client layer and the opener that feeds it.
-    pub fn client(cfg: PortConfig) -> (Self, Opener) {
+    pub fn client(cfg: PortConfig) -> (Chosen<Self>, Opener) {
         let (tx, rx) = mpsc::channel(cfg.backlog.max(1));
         let stats = Arc::new(PortStats::default());
         let opener = Opener {
@@ -218,7 +217,7 @@ impl PortLayer {
             stats: stats.clone(),
         };
         let state = State::Deciding { rx, stats, cfg };
-        (Self { state }, opener)
+        (Chosen(Self { state }), opener)
     }
 
     /// The mode chosen at the handshake (None before it).
@@ -229,18 +228,10 @@ impl PortLayer {
             State::Deciding { .. } | State::Gone => None,
         }
     }
-
-    fn layer(&mut self) -> io::Result<&mut dyn AppLayer> {
-        match &mut self.state {
-            State::Mux(m) => Ok(m.as_mut()),
-            State::Basic(b) => Ok(b),
-            State::Deciding { .. } | State::Gone => Err(io::ErrorKind::NotConnected.into()),
-        }
-    }
 }
 
-impl AppLayer for PortLayer {
-    fn on_ready(&mut self, session: &SessionInfo) {
+impl Choose for PortLayer {
+    fn choose(&mut self, session: &SessionInfo) {
         let State::Deciding { rx, stats, cfg } = std::mem::replace(&mut self.state, State::Gone)
         else {
             return;
@@ -252,49 +243,18 @@ impl AppLayer for PortLayer {
                 let mut smux = cfg.smux;
                 let quiet = version_greater(&session.agent_version, NO_KEEPALIVE_AGENT_VERSION);
                 smux.keepalive = (!quiet).then_some(crate::smux::KEEPALIVE_INTERVAL);
-                State::Mux(Box::new(MuxLayer::client(
-                    smux,
-                    rx,
-                    stats,
-                    cfg.confirm_after,
-                )))
+                let layer = MuxLayer::client(smux, rx, stats, cfg.confirm_after);
+                State::Mux(Box::new(layer))
             }
             Mode::Basic => State::Basic(BasicLayer::new(rx, stats)),
         };
     }
 
-    fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.layer()?.poll_open(cx)
-    }
-
-    fn poll_outgoing(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<Outgoing>> {
-        self.layer()?.poll_outgoing(cx, buf)
-    }
-
-    fn poll_deliver(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        self.layer()?.poll_deliver(cx, data)
-    }
-
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.layer()?.poll_flush(cx)
-    }
-
-    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.layer()?.poll_shutdown(cx)
-    }
-
-    fn on_flag(&mut self, flag: Flag) -> bool {
-        self.layer().is_ok_and(|l| l.on_flag(flag))
-    }
-
-    fn poll_progress(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        match self.layer() {
-            Ok(l) => l.poll_progress(cx),
-            Err(_) => Poll::Pending,
+    fn chosen(&mut self) -> io::Result<&mut dyn AppLayer> {
+        match &mut self.state {
+            State::Mux(m) => Ok(m.as_mut()),
+            State::Basic(b) => Ok(b),
+            State::Deciding { .. } | State::Gone => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 }

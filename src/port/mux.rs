@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -62,6 +63,8 @@ pub struct MuxLayer {
     /// Made on first use: a layer may be built outside the runtime (unit tests).
     timer: Option<Pin<Box<Sleep>>>,
     stats: Arc<PortStats>,
+    /// Server role: bytes taken off the data channel, for whoever acknowledges by them.
+    taken: Option<Arc<AtomicU64>>,
     broken: bool,
 }
 
@@ -76,14 +79,17 @@ impl MuxLayer {
         Self::new(session, Source::Client(Some(rx)), stats, confirm_after)
     }
 
-    /// The agent's end: every stream the client opens is dialled with `dial`.
-    pub fn server(cfg: smux::Config, dial: Dial) -> Self {
+    /// The agent's end: every stream the client opens is dialled with `dial`; `taken` counts
+    /// the bytes the session takes off the data channel (the simulator acknowledges by it).
+    pub fn server(cfg: smux::Config, dial: Dial, taken: Arc<AtomicU64>) -> Self {
         let source = Source::Server {
             dial,
             dialing: FuturesUnordered::new(),
         };
         let session = Session::server(cfg, Instant::now());
-        Self::new(session, source, Arc::default(), Duration::ZERO)
+        let mut layer = Self::new(session, source, Arc::default(), Duration::ZERO);
+        layer.taken = Some(taken);
+        layer
     }
 
     fn new(
@@ -104,6 +110,7 @@ impl MuxLayer {
             scratch: vec![0; smux::Config::default().max_frame],
             timer: None,
             stats,
+            taken: None,
             broken: false,
         }
     }
@@ -423,6 +430,9 @@ impl AppLayer for MuxLayer {
         }
         match self.session.handle_input(data) {
             Ok(n) => {
+                if let Some(t) = &self.taken {
+                    t.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                }
                 self.on_events();
                 self.pump_writes(cx);
                 Poll::Ready(Ok(n))

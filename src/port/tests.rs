@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::ssm::driver::AppLayer;
 
 fn info(agent: &str, props: serde_json::Value) -> SessionInfo {
     SessionInfo {
@@ -45,7 +46,7 @@ fn nops_go_only_to_agents_that_still_run_smux_keepalive() {
     let keepalive = |agent: &str| {
         let (mut layer, _opener) = PortLayer::client(PortConfig::default());
         layer.on_ready(&info(agent, lpf.clone()));
-        match &layer.state {
+        match &layer.0.state {
             State::Mux(m) => m.keepalive(),
             _ => panic!("expected mux for agent {agent}"),
         }

@@ -23,7 +23,7 @@ use crate::sim::memlink::MemLink;
 use crate::sim::registry::{DialTarget, SessionSpec};
 use crate::ssm::channel::{Channel, Config, Role};
 use crate::ssm::driver::{
-    self, BoxFuture, Control, End, Options, Parts, ReconnectError, Status, Transport,
+    self, BoxFuture, Chosen, Control, End, Options, Parts, ReconnectError, Status, Transport,
 };
 use port::{AgentPort, Plan};
 use shim::GatedLink;
@@ -122,7 +122,7 @@ pub async fn run(
     let parts = Parts {
         channel: ch,
         link: Some(link),
-        app: AgentPort::Deciding(plan),
+        app: Chosen(AgentPort::Deciding(plan)),
         transport: NoReconnect,
         opts,
     };

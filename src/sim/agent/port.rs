@@ -7,9 +7,8 @@
 //! - anything else (SSH): one connection dialled at once, whose end ends the session.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use tokio::net::TcpStream;
 
@@ -19,8 +18,8 @@ use crate::port::{BoxIo, MuxLayer};
 use crate::sim::registry::DialTarget;
 use crate::smux;
 use crate::ssm::channel::SessionInfo;
-use crate::ssm::driver::{AppLayer, ByteStream, Outgoing};
-use crate::ssm::payload::{version_at_least, version_greater, Flag};
+use crate::ssm::driver::{AppLayer, ByteStream, Choose};
+use crate::ssm::payload::{version_at_least, version_greater};
 
 /// Client versions from which the agent multiplexes LocalPortForwarding (§4.3).
 const MUX_CLIENT: &str = "1.1.70";
@@ -41,7 +40,7 @@ pub(super) struct Plan {
 pub(super) enum AgentPort {
     Deciding(Plan),
     Ssh(ByteStream<Target<TcpStream>>),
-    Mux(Box<MuxLayer>, Arc<AtomicU64>),
+    Mux(Box<MuxLayer>),
     Basic(Redial),
     /// The destination is one the agent refuses (IMDS): the session ends with this text.
     Denied(String),
@@ -49,20 +48,7 @@ pub(super) enum AgentPort {
 }
 
 impl AgentPort {
-    fn layer(&mut self) -> io::Result<&mut dyn AppLayer> {
-        match self {
-            Self::Ssh(s) => Ok(s),
-            Self::Mux(m, _) => Ok(m.as_mut()),
-            Self::Basic(b) => Ok(b),
-            Self::Denied(text) => Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                text.clone(),
-            )),
-            Self::Deciding(_) | Self::Gone => Err(io::ErrorKind::NotConnected.into()),
-        }
-    }
-
-    fn choose(plan: Plan, client: &SessionInfo) -> Self {
+    fn pick(plan: Plan, client: &SessionInfo) -> Self {
         let local =
             client.properties.get("type").and_then(|t| t.as_str()) == Some("LocalPortForwarding");
         let Plan {
@@ -93,55 +79,29 @@ impl AgentPort {
             let t = target.clone();
             Box::pin(async move { Ok(Box::new(dial(t).await?) as BoxIo) })
         });
-        Self::Mux(Box::new(MuxLayer::server(cfg, dialer)), written)
+        // The smux session's intake is what the destination "took": the real agent's smux
+        // server reads each message off the data channel before acknowledging it.
+        Self::Mux(Box::new(MuxLayer::server(cfg, dialer, written)))
     }
 }
 
-impl AppLayer for AgentPort {
-    fn on_ready(&mut self, session: &SessionInfo) {
+impl Choose for AgentPort {
+    fn choose(&mut self, session: &SessionInfo) {
         if let Self::Deciding(plan) = std::mem::replace(self, Self::Gone) {
-            *self = Self::choose(plan, session);
+            *self = Self::pick(plan, session);
         }
     }
 
-    fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.layer()?.poll_open(cx)
-    }
-
-    fn poll_outgoing(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<Outgoing>> {
-        self.layer()?.poll_outgoing(cx, buf)
-    }
-
-    /// In mux mode the smux session's intake is what the destination "took": the real agent's
-    /// smux server reads each message off the data channel before acknowledging it.
-    fn poll_deliver(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let r = self.layer()?.poll_deliver(cx, data);
-        if let (Self::Mux(_, written), Poll::Ready(Ok(n))) = (&*self, &r) {
-            written.fetch_add(*n as u64, Ordering::Relaxed);
-        }
-        r
-    }
-
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.layer()?.poll_flush(cx)
-    }
-
-    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.layer()?.poll_shutdown(cx)
-    }
-
-    fn on_flag(&mut self, flag: Flag) -> bool {
-        self.layer().is_ok_and(|l| l.on_flag(flag))
-    }
-
-    fn poll_progress(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        match self.layer() {
-            Ok(l) => l.poll_progress(cx),
-            Err(_) => Poll::Pending,
+    fn chosen(&mut self) -> io::Result<&mut dyn AppLayer> {
+        match self {
+            Self::Ssh(s) => Ok(s),
+            Self::Mux(m) => Ok(m.as_mut()),
+            Self::Basic(b) => Ok(b),
+            Self::Denied(text) => Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                text.clone(),
+            )),
+            Self::Deciding(_) | Self::Gone => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 }

@@ -67,6 +67,60 @@ pub trait AppLayer: Send + 'static {
     }
 }
 
+/// A layer chosen at the handshake among several (a port session's mux or basic mode; the
+/// simulated agent's SSH, mux or basic). [`Chosen`] forwards every call to the one in force,
+/// so a chooser writes only its choice.
+pub trait Choose: Send + 'static {
+    /// Picks the layer from what the handshake offered (see [`AppLayer::on_ready`]).
+    fn choose(&mut self, session: &SessionInfo);
+    /// The layer in force; an error before the choice, or when the choice was a refusal.
+    fn chosen(&mut self) -> io::Result<&mut dyn AppLayer>;
+}
+
+/// The [`AppLayer`] of a [`Choose`]r.
+pub struct Chosen<C>(pub C);
+
+impl<C: Choose> AppLayer for Chosen<C> {
+    fn on_ready(&mut self, session: &SessionInfo) {
+        self.0.choose(session);
+    }
+
+    fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.chosen()?.poll_open(cx)
+    }
+
+    fn poll_outgoing(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<Outgoing>> {
+        self.0.chosen()?.poll_outgoing(cx, buf)
+    }
+
+    fn poll_deliver(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.0.chosen()?.poll_deliver(cx, data)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.chosen()?.poll_flush(cx)
+    }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.chosen()?.poll_shutdown(cx)
+    }
+
+    fn on_flag(&mut self, flag: Flag) -> bool {
+        self.0.chosen().is_ok_and(|l| l.on_flag(flag))
+    }
+
+    fn poll_progress(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self.0.chosen() {
+            Ok(l) => l.poll_progress(cx),
+            Err(_) => Poll::Pending,
+        }
+    }
+}
+
 /// Opens the application side of a [`ByteStream`] once the session is ready.
 pub type AppConnect<A> = BoxFuture<io::Result<A>>;
 

@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub use app::{AppConnect, AppLayer, ByteStream, Outgoing};
+pub use app::{AppConnect, AppLayer, ByteStream, Choose, Chosen, Outgoing};
 pub use error::{DriverError, ReconnectError, ResumeError};
 pub(crate) use outbox::Outbox;
 
