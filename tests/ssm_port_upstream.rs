@@ -310,3 +310,38 @@ fn a_target_that_matches_no_instance_makes_destinations_host_unreachable() {
     );
     assert_eq!(f.sim.sim().registry().session_ids().len(), 0);
 }
+
+#[test]
+fn a_serve_forward_via_the_upstream_rides_its_port_sessions() {
+    let sim = SimHandle::start(SimOptions {
+        instances: vec![instance(ID, "127.0.0.1:9".parse().unwrap())],
+        ..SimOptions::default()
+    });
+    let echo = sim.rt.block_on(echo::echo_server()).0;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let text = format!(
+        "listeners:\n  - socks5: 127.0.0.1:0\nupstreams:\n  ports:\n    kind: ssm-port\n    targets: [{ID}]\ndefault: reject\nstate_dir: {}\nforwards:\n  - listen: 127.0.0.1:0\n    to: {echo}\n    via: ports\n",
+        dir.path().join("state").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let serve = Serve::start(&sim, &config);
+    let fixture = Fixture {
+        sim,
+        serve,
+        config,
+        _dir: dir,
+    };
+    let status = fixture.status_json();
+    let listen: SocketAddr = status["forwards"][0]["listen"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    echo::echo_check(listen, 1 << 20, 90);
+    let dest = &fixture.upstream()["destinations"][0];
+    assert!(
+        dest.to_string().contains(&echo.port().to_string()),
+        "the forward's destination is one of the upstream's: {dest}"
+    );
+}
