@@ -67,27 +67,7 @@ pub(super) fn apply(
         .as_deref()
         .and_then(|l| v.check("--log-level", log_level(l)));
     v.finish(())?;
-    if let Some(p) = new_profile {
-        cfg.aws.profile = Some(p.clone());
-        cfg.upstreams
-            .iter_mut()
-            .filter(|u| u.credentials.is_none())
-            .for_each(|u| u.profile = Some(p.clone()));
-        cfg.hosts
-            .values_mut()
-            .for_each(|h| h.profile = Some(p.clone()));
-        instance_forwards(cfg).for_each(|(profile, _)| *profile = Some(p.clone()));
-    }
-    if let Some(r) = new_region {
-        cfg.aws.region = Some(r.clone());
-        cfg.upstreams
-            .iter_mut()
-            .for_each(|u| u.region = Some(r.clone()));
-        cfg.hosts
-            .values_mut()
-            .for_each(|h| h.region = Some(r.clone()));
-        instance_forwards(cfg).for_each(|(_, region)| *region = Some(r.clone()));
-    }
+    set_aws(cfg, new_profile, new_region);
     if !new_listeners.is_empty() {
         cfg.listeners = new_listeners;
     }
@@ -98,6 +78,32 @@ pub(super) fn apply(
     cfg.state_dir = state_dir.or(cfg.state_dir.take());
     cfg.log_level = level.or(cfg.log_level.take());
     Ok(())
+}
+
+/// `--profile` and `--region` replace the file's everywhere: `aws:`, every upstream (a profile
+/// only where no inline credentials are given), every host alias, every forward to an instance.
+fn set_aws(cfg: &mut Config, profile: Option<String>, region: Option<String>) {
+    if let Some(p) = profile {
+        cfg.aws.profile = Some(p.clone());
+        cfg.upstreams
+            .iter_mut()
+            .filter(|u| u.credentials.is_none())
+            .for_each(|u| u.profile = Some(p.clone()));
+        cfg.hosts
+            .values_mut()
+            .for_each(|h| h.profile = Some(p.clone()));
+        instance_forwards(cfg).for_each(|(profile, _)| *profile = Some(p.clone()));
+    }
+    if let Some(r) = region {
+        cfg.aws.region = Some(r.clone());
+        cfg.upstreams
+            .iter_mut()
+            .for_each(|u| u.region = Some(r.clone()));
+        cfg.hosts
+            .values_mut()
+            .for_each(|h| h.region = Some(r.clone()));
+        instance_forwards(cfg).for_each(|(_, region)| *region = Some(r.clone()));
+    }
 }
 
 /// The profile and region of each forward that goes straight to an instance (the ones
