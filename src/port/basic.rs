@@ -68,10 +68,6 @@ fn disconnect_flag() -> Outgoing {
 }
 
 impl AppLayer for BasicLayer {
-    fn poll_open(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
     fn poll_outgoing(
         &mut self,
         cx: &mut Context<'_>,

@@ -383,10 +383,6 @@ impl MuxLayer {
 }
 
 impl AppLayer for MuxLayer {
-    fn poll_open(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
     fn poll_outgoing(
         &mut self,
         cx: &mut Context<'_>,

@@ -54,10 +54,6 @@ impl Redial {
 }
 
 impl AppLayer for Redial {
-    fn poll_open(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
     /// Output only while a connection is up; when the destination closes, the connection is
     /// dropped and the session waits for the client's next bytes.
     fn poll_outgoing(

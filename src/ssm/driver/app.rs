@@ -34,8 +34,10 @@ pub enum Outgoing {
 /// input EOF and errors from `poll_deliver`/`poll_flush` as "the application stopped reading",
 /// which is how the driver has always treated a broken local stream.
 pub trait AppLayer: Send + 'static {
-    /// Ready when the layer can carry data.
-    fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Ready when the layer can carry data; layers with nothing to open are ready at once.
+    fn poll_open(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
     /// Produces the next thing to send; `buf.len()` is what the channel can take now.
     fn poll_outgoing(&mut self, cx: &mut Context<'_>, buf: &mut [u8])
         -> Poll<io::Result<Outgoing>>;
