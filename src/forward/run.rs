@@ -167,6 +167,7 @@ async fn carry(
 ) {
     let Some(opener) = set.pick(PICK_WAIT).await else {
         let why = set
+            .watch()
             .states()
             .into_iter()
             .find_map(|s| s.last_error)

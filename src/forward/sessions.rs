@@ -111,11 +111,6 @@ impl SessionSet {
         self.slots.iter().all(|s| s.borrow().permanent)
     }
 
-    /// A snapshot of every slot.
-    pub fn states(&self) -> Vec<SlotState> {
-        self.slots.iter().map(|s| s.borrow().clone()).collect()
-    }
-
     /// A handle that reads the slots' states while the set itself is busy in a forward's
     /// accept loop (for the master's `status`).
     pub fn watch(&self) -> SlotWatch {

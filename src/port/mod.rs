@@ -219,15 +219,6 @@ impl PortLayer {
         let state = State::Deciding { rx, stats, cfg };
         (Chosen(Self { state }), opener)
     }
-
-    /// The mode chosen at the handshake (None before it).
-    pub fn mode(&self) -> Option<Mode> {
-        match self.state {
-            State::Mux(_) => Some(Mode::Mux),
-            State::Basic(_) => Some(Mode::Basic),
-            State::Deciding { .. } | State::Gone => None,
-        }
-    }
 }
 
 impl Choose for PortLayer {

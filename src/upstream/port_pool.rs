@@ -101,7 +101,7 @@ impl Dest {
 
     /// Why no session can take a stream: the agent's refusal, else the last error.
     fn why_none(&self, waited: Duration) -> PortRefusal {
-        let states = self.sessions.states();
+        let states = self.sessions.watch().states();
         let permanent = self.sessions.all_permanent();
         let last = states.into_iter().find_map(|s| s.last_error);
         match last {
@@ -302,7 +302,7 @@ impl PortPool {
 }
 
 fn dest_status(host: &str, port: u16, d: &Dest, now: Instant) -> DestinationStatus {
-    let states = d.sessions.states();
+    let states = d.sessions.watch().states();
     let live: Vec<String> = states
         .iter()
         .filter(|s| s.opener.as_ref().is_some_and(|o| !o.is_closed()))
