@@ -8,6 +8,7 @@ fn info(agent: &str, props: serde_json::Value) -> SessionInfo {
         agent_version: agent.into(),
         session_type: Some("Port".into()),
         properties: props,
+        customer_message: String::new(),
     }
 }
 

@@ -22,6 +22,9 @@ pub struct SessionInfo {
     pub agent_version: String,
     pub session_type: Option<String>,
     pub properties: Value,
+    /// HandshakeComplete's CustomerMessage, shown to the user when not empty (e.g. "This
+    /// session is encrypted using AWS KMS.", §4.3).
+    pub customer_message: String,
 }
 
 /// Why an agent-role handshake failed.

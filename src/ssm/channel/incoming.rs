@@ -35,7 +35,7 @@ impl Channel {
             return;
         }
         // In order. Data beyond the ready cap is left unacknowledged: the peer resends it.
-        if msg.payload_type == PayloadType::Output
+        if delivered_to_app(self.cfg.role, msg.payload_type)
             && self.recv.ready_bytes() >= self.cfg.ready_buffer
         {
             self.stats.dropped_no_room += 1;
@@ -79,34 +79,53 @@ impl Channel {
                     self.events.push_back(Event::Flag(f));
                 }
             }
-            (_, PayloadType::Output) => {
-                match (self.cfg.role, self.phase) {
-                    (_, Phase::Ready) | (Role::Client, Phase::Responded) => {}
-                    // An agent that skips the handshake sends output first (§4.4).
-                    (Role::Client, _) => {
-                        self.become_ready(SessionInfo::default(), String::new());
-                        self.flush_pending(now);
-                    }
-                    // The agent acknowledges and discards client data before the handshake.
-                    (Role::Agent, _) => {
-                        self.stats.discarded_before_handshake += 1;
-                        return;
-                    }
-                }
-                if msg.payload.is_empty() {
-                    return;
-                }
-                self.stats.bytes_delivered += msg.payload.len() as u64;
-                self.recv.push_ready(msg.payload);
-                self.stats.peak_ready_bytes = self
-                    .stats
-                    .peak_ready_bytes
-                    .max(self.recv.ready_bytes() as u64);
-                self.events.push_back(Event::Readable);
-            }
-            // Size, Parameter, StdErr, ExitCode, encryption challenges: not used by port sessions.
+            (_, PayloadType::Output) => self.on_output(now, msg),
+            (role, t) if delivered_to_app(role, t) => self.on_typed(msg),
+            // Parameter, encryption challenges, payloads meant for the other role: unused.
             _ => {}
         }
+    }
+
+    fn on_output(&mut self, now: Instant, msg: Message) {
+        match (self.cfg.role, self.phase) {
+            (_, Phase::Ready) | (Role::Client, Phase::Responded) => {}
+            // An agent that skips the handshake sends output first (§4.4).
+            (Role::Client, _) => {
+                self.become_ready(SessionInfo::default(), String::new());
+                self.flush_pending(now);
+            }
+            // The agent acknowledges and discards client data before the handshake.
+            (Role::Agent, _) => {
+                self.stats.discarded_before_handshake += 1;
+                return;
+            }
+        }
+        self.push_ready(msg);
+    }
+
+    /// StdErr/ExitCode at a client, Size at an agent: delivered in stream order with the data,
+    /// except that the agent discards a Size sent before the handshake, as it does all data.
+    fn on_typed(&mut self, msg: Message) {
+        if self.cfg.role == Role::Agent && self.phase != Phase::Ready {
+            self.stats.discarded_before_handshake += 1;
+            return;
+        }
+        self.push_ready(msg);
+    }
+
+    fn push_ready(&mut self, msg: Message) {
+        if msg.payload.is_empty() {
+            return;
+        }
+        if msg.payload_type == PayloadType::Output {
+            self.stats.bytes_delivered += msg.payload.len() as u64;
+        }
+        self.recv.push_ready(msg.payload_type, msg.payload);
+        self.stats.peak_ready_bytes = self
+            .stats
+            .peak_ready_bytes
+            .max(self.recv.ready_bytes() as u64);
+        self.events.push_back(Event::Readable);
     }
 
     fn on_handshake_request(&mut self, now: Instant, msg: &Message) {
@@ -164,6 +183,7 @@ impl Channel {
                     agent_version: resp.client_version,
                     session_type: Some(self.cfg.session_type.clone()),
                     properties: self.cfg.properties.clone(),
+                    customer_message: String::new(),
                 };
                 self.become_ready(info, String::new());
                 self.flush_pending(now);
@@ -175,4 +195,15 @@ impl Channel {
             }
         }
     }
+}
+
+/// Payload types the application reads (§2.4, §8): Output both ways; StdErr and ExitCode from
+/// an agent (NonInteractiveCommands with separate output); Size from a client (its terminal).
+fn delivered_to_app(role: Role, t: PayloadType) -> bool {
+    matches!(
+        (role, t),
+        (_, PayloadType::Output)
+            | (Role::Client, PayloadType::StdErr | PayloadType::ExitCode)
+            | (Role::Agent, PayloadType::Size)
+    )
 }

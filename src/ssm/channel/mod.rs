@@ -319,18 +319,18 @@ impl Channel {
         self.check_flushed();
     }
 
-    /// Copies delivered bytes into `buf`; returns 0 when none are ready.
+    /// Copies delivered bytes into `buf`; returns 0 when none are ready. The bytes are of one
+    /// payload type; [`read_typed`](Self::read_typed) says which.
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
-        let n = self.recv.read_into(buf);
-        self.release_early(self.latest);
-        n
+        self.read_typed(buf).map_or(0, |(_, n)| n)
     }
 
-    /// Takes the next delivered chunk without copying.
-    pub fn read_chunk(&mut self) -> Option<Bytes> {
-        let chunk = self.recv.pop_ready();
+    /// Copies delivered bytes of one payload type into `buf`: Output, or at a client StdErr
+    /// and ExitCode (§8), at an agent Size. None when nothing is ready.
+    pub fn read_typed(&mut self, buf: &mut [u8]) -> Option<(PayloadType, usize)> {
+        let got = self.recv.read_into(buf);
         self.release_early(self.latest);
-        chunk
+        got
     }
 
     /// Next frame to put on the WebSocket (binary message).
@@ -451,10 +451,11 @@ impl Channel {
         }
     }
 
-    fn become_ready(&mut self, session: SessionInfo, customer_message: String) {
+    fn become_ready(&mut self, mut session: SessionInfo, customer_message: String) {
         if self.phase == Phase::Ready {
             return;
         }
+        session.customer_message.clone_from(&customer_message);
         self.phase = Phase::Ready;
         self.events.push_back(Event::Ready {
             session,

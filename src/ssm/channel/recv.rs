@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
-use crate::ssm::message::Message;
+use crate::ssm::message::{Message, PayloadType};
 
 /// Per-message accounting overhead, so that empty or tiny messages still count against caps.
 pub(crate) const ENTRY_OVERHEAD: usize = 128;
@@ -23,7 +23,9 @@ pub(crate) struct RecvBuffer {
     pub(crate) expected: i64,
     reorder: BTreeMap<i64, Message>,
     reorder_bytes: usize,
-    ready: VecDeque<Bytes>,
+    /// In-order payloads for the application, with their type: Output, and the few typed
+    /// payloads an application also reads (StdErr and ExitCode at a client, Size at an agent).
+    ready: VecDeque<(PayloadType, Bytes)>,
     ready_bytes: usize,
 }
 
@@ -58,24 +60,24 @@ impl RecvBuffer {
         Some(m)
     }
 
-    pub(crate) fn push_ready(&mut self, data: Bytes) {
+    pub(crate) fn push_ready(&mut self, ptype: PayloadType, data: Bytes) {
         self.ready_bytes += data.len();
-        self.ready.push_back(data);
+        self.ready.push_back((ptype, data));
     }
 
-    pub(crate) fn pop_ready(&mut self) -> Option<Bytes> {
-        let b = self.ready.pop_front()?;
-        self.ready_bytes -= b.len();
-        Some(b)
-    }
-
-    /// Copies as much ready data as fits into `buf`.
-    pub(crate) fn read_into(&mut self, buf: &mut [u8]) -> usize {
+    /// Copies as much ready data of one payload type (the oldest's) as fits into `buf`:
+    /// consecutive chunks of that type are joined, and a chunk of another type waits for the
+    /// next call, so the application sees each type in stream order.
+    pub(crate) fn read_into(&mut self, buf: &mut [u8]) -> Option<(PayloadType, usize)> {
+        let ptype = self.ready.front()?.0;
         let mut n = 0;
         while n < buf.len() {
-            let Some(front) = self.ready.front_mut() else {
+            let Some((t, front)) = self.ready.front_mut() else {
                 break;
             };
+            if *t != ptype {
+                break;
+            }
             let take = front.len().min(buf.len() - n);
             if let (Some(dst), Some(src)) = (buf.get_mut(n..n + take), front.get(..take)) {
                 dst.copy_from_slice(src);
@@ -88,6 +90,6 @@ impl RecvBuffer {
                 let _ = front.split_to(take);
             }
         }
-        n
+        Some((ptype, n))
     }
 }

@@ -63,3 +63,62 @@ fn an_in_order_flag_does_not_release_early_data_past_the_ready_cap() {
         .count();
     assert_eq!(flags, 1, "the flag is delivered once");
 }
+
+#[test]
+fn stderr_and_exit_code_reach_a_client_in_stream_order_and_apart_from_output() {
+    let now = Instant::now();
+    let mut agent = Channel::new(
+        Config {
+            require_handshake: false,
+            ..Config::new(Role::Agent)
+        },
+        now,
+    );
+    agent.write(now, b"out1 ");
+    agent.send_payload(now, PayloadType::StdErr, Bytes::from_static(b"err1"));
+    agent.write(now, b"out2");
+    agent.send_payload(
+        now,
+        PayloadType::ExitCode,
+        Bytes::from_static(b"EXIT_CODE: 3"),
+    );
+    let mut client = Channel::new(Config::new(Role::Client), now);
+    while let Some(f) = agent.poll_transmit() {
+        client.handle_frame(now, &f).unwrap();
+    }
+    let mut buf = [0u8; 64];
+    let mut got = Vec::new();
+    while let Some((t, n)) = client.read_typed(&mut buf) {
+        got.push((t, String::from_utf8_lossy(&buf[..n]).into_owned()));
+    }
+    let want = [
+        (PayloadType::Output, "out1 "),
+        (PayloadType::StdErr, "err1"),
+        (PayloadType::Output, "out2"),
+        (PayloadType::ExitCode, "EXIT_CODE: 3"),
+    ];
+    let want: Vec<_> = want.iter().map(|(t, s)| (*t, (*s).to_owned())).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn an_agent_takes_size_only_after_the_handshake() {
+    let now = Instant::now();
+    let mut client = Channel::new(Config::new(Role::Client), now);
+    let size = Bytes::from_static(br#"{"cols":120,"rows":40}"#);
+    // Agent that handshakes: a Size the client sends is queued until the handshake is done.
+    client.send_payload(now, PayloadType::Size, size.clone());
+    let mut agent = Channel::new(Config::new(Role::Agent), now);
+    for _ in 0..4 {
+        while let Some(f) = agent.poll_transmit() {
+            client.handle_frame(now, &f).unwrap();
+        }
+        while let Some(f) = client.poll_transmit() {
+            agent.handle_frame(now, &f).unwrap();
+        }
+    }
+    let mut buf = [0u8; 64];
+    let (t, n) = agent.read_typed(&mut buf).expect("the Size payload");
+    assert_eq!((t, &buf[..n]), (PayloadType::Size, &size[..]));
+    assert_eq!(agent.stats().discarded_before_handshake, 0);
+}

@@ -44,6 +44,18 @@ pub trait AppLayer: Send + 'static {
     /// Hands bytes the channel delivered to the application; returns how many it took
     /// (0: it will take no more).
     fn poll_deliver(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>>;
+    /// Delivered bytes of a payload type other than Output, in stream order with the data:
+    /// StdErr (11) and ExitCode (12) at a client (NonInteractiveCommands with separate output,
+    /// §8), Size (3) at an agent. Returns how many bytes it took. By default they are dropped:
+    /// a port session never gets them, and a peer sending them must not stall the stream.
+    fn poll_deliver_other(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _ptype: PayloadType,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(data.len()))
+    }
     /// Flushes what `poll_deliver` took (stdout is buffered).
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// The channel closed: nothing more will be delivered.
@@ -101,6 +113,15 @@ impl<C: Choose> AppLayer for Chosen<C> {
 
     fn poll_deliver(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         self.0.chosen()?.poll_deliver(cx, data)
+    }
+
+    fn poll_deliver_other(
+        &mut self,
+        cx: &mut Context<'_>,
+        ptype: PayloadType,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.0.chosen()?.poll_deliver_other(cx, ptype, data)
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use super::app::{AppLayer, Outgoing};
 use crate::ssm::channel::{Channel, SessionInfo};
+use crate::ssm::message::PayloadType;
 use crate::ssm::payload::Flag;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub(super) struct AppPort<P> {
     out_buf: Vec<u8>,
     out_pos: usize,
     out_len: usize,
+    /// The payload type of the bytes in `out_buf` (Output, or StdErr/ExitCode/Size).
+    out_type: PayloadType,
 }
 
 impl<P: AppLayer> AppPort<P> {
@@ -52,6 +55,7 @@ impl<P: AppLayer> AppPort<P> {
             out_buf: vec![0; size],
             out_pos: 0,
             out_len: 0,
+            out_type: PayloadType::Output,
         }
     }
 
@@ -99,7 +103,9 @@ impl<P: AppLayer> AppPort<P> {
     pub(super) fn refill(&mut self, ch: &mut Channel) {
         if self.caught_up() && self.is_writable() {
             self.out_pos = 0;
-            self.out_len = ch.read(&mut self.out_buf);
+            (self.out_type, self.out_len) = ch
+                .read_typed(&mut self.out_buf)
+                .unwrap_or((PayloadType::Output, 0));
         }
     }
 
@@ -145,7 +151,11 @@ impl<P: AppLayer> AppPort<P> {
                 .out_buf
                 .get(self.out_pos..self.out_len)
                 .unwrap_or_default();
-            return self.layer.poll_deliver(cx, data).map(Delivery::Wrote);
+            let wrote = match self.out_type {
+                PayloadType::Output => self.layer.poll_deliver(cx, data),
+                other => self.layer.poll_deliver_other(cx, other, data),
+            };
+            return wrote.map(Delivery::Wrote);
         }
         if self.unflushed {
             return self.layer.poll_flush(cx).map(Delivery::Flushed);
