@@ -190,6 +190,29 @@ async fn a_shell_session_runs_commands_in_a_real_pty_that_size_payloads_resize()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shells_skip_the_handshake_and_noninteractive_commands_do_it_with_null_properties() {
+    let sim = sim(AgentKnobs::default()).await;
+    let mut sh = Shell::start(&sim, "SSM-SessionManagerRunShell", &[]).await;
+    sh.type_line("echo $((6*7))").await;
+    sh.wait_for("42\r\n").await;
+    let info = sh.session.status().borrow().session.clone().unwrap();
+    assert_eq!(info.session_type, None, "no HandshakeRequest: {info:?}");
+    sh.type_line("exit").await;
+    sh.read_to_end().await;
+    let exec = Shell::start(&sim, AWS_EXEC, &[("command", "sleep 30")]).await;
+    let mut status = exec.session.status();
+    let ready = status.wait_for(|s| s.ready);
+    tokio::time::timeout(GUARD, ready).await.unwrap().unwrap();
+    let info = status.borrow().session.clone().unwrap();
+    assert_eq!(info.session_type.as_deref(), Some("NonInteractiveCommands"));
+    assert_eq!(info.properties, serde_json::Value::Null);
+    exec.session.request_stop().await;
+    let _ = tokio::time::timeout(GUARD, exec.session.finish())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shell_command_sets_what_a_shell_session_runs() {
     let knobs = AgentKnobs {
         shell_command: "sh -c 'echo shell-command-ran; exec sh'".to_owned(),

@@ -162,8 +162,12 @@ impl Proc {
         Poll::Ready(Ok(s))
     }
 
+    /// Signals the command while it runs (never a pid its reaper may have freed).
     fn signal(&self, sig: libc::c_int) {
-        if let (Some(pid), None) = (self.pid, self.status) {
+        if self.exit.is_finished() {
+            return;
+        }
+        if let Some(pid) = self.pid {
             // SAFETY: kill(2) only sends a signal; no memory is involved.
             unsafe {
                 libc::kill(pid, sig);
