@@ -103,11 +103,12 @@ struct Running {
     typing: Vec<u8>,
 }
 
-/// A terminal size as the client sends it.
+/// A terminal size as the client sends it (u32 on the wire; the pty takes u16, so larger
+/// values are clamped).
 #[derive(Deserialize)]
 struct TermSize {
-    cols: u16,
-    rows: u16,
+    cols: u32,
+    rows: u32,
 }
 
 impl ShellLayer {
@@ -190,7 +191,9 @@ impl Running {
         let sizes = serde_json::Deserializer::from_slice(data).into_iter::<TermSize>();
         match sizes.last() {
             Some(Ok(s)) => {
-                if let Err(e) = self.input.resize(pty_process::Size::new(s.rows, s.cols)) {
+                let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+                let size = pty_process::Size::new(clamp(s.rows), clamp(s.cols));
+                if let Err(e) = self.input.resize(size) {
                     tracing::debug!("sim agent: pty resize to {}x{} failed: {e}", s.cols, s.rows);
                 }
             }
