@@ -16,6 +16,9 @@
 //!
 //! The real agent waits 1 s before its first read of the pty; the simulator reads at once, so
 //! tests stay fast (the wait shows no behaviour a client depends on: output simply queues).
+//! The real agent also starts its pty a moment after the session is ready and refuses (does
+//! not acknowledge) input until then; here the pty starts as the session becomes ready, in
+//! the same step, so that window does not exist and early input is simply taken.
 
 use std::future::Future;
 use std::io;
