@@ -20,6 +20,10 @@ pub mod kind {
     pub const INVALID_INSTANCE_ID:    &str = "InvalidInstanceId";
     pub const INVALID_NEXT_TOKEN:     &str = "InvalidNextToken";
     pub const QUOTA_EXCEEDED:         &str = "ServiceQuotaExceededException";
+    // KMS (sim::kms).
+    pub const KMS_NOT_FOUND:          &str = "NotFoundException";
+    pub const KMS_INVALID_CIPHERTEXT: &str = "InvalidCiphertextException";
+    pub const KMS_INCORRECT_KEY:      &str = "IncorrectKeyException";
 }
 
 /// An SSM API error in AWS's shape: `__type` name, message and HTTP status.

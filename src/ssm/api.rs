@@ -181,6 +181,8 @@ pub struct InstanceInfo {
 #[derive(Debug, Clone)]
 pub struct SsmApi {
     client: aws_sdk_ssm::Client,
+    /// KMS with the same settings, for the data keys of encrypted sessions.
+    kms: aws_sdk_kms::Client,
     credentials: CredentialsDiagnosis,
 }
 
@@ -263,11 +265,17 @@ impl SsmApi {
         let conf = loader.load().await;
         Self {
             client: aws_sdk_ssm::Client::new(&conf),
+            kms: aws_sdk_kms::Client::new(&conf),
             credentials: CredentialsDiagnosis {
                 profile: s.profile.clone(),
                 first: Default::default(),
             },
         }
+    }
+
+    /// The KMS client built from the same settings (and endpoint override) as SSM's.
+    pub fn kms_client(&self) -> aws_sdk_kms::Client {
+        self.kms.clone()
     }
 
     pub async fn start_session(&self, req: &SessionRequest) -> Result<SessionTicket, ApiError> {

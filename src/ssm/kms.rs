@@ -199,7 +199,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn access_denied_names_the_permission_and_the_key() {
+    fn access_denied_names_the_permission_and_the_key_and_exits_77() {
         let e = KmsError::from_code(
             "kms:GenerateDataKey",
             "arn:aws:kms:us-east-1:1:key/k",
@@ -211,6 +211,9 @@ mod tests {
             e.to_string(),
             "kms:GenerateDataKey on key arn:aws:kms:us-east-1:1:key/k was refused: User is not authorized"
         );
+        let driver = crate::ssm::driver::DriverError::Kms(e);
+        let err = anyhow::Error::new(driver).context("session failed");
+        assert_eq!(crate::exit::code_for(&err), crate::exit::codes::NO_PERM);
         let nf = KmsError::from_code("kms:GenerateDataKey", "k", "NotFoundException", "gone");
         assert!(!nf.is_refused());
         assert!(nf.to_string().contains("not found"));
