@@ -1,0 +1,243 @@
+//! KMS-encrypted sessions against the simulator's KMS (issue 14, points 3 and 4): botocore
+//! parses the simulated GenerateDataKey and Decrypt answers and gets the right error codes;
+//! and a client driver with the real aws-sdk-kms key service and an agent driver with the
+//! simulator's key service complete the KMS handshake and move ciphertext, while a client
+//! that binds the key to the wrong target is refused by the agent's Decrypt.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use session_proxy::sim::agent::AgentKnobs;
+use session_proxy::sim::kms::AgentKeys;
+use session_proxy::sim::memlink::{self, MemLink};
+use session_proxy::sim::SimOptions;
+use session_proxy::ssm::channel::{Channel, Config, KmsOffer, Role, ENCRYPTED_MESSAGE};
+use session_proxy::ssm::driver::{
+    self, BoxFuture, ByteStream, Control, DriverError, End, Options, Parts, ReconnectError, Status,
+    Transport,
+};
+use session_proxy::ssm::kms::{AwsKeyService, KeyProvider};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+
+const ARN: &str = "arn:aws:kms:us-east-1:111122223333:key/0f1e2d3c-sim";
+const ID: &str = "i-0123456789abcdef0";
+const SESSION: &str = "kms-test-session";
+
+fn sim_with_kms() -> common::SimHandle {
+    // Never dialed: these tests talk KMS, or run their own agent.
+    let addr = "127.0.0.1:9".parse().unwrap();
+    common::SimHandle::start(SimOptions {
+        instances: vec![common::instance(ID, addr)],
+        knobs: AgentKnobs {
+            kms_key_id: Some(ARN.into()),
+            ..AgentKnobs::default()
+        },
+        ..SimOptions::default()
+    })
+}
+
+const BOTOCORE_SCRIPT: &str = r#"
+import os, sys
+import botocore.session
+from botocore.exceptions import ClientError
+arn = sys.argv[1]
+kms = botocore.session.get_session().create_client("kms", region_name="us-east-1",
+                                                    endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+ctx = {"aws:ssm:SessionId": "s-1", "aws:ssm:TargetId": "i-1"}
+out = kms.generate_data_key(KeyId=arn, NumberOfBytes=64, EncryptionContext=ctx)
+assert len(out["Plaintext"]) == 64, out
+assert out["KeyId"] == arn, out["KeyId"]
+back = kms.decrypt(CiphertextBlob=out["CiphertextBlob"], EncryptionContext=ctx)
+assert back["Plaintext"] == out["Plaintext"]
+assert back["KeyId"] == arn
+def code(call):
+    try:
+        call()
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+    return "no error"
+wrong = dict(ctx, **{"aws:ssm:TargetId": "i-2"})
+print("wrong-context", code(lambda: kms.decrypt(CiphertextBlob=out["CiphertextBlob"], EncryptionContext=wrong)))
+print("unknown-key", code(lambda: kms.generate_data_key(KeyId=arn + "-other", NumberOfBytes=64)))
+print("ok")
+"#;
+
+#[test]
+fn botocore_parses_the_simulated_kms_and_gets_its_error_codes() {
+    let sim = sim_with_kms();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(BOTOCORE_SCRIPT)
+        .arg(ARN)
+        .envs(sim.env())
+        .output()
+        .expect("python3 (with botocore: pip install boto3) is needed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "botocore failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("wrong-context InvalidCiphertextException"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("unknown-key NotFoundException"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
+}
+
+/// The agent's end of an in-process link never comes back; nor does the client's here.
+struct NoReconnect;
+
+impl Transport<MemLink> for NoReconnect {
+    fn reconnect(&mut self, _attempt: u32) -> BoxFuture<Result<MemLink, ReconnectError>> {
+        Box::pin(async { Err(ReconnectError::LinkClosed) })
+    }
+}
+
+struct Ends {
+    client_io: tokio::io::DuplexStream,
+    agent_io: tokio::io::DuplexStream,
+    client_status: watch::Receiver<Status>,
+    agent_status: watch::Receiver<Status>,
+    client: tokio::task::JoinHandle<Result<End, DriverError>>,
+    agent: tokio::task::JoinHandle<Result<End, DriverError>>,
+    _commands: (mpsc::Sender<driver::Command>, mpsc::Sender<driver::Command>),
+}
+
+fn spawn_driver(
+    ch: Channel,
+    link: MemLink,
+    app: tokio::io::DuplexStream,
+    keys: KeyProvider,
+) -> (
+    watch::Receiver<Status>,
+    tokio::task::JoinHandle<Result<End, DriverError>>,
+    mpsc::Sender<driver::Command>,
+) {
+    let (cmd_tx, commands) = mpsc::channel(1);
+    let (status, rx) = watch::channel(Status::default());
+    let parts = Parts {
+        channel: ch,
+        link: Some(link),
+        app: ByteStream::ready(app),
+        transport: NoReconnect,
+        opts: Options {
+            keys: Some(keys),
+            reconnect_budget: Duration::from_millis(200),
+            ..Options::default()
+        },
+    };
+    let control = Control {
+        commands,
+        status,
+        shutdown: Box::pin(std::future::pending()),
+    };
+    let task = tokio::spawn(async move { driver::run(parts, control).await.0 });
+    (rx, task, cmd_tx)
+}
+
+/// A shell session's two ends: the client's key service is aws-sdk-kms against the
+/// simulator's endpoint, binding the key to `client_target`; the agent decrypts through the
+/// simulator's KMS with its own instance id.
+async fn shell_ends(sim: &common::SimHandle, client_target: &str) -> Ends {
+    let api = common::sim_api(Some(sim.endpoint.clone())).await;
+    let client_keys = AwsKeyService::new(api.kms_client(), SESSION, client_target);
+    let agent_keys = AgentKeys {
+        kms: sim.sim().registry().kms(),
+        session_id: SESSION.into(),
+        instance_id: ID.into(),
+    };
+    let mut agent_cfg = Config::new(Role::Agent);
+    agent_cfg.session_type = "Standard_Stream".into();
+    agent_cfg.properties = serde_json::Value::Null;
+    agent_cfg.require_handshake = false;
+    agent_cfg.kms = Some(KmsOffer {
+        key_id: ARN.into(),
+        challenge: [3; 16],
+        proof: [4; 64],
+    });
+    let now = Instant::now();
+    let (client_link, agent_link) = memlink::pair(64);
+    let (client_io, client_app) = tokio::io::duplex(1 << 16);
+    let (agent_io, agent_app) = tokio::io::duplex(1 << 16);
+    let (client_status, client, c1) = spawn_driver(
+        Channel::new(Config::new(Role::Client), now),
+        client_link,
+        client_app,
+        KeyProvider::new(client_keys),
+    );
+    let (agent_status, agent, c2) = spawn_driver(
+        Channel::new(agent_cfg, now),
+        agent_link,
+        agent_app,
+        KeyProvider::new(agent_keys),
+    );
+    Ends {
+        client_io,
+        agent_io,
+        client_status,
+        agent_status,
+        client,
+        agent,
+        _commands: (c1, c2),
+    }
+}
+
+async fn read_n(io: &mut tokio::io::DuplexStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    tokio::time::timeout(Duration::from_secs(30), io.read_exact(&mut buf))
+        .await
+        .expect("hang guard: nothing arrived in 30 s")
+        .unwrap();
+    buf
+}
+
+#[test]
+fn a_shell_session_with_a_kms_key_moves_ciphertext_both_ways() {
+    let sim = sim_with_kms();
+    sim.rt.block_on(async {
+        let mut e = shell_ends(&sim, ID).await;
+        e.agent_io
+            .write_all(b"$ prompt from the shell\n")
+            .await
+            .unwrap();
+        let got = read_n(&mut e.client_io, 24).await;
+        assert_eq!(got, b"$ prompt from the shell\n");
+        e.client_io.write_all(b"echo hi\n").await.unwrap();
+        assert_eq!(read_n(&mut e.agent_io, 8).await, b"echo hi\n");
+
+        let client = e.client_status.borrow().clone();
+        let agent = e.agent_status.borrow().clone();
+        let said = client.session.map(|s| s.customer_message);
+        assert_eq!(said.as_deref(), Some(ENCRYPTED_MESSAGE));
+        assert!(agent.stats.encrypted_sent >= 1, "{:?}", agent.stats);
+        assert!(client.stats.decrypted_received >= 1, "{:?}", client.stats);
+        assert!(client.stats.encrypted_sent >= 1, "{:?}", client.stats);
+        assert!(agent.stats.decrypted_received >= 1, "{:?}", agent.stats);
+        // 24 bytes of shell output and 8 of input, each 28 bytes longer on the wire.
+        assert!(agent.stats.bytes_sent >= 24 + 28, "{:?}", agent.stats);
+        e.client.abort();
+        e.agent.abort();
+    });
+}
+
+#[test]
+fn a_client_that_binds_the_key_to_the_wrong_target_is_refused_by_the_agents_decrypt() {
+    let sim = sim_with_kms();
+    sim.rt.block_on(async {
+        let e = shell_ends(&sim, "i-0fffffffffffffff0").await;
+        let agent_end = tokio::time::timeout(Duration::from_secs(30), e.agent)
+            .await
+            .expect("hang guard: the agent did not end in 30 s")
+            .unwrap();
+        let err = agent_end.expect_err("the agent must refuse the session");
+        let text = format!("{:#}", anyhow::Error::new(err));
+        assert!(text.contains("KMS Decrypt failed"), "{text}");
+        assert!(text.contains("InvalidCiphertextException"), "{text}");
+        let client = e.client_status.borrow().clone();
+        assert!(!client.ready, "the client must not see a ready session");
+        e.client.abort();
+    });
+}
