@@ -94,6 +94,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('--agent-version', '--agent-version', [CompletionResultType]::ParameterName, 'AgentVersion to report in the handshake (default: each instance''s)')
             [CompletionResult]::new('--write-rate', '--write-rate', [CompletionResultType]::ParameterName, 'Bytes per second the agent writes to its target at most; it acknowledges client data only once written, so e.g. 7000000 gives the real agent''s late acks during uploads')
             [CompletionResult]::new('--ack-race-every', '--ack-race-every', [CompletionResultType]::ParameterName, 'Lose the first acknowledge of every Nth agent message (the real agent''s send/ack race)')
+            [CompletionResult]::new('--kms-key-id', '--kms-key-id', [CompletionResultType]::ParameterName, 'KMS key ARN: shell sessions (never port sessions) are then encrypted with it, as with a KMS key in the Session Manager preferences; the simulator answers the KMS calls')
             [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed of the fault plan (printed so a failure can be replayed)')
             [CompletionResult]::new('--drop', '--drop', [CompletionResultType]::ParameterName, 'Drop rate (0..1) of frames in both directions')
             [CompletionResult]::new('--duplicate', '--duplicate', [CompletionResultType]::ParameterName, 'Duplicate rate (0..1) of frames in both directions')

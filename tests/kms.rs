@@ -141,7 +141,7 @@ fn spawn_driver(
 /// A shell session's two ends: the client's key service is aws-sdk-kms against the
 /// simulator's endpoint, binding the key to `client_target`; the agent decrypts through the
 /// simulator's KMS with its own instance id.
-async fn shell_ends(sim: &common::SimHandle, client_target: &str) -> Ends {
+async fn shell_ends(sim: &common::SimHandle, client_target: &str, key_id: &str) -> Ends {
     let api = common::sim_api(Some(sim.endpoint.clone())).await;
     let client_keys = AwsKeyService::new(api.kms_client(), SESSION, client_target);
     let agent_keys = AgentKeys {
@@ -154,7 +154,7 @@ async fn shell_ends(sim: &common::SimHandle, client_target: &str) -> Ends {
     agent_cfg.properties = serde_json::Value::Null;
     agent_cfg.require_handshake = false;
     agent_cfg.kms = Some(KmsOffer {
-        key_id: ARN.into(),
+        key_id: key_id.into(),
         challenge: [3; 16],
         proof: [4; 64],
     });
@@ -198,7 +198,7 @@ async fn read_n(io: &mut tokio::io::DuplexStream, n: usize) -> Vec<u8> {
 fn a_shell_session_with_a_kms_key_moves_ciphertext_both_ways() {
     let sim = sim_with_kms();
     sim.rt.block_on(async {
-        let mut e = shell_ends(&sim, ID).await;
+        let mut e = shell_ends(&sim, ID, ARN).await;
         e.agent_io
             .write_all(b"$ prompt from the shell\n")
             .await
@@ -227,7 +227,7 @@ fn a_shell_session_with_a_kms_key_moves_ciphertext_both_ways() {
 fn a_client_that_binds_the_key_to_the_wrong_target_is_refused_by_the_agents_decrypt() {
     let sim = sim_with_kms();
     sim.rt.block_on(async {
-        let e = shell_ends(&sim, "i-0fffffffffffffff0").await;
+        let e = shell_ends(&sim, "i-0fffffffffffffff0", ARN).await;
         let agent_end = tokio::time::timeout(Duration::from_secs(30), e.agent)
             .await
             .expect("hang guard: the agent did not end in 30 s")
@@ -239,5 +239,30 @@ fn a_client_that_binds_the_key_to_the_wrong_target_is_refused_by_the_agents_decr
         let client = e.client_status.borrow().clone();
         assert!(!client.ready, "the client must not see a ready session");
         e.client.abort();
+    });
+}
+
+#[test]
+fn a_failed_generate_data_key_ends_the_client_with_the_kms_error_and_tells_the_agent() {
+    let sim = sim_with_kms();
+    sim.rt.block_on(async {
+        let other = "arn:aws:kms:us-east-1:111122223333:key/not-held";
+        let e = shell_ends(&sim, ID, other).await;
+        let client_end = tokio::time::timeout(Duration::from_secs(30), e.client)
+            .await
+            .expect("hang guard: the client did not end in 30 s")
+            .unwrap();
+        let err = client_end.expect_err("the client must fail");
+        assert!(matches!(err, DriverError::Kms(_)), "{err:?}");
+        let text = format!("{:#}", anyhow::Error::new(err));
+        assert!(text.contains("kms:GenerateDataKey"), "{text}");
+        assert!(text.contains(other), "{text}");
+        let agent_end = tokio::time::timeout(Duration::from_secs(30), e.agent)
+            .await
+            .expect("hang guard: the agent did not end in 30 s")
+            .unwrap();
+        let text = format!("{:#}", anyhow::Error::new(agent_end.unwrap_err()));
+        assert!(text.contains("KMSEncryption"), "{text}");
+        assert!(text.contains("does not exist"), "{text}");
     });
 }

@@ -159,13 +159,13 @@ impl Channel {
             .find(|p| p.action_type == KMS_ACTION);
         match (kms, key) {
             (Some(p), Ok(key)) => {
-                let mut result = json!({
+                // ChallengeAcknowledgement true when a Challenge came: the agent then adds it to
+                // the Decrypt context, as we did to GenerateDataKey's (§5).
+                let result = json!({
                     "KMSCipherTextKey": B64.encode(key.ciphertext()),
                     "KMSCipherTextHash": null,
+                    "ChallengeAcknowledgement": acknowledge,
                 });
-                if acknowledge {
-                    result["ChallengeAcknowledgement"] = json!(true);
-                }
                 p.action_status = action_status::SUCCESS;
                 p.action_result = result;
                 p.error.clear();
