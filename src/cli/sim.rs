@@ -54,6 +54,10 @@ pub struct SimArgs {
     /// a KMS key in the Session Manager preferences; the simulator answers the KMS calls.
     #[arg(long, value_name = "ARN")]
     pub kms_key_id: Option<String>,
+    /// What a shell session (SSM-SessionManagerRunShell) runs in its pty on every instance;
+    /// a command with arguments runs through `sh -c`.
+    #[arg(long, value_name = "CMD", default_value = "sh")]
+    pub shell_command: String,
     /// Seed of the fault plan (printed so a failure can be replayed).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -127,6 +131,7 @@ impl SimArgs {
                 write_rate: self.write_rate,
                 ack_race_every: self.ack_race_every,
                 kms_key_id: self.kms_key_id.clone(),
+                shell_command: self.shell_command.clone(),
             },
             faults: FaultPlan {
                 seed: self.seed,
