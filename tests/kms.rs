@@ -266,3 +266,169 @@ fn a_failed_generate_data_key_ends_the_client_with_the_kms_error_and_tells_the_a
         assert!(text.contains("does not exist"), "{text}");
     });
 }
+
+/// A simulator on the test's runtime whose agent encrypts shell sessions with [`ARN`]; its
+/// instance's port sessions reach `target`.
+async fn kms_sim_to(target: std::net::SocketAddr) -> session_proxy::sim::Sim {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let opts = SimOptions {
+        instances: vec![common::instance(ID, target)],
+        knobs: AgentKnobs {
+            kms_key_id: Some(ARN.into()),
+            ..AgentKnobs::default()
+        },
+        ..SimOptions::default()
+    };
+    session_proxy::sim::Sim::start(l, opts).unwrap()
+}
+
+async fn kms_sim() -> session_proxy::sim::Sim {
+    // Never dialed: shell sessions run a pty.
+    kms_sim_to("127.0.0.1:9".parse().unwrap()).await
+}
+
+/// Reads until `want` shows up; returns everything read.
+async fn wait_for(io: &mut tokio::io::DuplexStream, want: &str) -> String {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !String::from_utf8_lossy(&seen).contains(want) {
+            let n = io.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the session ended before {want:?}: {seen:?}");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("hang guard: no {want:?} in 60 s: {seen:?}"));
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shell_session_on_a_kms_simulator_works_and_its_wire_carries_ciphertext() {
+    use session_proxy::ssm::api::SessionRequest;
+    use session_proxy::ssm::session::{Session, SessionOptions};
+    let sim = kms_sim().await;
+    let api = std::sync::Arc::new(common::sim_api(Some(sim.endpoint_url())).await);
+    let (mut mine, theirs) = tokio::io::duplex(1 << 16);
+    let req = SessionRequest {
+        target: ID.into(),
+        document: "SSM-SessionManagerRunShell".into(),
+        parameters: vec![],
+    };
+    let app = ByteStream::ready(theirs);
+    let session = Session::start_layer(api, &req, app, SessionOptions::default())
+        .await
+        .unwrap();
+    mine.write_all(b"echo $((6*7))-encrypted\n").await.unwrap();
+    wait_for(&mut mine, "42-encrypted").await;
+
+    let status = session.status().borrow().clone();
+    let said = status.session.map(|s| s.customer_message);
+    assert_eq!(said.as_deref(), Some(ENCRYPTED_MESSAGE));
+    assert!(status.stats.decrypted_received >= 1, "{:?}", status.stats);
+    assert!(status.stats.encrypted_sent >= 1, "{:?}", status.stats);
+    let agent = sim.stats().into_iter().next().unwrap().agent;
+    assert!(agent.encrypted_sent >= 1, "{agent:?}");
+    assert!(agent.decrypted_received >= 1, "{agent:?}");
+    assert_eq!(agent.decrypt_failures, 0);
+    mine.write_all(b"exit\n").await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(60), session.finish())
+        .await
+        .expect("hang guard: the session did not end in 60 s")
+        .unwrap();
+    assert!(matches!(end, End::ChannelClosed { .. }), "{end:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_key_names_the_wrong_target_is_closed_with_the_kms_refusal() {
+    use session_proxy::ssm::api::SessionRequest;
+    use session_proxy::ssm::session::{Session, SessionOptions};
+    let sim = kms_sim().await;
+    let api = std::sync::Arc::new(common::sim_api(Some(sim.endpoint_url())).await);
+    let req = SessionRequest {
+        target: ID.into(),
+        document: "SSM-SessionManagerRunShell".into(),
+        parameters: vec![],
+    };
+    let ticket = api.start_session(&req).await.unwrap();
+    // The client binds the data key to another instance than the agent's own.
+    let keys = AwsKeyService::new(api.kms_client(), &ticket.session_id, "i-0fffffffffffffff0");
+    let mut opts = SessionOptions::default();
+    opts.driver.keys = Some(KeyProvider::new(keys));
+    let (_mine, theirs) = tokio::io::duplex(1 << 16);
+    let app = ByteStream::ready(theirs);
+    let session = Session::attach_layer(api, ticket, app, opts).await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(60), session.finish())
+        .await
+        .expect("hang guard: the session did not end in 60 s")
+        .unwrap();
+    let End::ChannelClosed { output } = end else {
+        panic!("expected channel_closed, got {end:?}");
+    };
+    assert!(output.contains("KMS Decrypt failed"), "{output}");
+    assert!(output.contains("InvalidCiphertextException"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_interactive_command_on_a_kms_simulator_sends_its_output_encrypted() {
+    use session_proxy::ssm::api::SessionRequest;
+    use session_proxy::ssm::session::{Session, SessionOptions};
+    let sim = kms_sim().await;
+    let api = std::sync::Arc::new(common::sim_api(Some(sim.endpoint_url())).await);
+    let (mut mine, theirs) = tokio::io::duplex(1 << 16);
+    let req = SessionRequest {
+        target: ID.into(),
+        document: "AWS-StartNonInteractiveCommand".into(),
+        parameters: vec![("command".into(), "echo non-interactive-output".into())],
+    };
+    let session = Session::start_layer(
+        api,
+        &req,
+        ByteStream::ready(theirs),
+        SessionOptions::default(),
+    )
+    .await
+    .unwrap();
+    wait_for(&mut mine, "non-interactive-output").await;
+    let end = tokio::time::timeout(Duration::from_secs(60), session.finish())
+        .await
+        .expect("hang guard: the session did not end in 60 s")
+        .unwrap();
+    assert!(matches!(end, End::ChannelClosed { .. }), "{end:?}");
+    let agent = sim.stats().into_iter().next().unwrap().agent;
+    assert!(agent.encrypted_sent >= 1, "{agent:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_sessions_are_never_encrypted_even_with_a_kms_key() {
+    use session_proxy::ssm::api::SessionRequest;
+    use session_proxy::ssm::session::{Session, SessionOptions};
+    let (echo, _server) = common::echo::echo_server().await;
+    let sim = kms_sim_to(echo).await;
+    let api = std::sync::Arc::new(common::sim_api(Some(sim.endpoint_url())).await);
+    let (mut mine, theirs) = tokio::io::duplex(1 << 16);
+    let session = Session::start(
+        api,
+        &SessionRequest::ssh(ID, 22),
+        theirs,
+        SessionOptions::default(),
+    )
+    .await
+    .unwrap();
+    let data = common::echo::payload(4096, 7);
+    mine.write_all(&data).await.unwrap();
+    assert_eq!(read_n(&mut mine, data.len()).await, data);
+    let status = session.status().borrow().clone();
+    assert_eq!(
+        status.session.map(|s| s.customer_message).as_deref(),
+        Some("")
+    );
+    let agent = sim.stats().into_iter().next().unwrap().agent;
+    assert_eq!(
+        (agent.encrypted_sent, agent.decrypted_received),
+        (0, 0),
+        "{agent:?}"
+    );
+    session.request_stop().await;
+    let _ = tokio::time::timeout(Duration::from_secs(60), session.finish()).await;
+}
