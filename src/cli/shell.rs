@@ -109,6 +109,7 @@ pub async fn run(g: &GlobalArgs, a: ShellArgs) -> anyhow::Result<ExitCode> {
     let end = session.finish().await;
     drop(raw);
     if let Some(signo) = stopped {
+        say(&Notice::Stopped(signo));
         return Ok(ExitCode::from(128u8.saturating_add(signo)));
     }
     match end? {

@@ -18,6 +18,8 @@ pub enum Notice {
     Resumed,
     /// The service closed the channel (the shell exited), with its reason if it gave one.
     Closed(String),
+    /// A signal stopped us; the session was terminated.
+    Stopped(u8),
 }
 
 impl fmt::Display for Notice {
@@ -34,6 +36,12 @@ impl fmt::Display for Notice {
                 "session-proxy: session closed: {}",
                 Printable(why.trim())
             ),
+            Self::Stopped(signo) => {
+                write!(
+                    f,
+                    "session-proxy: stopped by signal {signo}; session terminated"
+                )
+            }
         }
     }
 }
