@@ -6,7 +6,7 @@
 Runs `BIN shell TARGET` on a new pty (so it goes into raw mode as it would for a user),
 waits until the remote side echoes, then types one printable byte at a time and times each
 until that byte comes back on the pty. The remote side is expected to echo every byte once
-(bench/shell.sh runs `stty raw -echo; exec cat` there). Prints one line:
+(bench/shell.sh runs `stty raw -echo; echo ready; exec cat` there). Prints one line:
   samples p50_ms p99_ms min_ms max_ms
 """
 import os
@@ -49,16 +49,11 @@ def main():
     if pid == 0:
         os.execv(binary, [binary, "shell", target])
     try:
-        # Ready when a probe comes back; before the remote `stty raw` the pty may echo it too.
-        deadline = time.monotonic() + GUARD
-        while True:
-            os.write(fd, b"R")
-            try:
-                read_until(fd, b"R", min(deadline, time.monotonic() + 1.0))
-                break
-            except SystemExit:
-                if time.monotonic() > deadline:
-                    raise
+        # The agent skips the handshake for shells: the session (and our input) starts with
+        # the remote side's first output, which is "ready"; then a probe checks that cat echoes.
+        read_until(fd, b"ready", time.monotonic() + GUARD)
+        os.write(fd, b"R")
+        read_until(fd, b"R", time.monotonic() + GUARD)
         drain(fd, 1.0)
         lat = []
         alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789"

@@ -20,7 +20,7 @@ sshd_port=9
 
 row() { # row LABEL SIM_FLAGS...
   local label=$1; shift
-  start_sim --shell-command 'stty raw -echo; exec cat' "$@"
+  start_sim --shell-command 'stty raw -echo; echo ready; exec cat' "$@"
   read -r n p50 p99 min max < <(HOME=$work python3 bench/shell.py "$SAMPLES" "$BIN" "$ID")
   printf '| %-28s | %7s | %8s | %8s | %8s | %8s |\n' "$label" "$n" "$p50" "$p99" "$min" "$max"
   kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
