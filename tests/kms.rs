@@ -432,3 +432,89 @@ async fn port_sessions_are_never_encrypted_even_with_a_kms_key() {
     session.request_stop().await;
     let _ = tokio::time::timeout(Duration::from_secs(60), session.finish()).await;
 }
+
+/// `sim --kms-key-id` and `shell`, both the real binary: the shell works, says the session is
+/// encrypted, and the simulator's stats file counts sealed payloads both ways.
+#[test]
+fn the_shell_command_against_sim_kms_key_id_is_encrypted_end_to_end() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.json");
+    let mut sim = KillOnDrop(
+        Command::new(common::BIN)
+            .args(["sim", "--kms-key-id", ARN, "--target"])
+            .arg(format!("{ID}=127.0.0.1:9"))
+            .arg("--stats-file")
+            .arg(&stats)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let sim = &mut sim.0;
+    // The env lines come once the simulator listens.
+    let mut env = vec![
+        ("AWS_CONFIG_FILE".to_owned(), "/dev/null".to_owned()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE".to_owned(),
+            "/dev/null".to_owned(),
+        ),
+    ];
+    let mut lines = BufReader::new(sim.stdout.take().unwrap()).lines();
+    while !env.iter().any(|(k, _)| k == "AWS_EC2_METADATA_DISABLED") {
+        let line = lines
+            .next()
+            .expect("sim exited before its env lines")
+            .unwrap();
+        let (k, v) = line.trim_start_matches("export ").split_once('=').unwrap();
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    let mut shell = Command::new(common::BIN)
+        .args(["shell", ID])
+        .envs(env)
+        .env("HOME", "/nonexistent")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    shell
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo sealed-$((6*7))\n")
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(shell.wait_with_output()));
+    let out = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("hang guard: shell did not end at stdin EOF in 60 s")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("sealed-42"), "{stdout}");
+    assert!(stderr.contains(ENCRYPTED_MESSAGE), "{stderr}");
+
+    // SIGTERM: the simulator writes its stats and exits.
+    let pid = i32::try_from(sim.id()).unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = sim.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+    let agent = &json["sessions"][0]["agent"];
+    assert!(agent["encrypted_sent"].as_u64().unwrap() >= 1, "{json}");
+    assert!(agent["decrypted_received"].as_u64().unwrap() >= 1, "{json}");
+    assert_eq!(agent["decrypt_failures"].as_u64(), Some(0), "{json}");
+}
+
+/// A child killed if the test fails before it ends it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
