@@ -41,7 +41,7 @@ pub mod codes {
     pub const IO: u8          = 74;  // local I/O: writing stdout, the known_hosts file, the control socket
     pub const TEMP: u8        = 75;  // timed out; trying again later may work
     pub const PROTOCOL: u8    = 76;  // data channel, SSH connection or control protocol failed
-    pub const NO_PERM: u8     = 77;  // AWS credentials or SSH authentication refused
+    pub const NO_PERM: u8     = 77;  // AWS credentials, SSH authentication or a KMS key refused
     pub const CONFIG: u8      = 78;  // bad configuration file; AWS profile not defined
 }
 
@@ -59,7 +59,7 @@ Exit codes:
   74  local I/O error (stdout, known_hosts file, control socket)
   75  timed out; trying again later may work
   76  data channel, SSH connection or control protocol failed
-  77  AWS credentials missing or expired; SSH authentication refused
+  77  AWS credentials missing or expired; SSH authentication or KMS key use refused
   78  bad configuration file; AWS profile not defined
 `serve` exits with the code of its first upstream's failure when none can connect.";
 
@@ -169,6 +169,14 @@ fn classify_ssm(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
     if let Some(e) = e.downcast_ref::<ApiError>() {
         return Some(api_code(e));
+    }
+    if let Some(DriverError::Kms(k)) = e.downcast_ref::<DriverError>() {
+        // Not allowed to use the session's KMS key: a permission, like refused credentials.
+        return Some(if k.is_refused() {
+            codes::NO_PERM
+        } else {
+            codes::PROTOCOL
+        });
     }
     if e.is::<DriverError>() {
         return Some(codes::PROTOCOL);

@@ -50,6 +50,10 @@ pub struct SimArgs {
     /// Lose the first acknowledge of every Nth agent message (the real agent's send/ack race).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub ack_race_every: Option<u32>,
+    /// KMS key ARN: shell sessions (never port sessions) are then encrypted with it, as with
+    /// a KMS key in the Session Manager preferences; the simulator answers the KMS calls.
+    #[arg(long, value_name = "ARN")]
+    pub kms_key_id: Option<String>,
     /// What a shell session (SSM-SessionManagerRunShell) runs in its pty on every instance;
     /// a command with arguments runs through `sh -c`.
     #[arg(long, value_name = "CMD", default_value = "sh")]
@@ -126,6 +130,7 @@ impl SimArgs {
                 agent_version: self.agent_version.clone(),
                 write_rate: self.write_rate,
                 ack_race_every: self.ack_race_every,
+                kms_key_id: self.kms_key_id.clone(),
                 shell_command: self.shell_command.clone(),
             },
             faults: FaultPlan {

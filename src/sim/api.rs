@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use crate::sim::aws_error::{kind, ApiError};
 use crate::sim::documents::store::MAX_CONTENT;
 use crate::sim::documents::CreateDocument;
+use crate::sim::kms;
 use crate::sim::registry::{Filter, Registry, StartSessionRequest, StartSessionResponse};
 use crate::ssm::target::is_instance_id;
 
@@ -87,12 +88,20 @@ pub fn handle(
     authorization: Option<&str>,
     body: &[u8],
 ) -> ApiResponse {
+    // KMS shares the port (`sim::kms`): the data keys of encrypted sessions.
+    let kms_op = target_header.and_then(|t| t.trim().strip_prefix(kms::TARGET_PREFIX));
     let op = target_header
         .and_then(|t| t.trim().strip_prefix(TARGET_PREFIX))
+        .or(kms_op)
         .unwrap_or_default();
-    let result = route(op, content_type)
-        .and_then(|()| authenticate(authorization))
-        .and_then(|()| dispatch(registry, op, body));
+    let result = match kms_op {
+        Some(op) => content_type_ok(content_type)
+            .and_then(|()| authenticate(authorization))
+            .and_then(|()| kms::dispatch(&registry.kms(), op, body)),
+        None => route(op, content_type)
+            .and_then(|()| authenticate(authorization))
+            .and_then(|()| dispatch(registry, op, body)),
+    };
     let response = match result {
         Ok(v) => ApiResponse::ok(&v),
         Err(e) => ApiResponse::error(&e),
@@ -107,6 +116,20 @@ pub fn handle(
 }
 
 fn route(op: &str, content_type: Option<&str>) -> Result<(), ApiError> {
+    content_type_ok(content_type)?;
+    if !OPERATIONS.contains(&op) {
+        return Err(ApiError::new(
+            kind::UNKNOWN_OPERATION,
+            format!(
+                "X-Amz-Target {TARGET_PREFIX}{op} is not an operation the simulator answers; it answers {TARGET_PREFIX}{{{}}}",
+                OPERATIONS.join(",")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn content_type_ok(content_type: Option<&str>) -> Result<(), ApiError> {
     let essence = content_type
         .and_then(|c| c.split(';').next())
         .map(str::trim)
@@ -117,15 +140,6 @@ fn route(op: &str, content_type: Option<&str>) -> Result<(), ApiError> {
             format!(
                 "Content-Type must be {CONTENT_TYPE}, got {:?}",
                 content_type.unwrap_or_default()
-            ),
-        ));
-    }
-    if !OPERATIONS.contains(&op) {
-        return Err(ApiError::new(
-            kind::UNKNOWN_OPERATION,
-            format!(
-                "X-Amz-Target {TARGET_PREFIX}{op} is not an operation the simulator answers; it answers {TARGET_PREFIX}{{{}}}",
-                OPERATIONS.join(",")
             ),
         ));
     }

@@ -24,6 +24,10 @@ pub mod kind {
     pub const INVALID_DOCUMENT_CONTENT: &str = "InvalidDocumentContent";
     pub const INVALID_DOCUMENT_TYPE:  &str = "InvalidDocumentType";
     pub const DOCUMENT_LIMIT_EXCEEDED: &str = "DocumentLimitExceeded";
+    // KMS (sim::kms).
+    pub const KMS_NOT_FOUND:          &str = "NotFoundException";
+    pub const KMS_INVALID_CIPHERTEXT: &str = "InvalidCiphertextException";
+    pub const KMS_INCORRECT_KEY:      &str = "IncorrectKeyException";
 }
 
 /// An SSM API error in AWS's shape: `__type` name, message and HTTP status.

@@ -16,6 +16,7 @@ pub mod documents;
 pub mod faults;
 pub mod http;
 pub mod instances;
+pub mod kms;
 pub mod memlink;
 pub mod registry;
 pub mod service;
@@ -80,6 +81,9 @@ impl Sim {
     pub fn start(listener: TcpListener, opts: SimOptions) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let registry = Registry::new(opts.instances.clone(), format!("ws://{addr}"));
+        if let Some(key) = &opts.knobs.kms_key_id {
+            registry.kms().add_key(key);
+        }
         let (shutdown, mut stop) = watch::channel(false);
         let ctx = Arc::new(Ctx {
             registry: registry.clone(),

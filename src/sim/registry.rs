@@ -27,6 +27,7 @@ pub use crate::sim::documents::Run;
 use crate::sim::documents::{self, CreateDocument, DocumentStore, Plan};
 use crate::sim::faults::FaultCounts;
 use crate::sim::instances::Instance;
+use crate::sim::kms::Kms;
 use crate::ssm::channel::Stats;
 use crate::ssm::driver::{Status, WsStream};
 
@@ -70,6 +71,8 @@ pub struct SessionSpec {
     pub terminated: watch::Receiver<bool>,
     /// True the first time this session is attached; later attaches are reconnects.
     pub first_attach: bool,
+    /// The simulated KMS, which the agent asks to decrypt an encrypted session's key.
+    pub kms: Kms,
 }
 
 /// Why a WebSocket could not attach to a session.
@@ -164,6 +167,8 @@ struct Inner {
     sessions: HashMap<String, Session>,
     /// Session ids in start order, for `session_ids` and forgetting the oldest ended ones.
     order: VecDeque<String>,
+    /// The simulated KMS (`sim --kms-key-id`).
+    kms: Kms,
 }
 
 /// Shared handle to the simulator's state; clones share it.
@@ -192,7 +197,13 @@ impl Registry {
             ws_base,
             sessions,
             order,
+            kms: Kms::default(),
         })))
+    }
+
+    /// The simulated KMS (shared: the API answers with it, agents decrypt with it).
+    pub fn kms(&self) -> Kms {
+        self.lock().kms.clone()
     }
 
     /// A poisoned lock only means another thread panicked mid-update of plain maps; the data is
@@ -245,6 +256,7 @@ impl Registry {
             run,
             terminated,
             first_attach: true,
+            kms: inner.kms.clone(),
         };
         let session = Session {
             spec,

@@ -130,6 +130,19 @@ pub struct SessionRequest {
 }
 
 impl SessionRequest {
+    /// The parameters as StartSession takes them: one list per name, values in the order
+    /// given (a repeated `--parameter key=…` adds to its key's list).
+    pub fn parameter_lists(&self) -> Vec<(String, Vec<String>)> {
+        let mut lists: Vec<(String, Vec<String>)> = vec![];
+        for (k, v) in &self.parameters {
+            match lists.iter_mut().find(|(name, _)| name == k) {
+                Some((_, values)) => values.push(v.clone()),
+                None => lists.push((k.clone(), vec![v.clone()])),
+            }
+        }
+        lists
+    }
+
     /// `AWS-StartSSHSession` to `port` on the instance.
     pub fn ssh(target: &str, port: u16) -> Self {
         Self {
@@ -181,6 +194,8 @@ pub struct InstanceInfo {
 #[derive(Debug, Clone)]
 pub struct SsmApi {
     client: aws_sdk_ssm::Client,
+    /// KMS with the same settings, for the data keys of encrypted sessions.
+    kms: aws_sdk_kms::Client,
     credentials: CredentialsDiagnosis,
 }
 
@@ -263,11 +278,17 @@ impl SsmApi {
         let conf = loader.load().await;
         Self {
             client: aws_sdk_ssm::Client::new(&conf),
+            kms: aws_sdk_kms::Client::new(&conf),
             credentials: CredentialsDiagnosis {
                 profile: s.profile.clone(),
                 first: Default::default(),
             },
         }
+    }
+
+    /// The KMS client built from the same settings (and endpoint override) as SSM's.
+    pub fn kms_client(&self) -> aws_sdk_kms::Client {
+        self.kms.clone()
     }
 
     pub async fn start_session(&self, req: &SessionRequest) -> Result<SessionTicket, ApiError> {
@@ -276,8 +297,8 @@ impl SsmApi {
             .start_session()
             .target(&req.target)
             .document_name(&req.document);
-        for (k, v) in &req.parameters {
-            b = b.parameters(k, vec![v.clone()]);
+        for (k, values) in req.parameter_lists() {
+            b = b.parameters(k, values);
         }
         let out = match b.send().await {
             Ok(o) => o,
@@ -384,6 +405,26 @@ impl SsmApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_parameters_become_one_list_per_name_in_order() {
+        let req = SessionRequest {
+            target: "i-1".into(),
+            document: "D".into(),
+            parameters: vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "x".into()),
+                ("a".into(), "2".into()),
+            ],
+        };
+        assert_eq!(
+            req.parameter_lists(),
+            vec![
+                ("a".to_owned(), vec!["1".to_owned(), "2".to_owned()]),
+                ("b".to_owned(), vec!["x".to_owned()]),
+            ]
+        );
+    }
 
     fn service(code: &str) -> ApiError {
         ApiError::Service {

@@ -5,6 +5,7 @@ pub mod api;
 pub mod channel;
 pub mod credentials;
 pub mod driver;
+pub mod kms;
 pub mod message;
 pub mod payload;
 pub mod session;

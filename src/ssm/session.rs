@@ -15,6 +15,7 @@ use crate::ssm::driver::{
     self, AppLayer, BoxFuture, ByteStream, Command, Control, DriverError, End, Options, Parts,
     ReconnectError, Status, Transport, WsStream,
 };
+use crate::ssm::kms::{AwsKeyService, KeyProvider};
 
 /// Why a session could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +111,7 @@ impl Session {
         A: AsyncRead + AsyncWrite + Send + 'static,
     {
         let ticket = api.start_session(req).await?;
+        let opts = with_key_service(opts, &api, &ticket, &req.target);
         Self::attach(api, ticket, app, opts).await
     }
 
@@ -134,6 +136,7 @@ impl Session {
         opts: SessionOptions,
     ) -> Result<Self, OpenError> {
         let ticket = api.start_session(req).await?;
+        let opts = with_key_service(opts, &api, &ticket, &req.target);
         Self::attach_layer(api, ticket, app, opts).await
     }
 
@@ -219,6 +222,21 @@ impl Session {
         }
         end
     }
+}
+
+/// Gives the driver a KMS key service for this session unless the caller chose one: an agent
+/// with KMS encryption on asks for a data key bound to the session id and the target (§5).
+fn with_key_service(
+    mut opts: SessionOptions,
+    api: &SsmApi,
+    ticket: &SessionTicket,
+    target: &str,
+) -> SessionOptions {
+    if opts.driver.keys.is_none() {
+        let service = AwsKeyService::new(api.kms_client(), &ticket.session_id, target);
+        opts.driver.keys = Some(KeyProvider::new(service));
+    }
+    opts
 }
 
 /// Opens the data channel of `ticket`, retrying the first dial with the same token as the

@@ -24,12 +24,14 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use crate::sim::destination::DialError;
+use crate::sim::kms::AgentKeys;
 use crate::sim::memlink::MemLink;
 use crate::sim::registry::{DialTarget, SessionSpec};
-use crate::ssm::channel::{Channel, Config, Role};
+use crate::ssm::channel::{Channel, Config, KmsOffer, Role};
 use crate::ssm::driver::{
     self, BoxFuture, Chosen, Control, End, Options, Parts, ReconnectError, Status, Transport,
 };
+use crate::ssm::kms::KeyProvider;
 use shim::GatedLink;
 use work::AgentWork;
 
@@ -51,6 +53,8 @@ pub struct AgentKnobs {
     /// `--ack-race-every N`: the first acknowledge of every Nth agent message is lost, as in the
     /// real agent's send/ack race; the message is then resent until a duplicate is acknowledged.
     pub ack_race_every: Option<u32>,
+    /// `--kms-key-id`: shell sessions (never Port) are KMS-encrypted with this key (§5).
+    pub kms_key_id: Option<String>,
     /// `--shell-command`: what a Standard_Stream session runs in its pty (the real agent: `sh`);
     /// run through `sh -c` when it has arguments.
     pub shell_command: String,
@@ -65,6 +69,7 @@ impl Default for AgentKnobs {
             agent_version: None,
             write_rate: None,
             ack_race_every: None,
+            kms_key_id: None,
             shell_command: "sh".to_owned(),
         }
     }
@@ -106,7 +111,15 @@ pub async fn run(
         .agent_version
         .clone()
         .unwrap_or_else(|| spec.agent_version.clone());
-    let handshake = !knobs.legacy && needs_handshake(&spec.session_type, false);
+    // As the real agent: encryption is on for every session type but Port, and forces the
+    // handshake even where the session type would skip it.
+    cfg.kms = knobs
+        .kms_key_id
+        .clone()
+        .filter(|_| spec.session_type != "Port")
+        .map(kms_offer);
+    let kms = cfg.kms.is_some();
+    let handshake = kms || (!knobs.legacy && needs_handshake(&spec.session_type, false));
     cfg.require_handshake = handshake;
     cfg.chunk_size = knobs.chunk.max(1);
     cfg.id_seed = rand::random();
@@ -120,6 +133,11 @@ pub async fn run(
         // The real agent waits 2 s for its output to be acknowledged once the target closes;
         // on a loaded test machine that can cut a transfer short, so the simulator waits longer.
         drain_timeout: Duration::from_secs(10),
+        keys: Some(KeyProvider::new(AgentKeys {
+            kms: spec.kms.clone(),
+            session_id: spec.session_id.clone(),
+            instance_id: spec.instance_id.clone(),
+        })),
         ..Options::default()
     };
     let (_cmd_tx, cmd_rx) = mpsc::channel(1);
@@ -150,6 +168,20 @@ pub async fn run(
             e.to_string()
         }
         Err(e) => error_chain(&e),
+    }
+}
+
+/// A KMS offer with fresh random challenges for `key_id`.
+fn kms_offer(key_id: String) -> KmsOffer {
+    let (a, b): ([u8; 32], [u8; 32]) = (rand::random(), rand::random());
+    let mut proof = [0u8; 64];
+    let (first, second) = proof.split_at_mut(32);
+    first.copy_from_slice(&a);
+    second.copy_from_slice(&b);
+    KmsOffer {
+        key_id,
+        challenge: rand::random(),
+        proof,
     }
 }
 

@@ -39,8 +39,8 @@ pub enum HandshakeFailure {
 }
 
 /// Builds the client's HandshakeResponse: one processed action per requested action, success
-/// for a known SessionType, Failed for KMS encryption (not implemented: saying so beats a
-/// "Handshake timed out"), Unsupported for anything unknown.
+/// for a known SessionType, Unsupported for anything unknown. KMSEncryption is answered Failed
+/// here; the channel fills in the real answer once KMS has generated the data key.
 pub fn client_response(
     req: &HandshakeRequest,
     client_version: &str,
@@ -54,7 +54,10 @@ pub fn client_response(
         .iter()
         .map(|a| match a.action_type.as_str() {
             "SessionType" => {
-                let st = a.action_parameters.get("SessionType").and_then(Value::as_str);
+                let st = a
+                    .action_parameters
+                    .get("SessionType")
+                    .and_then(Value::as_str);
                 info.session_type = st.map(str::to_owned);
                 info.properties = a
                     .action_parameters
@@ -62,17 +65,32 @@ pub fn client_response(
                     .cloned()
                     .unwrap_or(Value::Null);
                 match st {
-                    Some(s) if KNOWN_SESSION_TYPES.contains(&s) => processed(a, action_status::SUCCESS, ""),
-                    Some(s) => processed(a, action_status::FAILED, &format!("Unknown session type {s}")),
-                    None => processed(a, action_status::FAILED, "SessionType action without a SessionType"),
+                    Some(s) if KNOWN_SESSION_TYPES.contains(&s) => {
+                        processed(a, action_status::SUCCESS, "")
+                    }
+                    Some(s) => processed(
+                        a,
+                        action_status::FAILED,
+                        &format!("Unknown session type {s}"),
+                    ),
+                    None => processed(
+                        a,
+                        action_status::FAILED,
+                        "SessionType action without a SessionType",
+                    ),
                 }
             }
+            // Answered for real once KMS has generated the key (`kms::answer_kms_action`).
             "KMSEncryption" => processed(
                 a,
                 action_status::FAILED,
-                "session-proxy does not support KMS-encrypted sessions; SSH and port sessions are never encrypted by Session Manager",
+                "KMSEncryption action without a KMSKeyId",
             ),
-            other => processed(a, action_status::UNSUPPORTED, &format!("Unsupported action {other}")),
+            other => processed(
+                a,
+                action_status::UNSUPPORTED,
+                &format!("Unsupported action {other}"),
+            ),
         })
         .collect();
     (
@@ -94,18 +112,27 @@ fn processed(a: &RequestedClientAction, status: i32, error: &str) -> ProcessedCl
     }
 }
 
-/// The agent's HandshakeRequest for a session of `session_type` with document `properties`.
+/// The agent's HandshakeRequest for a session of `session_type` with document `properties`,
+/// plus the KMSEncryption action with parameters `kms` when the session is encrypted.
 pub fn agent_request(
     agent_version: &str,
     session_type: &str,
     properties: &Value,
+    kms: Option<Value>,
 ) -> HandshakeRequest {
+    let mut actions = vec![RequestedClientAction {
+        action_type: "SessionType".into(),
+        action_parameters: json!({"SessionType": session_type, "Properties": properties}),
+    }];
+    if let Some(params) = kms {
+        actions.push(RequestedClientAction {
+            action_type: "KMSEncryption".into(),
+            action_parameters: params,
+        });
+    }
     HandshakeRequest {
         agent_version: agent_version.to_owned(),
-        requested_client_actions: vec![RequestedClientAction {
-            action_type: "SessionType".into(),
-            action_parameters: json!({"SessionType": session_type, "Properties": properties}),
-        }],
+        requested_client_actions: actions,
     }
 }
 
@@ -141,7 +168,7 @@ mod tests {
 
     #[test]
     fn port_session_type_is_accepted_and_properties_kept() {
-        let req = agent_request("3.3.0.0", "Port", &json!({"portNumber":"22"}));
+        let req = agent_request("3.3.0.0", "Port", &json!({"portNumber":"22"}), None);
         let (resp, info) = client_response(&req, "1.0.0");
         assert_eq!(
             resp.processed_client_actions[0].action_status,
@@ -173,7 +200,7 @@ mod tests {
 
     #[test]
     fn unknown_session_type_fails_the_action() {
-        let req = agent_request("3", "Telepathy", &Value::Null);
+        let req = agent_request("3", "Telepathy", &Value::Null, None);
         let (resp, _) = client_response(&req, "1.0.0");
         assert_eq!(
             resp.processed_client_actions[0].action_status,

@@ -6,8 +6,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::kms::{self, KmsWait};
 use super::{
-    agent_judge, client_response, Channel, Event, HandshakeFailure, Phase, Role, SessionInfo,
+    agent_judge, client_response, Channel, Event, HandshakeFailure, KeyRequest, Phase, Role,
+    SessionInfo,
 };
 use crate::ssm::message::{Message, PayloadType};
 use crate::ssm::payload::{Flag, HandshakeComplete, HandshakeRequest, HandshakeResponse};
@@ -62,6 +64,9 @@ impl Channel {
     fn deliver(&mut self, now: Instant, msg: Message) {
         self.recv.expected += 1;
         self.stats.messages_received += 1;
+        let Some(msg) = self.open_incoming(msg) else {
+            return;
+        };
         match (self.cfg.role, msg.payload_type) {
             (Role::Client, PayloadType::HandshakeRequest) => self.on_handshake_request(now, &msg),
             (Role::Client, PayloadType::HandshakeComplete) => {
@@ -74,6 +79,12 @@ impl Channel {
                 self.flush_pending(now);
             }
             (Role::Agent, PayloadType::HandshakeResponse) => self.on_handshake_response(now, &msg),
+            (Role::Client, PayloadType::EncChallengeRequest) => {
+                self.on_enc_challenge_request(now, &msg);
+            }
+            (Role::Agent, PayloadType::EncChallengeResponse) => {
+                self.on_enc_challenge_response(now, &msg);
+            }
             (_, PayloadType::Flag) => {
                 if let Ok(f) = Flag::from_bytes(&msg.payload) {
                     self.events.push_back(Event::Flag(f));
@@ -81,7 +92,7 @@ impl Channel {
             }
             (_, PayloadType::Output) => self.on_output(now, msg),
             (role, t) if delivered_to_app(role, t) => self.on_typed(msg),
-            // Parameter, encryption challenges, payloads meant for the other role: unused.
+            // Parameter, payloads meant for the other role: unused.
             _ => {}
         }
     }
@@ -142,6 +153,19 @@ impl Channel {
         let (resp, info) = client_response(&req, &self.cfg.client_version);
         self.pending_session = Some(info);
         self.phase = Phase::Responded;
+        // KMSEncryption: the response waits for GenerateDataKey (`provide_key` sends it).
+        if let Some(request) = kms::generate_request(&req) {
+            let challenge = match &request {
+                KeyRequest::Generate { challenge, .. } => challenge.clone(),
+                KeyRequest::Decrypt { .. } => None,
+            };
+            self.kms_wait = Some(KmsWait::Generate {
+                response: resp,
+                challenge,
+            });
+            self.events.push_back(Event::KeyNeeded(request));
+            return;
+        }
         // The response jumps the queue: it must take the next sequence number (§4.2).
         self.transmit_stream(
             now,
@@ -151,7 +175,7 @@ impl Channel {
     }
 
     fn on_handshake_response(&mut self, now: Instant, msg: &Message) {
-        if self.phase != Phase::Handshaking {
+        if self.phase != Phase::Handshaking || self.kms_wait.is_some() {
             return;
         }
         self.handshake_deadline = None;
@@ -164,36 +188,46 @@ impl Channel {
             (Ok(_), None) => Err("unexpected HandshakeResponse".into()),
         };
         match verdict {
-            Ok(resp) => {
-                let elapsed = self
-                    .handshake_started
-                    .map(|s| now.saturating_duration_since(s))
-                    .unwrap_or_default();
-                let done = HandshakeComplete {
-                    handshake_time_to_complete: i64::try_from(elapsed.as_nanos())
-                        .unwrap_or(i64::MAX),
-                    customer_message: String::new(),
-                };
-                self.transmit_stream(
-                    now,
-                    PayloadType::HandshakeComplete,
-                    Bytes::from(done.to_bytes()),
-                );
-                let info = SessionInfo {
-                    agent_version: resp.client_version,
-                    session_type: Some(self.cfg.session_type.clone()),
-                    properties: self.cfg.properties.clone(),
-                    customer_message: String::new(),
-                };
-                self.become_ready(info, String::new());
-                self.flush_pending(now);
-            }
+            Ok(resp) if self.cfg.kms.is_some() => self.start_kms_decrypt(now, resp),
+            Ok(resp) => self.complete_handshake(now, resp.client_version, ""),
             Err(reason) => {
                 self.phase = Phase::Failed;
                 self.events
                     .push_back(Event::HandshakeFailed(HandshakeFailure::Refused(reason)));
             }
         }
+    }
+}
+
+impl Channel {
+    /// Agent: HandshakeComplete with `customer_message`; data may flow.
+    pub(super) fn complete_handshake(
+        &mut self,
+        now: Instant,
+        client_version: String,
+        customer_message: &str,
+    ) {
+        let elapsed = self
+            .handshake_started
+            .map(|s| now.saturating_duration_since(s))
+            .unwrap_or_default();
+        let done = HandshakeComplete {
+            handshake_time_to_complete: i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX),
+            customer_message: customer_message.to_owned(),
+        };
+        self.transmit_stream(
+            now,
+            PayloadType::HandshakeComplete,
+            Bytes::from(done.to_bytes()),
+        );
+        let info = SessionInfo {
+            agent_version: client_version,
+            session_type: Some(self.cfg.session_type.clone()),
+            properties: self.cfg.properties.clone(),
+            customer_message: String::new(),
+        };
+        self.become_ready(info, customer_message.to_owned());
+        self.flush_pending(now);
     }
 }
 

@@ -18,8 +18,10 @@
 //!   (reference §12) therefore causes no resends: its acknowledges keep coming, just late.
 //!   Loss detection is in `send`.
 
+mod cipher;
 mod handshake;
 mod incoming;
+mod kms;
 mod recv;
 mod retransmit;
 mod rtt;
@@ -27,6 +29,8 @@ mod send;
 mod stats;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_kms;
 #[cfg(test)]
 mod tests_recv;
 #[cfg(test)]
@@ -38,7 +42,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use uuid::Uuid;
 
+pub use cipher::{CipherError, DataKey, SessionCipher, DATA_KEY_LEN, OVERHEAD};
 pub use handshake::{agent_judge, agent_request, client_response, HandshakeFailure, SessionInfo};
+pub use kms::{EncryptionFailure, KeyRequest, KmsOffer, ENCRYPTED_MESSAGE, KMS_ACTION};
 pub use stats::Stats;
 
 use crate::ssm::message::{flags, DecodeError, Message, MessageType, PayloadType};
@@ -79,8 +85,11 @@ pub struct Config {
     pub properties: serde_json::Value,
     /// Agent role: false imitates agents (and shells) that skip the handshake.
     pub require_handshake: bool,
-    /// Agent role: how long to wait for the HandshakeResponse (15 s in the agent).
+    /// Agent role: how long to wait for the HandshakeResponse (15 s in the agent), and then
+    /// for each KMS step.
     pub handshake_timeout: Duration,
+    /// Agent role: encrypt the session with this KMS key (forces the handshake, §5).
+    pub kms: Option<KmsOffer>,
     /// Seed for message ids; any value works, a random one in production.
     pub id_seed: u64,
     /// Unix time in ms corresponding to the `now` given to [`Channel::new`] (for CreatedDate).
@@ -101,6 +110,7 @@ impl Config {
             properties: serde_json::json!({"portNumber": "22"}),
             require_handshake: true,
             handshake_timeout: Duration::from_secs(15),
+            kms: None,
             id_seed: 0x5e55_1011,
             unix_ms_at_start: 1_700_000_000_000,
         }
@@ -118,6 +128,10 @@ pub enum Event {
     },
     /// Agent role: the client's HandshakeResponse refused an action, or it never came.
     HandshakeFailed(HandshakeFailure),
+    /// The handshake waits for this KMS call; answer with [`Channel::provide_key`].
+    KeyNeeded(KeyRequest),
+    /// Client role: the encrypted session cannot go on (a payload did not decrypt).
+    EncryptionFailed(EncryptionFailure),
     /// New bytes are available from [`Channel::read`].
     Readable,
     /// A Flag payload from the peer (TerminateSession, DisconnectToPort, ConnectToPortError).
@@ -173,6 +187,10 @@ pub struct Channel {
     id_state: u64,
     handshake_started: Option<Instant>,
     pending_session: Option<SessionInfo>,
+    /// The KMS step the handshake waits for, if any.
+    kms_wait: Option<kms::KmsWait>,
+    /// Set once the KMS data key is agreed: payloads are sealed and opened from then on.
+    cipher: Option<SessionCipher>,
 }
 
 impl Channel {
@@ -203,13 +221,17 @@ impl Channel {
             agent_request: None,
             handshake_started: None,
             pending_session: None,
+            kms_wait: None,
+            cipher: None,
         };
         if ch.cfg.role == Role::Agent {
-            if ch.cfg.require_handshake {
+            if ch.cfg.require_handshake || ch.cfg.kms.is_some() {
+                let kms = ch.cfg.kms.as_ref().map(kms::offer_parameters);
                 let req = agent_request(
                     &ch.cfg.agent_version,
                     &ch.cfg.session_type,
                     &ch.cfg.properties,
+                    kms,
                 );
                 ch.transmit_stream(
                     now,
@@ -476,7 +498,9 @@ impl Channel {
             return;
         }
         while let Some((ptype, chunk)) = self.send.pop_pending() {
-            self.transmit_stream(now, ptype, chunk);
+            if let Some(chunk) = self.seal_outgoing(ptype, chunk) {
+                self.transmit_stream(now, ptype, chunk);
+            }
         }
     }
 

@@ -29,6 +29,12 @@ pub struct Stats {
     pub decode_errors: u64,
     /// Client data the agent role discarded because it came before the handshake finished.
     pub discarded_before_handshake: u64,
+    /// Payloads sent sealed with the session's KMS data key (§5).
+    pub encrypted_sent: u64,
+    /// Sealed payloads received and opened.
+    pub decrypted_received: u64,
+    /// Sealed payloads that failed to open (each ends the session).
+    pub decrypt_failures: u64,
     pub peak_send_buffer_bytes: u64,
     pub peak_reorder_bytes: u64,
     pub peak_ready_bytes: u64,

@@ -554,7 +554,12 @@ fn repeated_handshake_requests_get_one_answer_and_the_send_buffer_stays_capped()
     let mut cfg = Config::new(Role::Client);
     cfg.send_buffer = 1024;
     let mut ch = Channel::new(cfg, now);
-    let req = agent_request("3.3.0.0", "Port", &serde_json::json!({"portNumber": "22"}));
+    let req = agent_request(
+        "3.3.0.0",
+        "Port",
+        &serde_json::json!({"portNumber": "22"}),
+        None,
+    );
     for seq in 0..100 {
         ch.handle_message(
             now,

@@ -5,9 +5,11 @@
 use std::time::Duration;
 
 use crate::ssm::api::ApiError;
-use crate::ssm::channel::HandshakeFailure;
+use crate::ssm::channel::{EncryptionFailure, HandshakeFailure};
+use crate::ssm::kms::KmsError;
 
-/// Why the driver stopped for good. Every variant maps to the data-channel exit code (76).
+/// Why the driver stopped for good. Every variant maps to the data-channel exit code (76),
+/// except a refused KMS call (77, like refused credentials).
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     /// The WebSocket dropped and no new one could be had.
@@ -16,6 +18,12 @@ pub enum DriverError {
     /// Agent role: the client's handshake never came or refused what the agent asked.
     #[error("session handshake failed")]
     Handshake(#[source] HandshakeFailure),
+    /// Client role: the KMS data key of an encrypted session could not be had.
+    #[error("could not set up the KMS-encrypted session")]
+    Kms(#[source] KmsError),
+    /// Client role: an encrypted payload from the agent did not decrypt.
+    #[error("the encrypted session broke")]
+    Encryption(#[source] EncryptionFailure),
     /// The local side (the agent's target, or a client's stream) could not be opened.
     #[error("could not open the local side of the session")]
     AppConnect(#[source] std::io::Error),

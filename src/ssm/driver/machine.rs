@@ -23,7 +23,8 @@ use super::pace::Pacer;
 use super::port::{AppPort, Delivery};
 use super::resume::Resume;
 use super::{BoxFuture, Command, Control, End, Link, Options, Parts, Status, Transport};
-use crate::ssm::channel::{Channel, Event, Role};
+use crate::ssm::channel::{Channel, DataKey, Event, Role};
+use crate::ssm::kms::KmsError;
 use crate::ssm::message;
 use crate::ssm::payload::Flag;
 
@@ -43,6 +44,8 @@ enum Step<L: Link> {
     AppProgress,
     Timeout,
     Reconnected(Result<L, ReconnectError>),
+    /// The KMS call the channel waited for finished.
+    KeyReady(Result<DataKey, KmsError>),
 }
 
 pub(super) struct Driver<P, T, L: Link> {
@@ -72,6 +75,8 @@ pub(super) struct Driver<P, T, L: Link> {
     /// The service sent channel_closed with this output.
     closed_output: Option<String>,
     ended: Option<Result<End, DriverError>>,
+    /// The KMS call the channel waits for (`Event::KeyNeeded`), if any.
+    key_job: Option<BoxFuture<Result<DataKey, KmsError>>>,
 }
 
 impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
@@ -99,6 +104,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
             draining: None,
             closed_output: None,
             ended: None,
+            key_job: None,
         };
         match parts.link {
             Some(l) => d.link = Some(l),
@@ -135,6 +141,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
             Step::AppProgress => {}
             Step::Timeout => self.on_timeout(Instant::now()),
             Step::Reconnected(r) => self.on_reconnected(r),
+            Step::KeyReady(r) => self.on_key_ready(r),
         }
     }
 
@@ -160,6 +167,12 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         }
         if let Poll::Ready(s) = self.poll_link(cx) {
             return Poll::Ready(s);
+        }
+        if let Some(job) = self.key_job.as_mut() {
+            if let Poll::Ready(r) = job.as_mut().poll(cx) {
+                self.key_job = None;
+                return Poll::Ready(Step::KeyReady(r));
+            }
         }
         if let Poll::Ready(s) = self.poll_app(cx, now) {
             return Poll::Ready(s);
@@ -374,6 +387,21 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         }
     }
 
+    /// Hands the KMS result to the channel (which answers the peer, even with a failure);
+    /// a client whose key could not be had then ends with that typed error.
+    fn on_key_ready(&mut self, r: Result<DataKey, KmsError>) {
+        let now = Instant::now();
+        match r {
+            Ok(key) => self.ch.provide_key(now, Ok(key)),
+            Err(e) => {
+                self.ch.provide_key(now, Err(e.to_string()));
+                if self.role == Role::Client {
+                    self.ended = Some(Err(DriverError::Kms(e)));
+                }
+            }
+        }
+    }
+
     /// After every event: queue the channel's frames, react to its events, move delivered
     /// bytes toward the application, and see whether the session is over.
     async fn after_step(&mut self) {
@@ -411,6 +439,13 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
                 self.status_changed = true;
             }
             Event::HandshakeFailed(r) => self.ended = Some(Err(DriverError::Handshake(r))),
+            Event::KeyNeeded(req) => {
+                self.key_job = Some(match &self.opts.keys {
+                    Some(keys) => keys.0.fetch(req),
+                    None => Box::pin(async { Err(KmsError::Unavailable) }),
+                });
+            }
+            Event::EncryptionFailed(e) => self.ended = Some(Err(DriverError::Encryption(e))),
             Event::Closed { output } => self.closed_output = Some(output),
             Event::Flag(f) if self.app.on_flag(f) => {}
             Event::Flag(f @ (Flag::TerminateSession | Flag::DisconnectToPort))

@@ -31,6 +31,7 @@ pub use error::{DriverError, ReconnectError, ResumeError};
 pub(crate) use outbox::Outbox;
 
 use crate::ssm::channel::{Channel, SessionInfo, Stats};
+use crate::ssm::kms::KeyProvider;
 use crate::ssm::message::MAX_FRAME_LEN;
 use crate::ssm::payload::{Flag, OpenDataChannel};
 
@@ -142,6 +143,9 @@ pub struct Options {
     /// imitating the agent's 1 KiB-then-sleep-1 ms loop). Scheduled on a fixed grid so timer
     /// granularity does not lower the average rate.
     pub pace: Option<(Duration, usize)>,
+    /// Runs the KMS calls of an encrypted session (§5); without one, a KMSEncryption request
+    /// is answered Failed and the session ends with [`DriverError::Kms`].
+    pub keys: Option<KeyProvider>,
 }
 
 impl Default for Options {
@@ -152,6 +156,7 @@ impl Default for Options {
             drain_timeout: Duration::from_secs(2),
             io_buffer: 64 * 1024,
             pace: None,
+            keys: None,
         }
     }
 }
