@@ -38,6 +38,23 @@ pub fn content_hash() -> String {
         .collect()
 }
 
+/// A session document name or ARN as SSM accepts them (3–128 of `A-Za-z0-9_.-`, plus `:`
+/// and `/` in ARNs).
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = (3..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-:/".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} is not a session document name (3 to 128 letters, digits, _ . - or an ARN)",
+            crate::printable::Printable(name).to_string()
+        ))
+    }
+}
+
 /// What the user needs to know after installing `name` in `region`.
 pub fn usage(name: &str) -> String {
     format!(
@@ -63,5 +80,31 @@ mod tests {
         assert_eq!(linux["separateOutputStream"], true);
         assert_eq!(linux["runAsEnabled"], false);
         assert_eq!(content_hash().len(), 64);
+    }
+
+    #[test]
+    fn the_config_reads_exec_document_and_checks_the_name() {
+        let c = crate::config::from_yaml_str("exec:\n  document: SessionProxy-Exec\n", "t.yaml");
+        assert_eq!(
+            c.unwrap().exec_document.as_deref(),
+            Some("SessionProxy-Exec")
+        );
+        let e = crate::config::from_yaml_str("exec:\n  document: 'no good'\n", "t.yaml");
+        assert!(e.unwrap_err().to_string().contains("exec.document"));
+        assert!(crate::config::from_yaml_str("exec:\n  docs: x\n", "t.yaml").is_err());
+    }
+
+    #[test]
+    fn document_names_follow_ssms_rules() {
+        for ok in [
+            "SessionProxy-Exec",
+            "AWS-StartNonInteractiveCommand",
+            "arn:aws:ssm:eu-west-1:123456789012:document/X_1.2",
+        ] {
+            assert_eq!(check_name(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "ab", "has space", "semi;colon", &"x".repeat(129)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
     }
 }

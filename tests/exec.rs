@@ -1,0 +1,92 @@
+//! `session-proxy exec` end to end: the real binary against the simulator, whose agent runs
+//! NonInteractiveCommands as the real agent does (no shell, merged output and no status for
+//! AWS's document; StdErr and ExitCode for a separate-output document) and InteractiveCommands
+//! in a real pty. Everything is on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{SimHandle, BIN};
+use session_proxy::sim::SimOptions;
+
+const ID: &str = "i-0123456789abcdef0";
+
+/// The simulator and a throwaway HOME (no config file of the caller's).
+struct Rig {
+    sim: SimHandle,
+    home: tempfile::TempDir,
+}
+
+/// A simulator with one instance (its port target is never dialled by command sessions).
+fn rig() -> Rig {
+    let addr = "127.0.0.1:9".parse().unwrap();
+    let sim = SimHandle::start(SimOptions {
+        instances: vec![common::instance(ID, addr)],
+        ..SimOptions::default()
+    });
+    Rig {
+        sim,
+        home: tempfile::tempdir().unwrap(),
+    }
+}
+
+/// The binary with the simulator's AWS environment, in the throwaway HOME.
+fn cmd(rig: &Rig, args: &[&str]) -> Command {
+    let home = rig.home.path();
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .envs(rig.sim.env())
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .current_dir(home)
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs `exec` with `stdin` (or none), within a generous hang guard.
+fn run(rig: &Rig, args: &[&str], stdin: Option<&[u8]>) -> (i32, Vec<u8>, String) {
+    let mut c = cmd(rig, args);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    if stdin.is_some() {
+        c.stdin(Stdio::piped());
+    }
+    let mut child = c.spawn().unwrap();
+    if let Some(data) = stdin {
+        let mut w = child.stdin.take().unwrap();
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            let _ = w.write_all(&data);
+        });
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let out = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("exec hung")
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_document_that_does_not_exist_is_a_clear_error_and_exit_69() {
+    let rig = rig();
+    let (code, out, err) = run(
+        &rig,
+        &["exec", "--document", "NoSuch-Document", ID, "--", "true"],
+        None,
+    );
+    assert_eq!(code, 69, "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("NoSuch-Document") && err.contains("--install-document"),
+        "{err}"
+    );
+}
