@@ -95,6 +95,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('--agent-version', '--agent-version', [CompletionResultType]::ParameterName, 'AgentVersion to report in the handshake (default: each instance''s)')
             [CompletionResult]::new('--write-rate', '--write-rate', [CompletionResultType]::ParameterName, 'Bytes per second the agent writes to its target at most; it acknowledges client data only once written, so e.g. 7000000 gives the real agent''s late acks during uploads')
             [CompletionResult]::new('--ack-race-every', '--ack-race-every', [CompletionResultType]::ParameterName, 'Lose the first acknowledge of every Nth agent message (the real agent''s send/ack race)')
+            [CompletionResult]::new('--shell-command', '--shell-command', [CompletionResultType]::ParameterName, 'What a shell session (SSM-SessionManagerRunShell) runs in its pty on every instance; a command with arguments runs through `sh -c`')
             [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed of the fault plan (printed so a failure can be replayed)')
             [CompletionResult]::new('--drop', '--drop', [CompletionResultType]::ParameterName, 'Drop rate (0..1) of frames in both directions')
             [CompletionResult]::new('--duplicate', '--duplicate', [CompletionResultType]::ParameterName, 'Duplicate rate (0..1) of frames in both directions')

@@ -89,6 +89,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --agent-version 'AgentVersion to report in the handshake (default: each instance''s)'
             cand --write-rate 'Bytes per second the agent writes to its target at most; it acknowledges client data only once written, so e.g. 7000000 gives the real agent''s late acks during uploads'
             cand --ack-race-every 'Lose the first acknowledge of every Nth agent message (the real agent''s send/ack race)'
+            cand --shell-command 'What a shell session (SSM-SessionManagerRunShell) runs in its pty on every instance; a command with arguments runs through `sh -c`'
             cand --seed 'Seed of the fault plan (printed so a failure can be replayed)'
             cand --drop 'Drop rate (0..1) of frames in both directions'
             cand --duplicate 'Duplicate rate (0..1) of frames in both directions'

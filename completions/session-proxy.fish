@@ -76,6 +76,7 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l chun
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l agent-version -d 'AgentVersion to report in the handshake (default: each instance\'s)' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l write-rate -d 'Bytes per second the agent writes to its target at most; it acknowledges client data only once written, so e.g. 7000000 gives the real agent\'s late acks during uploads' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l ack-race-every -d 'Lose the first acknowledge of every Nth agent message (the real agent\'s send/ack race)' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l shell-command -d 'What a shell session (SSM-SessionManagerRunShell) runs in its pty on every instance; a command with arguments runs through `sh -c`' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l seed -d 'Seed of the fault plan (printed so a failure can be replayed)' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l drop -d 'Drop rate (0..1) of frames in both directions' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l duplicate -d 'Duplicate rate (0..1) of frames in both directions' -r

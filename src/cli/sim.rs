@@ -50,6 +50,10 @@ pub struct SimArgs {
     /// Lose the first acknowledge of every Nth agent message (the real agent's send/ack race).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub ack_race_every: Option<u32>,
+    /// What a shell session (SSM-SessionManagerRunShell) runs in its pty on every instance;
+    /// a command with arguments runs through `sh -c`.
+    #[arg(long, value_name = "CMD", default_value = "sh")]
+    pub shell_command: String,
     /// Seed of the fault plan (printed so a failure can be replayed).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -122,6 +126,7 @@ impl SimArgs {
                 agent_version: self.agent_version.clone(),
                 write_rate: self.write_rate,
                 ack_race_every: self.ack_race_every,
+                shell_command: self.shell_command.clone(),
             },
             faults: FaultPlan {
                 seed: self.seed,

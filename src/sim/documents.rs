@@ -1,7 +1,8 @@
-//! The session documents the simulator runs and what each means on an instance: the
-//! `properties` the agent sees (§1.1 of the data-channel reference) and the address it dials
-//! ([`DialTarget`], from the instance's `hosts` map for a remote host it names).
-//! Errors are the service's (`InvalidDocument`, `InvalidParameters`).
+//! The session documents the simulator runs and what each means on an instance ([`Plan`]):
+//! the session type and `properties` the agent sees (§1.1 of the data-channel reference), and
+//! what it runs: the address it dials for a port session ([`DialTarget`], from the instance's
+//! `hosts` map for a remote host it names), or the shell or command of a shell-kind document
+//! ([`session`]). Errors are the service's (`InvalidDocument`, `InvalidParameters`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -12,23 +13,88 @@ use crate::sim::aws_error::{kind, ApiError};
 use crate::sim::destination::DialTarget;
 use crate::sim::instances::Instance;
 
-/// The session documents the simulator runs (all of them are port sessions).
+pub mod session;
+
+pub use session::{SessionDocument, SHELL_DOCUMENT};
+
+/// The port documents the simulator runs (the shell ones are in [`session::BUILTIN`]).
 pub const DOCUMENTS: [&str; 3] = [
     "AWS-StartSSHSession",
     "AWS-StartPortForwardingSession",
     "AWS-StartPortForwardingSessionToRemoteHost",
 ];
 
-/// The `properties` the agent sees and the address it dials for a session of `document` on
-/// `inst`, with the documents' defaults (`portNumber` 22 for SSH, 80 for port forwarding;
-/// `localPortNumber` 0). Errors are the service's: `InvalidDocument`, `InvalidParameters`.
+/// What a session of a document means for the agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// `Port`, `Standard_Stream`, `InteractiveCommands` or `NonInteractiveCommands`.
+    pub session_type: String,
+    /// The `properties` of the agent's HandshakeRequest (null for NonInteractiveCommands).
+    pub properties: Value,
+    pub run: Run,
+}
+
+/// What the agent runs for a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Run {
+    /// A port session: the address the agent dials.
+    Dial(DialTarget),
+    /// Standard_Stream: the instance's shell in a pty, with the document's `shellProfile`
+    /// typed into it first.
+    Shell { profile: Option<String> },
+    /// InteractiveCommands: `sh -c <command>` in a pty.
+    Interactive { command: String },
+    /// NonInteractiveCommands: the command without a shell or a pty.
+    Command(CommandPlan),
+}
+
+/// A NonInteractiveCommands command as the document gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandPlan {
+    /// Split with shlex by the agent; run without a shell.
+    pub command: String,
+    /// `separateOutputStream`: stdout as Output and stderr as StdErr, then an ExitCode.
+    pub separate: Option<Separators>,
+}
+
+/// `stdOutSeparatorPrefix` / `stdErrSeparatorPrefix` of a separate-output document.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Separators {
+    pub stdout_prefix: String,
+    pub stderr_prefix: String,
+}
+
+/// What a session of `document` (no name: [`SHELL_DOCUMENT`]) runs on `inst`. `custom` finds
+/// documents created with CreateDocument. Errors are the service's: `InvalidDocument`,
+/// `InvalidParameters`.
 pub fn plan(
     inst: &Instance,
     document: Option<&str>,
     params: &HashMap<String, Vec<String>>,
+    custom: &dyn Fn(&str) -> Option<SessionDocument>,
+) -> Result<Plan, ApiError> {
+    let name = document.unwrap_or(SHELL_DOCUMENT);
+    if let Some(doc) = session::builtin(name).or_else(|| custom(name)) {
+        return doc.plan(params);
+    }
+    let (properties, dial) = port_plan(inst, name, params)?;
+    Ok(Plan {
+        session_type: "Port".to_owned(),
+        properties,
+        run: Run::Dial(dial),
+    })
+}
+
+/// The `properties` the agent sees and the address it dials for a port session of `document`
+/// on `inst`, with the documents' defaults (`portNumber` 22 for SSH, 80 for port forwarding;
+/// `localPortNumber` 0). Errors are the service's: `InvalidDocument`, `InvalidParameters`.
+fn port_plan(
+    inst: &Instance,
+    document: &str,
+    params: &HashMap<String, Vec<String>>,
 ) -> Result<(Value, DialTarget), ApiError> {
     let allowed = allowed_params(document)?;
-    let doc = document.unwrap_or_default();
+    let doc = document;
     let mut names: Vec<&String> = params.keys().collect();
     names.sort();
     if let Some(bad) = names.iter().find(|k| !allowed.contains(&k.as_str())) {
@@ -87,22 +153,22 @@ fn remote_target(inst: &Instance, host: &str, port: u16) -> DialTarget {
     }
 }
 
-/// The parameters `document` takes; the service's `InvalidDocument` for documents the
-/// simulator does not run.
-fn allowed_params(document: Option<&str>) -> Result<&'static [&'static str], ApiError> {
-    let supported = DOCUMENTS.join(", ");
+/// The parameters `document` takes; the service's `InvalidDocument` for documents that do
+/// not exist (neither AWS's nor created in the simulator).
+fn allowed_params(document: &str) -> Result<&'static [&'static str], ApiError> {
     match document {
-        Some("AWS-StartSSHSession") => Ok(&["portNumber"]),
-        Some("AWS-StartPortForwardingSession") => Ok(&["portNumber", "localPortNumber"]),
-        Some("AWS-StartPortForwardingSessionToRemoteHost") => {
+        "AWS-StartSSHSession" => Ok(&["portNumber"]),
+        "AWS-StartPortForwardingSession" => Ok(&["portNumber", "localPortNumber"]),
+        "AWS-StartPortForwardingSessionToRemoteHost" => {
             Ok(&["host", "portNumber", "localPortNumber"])
         }
-        Some(other) => {
-            let msg = format!("Document {other} is not supported by the session-proxy simulator; it runs {supported}");
-            Err(ApiError::new(kind::INVALID_DOCUMENT, msg))
-        }
-        None => {
-            let msg = format!("No DocumentName means an interactive shell, which the session-proxy simulator does not run; use one of {supported}");
+        other => {
+            let builtin = session::BUILTIN.iter().map(|(n, _)| *n);
+            let supported: Vec<&str> = DOCUMENTS.iter().copied().chain(builtin).collect();
+            let msg = format!(
+                "Document {other} does not exist in the simulator; it runs {} and documents created with CreateDocument",
+                supported.join(", ")
+            );
             Err(ApiError::new(kind::INVALID_DOCUMENT, msg))
         }
     }

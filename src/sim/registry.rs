@@ -23,7 +23,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::sim::aws_error::{kind, ApiError};
 pub use crate::sim::destination::DialTarget;
-use crate::sim::documents;
+pub use crate::sim::documents::Run;
+use crate::sim::documents::{self, Plan};
 use crate::sim::faults::FaultCounts;
 use crate::sim::instances::Instance;
 use crate::ssm::channel::Stats;
@@ -38,7 +39,7 @@ pub const MAX_ENDED_SESSIONS: usize = 1024;
 #[derive(Debug, Clone, Default)]
 pub struct StartSessionRequest {
     pub target: String,
-    /// `None` means the service's default shell document, which the simulator refuses.
+    /// `None` means the service's default shell document (`SSM-SessionManagerRunShell`).
     pub document: Option<String>,
     pub parameters: HashMap<String, Vec<String>>,
     pub reason: Option<String>,
@@ -58,11 +59,13 @@ pub struct SessionSpec {
     pub session_id: String,
     pub instance_id: String,
     pub agent_version: String,
-    /// Always `"Port"`: every supported document is a port session.
+    /// The document's `sessionType` (`Port`, `Standard_Stream`, `InteractiveCommands`,
+    /// `NonInteractiveCommands`).
     pub session_type: String,
     /// The document's `properties` as the agent sees them (§1.1 table).
     pub properties: Value,
-    pub dial: DialTarget,
+    /// What the agent runs: the address it dials, or the shell or command.
+    pub run: Run,
     /// Flips to true on TerminateSession.
     pub terminated: watch::Receiver<bool>,
     /// True the first time this session is attached; later attaches are reconnects.
@@ -209,7 +212,8 @@ impl Registry {
             .cloned()
             // AWS answers an unknown id exactly like an offline one.
             .ok_or_else(|| ApiError::target_not_connected(&req.target))?;
-        let (properties, dial) = documents::plan(&inst, req.document.as_deref(), &req.parameters)?;
+        let no_custom = |_: &str| None;
+        let plan = documents::plan(&inst, req.document.as_deref(), &req.parameters, &no_custom)?;
         inner.forget_oldest_ended();
         if inner.sessions.values().filter(|s| s.end.is_none()).count() >= MAX_OPEN_SESSIONS {
             let msg =
@@ -224,13 +228,18 @@ impl Registry {
         };
         let token = new_token();
         let (terminate, terminated) = watch::channel(false);
+        let Plan {
+            session_type,
+            properties,
+            run,
+        } = plan;
         let spec = SessionSpec {
             session_id: session_id.clone(),
             instance_id: inst.id.clone(),
             agent_version: inst.agent_version.clone(),
-            session_type: "Port".to_owned(),
+            session_type,
             properties,
-            dial,
+            run,
             terminated,
             first_attach: true,
         };

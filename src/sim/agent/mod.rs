@@ -1,15 +1,20 @@
 //! The simulated agent: the protocol core in the agent role, driven by the same driver as the
-//! client, bridging the session to a TCP connection it opens after the handshake (§7.1).
+//! client, bridging the session to a TCP connection it opens after the handshake (§7.1), or to
+//! a command it runs in a pty for a shell session ([`work`] picks which).
 //!
 //! Like the real agent (reference §12) it acknowledges a client message only once it has
 //! written the message to the target ([`gate`], [`shim`]), so its acknowledges come at the
 //! target's pace; `write_rate` sets that pace and `ack_race_every` imitates the real agent's
 //! send/ack race.
 
+mod chunk;
+mod exec;
 mod gate;
 mod port;
 mod redial;
+mod shell;
 mod shim;
+mod work;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -25,8 +30,8 @@ use crate::ssm::channel::{Channel, Config, Role};
 use crate::ssm::driver::{
     self, BoxFuture, Chosen, Control, End, Options, Parts, ReconnectError, Status, Transport,
 };
-use port::{AgentPort, Plan};
 use shim::GatedLink;
+use work::AgentWork;
 
 /// Agent behaviour knobs (from `sim` flags).
 #[derive(Debug, Clone)]
@@ -46,6 +51,9 @@ pub struct AgentKnobs {
     /// `--ack-race-every N`: the first acknowledge of every Nth agent message is lost, as in the
     /// real agent's send/ack race; the message is then resent until a duplicate is acknowledged.
     pub ack_race_every: Option<u32>,
+    /// `--shell-command`: what a Standard_Stream session runs in its pty (the real agent: `sh`);
+    /// run through `sh -c` when it has arguments.
+    pub shell_command: String,
 }
 
 impl Default for AgentKnobs {
@@ -57,6 +65,7 @@ impl Default for AgentKnobs {
             agent_version: None,
             write_rate: None,
             ack_race_every: None,
+            shell_command: "sh".to_owned(),
         }
     }
 }
@@ -97,19 +106,15 @@ pub async fn run(
         .agent_version
         .clone()
         .unwrap_or_else(|| spec.agent_version.clone());
-    cfg.require_handshake = !knobs.legacy;
+    let handshake = !knobs.legacy && needs_handshake(&spec.session_type, false);
+    cfg.require_handshake = handshake;
     cfg.chunk_size = knobs.chunk.max(1);
     cfg.id_seed = rand::random();
     cfg.unix_ms_at_start = driver::unix_ms();
     let written = Arc::new(AtomicU64::new(0));
-    let plan = Plan {
-        target: spec.dial.clone(),
-        agent_version: cfg.agent_version.clone(),
-        written: written.clone(),
-        rate: knobs.write_rate,
-    };
+    let work = AgentWork::new(&spec.run, knobs, &cfg.agent_version, written.clone());
     let ch = Channel::new(cfg, Instant::now());
-    let link = GatedLink::new(link, !knobs.legacy, knobs.ack_race_every, written);
+    let link = GatedLink::new(link, handshake, knobs.ack_race_every, written);
     let opts = Options {
         pace: knobs.pace.map(|p| (p, knobs.chunk.max(1))),
         // The real agent waits 2 s for its output to be acknowledged once the target closes;
@@ -122,7 +127,7 @@ pub async fn run(
     let parts = Parts {
         channel: ch,
         link: Some(link),
-        app: Chosen(AgentPort::Deciding(plan)),
+        app: Chosen(work),
         transport: NoReconnect,
         opts,
     };
@@ -146,6 +151,13 @@ pub async fn run(
         }
         Err(e) => error_chain(&e),
     }
+}
+
+/// Whether the agent opens a session with a handshake, as the real agent decides: Port and
+/// NonInteractiveCommands sessions always; Standard_Stream and InteractiveCommands only when
+/// the session is KMS-encrypted (the handshake carries the KMS action).
+pub fn needs_handshake(session_type: &str, kms: bool) -> bool {
+    kms || !matches!(session_type, "Standard_Stream" | "InteractiveCommands")
 }
 
 /// `e` and its causes on one line, as the service's channel_closed Output.

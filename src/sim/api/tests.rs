@@ -164,8 +164,8 @@ fn start_session_errors_use_the_modeled_names() {
     let (kind, msg) = error(&r, "StartSession", body);
     assert_eq!(kind, "TargetNotConnected");
     assert_eq!(msg, "i-00000000000000099 is not connected.");
-    let shell = json!({ "Target": WEB }).to_string();
-    assert_eq!(kind_of(&r, "StartSession", &shell), "InvalidDocument");
+    let missing = json!({ "Target": WEB, "DocumentName": "AWS-RunShellScript" }).to_string();
+    assert_eq!(kind_of(&r, "StartSession", &missing), "InvalidDocument");
 }
 
 #[test]

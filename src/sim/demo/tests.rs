@@ -19,7 +19,10 @@ async fn the_demo_instance_reaches_its_page_as_db_internal() {
     .map(|(k, v)| (k.to_owned(), vec![v]))
     .collect();
     let doc = Some("AWS-StartPortForwardingSessionToRemoteHost");
-    let (_, dial) = documents::plan(&inst, doc, &params).unwrap();
+    let plan = documents::plan(&inst, doc, &params, &|_| None).unwrap();
+    let documents::Run::Dial(dial) = plan.run else {
+        panic!("not a port session: {plan:?}")
+    };
     let guard = Duration::from_secs(20);
     let mut page = tokio::time::timeout(guard, dial.connect())
         .await

@@ -17,7 +17,24 @@ fn plan_on(doc: Option<&str>, params: &str) -> Result<(Value, DialTarget), ApiEr
     };
     let params = params.split_whitespace().map(split).collect();
     let inst = Instance::new("i-01234567", addr("127.0.0.2:2222"));
-    plan(&inst, doc, &params)
+    match plan(&inst, doc, &params, &|_| None)? {
+        Plan {
+            properties,
+            run: Run::Dial(dial),
+            ..
+        } => Ok((properties, dial)),
+        other => panic!("not a port session: {other:?}"),
+    }
+}
+
+/// Plans a shell-kind document with one `command` parameter (if given).
+fn shell_plan(doc: Option<&str>, command: Option<&str>) -> Result<Plan, ApiError> {
+    let inst = Instance::new("i-01234567", addr("127.0.0.2:2222"));
+    let params = command
+        .map(|c| ("command".to_owned(), vec![c.to_owned()]))
+        .into_iter()
+        .collect();
+    plan(&inst, doc, &params, &|_| None)
 }
 
 #[test]
@@ -52,7 +69,7 @@ fn remote_hosts_dial_the_instances_hosts_map_then_ip_literals_then_the_resolver(
             ("host".to_owned(), vec![host.to_owned()]),
             ("portNumber".to_owned(), vec!["5432".to_owned()]),
         ];
-        plan(&inst, Some(REMOTE), &params.into_iter().collect())
+        port_plan(&inst, REMOTE, &params.into_iter().collect())
             .unwrap()
             .1
     };
@@ -80,11 +97,53 @@ fn imds_is_planned_like_any_host_and_left_for_the_agent_to_refuse() {
 }
 
 #[test]
-fn missing_or_unsupported_document_is_invalid_document_naming_the_supported_ones() {
-    for doc in [None, Some("AWS-StartInteractiveCommand")] {
-        let e = plan_on(doc, "").unwrap_err();
-        assert_eq!(e.kind, kind::INVALID_DOCUMENT);
-        assert!(e.message.contains(REMOTE), "{}", e.message);
+fn a_document_that_does_not_exist_is_invalid_document_naming_the_supported_ones() {
+    let e = plan_on(Some("AWS-RunShellScript"), "").unwrap_err();
+    assert_eq!(e.kind, kind::INVALID_DOCUMENT);
+    assert!(e.message.contains(REMOTE), "{}", e.message);
+    assert!(e.message.contains(SHELL_DOCUMENT), "{}", e.message);
+}
+
+#[test]
+fn no_document_is_the_standard_stream_shell_and_takes_no_parameters() {
+    let p = shell_plan(None, None).unwrap();
+    assert_eq!(p.session_type, "Standard_Stream");
+    assert_eq!(p.run, Run::Shell { profile: None });
+    let e = shell_plan(None, Some("ls")).unwrap_err();
+    assert_eq!(e.kind, kind::INVALID_PARAMETERS);
+}
+
+#[test]
+fn command_documents_require_their_command_and_substitute_it() {
+    let p = shell_plan(Some("AWS-StartInteractiveCommand"), Some("top -b")).unwrap();
+    assert_eq!(p.session_type, "InteractiveCommands");
+    assert_eq!(p.properties["linux"]["commands"], "top -b");
+    let command = "top -b".to_owned();
+    assert_eq!(p.run, Run::Interactive { command });
+    let p = shell_plan(Some("AWS-StartNonInteractiveCommand"), Some("ls -l")).unwrap();
+    assert_eq!(p.session_type, "NonInteractiveCommands");
+    assert_eq!(
+        p.properties,
+        Value::Null,
+        "the real agent's handshake has none"
+    );
+    let command = "ls -l".to_owned();
+    let want = Run::Command(CommandPlan {
+        command,
+        separate: None,
+    });
+    assert_eq!(p.run, want);
+    for doc in [
+        "AWS-StartInteractiveCommand",
+        "AWS-StartNonInteractiveCommand",
+    ] {
+        let e = shell_plan(Some(doc), None).unwrap_err();
+        assert_eq!(e.kind, kind::INVALID_PARAMETERS);
+        assert!(
+            e.message.contains("requires parameter command"),
+            "{}",
+            e.message
+        );
     }
 }
 

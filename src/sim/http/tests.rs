@@ -340,10 +340,13 @@ async fn aws_sdk_for_rust_accepts_the_simulators_answers() {
     let err = offline.as_service_error().unwrap();
     assert!(err.is_target_not_connected(), "{offline:?}");
     assert_eq!(err.message(), Some("i-0000000000000000f is not connected."));
-    let shell = ssm.start_session().target(WEB).send().await.unwrap_err();
+    let shell = ssm.start_session().target(WEB).send().await.unwrap();
+    assert!(shell.session_id().is_some(), "no DocumentName is the shell");
+    let missing = start(WEB).document_name("AWS-RunShellScript").send();
+    let missing = missing.await.unwrap_err();
     assert!(
-        shell.as_service_error().unwrap().is_invalid_document(),
-        "{shell:?}"
+        missing.as_service_error().unwrap().is_invalid_document(),
+        "{missing:?}"
     );
     server.abort();
 }

@@ -72,18 +72,26 @@ fn sessions_carry_the_documents_plan_for_the_agent() {
     );
     assert_eq!(spec.properties["portNumber"], "5432");
     assert_eq!(
-        spec.dial,
-        DialTarget::Addr("127.0.0.2:5432".parse().unwrap())
+        spec.run,
+        Run::Dial(DialTarget::Addr("127.0.0.2:5432".parse().unwrap()))
     );
     let shell = StartSessionRequest {
         document: None,
         ..ssh(WEB)
     };
+    let s = r.start_session(shell).unwrap();
+    let spec = r.attach(&s.session_id, &s.token).unwrap();
+    assert_eq!(spec.session_type, "Standard_Stream");
+    assert_eq!(spec.run, Run::Shell { profile: None });
+    let missing = StartSessionRequest {
+        document: Some("AWS-RunShellScript".into()),
+        ..ssh(WEB)
+    };
     assert_eq!(
-        r.start_session(shell).unwrap_err().kind,
+        r.start_session(missing).unwrap_err().kind,
         kind::INVALID_DOCUMENT
     );
-    assert_eq!(r.open_session_count(), 1);
+    assert_eq!(r.open_session_count(), 2);
 }
 
 #[test]
@@ -234,8 +242,11 @@ fn duplicate_instance_ids_keep_the_first_definition() {
     let b = Instance::new(WEB, "127.0.0.1:2".parse().unwrap());
     let r = Registry::new(vec![a, b], "ws://x".into());
     let s = r.start_session(ssh(WEB)).unwrap();
-    let dial = r.attach(&s.session_id, &s.token).unwrap().dial;
-    assert_eq!(dial, DialTarget::Addr("127.0.0.1:1".parse().unwrap()));
+    let run = r.attach(&s.session_id, &s.token).unwrap().run;
+    assert_eq!(
+        run,
+        Run::Dial(DialTarget::Addr("127.0.0.1:1".parse().unwrap()))
+    );
 }
 
 #[test]
@@ -255,14 +266,17 @@ fn remote_host_sessions_dial_the_mapped_ip_and_imds_sessions_still_start() {
         r.attach(&s.session_id, &s.token).unwrap()
     };
     let db = remote("db.internal");
-    assert_eq!(db.dial, DialTarget::Addr("127.0.0.5:5432".parse().unwrap()));
+    assert_eq!(
+        db.run,
+        Run::Dial(DialTarget::Addr("127.0.0.5:5432".parse().unwrap()))
+    );
     assert_eq!(
         db.agent_version, "3.0.196.0",
         "the agent picks basic or mux mode from it"
     );
     let imds = remote("169.254.169.254");
     assert!(
-        imds.dial.denied().is_some(),
+        matches!(&imds.run, Run::Dial(d) if d.denied().is_some()),
         "the agent refuses it, not StartSession"
     );
 }
