@@ -90,3 +90,74 @@ fn a_document_that_does_not_exist_is_a_clear_error_and_exit_69() {
         "{err}"
     );
 }
+
+/// `exec` of `script` with AWS's document (wrapped), and what came out.
+fn wrapped(rig: &Rig, script: &str) -> (i32, Vec<u8>, String) {
+    run(rig, &["exec", ID, "--", script], None)
+}
+
+#[test]
+fn exit_codes_0_1_and_42_propagate_with_aws_document_wrapped() {
+    let rig = rig();
+    for (script, want) in [("true", 0), ("false", 1), ("echo out; exit 42", 42)] {
+        let (code, out, err) = wrapped(&rig, script);
+        assert_eq!(code, want, "{script}: {err}");
+        assert!(!String::from_utf8_lossy(&out).contains(":session-proxy:"));
+    }
+    let (_, out, err) = wrapped(&rig, "echo out; echo err >&2; printf tail");
+    assert_eq!(String::from_utf8_lossy(&out), "out\nerr\ntail");
+    // Said once: the streams are merged, and how to get them apart.
+    assert_eq!(err.matches("merged").count(), 1, "{err}");
+    assert!(err.contains("--install-document"), "{err}");
+}
+
+#[test]
+fn twenty_megabytes_of_stdout_arrive_byte_exact_without_the_marker() {
+    let rig = rig();
+    let dir = tempfile::tempdir().unwrap();
+    let file = common::random_file(dir.path(), "big", 20);
+    let want = common::sha256_file(&file);
+    let script = format!("cat {}", file.display());
+    let (code, out, err) = wrapped(&rig, &script);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.len(), 20 << 20);
+    let got = dir.path().join("got");
+    std::fs::write(&got, &out).unwrap();
+    assert_eq!(common::sha256_file(&got), want);
+}
+
+#[test]
+fn raw_mode_runs_without_a_shell_and_says_the_status_is_unknown() {
+    let rig = rig();
+    let (code, out, err) = run(
+        &rig,
+        &["exec", "--raw", ID, "--", "sh", "-c", "'exit 3'"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("unknown"), "{err}");
+}
+
+#[test]
+fn stdin_reaches_the_command_with_eof() {
+    let rig = rig();
+    let (code, out, err) = run(&rig, &["exec", "-i", ID, "--", "wc", "-l"], Some(b"a\nb\n"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(String::from_utf8_lossy(&out).trim(), "2");
+    let (code, _, err) = run(&rig, &["exec", "-i", ID, "--", "exit 42"], Some(b""));
+    assert_eq!(code, 42, "{err}");
+}
+
+#[test]
+fn a_megabyte_of_binary_stdin_arrives_byte_exact() {
+    let rig = rig();
+    let dir = tempfile::tempdir().unwrap();
+    let file = common::random_file(dir.path(), "in", 1);
+    let data = std::fs::read(&file).unwrap();
+    let want = common::sha256_file(&file);
+    let (code, out, err) = run(&rig, &["exec", "-i", ID, "--", "sha256sum"], Some(&data));
+    assert_eq!(code, 0, "{err}");
+    let got = String::from_utf8_lossy(&out);
+    assert_eq!(got.split_whitespace().next(), Some(want.as_str()), "{got}");
+}
