@@ -14,6 +14,7 @@ if [ "${1:-}" = --quick ]; then
   echo; echo "## concurrent streams (200 × 3 s)"; out=$(bench/streams.sh 200 3); echo "$out"
   failures=$(echo "$out" | tail -1 | awk -F'|' '{gsub(/ /,"",$4); print $4}')
   [ "$failures" = 0 ] || { echo "streams failed: $failures" >&2; exit 1; }
+  echo; echo "## shell keystroke echo latency (50 keys)"; bench/shell.sh 50
   exit 0
 fi
 echo "## protocol core alone (two in-memory cores, one thread)"
@@ -28,5 +29,7 @@ bench/streams.sh 1000 20 active | tail -1
 echo; echo "## forward: one connection vs the session ceiling, 8 connections over --sessions 1/2/4/8,"
 echo "## connect latency on a warm forward, RSS with 1000 idle connections"
 RUNS=3 bench/forward.sh 10 4 1000 1000 1 2 4 8
+echo; echo "## shell: keystroke echo latency through a raw-mode remote cat (500 keys)"
+bench/shell.sh 500
 echo; echo "## time to first byte: stdio through the master vs a fresh SSM session"
 cargo test -q --profile profiling --test control bench -- --ignored --nocapture 2>/dev/null | grep -A3 'time to first byte' || true

@@ -32,6 +32,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('stdio', 'stdio', [CompletionResultType]::ParameterValue, 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)')
+            [CompletionResult]::new('shell', 'shell', [CompletionResultType]::ParameterValue, 'Open an interactive shell on an instance (like `aws ssm start-session`)')
             [CompletionResult]::new('forward', 'forward', [CompletionResultType]::ParameterValue, 'Forward local ports to hosts the instance reaches (`ssh -L` over SSM port sessions)')
             [CompletionResult]::new('sim', 'sim', [CompletionResultType]::ParameterValue, 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject')
@@ -55,6 +56,23 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region (default: AWS_REGION or the profile''s region)')
             [CompletionResult]::new('--document', '--document', [CompletionResultType]::ParameterName, 'Session document')
             [CompletionResult]::new('--chunk', '--chunk', [CompletionResultType]::ParameterName, 'Bytes per outgoing data-channel message (a tuning knob for benchmarks, hidden from `--help`: the agent''s own limit is what matters to users)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.yaml, then the XDG config dir)')
+            [CompletionResult]::new('--control-socket', '--control-socket', [CompletionResultType]::ParameterName, 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'session-proxy;shell' {
+            [CompletionResult]::new('--document', '--document', [CompletionResultType]::ParameterName, 'Session document (Standard_Stream or InteractiveCommands), e.g. AWS-StartInteractiveCommand with --parameter command=…')
+            [CompletionResult]::new('--parameter', '--parameter', [CompletionResultType]::ParameterName, 'A parameter of the document; repeat a key to give it a list of values')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'AWS profile (default: the alias''s, else AWS_PROFILE or the default profile)')
+            [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region (default: AWS_REGION or the profile''s region)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.yaml, then the XDG config dir)')
             [CompletionResult]::new('--control-socket', '--control-socket', [CompletionResultType]::ParameterName, 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
@@ -295,6 +313,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
         }
         'session-proxy;help' {
             [CompletionResult]::new('stdio', 'stdio', [CompletionResultType]::ParameterValue, 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)')
+            [CompletionResult]::new('shell', 'shell', [CompletionResultType]::ParameterValue, 'Open an interactive shell on an instance (like `aws ssm start-session`)')
             [CompletionResult]::new('forward', 'forward', [CompletionResultType]::ParameterValue, 'Forward local ports to hosts the instance reaches (`ssh -L` over SSM port sessions)')
             [CompletionResult]::new('sim', 'sim', [CompletionResultType]::ParameterValue, 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject')
@@ -312,6 +331,9 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             break
         }
         'session-proxy;help;stdio' {
+            break
+        }
+        'session-proxy;help;shell' {
             break
         }
         'session-proxy;help;forward' {

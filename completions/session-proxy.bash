@@ -49,6 +49,9 @@ _session__proxy() {
             session__proxy,serve)
                 cmd="session__proxy__subcmd__serve"
                 ;;
+            session__proxy,shell)
+                cmd="session__proxy__subcmd__shell"
+                ;;
             session__proxy,sim)
                 cmd="session__proxy__subcmd__sim"
                 ;;
@@ -94,6 +97,9 @@ _session__proxy() {
             session__proxy__subcmd__help,serve)
                 cmd="session__proxy__subcmd__help__subcmd__serve"
                 ;;
+            session__proxy__subcmd__help,shell)
+                cmd="session__proxy__subcmd__help__subcmd__shell"
+                ;;
             session__proxy__subcmd__help,sim)
                 cmd="session__proxy__subcmd__help__subcmd__sim"
                 ;;
@@ -113,7 +119,7 @@ _session__proxy() {
 
     case "${cmd}" in
         session__proxy)
-            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version stdio forward sim serve exec demo status connect disconnect reload stop route generate completions help"
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version stdio shell forward sim serve exec demo status connect disconnect reload stop route generate completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -341,7 +347,7 @@ _session__proxy() {
             return 0
             ;;
         session__proxy__subcmd__help)
-            opts="stdio forward sim serve exec demo status connect disconnect reload stop route generate completions help"
+            opts="stdio shell forward sim serve exec demo status connect disconnect reload stop route generate completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -495,6 +501,20 @@ _session__proxy() {
             return 0
             ;;
         session__proxy__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__proxy__subcmd__help__subcmd__shell)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -668,6 +688,44 @@ _session__proxy() {
                     return 0
                     ;;
                 --drain-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__proxy__subcmd__shell)
+            opts="-v -q -h -V --document --parameter --profile --region --verbose --quiet --config --control-socket --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --document)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parameter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -29,6 +29,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand stdio 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
+            cand shell 'Open an interactive shell on an instance (like `aws ssm start-session`)'
             cand forward 'Forward local ports to hosts the instance reaches (`ssh -L` over SSM port sessions)'
             cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
             cand serve 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
@@ -51,6 +52,22 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --region 'AWS region (default: AWS_REGION or the profile''s region)'
             cand --document 'Session document'
             cand --chunk 'Bytes per outgoing data-channel message (a tuning knob for benchmarks, hidden from `--help`: the agent''s own limit is what matters to users)'
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'session-proxy;shell'= {
+            cand --document 'Session document (Standard_Stream or InteractiveCommands), e.g. AWS-StartInteractiveCommand with --parameter command=…'
+            cand --parameter 'A parameter of the document; repeat a key to give it a list of values'
+            cand --profile 'AWS profile (default: the alias''s, else AWS_PROFILE or the default profile)'
+            cand --region 'AWS region (default: AWS_REGION or the profile''s region)'
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
             cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
@@ -277,6 +294,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
         }
         &'session-proxy;help'= {
             cand stdio 'Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand)'
+            cand shell 'Open an interactive shell on an instance (like `aws ssm start-session`)'
             cand forward 'Forward local ports to hosts the instance reaches (`ssh -L` over SSM port sessions)'
             cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
             cand serve 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
@@ -293,6 +311,8 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'session-proxy;help;stdio'= {
+        }
+        &'session-proxy;help;shell'= {
         }
         &'session-proxy;help;forward'= {
         }

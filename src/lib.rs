@@ -44,6 +44,7 @@ pub mod redact;
 pub mod relay;
 pub mod route;
 pub mod serve;
+pub mod shell;
 pub mod sim;
 pub mod smux;
 pub mod socks;

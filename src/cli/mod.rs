@@ -1,6 +1,7 @@
 //! Command-line interface: one clap definition (also the source of completions and man pages),
 //! one module per subcommand with `run(&GlobalArgs, Args) -> anyhow::Result<ExitCode>`.
 
+pub mod alias;
 pub mod ctl;
 pub mod demo;
 pub mod exec;
@@ -10,6 +11,7 @@ pub mod load;
 pub mod manual;
 pub mod route;
 pub mod serve;
+pub mod shell;
 pub mod sim;
 
 pub mod stdio;
@@ -61,6 +63,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Bridge stdin/stdout to a port on an instance (use as OpenSSH ProxyCommand).
     Stdio(stdio::StdioArgs),
+    /// Open an interactive shell on an instance (like `aws ssm start-session`).
+    Shell(shell::ShellArgs),
     /// Forward local ports to hosts the instance reaches (`ssh -L` over SSM port sessions).
     Forward(forward::ForwardArgs),
     /// Run a local simulator of the AWS side of Session Manager (no AWS account needed).
@@ -117,6 +121,7 @@ pub fn command() -> clap::Command {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Stdio(a) => stdio::run(&cli.global, a).await,
+        Command::Shell(a) => shell::run(&cli.global, a).await,
         Command::Forward(a) => forward::run(&cli.global, a).await,
         Command::Sim(a) => sim::run(&cli.global, a).await,
         Command::Serve(a) => serve::run(&cli.global, a).await,

@@ -131,6 +131,19 @@ pub struct SessionRequest {
 }
 
 impl SessionRequest {
+    /// The parameters as StartSession takes them: one list per name, values in the order
+    /// given (a repeated `--parameter key=…` adds to its key's list).
+    pub fn parameter_lists(&self) -> Vec<(String, Vec<String>)> {
+        let mut lists: Vec<(String, Vec<String>)> = vec![];
+        for (k, v) in &self.parameters {
+            match lists.iter_mut().find(|(name, _)| name == k) {
+                Some((_, values)) => values.push(v.clone()),
+                None => lists.push((k.clone(), vec![v.clone()])),
+            }
+        }
+        lists
+    }
+
     /// `AWS-StartSSHSession` to `port` on the instance.
     pub fn ssh(target: &str, port: u16) -> Self {
         Self {
@@ -294,8 +307,8 @@ impl SsmApi {
             .start_session()
             .target(&req.target)
             .document_name(&req.document);
-        for (k, v) in &req.parameters {
-            b = b.parameters(k, vec![v.clone()]);
+        for (k, values) in req.parameter_lists() {
+            b = b.parameters(k, values);
         }
         let out = match b.send().await {
             Ok(o) => o,
@@ -465,6 +478,26 @@ impl SsmApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_parameters_become_one_list_per_name_in_order() {
+        let req = SessionRequest {
+            target: "i-1".into(),
+            document: "D".into(),
+            parameters: vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "x".into()),
+                ("a".into(), "2".into()),
+            ],
+        };
+        assert_eq!(
+            req.parameter_lists(),
+            vec![
+                ("a".to_owned(), vec!["1".to_owned(), "2".to_owned()]),
+                ("b".to_owned(), vec!["x".to_owned()]),
+            ]
+        );
+    }
 
     fn service(code: &str) -> ApiError {
         ApiError::Service {

@@ -21,7 +21,7 @@ use crate::config::Target;
 use crate::control::ControlError;
 use crate::control::{self, client::Client, proto::ErrorKind, proto::Request, proto::Response};
 use crate::exit::StdoutError;
-use crate::ssm::api::{AwsSettings, SessionRequest, SsmApi};
+use crate::ssm::api::{SessionRequest, SsmApi};
 use crate::ssm::driver::{End, Status};
 use crate::ssm::session::{Session, SessionOptions};
 use crate::ssm::target;
@@ -52,14 +52,13 @@ pub struct StdioArgs {
 pub async fn run(g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
     let cfg = super::load::optional(g)?;
     // A `hosts:` alias supplies target, profile, region and port; flags still win.
-    let alias = cfg.as_ref().and_then(|c| c.hosts.get(&a.target));
-    let (name, port) = match alias {
-        Some(h) => (
-            h.target.as_str().to_owned(),
-            a.port.or(h.port).unwrap_or(22),
-        ),
-        None => (a.target.clone(), a.port.unwrap_or(22)),
-    };
+    let dest = super::alias::destination(
+        cfg.as_ref(),
+        &a.target,
+        a.profile.as_deref(),
+        a.region.as_deref(),
+    );
+    let (name, port) = (dest.name, a.port.or(dest.alias_port).unwrap_or(22));
     if !matches!(name.parse::<Target>(), Ok(Target::InstanceId(_))) {
         let socket = control::socket_path(
             g.control_socket.as_deref(),
@@ -69,18 +68,7 @@ pub async fn run(g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
             return Ok(code);
         }
     }
-    let settings = AwsSettings {
-        profile: a
-            .profile
-            .clone()
-            .or_else(|| alias.and_then(|h| h.profile.clone())),
-        region: a
-            .region
-            .clone()
-            .or_else(|| alias.and_then(|h| h.region.clone())),
-        credentials: None,
-        endpoint_url: None,
-    };
+    let settings = dest.settings;
     let api = Arc::new(SsmApi::new(&settings).await);
     let instance = target::resolve(&api, &name).await?;
     let mut req = SessionRequest::ssh(&instance, port);
