@@ -20,7 +20,8 @@ use crate::exec::exit_code::{process_code, ExitCodeError};
 use crate::exec::layer::{Control, ExecLayer, Input, Outcome, Output};
 use crate::exec::marker::MarkerFilter;
 use crate::exec::stdin_frame::StdinFramer;
-use crate::ssm::api::{ApiError, AwsSettings, SsmApi};
+use crate::shell::terminal::{self, RawMode};
+use crate::ssm::api::{ApiError, SsmApi};
 use crate::ssm::session::{OpenError, Session, SessionOptions};
 use crate::ssm::target;
 use plan::{Plan, Request, Status, Stdin};
@@ -104,35 +105,20 @@ pub enum ExecError {
 
 pub async fn run(g: &GlobalArgs, a: ExecArgs) -> anyhow::Result<ExitCode> {
     let cfg = super::load::optional(g)?;
-    let alias = cfg
-        .as_ref()
-        .zip(a.target.as_ref())
-        .and_then(|(c, t)| c.hosts.get(t));
-    let settings = AwsSettings {
-        profile: a
-            .profile
-            .clone()
-            .or_else(|| alias.and_then(|h| h.profile.clone())),
-        region: a
-            .region
-            .clone()
-            .or_else(|| alias.and_then(|h| h.region.clone())),
-        ..AwsSettings::default()
-    };
-    let api = Arc::new(SsmApi::new(&settings).await);
+    let dest = super::alias::destination(
+        cfg.as_ref(),
+        a.target.as_deref().unwrap_or_default(),
+        a.profile.as_deref(),
+        a.region.as_deref(),
+    );
+    let api = Arc::new(SsmApi::new(&dest.settings).await);
     if let Some(name) = &a.install_document {
         let line = install::install(&api, name).await?;
         println!("{line}");
         eprintln!("{}", crate::exec::document::usage(name));
         return Ok(ExitCode::SUCCESS);
     }
-    let name = match (alias, &a.target) {
-        (Some(h), _) => h.target.as_str().to_owned(),
-        (None, Some(t)) => t.clone(),
-        (None, None) => {
-            return Err(crate::exit::UsageError::Usage("exec needs a target".into()).into())
-        }
-    };
+    let name = dest.name;
     let instance = target::resolve(&api, &name).await?;
     let document = a
         .document
@@ -207,17 +193,24 @@ async fn execute(
         control_rx,
         outcome_tx,
     );
-    let session = Session::start_layer(
-        api.clone(),
-        &plan.request(instance),
-        layer,
-        SessionOptions::default(),
-    )
-    .await
-    .map_err(|source| start_error(instance, &plan.document, source))?;
+    // Handlers first: from raw mode on, a signal must find them to restore the terminal.
+    let mut signals = Signals::install()?;
+    let req = plan.request(instance);
+    let session = Session::start_layer(api.clone(), &req, layer, SessionOptions::default())
+        .await
+        .map_err(|source| start_error(instance, &plan.document, source))?;
     tracing::info!(session_id = %session.session_id, "session started");
-    let ended = wait(&session, plan, &control_tx, outcome.clone()).await?;
+    let raw = match terminal_for(plan, &control_tx) {
+        Ok(raw) => raw,
+        Err(e) => {
+            session.request_stop().await;
+            let _ = session.finish().await;
+            return Err(e);
+        }
+    };
+    let ended = wait(&session, plan, &mut signals, &control_tx, outcome.clone()).await;
     let end = session.finish().await;
+    drop(raw);
     let result = outcome.borrow().clone();
     if let Ended::Signal(signo) = ended {
         return Ok(ExitCode::from(128 + signo));
@@ -258,16 +251,56 @@ fn start_error(instance: &str, document: &str, source: OpenError) -> ExecError {
     }
 }
 
+/// The signals `exec` handles.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        let on = |k: SignalKind| signal(k).context("installing a signal handler");
+        Ok(Self {
+            int: on(SignalKind::interrupt())?,
+            term: on(SignalKind::terminate())?,
+            hup: on(SignalKind::hangup())?,
+        })
+    }
+}
+
+/// `-t` on a terminal: raw mode (keys such as Ctrl-C go to the remote pty as bytes), and the
+/// terminal size now and on every SIGWINCH.
+fn terminal_for(plan: &Plan, control: &mpsc::Sender<Control>) -> anyhow::Result<Option<RawMode>> {
+    if plan.stdin != Stdin::Raw || !terminal::stdin_is_tty() {
+        return Ok(None);
+    }
+    let mut winch = signal(SignalKind::window_change()).context("watching the terminal size")?;
+    let raw = RawMode::enable()?;
+    let control = control.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Ok((cols, rows)) = terminal::size() {
+                if control.send(Control::Size { cols, rows }).await.is_err() {
+                    return;
+                }
+            }
+            if winch.recv().await.is_none() {
+                return;
+            }
+        }
+    });
+    Ok(Some(raw))
+}
+
 /// Waits for the session to end, forwarding Ctrl-C.
 async fn wait(
     session: &Session,
     plan: &Plan,
+    signals: &mut Signals,
     control: &mpsc::Sender<Control>,
     mut outcome: watch::Receiver<Outcome>,
-) -> anyhow::Result<Ended> {
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+) -> Ended {
     let mut status = session.status();
     let ended = async { while status.changed().await.is_ok() {} };
     tokio::pin!(ended);
@@ -285,7 +318,7 @@ async fn wait(
     let mut closed = Ended::Closed;
     loop {
         let signo = tokio::select! {
-            _ = sigint.recv() => {
+            _ = signals.int.recv() => {
                 // Framed stdin has no byte for an interrupt: end the session instead.
                 if plan.stdin == Stdin::Framed {
                     libc::SIGINT
@@ -295,16 +328,16 @@ async fn wait(
                     continue;
                 }
             }
-            _ = sigterm.recv() => libc::SIGTERM,
-            _ = sighup.recv() => libc::SIGHUP,
+            _ = signals.term.recv() => libc::SIGTERM,
+            _ = signals.hup.recv() => libc::SIGHUP,
             _ = &mut exited => {
                 session.request_stop().await;
-                return Ok(closed);
+                return closed;
             }
-            _ = &mut ended => return Ok(closed),
+            _ = &mut ended => return closed,
         };
         session.request_stop().await;
-        return Ok(Ended::Signal(u8::try_from(signo).unwrap_or(0)));
+        return Ended::Signal(u8::try_from(signo).unwrap_or(0));
     }
 }
 
