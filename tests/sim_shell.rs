@@ -6,12 +6,13 @@
 mod common;
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use session_proxy::sim::agent::AgentKnobs;
+use session_proxy::sim::documents::CreateDocument;
 use session_proxy::sim::{Sim, SimOptions};
 use session_proxy::ssm::api::SessionRequest;
 use session_proxy::ssm::driver::{AppLayer, ByteStream, End, Outgoing};
@@ -36,10 +37,15 @@ async fn sim(knobs: AgentKnobs) -> Sim {
     Sim::start(l, opts).unwrap()
 }
 
-/// A byte stream that also sends the terminal sizes it is given, as a shell client does.
+/// Typed payloads other than Output that reached the client (StdErr, ExitCode), in order.
+type Others = Arc<Mutex<Vec<(PayloadType, Vec<u8>)>>>;
+
+/// A byte stream that also sends the terminal sizes it is given, as a shell client does, and
+/// keeps the StdErr and ExitCode payloads it gets.
 struct Terminal {
     stream: ByteStream<DuplexStream>,
     sizes: mpsc::UnboundedReceiver<Bytes>,
+    others: Others,
 }
 
 impl AppLayer for Terminal {
@@ -58,6 +64,16 @@ impl AppLayer for Terminal {
         self.stream.poll_deliver(cx, data)
     }
 
+    fn poll_deliver_other(
+        &mut self,
+        _cx: &mut Context<'_>,
+        ptype: PayloadType,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.others.lock().unwrap().push((ptype, data.to_vec()));
+        Poll::Ready(Ok(data.len()))
+    }
+
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.stream.poll_flush(cx)
     }
@@ -72,6 +88,7 @@ struct Shell {
     session: Session,
     io: DuplexStream,
     sizes: mpsc::UnboundedSender<Bytes>,
+    others: Others,
     seen: Vec<u8>,
 }
 
@@ -80,9 +97,11 @@ impl Shell {
         let api = Arc::new(common::sim_api(Some(sim.endpoint_url())).await);
         let (mine, theirs) = tokio::io::duplex(256 * 1024);
         let (sizes, rx) = mpsc::unbounded_channel();
+        let others = Others::default();
         let layer = Terminal {
             stream: ByteStream::ready(theirs),
             sizes: rx,
+            others: others.clone(),
         };
         let req = SessionRequest {
             target: ID.to_owned(),
@@ -98,6 +117,7 @@ impl Shell {
             session,
             io: mine,
             sizes,
+            others,
             seen: Vec::new(),
         }
     }
@@ -255,4 +275,209 @@ fn alive(pid: i32) -> bool {
                 .starts_with('Z')
         })
         .unwrap_or(false)
+}
+
+/// A NonInteractiveCommands document with separate output streams and these prefixes.
+fn separate_output_document(sim: &Sim, name: &str, stdout_prefix: &str, stderr_prefix: &str) {
+    let content = serde_json::json!({
+        "schemaVersion": "1.0",
+        "description": "A command with its stdout, stderr and exit code apart",
+        "sessionType": "NonInteractiveCommands",
+        "parameters": { "command": { "type": "String" } },
+        "properties": { "linux": {
+            "commands": "{{ command }}",
+            "separateOutputStream": true,
+            "stdOutSeparatorPrefix": stdout_prefix,
+            "stdErrSeparatorPrefix": stderr_prefix,
+        } },
+    });
+    let req = CreateDocument {
+        name: name.to_owned(),
+        content: content.to_string(),
+        document_type: Some("Session".to_owned()),
+        document_format: None,
+    };
+    sim.registry().create_document(req).unwrap();
+}
+
+/// Runs `command` with `document` to its end: (stdout, the other payloads).
+async fn run(sim: &Sim, document: &str, command: &str) -> (Vec<u8>, Vec<(PayloadType, Vec<u8>)>) {
+    let mut sh = Shell::start(sim, document, &[("command", command)]).await;
+    let out = sh.read_to_end().await;
+    let end = tokio::time::timeout(GUARD, sh.session.finish())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(end, End::ChannelClosed { .. }), "{end:?}");
+    let others = sh.others.lock().unwrap().clone();
+    (out, others)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const AWS_EXEC: &str = "AWS-StartNonInteractiveCommand";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_noninteractive_commands_run_without_shell_or_stdin_merged_and_without_exit_code() {
+    let sim = sim(AgentKnobs::default()).await;
+    // No shell: the words reach echo as they are.
+    let (out, others) = run(&sim, AWS_EXEC, "echo $((6*7)) '|' x").await;
+    assert_eq!(text(&out), "$((6*7)) | x\n");
+    assert!(others.is_empty(), "{others:?}");
+    // stdout and stderr in one stream, in the order written; the exit status is not reported.
+    let (out, others) = run(
+        &sim,
+        AWS_EXEC,
+        "sh -c 'echo out; echo err >&2; echo out2; exit 42'",
+    )
+    .await;
+    assert_eq!(text(&out), "out\nerr\nout2\n");
+    assert!(others.is_empty(), "no StdErr or ExitCode: {others:?}");
+    // No stdin: cat reads end of file at once.
+    let (out, _) = run(&sim, AWS_EXEC, "cat").await;
+    assert!(out.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_output_documents_stream_stderr_apart_and_end_with_the_exit_code() {
+    let sim = sim(AgentKnobs::default()).await;
+    separate_output_document(&sim, "Sim-Exec", "", "");
+    separate_output_document(&sim, "Sim-Exec-Prefixed", "OUT:", "ERR:");
+    let command = "sh -c 'echo out; echo err >&2; exit 42'";
+    let (out, others) = run(&sim, "Sim-Exec", command).await;
+    assert_eq!(text(&out), "out\n");
+    let want = vec![
+        (PayloadType::StdErr, b"err\n".to_vec()),
+        (PayloadType::ExitCode, b"EXIT_CODE: 42".to_vec()),
+    ];
+    assert_eq!(others, want);
+    let (out, others) = run(&sim, "Sim-Exec-Prefixed", "sh -c 'echo out; echo err >&2'").await;
+    assert_eq!(text(&out), "OUT:out\n");
+    let want = vec![
+        (PayloadType::StdErr, b"ERR:err\n".to_vec()),
+        (PayloadType::ExitCode, b"EXIT_CODE: 0".to_vec()),
+    ];
+    assert_eq!(others, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_megabytes_of_stdout_arrive_byte_exact_in_both_forms() {
+    let sim = sim(AgentKnobs::default()).await;
+    separate_output_document(&sim, "Sim-Exec", "", "");
+    let dir = tempfile::tempdir().unwrap();
+    let file = common::random_file(dir.path(), "twenty", 20);
+    let want = common::sha256_file(&file);
+    let command = format!("cat {}", file.display());
+    for doc in [AWS_EXEC, "Sim-Exec"] {
+        let (out, _) = run(&sim, doc, &command).await;
+        let got = dir.path().join("got");
+        std::fs::write(&got, &out).unwrap();
+        assert_eq!(out.len(), 20 << 20, "{doc}");
+        assert_eq!(common::sha256_file(&got), want, "{doc}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_bytes_from_the_client_signal_the_command() {
+    let sim = sim(AgentKnobs::default()).await;
+    separate_output_document(&sim, "Sim-Exec", "", "");
+    let command =
+        "sh -c 'trap \"echo got-int; exit 3\" INT; echo ready; while :; do sleep 0.1; done'";
+    let mut sh = Shell::start(&sim, "Sim-Exec", &[("command", command)]).await;
+    sh.wait_for("ready").await;
+    // Other bytes are no input (the command has none); 0x03 is SIGINT.
+    sh.io.write_all(b"ignored\x03").await.unwrap();
+    let rest = sh.read_to_end().await;
+    assert_eq!(text(&rest), "got-int\n");
+    tokio::time::timeout(GUARD, sh.session.finish())
+        .await
+        .unwrap()
+        .unwrap();
+    let others = sh.others.lock().unwrap().clone();
+    assert_eq!(
+        others,
+        vec![(PayloadType::ExitCode, b"EXIT_CODE: 3".to_vec())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_cannot_start_sends_its_error_as_stderr_and_ends() {
+    let sim = sim(AgentKnobs::default()).await;
+    let (out, others) = run(&sim, AWS_EXEC, "/nonexistent/program --flag").await;
+    assert!(out.is_empty());
+    let [(PayloadType::StdErr, err)] = others.as_slice() else {
+        panic!("one StdErr payload, got {others:?}");
+    };
+    assert!(text(err).contains("/nonexistent/program"), "{}", text(err));
+}
+
+/// botocore's SSM client against the simulator: creates, describes, gets and re-creates
+/// Session documents; every answer must parse as the service's shapes, and errors must carry
+/// the service's codes.
+const BOTOCORE_DOCUMENTS: &str = r#"
+import json, sys
+import botocore.session
+s = botocore.session.get_session()
+c = s.create_client("ssm", region_name="us-east-1", endpoint_url=sys.argv[1],
+                    aws_access_key_id="AKIASIMULATOR0000000", aws_secret_access_key="x")
+content = json.dumps({"schemaVersion": "1.0", "description": "exec apart",
+    "sessionType": "NonInteractiveCommands",
+    "parameters": {"command": {"type": "String"}, "prefix": {"type": "String", "default": ""}},
+    "properties": {"linux": {"commands": "{{ command }}", "separateOutputStream": True,
+                             "stdOutSeparatorPrefix": "{{ prefix }}"}}})
+d = c.create_document(Name="Sim-Exec", Content=content, DocumentType="Session",
+                      DocumentFormat="JSON")["DocumentDescription"]
+assert (d["Name"], d["Status"], d["DocumentType"], d["DocumentVersion"]) == \
+    ("Sim-Exec", "Active", "Session", "1"), d
+assert {p["Name"]: p.get("DefaultValue") for p in d["Parameters"]} == {"command": None, "prefix": ""}, d
+got = c.describe_document(Name="Sim-Exec")["Document"]
+assert got["Hash"] == d["Hash"] and got["CreatedDate"] == d["CreatedDate"], (got, d)
+assert c.get_document(Name="Sim-Exec")["Content"] == content
+yaml = "schemaVersion: '1.0'\nsessionType: Standard_Stream\ninputs:\n  shellProfile:\n    linux: echo pro$((1+1))file\n"
+y = c.create_document(Name="Sim-Shell", Content=yaml, DocumentType="Session", DocumentFormat="YAML")
+assert y["DocumentDescription"]["DocumentFormat"] == "YAML"
+aws = c.describe_document(Name="AWS-StartNonInteractiveCommand")["Document"]
+assert aws["Owner"] == "Amazon" and aws["DocumentType"] == "Session", aws
+def code(call):
+    try:
+        call()
+    except c.exceptions.ClientError as e:
+        return e.response["Error"]["Code"]
+    raise AssertionError("no error")
+assert code(lambda: c.create_document(Name="Sim-Exec", Content=content, DocumentType="Session")) \
+    == "DocumentAlreadyExists"
+assert code(lambda: c.create_document(Name="Sim-Bad", Content="{\"schemaVersion\": \"1.0\"}",
+                                      DocumentType="Session")) == "InvalidDocumentContent"
+assert code(lambda: c.describe_document(Name="Sim-Missing")) == "InvalidDocument"
+print("botocore-ok")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn botocore_creates_describes_and_recreates_session_documents_on_the_simulator() {
+    let sim = sim(AgentKnobs::default()).await;
+    let out = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(BOTOCORE_DOCUMENTS)
+        .arg(sim.endpoint_url())
+        .output();
+    let out = tokio::time::timeout(GUARD, out).await.unwrap().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "botocore (python3-botocore) failed: {stderr}"
+    );
+    assert_eq!(text(&out.stdout).trim(), "botocore-ok", "{stderr}");
+    // A created document runs: its default prefix, its separate streams.
+    let (out, others) = run(&sim, "Sim-Exec", "sh -c 'echo out; exit 7'").await;
+    assert_eq!(text(&out), "out\n");
+    assert_eq!(
+        others,
+        vec![(PayloadType::ExitCode, b"EXIT_CODE: 7".to_vec())]
+    );
+    let mut sh = Shell::start(&sim, "Sim-Shell", &[]).await;
+    sh.wait_for("pro2file").await;
+    sh.type_line("exit").await;
+    sh.read_to_end().await;
 }

@@ -22,6 +22,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::sim::aws_error::{kind, ApiError};
+use crate::sim::documents::store::MAX_CONTENT;
+use crate::sim::documents::CreateDocument;
 use crate::sim::registry::{Filter, Registry, StartSessionRequest, StartSessionResponse};
 use crate::ssm::target::is_instance_id;
 
@@ -31,8 +33,10 @@ pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 pub const TARGET_PREFIX: &str = "AmazonSSM.";
 /// Operations answered (anything else is `UnknownOperationException`).
 #[rustfmt::skip]
-pub const OPERATIONS: [&str; 4] =
-    ["StartSession", "ResumeSession", "TerminateSession", "DescribeInstanceInformation"];
+pub const OPERATIONS: [&str; 7] = [
+    "StartSession", "ResumeSession", "TerminateSession", "DescribeInstanceInformation",
+    "CreateDocument", "DescribeDocument", "GetDocument",
+];
 
 /// DescribeInstanceInformation page size when `MaxResults` is absent, and its model limits.
 const DEFAULT_PAGE: usize = 50;
@@ -161,6 +165,15 @@ fn dispatch(registry: &Registry, op: &str, body: &[u8]) -> Result<Value, ApiErro
             registry.terminate_session(&id);
             Ok(json!({ "SessionId": id }))
         }
+        "CreateDocument" => {
+            let description = registry.create_document(create_document(decode(body)?)?)?;
+            Ok(json!({ "DocumentDescription": description }))
+        }
+        "DescribeDocument" => {
+            let name = document_name(decode(body)?)?;
+            Ok(json!({ "Document": registry.describe_document(&name)? }))
+        }
+        "GetDocument" => registry.get_document(&document_name(decode(body)?)?),
         _ => describe(registry, decode(body)?),
     }
 }
@@ -197,6 +210,21 @@ struct StartIn {
 #[serde(rename_all = "PascalCase")]
 struct SessionIn {
     session_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateDocumentIn {
+    name: Option<String>,
+    content: Option<String>,
+    document_type: Option<String>,
+    document_format: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DocumentIn {
+    name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -299,6 +327,80 @@ fn start_session(registry: &Registry, r: StartIn) -> Result<Value, ApiError> {
         reason: r.reason,
     };
     Ok(session_json(&registry.start_session(req)?))
+}
+
+/// The model's `DocumentName` pattern for CreateDocument.
+const DOCUMENT_NAME: &str = "^[a-zA-Z0-9_\\-.]{3,128}$";
+
+fn create_document(r: CreateDocumentIn) -> Result<CreateDocument, ApiError> {
+    let mut v = Violations::default();
+    v.required("name", &r.name);
+    if let Some(n) = r.name.as_ref().filter(|n| !document_name_ok(n)) {
+        let c = format!("Member must satisfy regular expression pattern: {DOCUMENT_NAME}");
+        v.push("name", n, &c);
+    }
+    v.required("content", &r.content);
+    v.length("content", r.content.as_deref(), 1, MAX_CONTENT);
+    let types = [
+        "Command",
+        "Policy",
+        "Automation",
+        "Session",
+        "Package",
+        "ApplicationConfiguration",
+        "ApplicationConfigurationSchema",
+        "DeploymentStrategy",
+        "ChangeCalendar",
+        "Automation.ChangeTemplate",
+        "ProblemAnalysis",
+        "ProblemAnalysisTemplate",
+        "CloudFormation",
+        "ConformancePackTemplate",
+        "QuickSetup",
+        "ManualApprovalPolicy",
+        "AutoApprovalPolicy",
+    ];
+    if let Some(t) = r
+        .document_type
+        .as_ref()
+        .filter(|t| !types.contains(&t.as_str()))
+    {
+        let c = format!("Member must satisfy enum value set: [{}]", types.join(", "));
+        v.push("documentType", t, &c);
+    }
+    if let Some(f) = r
+        .document_format
+        .as_ref()
+        .filter(|f| !["YAML", "JSON", "TEXT"].contains(&f.as_str()))
+    {
+        v.push(
+            "documentFormat",
+            f,
+            "Member must satisfy enum value set: [YAML, JSON, TEXT]",
+        );
+    }
+    v.finish()?;
+    Ok(CreateDocument {
+        name: r.name.unwrap_or_default(),
+        content: r.content.unwrap_or_default(),
+        document_type: r.document_type,
+        document_format: r.document_format,
+    })
+}
+
+fn document_name_ok(n: &str) -> bool {
+    (3..=128).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+/// DescribeDocument / GetDocument `Name` (which may also be an ARN: up to 200 characters).
+fn document_name(r: DocumentIn) -> Result<String, ApiError> {
+    let mut v = Violations::default();
+    v.required("name", &r.name);
+    v.length("name", r.name.as_deref(), 1, 200);
+    v.finish()?;
+    Ok(r.name.unwrap_or_default())
 }
 
 fn session_id(r: SessionIn) -> Result<String, ApiError> {

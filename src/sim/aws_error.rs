@@ -20,6 +20,10 @@ pub mod kind {
     pub const INVALID_INSTANCE_ID:    &str = "InvalidInstanceId";
     pub const INVALID_NEXT_TOKEN:     &str = "InvalidNextToken";
     pub const QUOTA_EXCEEDED:         &str = "ServiceQuotaExceededException";
+    pub const DOCUMENT_ALREADY_EXISTS: &str = "DocumentAlreadyExists";
+    pub const INVALID_DOCUMENT_CONTENT: &str = "InvalidDocumentContent";
+    pub const INVALID_DOCUMENT_TYPE:  &str = "InvalidDocumentType";
+    pub const DOCUMENT_LIMIT_EXCEEDED: &str = "DocumentLimitExceeded";
 }
 
 /// An SSM API error in AWS's shape: `__type` name, message and HTTP status.

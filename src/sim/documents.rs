@@ -14,8 +14,10 @@ use crate::sim::destination::DialTarget;
 use crate::sim::instances::Instance;
 
 pub mod session;
+pub mod store;
 
 pub use session::{SessionDocument, SHELL_DOCUMENT};
+pub use store::{CreateDocument, DocumentStore};
 
 /// The port documents the simulator runs (the shell ones are in [`session::BUILTIN`]).
 pub const DOCUMENTS: [&str; 3] = [

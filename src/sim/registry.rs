@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 use crate::sim::aws_error::{kind, ApiError};
 pub use crate::sim::destination::DialTarget;
 pub use crate::sim::documents::Run;
-use crate::sim::documents::{self, Plan};
+use crate::sim::documents::{self, CreateDocument, DocumentStore, Plan};
 use crate::sim::faults::FaultCounts;
 use crate::sim::instances::Instance;
 use crate::ssm::channel::Stats;
@@ -158,6 +158,8 @@ struct Session {
 
 struct Inner {
     instances: Vec<Instance>,
+    /// Session documents made with CreateDocument (AWS's own are built in).
+    documents: DocumentStore,
     ws_base: String,
     sessions: HashMap<String, Session>,
     /// Session ids in start order, for `session_ids` and forgetting the oldest ended ones.
@@ -186,6 +188,7 @@ impl Registry {
         let (sessions, order) = (HashMap::new(), VecDeque::new());
         Self(Arc::new(Mutex::new(Inner {
             instances,
+            documents: DocumentStore::default(),
             ws_base,
             sessions,
             order,
@@ -212,8 +215,8 @@ impl Registry {
             .cloned()
             // AWS answers an unknown id exactly like an offline one.
             .ok_or_else(|| ApiError::target_not_connected(&req.target))?;
-        let no_custom = |_: &str| None;
-        let plan = documents::plan(&inst, req.document.as_deref(), &req.parameters, &no_custom)?;
+        let custom = |name: &str| inner.documents.session_doc(name);
+        let plan = documents::plan(&inst, req.document.as_deref(), &req.parameters, &custom)?;
         inner.forget_oldest_ended();
         if inner.sessions.values().filter(|s| s.end.is_none()).count() >= MAX_OPEN_SESSIONS {
             let msg =
@@ -302,6 +305,21 @@ impl Registry {
                 tracing::debug!(session_id, "sim: session terminated");
             }
         }
+    }
+
+    /// CreateDocument: the new document's `DocumentDescription`.
+    pub fn create_document(&self, req: CreateDocument) -> Result<Value, ApiError> {
+        self.lock().documents.create(req)
+    }
+
+    /// DescribeDocument: a document's `DocumentDescription`.
+    pub fn describe_document(&self, name: &str) -> Result<Value, ApiError> {
+        self.lock().documents.describe(name)
+    }
+
+    /// GetDocument: a document with its content.
+    pub fn get_document(&self, name: &str) -> Result<Value, ApiError> {
+        self.lock().documents.get(name)
     }
 
     /// Instances matching every filter, in definition order.

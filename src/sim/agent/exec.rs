@@ -102,15 +102,16 @@ fn start(plan: &CommandPlan) -> io::Result<State> {
     let (program, args) = argv.split_first().ok_or(io::ErrorKind::InvalidInput)?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args).stdin(Stdio::null()).process_group(0);
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{program}: {e}"));
     let Some(prefixes) = plan.separate.clone() else {
         let file = merged_file()?;
         cmd.stdout(file.try_clone()?).stderr(file.try_clone()?);
-        let proc = Proc::spawn(&mut cmd)?;
+        let proc = Proc::reap(cmd.spawn().map_err(named)?);
         let (file, output) = (Some(file), None);
         return Ok(State::Merged(Box::new(Merged { proc, file, output })));
     };
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn()?;
+    let mut child = cmd.spawn().map_err(named)?;
     let stdout = child.stdout.take().map(OutputReader::new);
     let stderr = child.stderr.take().map(OutputReader::new);
     Ok(State::Separate(Box::new(Separate {
@@ -138,10 +139,6 @@ fn merged_file() -> io::Result<File> {
 }
 
 impl Proc {
-    fn spawn(cmd: &mut tokio::process::Command) -> io::Result<Self> {
-        Ok(Self::reap(cmd.spawn()?))
-    }
-
     fn reap(mut child: tokio::process::Child) -> Self {
         let pid = child.id().and_then(|p| i32::try_from(p).ok());
         let exit = tokio::spawn(async move { child.wait().await });

@@ -80,6 +80,13 @@ impl SessionDocument {
             .map_err(|e| e.message)
     }
 
+    /// The declared parameters and their defaults, by name.
+    pub fn parameters(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.parameters
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_deref()))
+    }
+
     /// What a StartSession with `params` runs. Errors are the service's `InvalidParameters`.
     pub fn plan(&self, params: &HashMap<String, Vec<String>>) -> Result<Plan, ApiError> {
         let values = self.values(params)?;
