@@ -161,3 +161,103 @@ fn a_megabyte_of_binary_stdin_arrives_byte_exact() {
     let got = String::from_utf8_lossy(&out);
     assert_eq!(got.split_whitespace().next(), Some(want.as_str()), "{got}");
 }
+
+/// Installs the separate-output document under `name` with `exec --install-document`.
+fn install(rig: &Rig, name: &str) -> (i32, String, String) {
+    let (code, out, err) = run(rig, &["exec", "--install-document", name], None);
+    (code, String::from_utf8_lossy(&out).into_owned(), err)
+}
+
+#[test]
+fn install_document_twice_succeeds_both_times_and_names_the_permissions() {
+    let rig = rig();
+    let (code, out, err) = install(&rig, "SessionProxy-Exec");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("created"), "{out}");
+    assert!(
+        err.contains("ssm:CreateDocument") && err.contains("ssm:StartSession"),
+        "{err}"
+    );
+    assert!(err.contains("--document SessionProxy-Exec"), "{err}");
+    let (code, out, err) = install(&rig, "SessionProxy-Exec");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("already installed"), "{out}");
+    // The name defaults to SessionProxy-Exec.
+    let (code, out, err) = run(&rig, &["exec", "--install-document"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("SessionProxy-Exec"));
+}
+
+#[test]
+fn install_document_refuses_a_different_document_of_the_same_name() {
+    let rig = rig();
+    let other = r#"{"schemaVersion":"1.0","description":"someone else's","sessionType":"NonInteractiveCommands","parameters":{"command":{"type":"String"}},"properties":{"linux":{"commands":"{{ command }}"}}}"#;
+    rig.sim.rt.block_on(async {
+        let api = common::sim_api(Some(rig.sim.endpoint.clone())).await;
+        api.create_document("Taken-Name", other).await.unwrap();
+    });
+    let (code, _, err) = install(&rig, "Taken-Name");
+    assert_eq!(code, 64, "{err}");
+    assert!(
+        err.contains("different session document named Taken-Name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn exit_codes_propagate_and_stderr_is_separate_with_an_installed_document() {
+    let rig = rig();
+    let (code, _, err) = install(&rig, "SessionProxy-Exec");
+    assert_eq!(code, 0, "{err}");
+    let doc = ["exec", "--document", "SessionProxy-Exec", ID, "--"];
+    for (script, want) in [("true", 0), ("false", 1), ("exit 42", 42)] {
+        let args = [&doc[..], &[script]].concat();
+        let (code, _, err) = run(&rig, &args, None);
+        assert_eq!(code, want, "{script}: {err}");
+    }
+    let args = [&doc[..], &["echo out; echo err >&2; exit 3"]].concat();
+    let (code, out, err) = run(&rig, &args, None);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(String::from_utf8_lossy(&out), "out\n");
+    assert_eq!(err, "err\n", "only the command's stderr, no notice");
+}
+
+#[test]
+fn the_config_names_the_separate_output_document() {
+    let rig = rig();
+    let (code, _, err) = install(&rig, "My-Exec");
+    assert_eq!(code, 0, "{err}");
+    let config = rig.home.path().join("config.yaml");
+    std::fs::write(&config, "exec:\n  document: My-Exec\n").unwrap();
+    let (code, out, err) = run(&rig, &["exec", ID, "--", "echo e >&2; exit 5"], None);
+    assert_eq!((code, out.as_slice(), err.as_str()), (5, &b""[..], "e\n"));
+}
+
+#[test]
+fn tty_mode_runs_the_command_in_a_pty_and_reports_its_status() {
+    let rig = rig();
+    let script = "test -t 0 && echo in-a-pty; exit 42";
+    let (code, out, err) = run(&rig, &["exec", "-t", ID, "--", script], None);
+    assert_eq!(code, 42, "{err}");
+    assert_eq!(String::from_utf8_lossy(&out), "in-a-pty\r\n");
+}
+
+#[test]
+fn sigterm_ends_the_session_and_exits_143() {
+    let rig = rig();
+    let mut child = cmd(&rig, &["exec", ID, "--", "sleep 100"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while rig.sim.sim().open_sessions() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no session opened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(rig.sim.wait_no_open_sessions(Duration::from_secs(30)), 0);
+}
