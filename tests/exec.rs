@@ -261,3 +261,52 @@ fn sigterm_ends_the_session_and_exits_143() {
     assert_eq!(status.code(), Some(143));
     assert_eq!(rig.sim.wait_no_open_sessions(Duration::from_secs(30)), 0);
 }
+
+#[test]
+fn tty_mode_on_a_terminal_starts_at_its_size_and_restores_it() {
+    let rig = rig();
+    let dir = rig.home.path();
+    let mut env: String = rig
+        .sim
+        .env()
+        .iter()
+        .map(|(k, v)| format!("{k}={v} "))
+        .collect();
+    env.push_str(&format!("HOME={} ", dir.display()));
+    let script = format!(
+        "stty -a > before; env {env} {BIN} exec -t {ID} -- 'stty size; exit 3' > out 2>&1; \
+         echo $? > rc; stty -a > after; touch done; sleep 60"
+    );
+    let sock = dir.join("tmux.sock");
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&sock)
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .unwrap()
+    };
+    let dir_arg = dir.display().to_string();
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        "-c",
+        &dir_arg,
+        &script,
+    ]);
+    assert!(started.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !dir.join("done").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tmux(&["kill-server"]);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    assert_eq!(read("rc").trim(), "3", "{}", read("out"));
+    assert_eq!(read("out"), "30 100\r\n");
+    assert_eq!(read("before"), read("after"), "the terminal is restored");
+}

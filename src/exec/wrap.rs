@@ -38,9 +38,15 @@ pub fn merged(user: &str, token: &Token) -> String {
     format!("sh -c {}", sh_quote(&marked_script(user, token)))
 }
 
-/// `-t`: InteractiveCommands already runs `sh -c`, so the script itself.
-pub fn tty(user: &str, token: &Token) -> String {
-    marked_script(user, token)
+/// `-t`: InteractiveCommands already runs `sh -c`, so the script itself, after setting the
+/// pty to the local terminal's `size` (columns, rows). The agent starts the command at once,
+/// so a Size payload can arrive after the command read its size; `stty` first cannot.
+pub fn tty(user: &str, token: &Token, size: Option<(u16, u16)>) -> String {
+    let script = marked_script(user, token);
+    match size {
+        Some((cols, rows)) => format!("stty cols {cols} rows {rows} 2>/dev/null\n{script}"),
+        None => script,
+    }
 }
 
 /// `-i`: InteractiveCommands whose pty is made raw and silent, then `ready` tells the client
@@ -76,6 +82,17 @@ mod tests {
         f.feed(raw, &mut out, &mut ev);
         f.finish(&mut out);
         (out, ev)
+    }
+
+    #[test]
+    fn a_tty_command_starts_at_the_local_terminals_size() {
+        let t = Token::random();
+        let cmd = tty("true", &t, Some((132, 43)));
+        assert!(
+            cmd.starts_with("stty cols 132 rows 43 2>/dev/null\ntrap "),
+            "{cmd}"
+        );
+        assert_eq!(tty("true", &t, None), marked_script("true", &t));
     }
 
     #[test]

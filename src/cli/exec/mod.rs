@@ -135,6 +135,9 @@ pub async fn run(g: &GlobalArgs, a: ExecArgs) -> anyhow::Result<ExitCode> {
         raw: a.raw,
         tty: a.tty,
         stdin: a.stdin,
+        size: (a.tty && terminal::stdin_is_tty())
+            .then(terminal::size)
+            .and_then(Result::ok),
     };
     let plan = Plan::new(&req);
     if plan.merged && !a.tty && !g.quiet {

@@ -21,6 +21,8 @@ pub(super) struct Request {
     pub(super) stdin: bool,
     /// False when DescribeInstanceInformation says the target is not Linux.
     pub(super) posix: bool,
+    /// The local terminal's (columns, rows) for `-t`.
+    pub(super) size: Option<(u16, u16)>,
 }
 
 /// How stdin reaches the command.
@@ -64,7 +66,7 @@ impl Plan {
             let st = Status::Marker(LineEnd::Lf);
             (INTERACTIVE.to_owned(), cmd, Stdin::Framed, st)
         } else if r.tty && wrapped {
-            let cmd = wrap::tty(&user, &token);
+            let cmd = wrap::tty(&user, &token, r.size);
             let st = Status::Marker(LineEnd::CrLf);
             (INTERACTIVE.to_owned(), cmd, Stdin::Raw, st)
         } else if r.tty {
