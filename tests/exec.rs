@@ -310,3 +310,33 @@ fn tty_mode_on_a_terminal_starts_at_its_size_and_restores_it() {
     assert_eq!(read("out"), "30 100\r\n");
     assert_eq!(read("before"), read("after"), "the terminal is restored");
 }
+
+#[test]
+fn ctrl_c_interrupts_the_remote_command() {
+    use std::io::{BufRead, BufReader};
+    let rig = rig();
+    let (code, _, err) = install(&rig, "SessionProxy-Exec");
+    assert_eq!(code, 0, "{err}");
+    let script = "echo started; exec sleep 100";
+    let args = ["exec", "--document", "SessionProxy-Exec", ID, "--", script];
+    let mut child = cmd(&rig, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "started\n");
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait()));
+    let status = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("hung")
+        .unwrap();
+    // The agent's SIGINT killed `sleep`, which the agent reports as 128 + 2.
+    assert_eq!(status.code(), Some(130));
+}
