@@ -340,3 +340,29 @@ fn ctrl_c_interrupts_the_remote_command() {
     // The agent's SIGINT killed `sleep`, which the agent reports as 128 + 2.
     assert_eq!(status.code(), Some(130));
 }
+
+#[test]
+fn a_reader_that_closes_stdout_early_is_a_quiet_success() {
+    let rig = rig();
+    let mut child = cmd(&rig, &["exec", "-q", ID, "--", "seq 1 1000000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 2];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    assert_eq!(&first, b"1\n");
+    drop(child.stdout.take());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let out = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("hung")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

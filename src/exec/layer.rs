@@ -34,6 +34,8 @@ pub enum Outcome {
     Exited(i64),
     /// An ExitCode payload that could not be read.
     BadExitCode(ExitCodeError),
+    /// Our stdout's reader went away (`exec … | head -1`): nothing more can be shown.
+    StdoutClosed,
 }
 
 /// Input from the CLI while the session runs.
@@ -175,6 +177,27 @@ impl ExecLayer {
 
     /// Writes filtered output to stdout until none is left.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = self.poll_drain_inner(cx);
+        self.note_stdout_error(&r);
+        r
+    }
+
+    /// A broken pipe on stdout is its reader going away, which the CLI treats as success.
+    fn note_stdout_error(&self, r: &Poll<io::Result<()>>) {
+        if let Poll::Ready(Err(e)) = r {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                self.outcome.send_if_modified(|o| {
+                    let unknown = *o == Outcome::Unknown;
+                    if unknown {
+                        *o = Outcome::StdoutClosed;
+                    }
+                    unknown
+                });
+            }
+        }
+    }
+
+    fn poll_drain_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while let Some(rest) = self
             .pending
             .get(self.pending_pos..)
@@ -285,7 +308,9 @@ impl AppLayer for ExecLayer {
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_drain(cx))?;
-        ready!(self.stdout.as_mut().poll_flush(cx))?;
+        let flushed = self.stdout.as_mut().poll_flush(cx);
+        self.note_stdout_error(&flushed);
+        ready!(flushed)?;
         self.stderr.as_mut().poll_flush(cx)
     }
 

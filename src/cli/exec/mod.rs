@@ -20,6 +20,7 @@ use crate::exec::exit_code::{process_code, ExitCodeError};
 use crate::exec::layer::{Control, ExecLayer, Input, Outcome, Output};
 use crate::exec::marker::MarkerFilter;
 use crate::exec::stdin_frame::StdinFramer;
+use crate::exit::StdoutError;
 use crate::shell::terminal::{self, RawMode};
 use crate::ssm::api::{ApiError, SsmApi};
 use crate::ssm::session::{OpenError, Session, SessionOptions};
@@ -140,7 +141,7 @@ pub async fn run(g: &GlobalArgs, a: ExecArgs) -> anyhow::Result<ExitCode> {
             .and_then(Result::ok),
     };
     let plan = Plan::new(&req);
-    if plan.merged && !a.tty && !g.quiet {
+    if plan.merged && plan.stdin == Stdin::None && !g.quiet {
         eprintln!("session-proxy: stdout and stderr are merged into stdout; for separate streams and the agent's own exit status, install a document once with `session-proxy exec --install-document` and use --document SessionProxy-Exec (or exec.document in the config)");
     }
     execute(g, &api, &instance, &plan).await
@@ -217,6 +218,9 @@ async fn execute(
     let result = outcome.borrow().clone();
     if let Ended::Signal(signo) = ended {
         return Ok(ExitCode::from(128 + signo));
+    }
+    if result == Outcome::StdoutClosed {
+        return Err(StdoutError::Closed.into());
     }
     end.context("running the remote command")?;
     if ended == Ended::Interrupted && result == Outcome::Unknown {
@@ -309,8 +313,15 @@ async fn wait(
     tokio::pin!(ended);
     // Once the status is known, the session has this long to close by itself (a hang guard
     // against a background process that keeps the pty open).
+    // When stdout's reader is gone, nothing the command still prints can be shown: stop now.
     let exited = async {
-        while !matches!(*outcome.borrow_and_update(), Outcome::Exited(_)) {
+        loop {
+            let o = outcome.borrow_and_update().clone();
+            match o {
+                Outcome::Exited(_) => break,
+                Outcome::StdoutClosed => return,
+                _ => {}
+            }
             if outcome.changed().await.is_err() {
                 std::future::pending::<()>().await;
             }
@@ -356,5 +367,6 @@ fn exit_code(g: &GlobalArgs, plan: &Plan, outcome: Outcome) -> anyhow::Result<Ex
             Ok(ExitCode::SUCCESS)
         }
         Outcome::Unknown => Err(ExecError::StatusLost.into()),
+        Outcome::StdoutClosed => Err(StdoutError::Closed.into()),
     }
 }
