@@ -131,7 +131,8 @@ pub async fn run(g: &GlobalArgs, a: ExecArgs) -> anyhow::Result<ExitCode> {
     }
     let req = Request {
         words: a.command.clone(),
-        posix: is_posix(&api, &instance, g.quiet).await,
+        // Only a wrapped command needs a POSIX `sh` on the target.
+        posix: a.raw || is_posix(&api, &instance, g.quiet).await,
         document,
         raw: a.raw,
         tty: a.tty,
@@ -153,7 +154,7 @@ async fn is_posix(api: &SsmApi, instance: &str, quiet: bool) -> bool {
     match api.platform(instance).await {
         Ok(Some(p)) if p != "Linux" => {
             if !quiet {
-                eprintln!("session-proxy: {instance} runs {p}, not Linux: the command is sent as is (like --raw) and its exit status is unknown");
+                eprintln!("session-proxy: {instance} runs {p}, not Linux: the command is sent as is, without `sh -c` (like --raw)");
             }
             false
         }
