@@ -2,8 +2,9 @@
 //! XDG dirs, the printed `curl --socks5-hostname` line fetching the demo page, the printed
 //! `ssh -F <ssh_config> demo-bastion` line running a command on the demo instance with the real
 //! OpenSSH client, `scp` and `sftp` copying a checksummed file both ways, `status`, `route` and
-//! `stop` reaching the demo's master, the env file pointing `stdio` at the simulator, a busy
-//! first port being named, then SIGTERM and a clean exit.
+//! `stop` reaching the demo's master, the env file pointing `stdio` at the simulator, the
+//! printed `shell` line naming a target whose shell runs, a busy first port being named, then
+//! SIGTERM and a clean exit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -387,6 +388,48 @@ fn the_printed_forward_line_reaches_the_page_over_native_port_sessions() {
         page.contains(session_proxy::sim::demo::PAGE_TITLE),
         "{page}"
     );
+    assert!(demo.stop().success());
+}
+
+#[test]
+fn the_printed_shell_line_names_a_target_whose_shell_runs_on_the_simulator() {
+    let home = tempfile::tempdir().unwrap();
+    let demo = start_demo(home.path());
+    let line = demo.line("session-proxy shell ");
+    let target = line.split_whitespace().nth(2).unwrap().to_owned();
+    let env = std::fs::read_to_string(demo_dir(home.path()).join("env")).unwrap();
+    let endpoint = env
+        .lines()
+        .find_map(|l| l.strip_prefix("export AWS_ENDPOINT_URL="))
+        .unwrap()
+        .to_owned();
+    // What `shell` does with the line's target: resolve it, start the default shell document.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let screen = rt.block_on(async {
+        use session_proxy::ssm::{api::SessionRequest, driver::ByteStream, session::*, target};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let api = std::sync::Arc::new(common::sim_api(Some(endpoint)).await);
+        let id = target::resolve(&api, &target).await.unwrap();
+        let (mut mine, theirs) = tokio::io::duplex(64 * 1024);
+        let req = SessionRequest {
+            target: id,
+            document: "SSM-SessionManagerRunShell".to_owned(),
+            parameters: Vec::new(),
+        };
+        let opts = SessionOptions::default();
+        let layer = ByteStream::ready(theirs);
+        let session = Session::start_layer(api, &req, layer, opts).await.unwrap();
+        mine.write_all(b"echo $((6*7)); exit\n").await.unwrap();
+        let mut screen = Vec::new();
+        let read = mine.read_to_end(&mut screen);
+        tokio::time::timeout(Duration::from_secs(60), read)
+            .await
+            .unwrap()
+            .unwrap();
+        session.finish().await.unwrap();
+        String::from_utf8_lossy(&screen).into_owned()
+    });
+    assert!(screen.contains("42\r\n"), "{screen:?}");
     assert!(demo.stop().success());
 }
 

@@ -190,6 +190,29 @@ async fn a_shell_session_runs_commands_in_a_real_pty_that_size_payloads_resize()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shells_skip_the_handshake_and_noninteractive_commands_do_it_with_null_properties() {
+    let sim = sim(AgentKnobs::default()).await;
+    let mut sh = Shell::start(&sim, "SSM-SessionManagerRunShell", &[]).await;
+    sh.type_line("echo $((6*7))").await;
+    sh.wait_for("42\r\n").await;
+    let info = sh.session.status().borrow().session.clone().unwrap();
+    assert_eq!(info.session_type, None, "no HandshakeRequest: {info:?}");
+    sh.type_line("exit").await;
+    sh.read_to_end().await;
+    let exec = Shell::start(&sim, AWS_EXEC, &[("command", "sleep 30")]).await;
+    let mut status = exec.session.status();
+    let ready = status.wait_for(|s| s.ready);
+    tokio::time::timeout(GUARD, ready).await.unwrap().unwrap();
+    let info = status.borrow().session.clone().unwrap();
+    assert_eq!(info.session_type.as_deref(), Some("NonInteractiveCommands"));
+    assert_eq!(info.properties, serde_json::Value::Null);
+    exec.session.request_stop().await;
+    let _ = tokio::time::timeout(GUARD, exec.session.finish())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shell_command_sets_what_a_shell_session_runs() {
     let knobs = AgentKnobs {
         shell_command: "sh -c 'echo shell-command-ran; exec sh'".to_owned(),
@@ -313,7 +336,7 @@ async fn run(sim: &Sim, document: &str, command: &str) -> (Vec<u8>, Vec<(Payload
     (out, others)
 }
 
-fn text(b: &[u8]) -> String {
+fn text_of(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
@@ -324,7 +347,7 @@ async fn aws_noninteractive_commands_run_without_shell_or_stdin_merged_and_witho
     let sim = sim(AgentKnobs::default()).await;
     // No shell: the words reach echo as they are.
     let (out, others) = run(&sim, AWS_EXEC, "echo $((6*7)) '|' x").await;
-    assert_eq!(text(&out), "$((6*7)) | x\n");
+    assert_eq!(text_of(&out), "$((6*7)) | x\n");
     assert!(others.is_empty(), "{others:?}");
     // stdout and stderr in one stream, in the order written; the exit status is not reported.
     let (out, others) = run(
@@ -333,7 +356,7 @@ async fn aws_noninteractive_commands_run_without_shell_or_stdin_merged_and_witho
         "sh -c 'echo out; echo err >&2; echo out2; exit 42'",
     )
     .await;
-    assert_eq!(text(&out), "out\nerr\nout2\n");
+    assert_eq!(text_of(&out), "out\nerr\nout2\n");
     assert!(others.is_empty(), "no StdErr or ExitCode: {others:?}");
     // No stdin: cat reads end of file at once.
     let (out, _) = run(&sim, AWS_EXEC, "cat").await;
@@ -347,14 +370,22 @@ async fn separate_output_documents_stream_stderr_apart_and_end_with_the_exit_cod
     separate_output_document(&sim, "Sim-Exec-Prefixed", "OUT:", "ERR:");
     let command = "sh -c 'echo out; echo err >&2; exit 42'";
     let (out, others) = run(&sim, "Sim-Exec", command).await;
-    assert_eq!(text(&out), "out\n");
+    assert_eq!(text_of(&out), "out\n");
     let want = vec![
         (PayloadType::StdErr, b"err\n".to_vec()),
         (PayloadType::ExitCode, b"EXIT_CODE: 42".to_vec()),
     ];
     assert_eq!(others, want);
-    let (out, others) = run(&sim, "Sim-Exec-Prefixed", "sh -c 'echo out; echo err >&2'").await;
-    assert_eq!(text(&out), "OUT:out\n");
+    // The prefix starts a pipe's first read and each read after one that ended a line.
+    let command = "sh -c 'echo out; sleep 0.2; printf part; sleep 0.2; echo ial; echo err >&2'";
+    let (out, others) = run(&sim, "Sim-Exec-Prefixed", command).await;
+    let out = text_of(&out);
+    // However the reads fell, "ial" continues a line: never prefixed.
+    assert!(
+        out.starts_with("OUT:out\n") && !out.contains("OUT:ial"),
+        "{out:?}"
+    );
+    assert_eq!(out.replace("OUT:", ""), "out\npartial\n");
     let want = vec![
         (PayloadType::StdErr, b"ERR:err\n".to_vec()),
         (PayloadType::ExitCode, b"EXIT_CODE: 0".to_vec()),
@@ -390,7 +421,7 @@ async fn control_bytes_from_the_client_signal_the_command() {
     // Other bytes are no input (the command has none); 0x03 is SIGINT.
     sh.io.write_all(b"ignored\x03").await.unwrap();
     let rest = sh.read_to_end().await;
-    assert_eq!(text(&rest), "got-int\n");
+    assert_eq!(text_of(&rest), "got-int\n");
     tokio::time::timeout(GUARD, sh.session.finish())
         .await
         .unwrap()
@@ -403,14 +434,33 @@ async fn control_bytes_from_the_client_signal_the_command() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_command_that_cannot_start_sends_its_error_as_stderr_and_ends() {
+async fn a_command_that_cannot_start_sends_the_agents_error_as_stderr_and_ends() {
     let sim = sim(AgentKnobs::default()).await;
-    let (out, others) = run(&sim, AWS_EXEC, "/nonexistent/program --flag").await;
+    separate_output_document(&sim, "Sim-Exec", "", "");
+    let (out, others) = run(&sim, AWS_EXEC, "no-such-program --flag").await;
     assert!(out.is_empty());
+    let text = r#"exec: "no-such-program": executable file not found in $PATH"#;
+    assert_eq!(
+        others,
+        vec![(PayloadType::StdErr, text.as_bytes().to_vec())]
+    );
+    // With separate output the agent reports exit code 1 first.
+    let (_, others) = run(&sim, "Sim-Exec", "/nonexistent/program").await;
+    let text = "fork/exec /nonexistent/program: no such file or directory";
+    let want = vec![
+        (PayloadType::ExitCode, b"EXIT_CODE: 1".to_vec()),
+        (PayloadType::StdErr, text.as_bytes().to_vec()),
+    ];
+    assert_eq!(others, want);
+    let (_, others) = run(&sim, AWS_EXEC, "echo 'unclosed").await;
     let [(PayloadType::StdErr, err)] = others.as_slice() else {
         panic!("one StdErr payload, got {others:?}");
     };
-    assert!(text(err).contains("/nonexistent/program"), "{}", text(err));
+    assert!(
+        text_of(err).starts_with("Unable to start command: "),
+        "{}",
+        text_of(err)
+    );
 }
 
 /// botocore's SSM client against the simulator: creates, describes, gets and re-creates
@@ -463,15 +513,15 @@ async fn botocore_creates_describes_and_recreates_session_documents_on_the_simul
         .arg(sim.endpoint_url())
         .output();
     let out = tokio::time::timeout(GUARD, out).await.unwrap().unwrap();
-    let stderr = text(&out.stderr);
+    let stderr = text_of(&out.stderr);
     assert!(
         out.status.success(),
         "botocore (python3-botocore) failed: {stderr}"
     );
-    assert_eq!(text(&out.stdout).trim(), "botocore-ok", "{stderr}");
+    assert_eq!(text_of(&out.stdout).trim(), "botocore-ok", "{stderr}");
     // A created document runs: its default prefix, its separate streams.
     let (out, others) = run(&sim, "Sim-Exec", "sh -c 'echo out; exit 7'").await;
-    assert_eq!(text(&out), "out\n");
+    assert_eq!(text_of(&out), "out\n");
     assert_eq!(
         others,
         vec![(PayloadType::ExitCode, b"EXIT_CODE: 7".to_vec())]

@@ -216,6 +216,8 @@ fn instructions(
          \nPoint AWS tools and `session-proxy stdio` at the simulator:  . {env}\n\
          \nThen forward a port over native SSM port sessions (no SSH), and fetch the page through it:\n  \
          session-proxy forward 8080:{fwd_host}:{fwd_port} --via {name} &\n  curl http://127.0.0.1:8080/\n\
+         \nOr open a shell on {name} (the simulator runs `sh` in a pty on this machine):\n  \
+         session-proxy shell {name}\n\
          \nPress Ctrl-C to stop.\n",
         endpoint = sim.endpoint_url(),
         id = demo::INSTANCE_ID,

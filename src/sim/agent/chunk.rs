@@ -15,6 +15,8 @@ pub(super) struct OutputReader {
     /// Read and not handed out yet: an incomplete UTF-8 sequence at most, or what did not fit
     /// the last message.
     pending: Vec<u8>,
+    /// The read buffer, kept between reads.
+    scratch: Vec<u8>,
     eof: bool,
 }
 
@@ -23,6 +25,7 @@ impl OutputReader {
         Self {
             src: Box::pin(src),
             pending: Vec::new(),
+            scratch: Vec::new(),
             eof: false,
         }
     }
@@ -57,8 +60,9 @@ impl OutputReader {
             if self.eof {
                 return Poll::Ready(Ok(None));
             }
-            let mut scratch = vec![0u8; cap - self.pending.len().min(cap - 1)];
-            let mut rb = ReadBuf::new(&mut scratch);
+            self.scratch
+                .resize(cap - self.pending.len().min(cap - 1), 0);
+            let mut rb = ReadBuf::new(&mut self.scratch);
             match ready!(self.src.as_mut().poll_read(cx, &mut rb)) {
                 Ok(()) if rb.filled().is_empty() => self.eof = true,
                 Ok(()) => self.pending.extend_from_slice(rb.filled()),

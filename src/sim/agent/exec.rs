@@ -2,18 +2,24 @@
 //! them (reference §12):
 //! - the command is split with shlex and run without a shell, without a pty and without
 //!   stdin (it reads end of file at once);
-//! - client Output bytes are not input: 0x03, 0x1c and 0x1a in them become SIGINT, SIGQUIT
-//!   and SIGTSTP to the command, everything else is dropped; Size is ignored;
+//! - client Output bytes are not input: the first of 0x03, 0x1c or 0x1a in a message becomes
+//!   SIGINT, SIGQUIT or SIGTSTP to the command, everything else is dropped; Size is ignored;
 //! - without `separateOutputStream`, stdout and stderr go to one file, in the order written,
 //!   which is sent as Output only after the command exited, and no exit code is reported;
-//! - with it, stdout streams as Output and stderr as StdErr, each message starting with the
-//!   document's prefix, and once both pipes closed and the command exited, ExitCode carries
-//!   `EXIT_CODE: <n>` (a command killed by signal `s` reports 128 + s, as a shell would);
-//! - a command that cannot start gets the error as StdErr, and the session ends.
+//! - with it, stdout streams as Output and stderr as StdErr, in messages of the chunk size
+//!   less the prefix; the document's prefix starts a pipe's first message and every message
+//!   after one that ended a line. Once both pipes closed and the command exited, ExitCode
+//!   carries `EXIT_CODE: <n>` (a command killed by signal `s` reports 128 + s, as a shell
+//!   would);
+//! - a command that cannot start gets the error as StdErr, in the wording of the agent's Go
+//!   runtime (`exec: "x": executable file not found in $PATH`), after `EXIT_CODE: 1` with
+//!   separate output; a command shlex cannot split gets `Unable to start command: ...`; then
+//!   the session ends.
 //!
 //! Dropping the layer (the session ended, or the client terminated it) kills the command's
 //! process group.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::future::Future;
 use std::io::{self, Seek};
@@ -42,8 +48,8 @@ pub(super) struct ExecLayer {
 
 enum State {
     Starting(CommandPlan),
-    /// The command could not start: the error, until sent.
-    Failed(Option<Bytes>),
+    /// The command could not start: what the agent says about it, until sent.
+    Failed(VecDeque<(PayloadType, Bytes)>),
     Merged(Box<Merged>),
     Separate(Box<Separate>),
 }
@@ -68,12 +74,31 @@ struct Merged {
 /// stdout and stderr streamed apart, then the exit code.
 struct Separate {
     proc: Proc,
-    stdout: Option<OutputReader>,
-    stderr: Option<OutputReader>,
-    prefixes: Separators,
+    /// stdout then stderr, each until it closed.
+    pipes: [Option<Pipe>; 2],
     /// Which pipe is read first next time, so neither starves the other.
     stderr_first: bool,
     exit_sent: bool,
+}
+
+/// One output pipe of a separate-output command.
+struct Pipe {
+    reader: OutputReader,
+    ptype: PayloadType,
+    prefix: String,
+    /// The next message starts a line (the first one, or one after a newline).
+    needs_prefix: bool,
+}
+
+impl Pipe {
+    fn new(reader: OutputReader, ptype: PayloadType, prefix: String) -> Self {
+        Self {
+            reader,
+            ptype,
+            prefix,
+            needs_prefix: true,
+        }
+    }
 }
 
 impl ExecLayer {
@@ -94,31 +119,68 @@ impl ExecLayer {
     }
 }
 
-/// Starts `plan`'s command, or says why it cannot.
-fn start(plan: &CommandPlan) -> io::Result<State> {
-    let argv = shlex::split(&plan.command)
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| io::Error::other(format!("cannot split {:?} into words", plan.command)))?;
+/// Starts `plan`'s command, or the state that says why it cannot.
+fn start(plan: &CommandPlan) -> State {
+    let Some(argv) = shlex::split(&plan.command).filter(|a| !a.is_empty()) else {
+        let text = "Unable to start command: Failed to parse commands input: the command is empty or a quote is not closed\n\n";
+        return State::Failed(VecDeque::from([(PayloadType::StdErr, Bytes::from(text))]));
+    };
+    spawn(plan, &argv).unwrap_or_else(|e| {
+        let program = argv.first().map(String::as_str).unwrap_or_default();
+        tracing::debug!("sim agent: {program} did not start: {e}");
+        let mut said = VecDeque::new();
+        if plan.separate.is_some() {
+            said.push_back((PayloadType::ExitCode, Bytes::from_static(b"EXIT_CODE: 1")));
+        }
+        said.push_back((PayloadType::StdErr, Bytes::from(start_error(program, &e))));
+        State::Failed(said)
+    })
+}
+
+/// Go's `exec.Cmd.Start` error for `program`, as the real agent passes it on.
+fn start_error(program: &str, e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::NotFound && !program.contains('/') {
+        return format!("exec: {program:?}: executable file not found in $PATH");
+    }
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or_default();
+    let mut chars = text.chars();
+    let lower: String = chars
+        .next()
+        .map(|c| c.to_ascii_lowercase())
+        .into_iter()
+        .chain(chars)
+        .collect();
+    format!("fork/exec {program}: {lower}")
+}
+
+/// Spawns the command of `argv` with its output as `plan` says.
+fn spawn(plan: &CommandPlan, argv: &[String]) -> io::Result<State> {
     let (program, args) = argv.split_first().ok_or(io::ErrorKind::InvalidInput)?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args).stdin(Stdio::null()).process_group(0);
-    let named = |e: io::Error| io::Error::new(e.kind(), format!("{program}: {e}"));
     let Some(prefixes) = plan.separate.clone() else {
         let file = merged_file()?;
         cmd.stdout(file.try_clone()?).stderr(file.try_clone()?);
-        let proc = Proc::reap(cmd.spawn().map_err(named)?);
+        let proc = Proc::reap(cmd.spawn()?);
         let (file, output) = (Some(file), None);
         return Ok(State::Merged(Box::new(Merged { proc, file, output })));
     };
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(named)?;
+    let mut child = cmd.spawn()?;
+    let Separators {
+        stdout_prefix,
+        stderr_prefix,
+    } = prefixes;
     let stdout = child.stdout.take().map(OutputReader::new);
     let stderr = child.stderr.take().map(OutputReader::new);
+    let pipes = [
+        stdout.map(|r| Pipe::new(r, PayloadType::Output, stdout_prefix)),
+        stderr.map(|r| Pipe::new(r, PayloadType::StdErr, stderr_prefix)),
+    ];
     Ok(State::Separate(Box::new(Separate {
         proc: Proc::reap(child),
-        stdout,
-        stderr,
-        prefixes,
+        pipes,
         stderr_first: false,
         exit_sent: false,
     })))
@@ -162,8 +224,12 @@ impl Proc {
         Poll::Ready(Ok(s))
     }
 
+    /// Signals the command while it runs (never a pid its reaper may have freed).
     fn signal(&self, sig: libc::c_int) {
-        if let (Some(pid), None) = (self.pid, self.status) {
+        if self.exit.is_finished() {
+            return;
+        }
+        if let Some(pid) = self.pid {
             // SAFETY: kill(2) only sends a signal; no memory is involved.
             unsafe {
                 libc::kill(pid, sig);
@@ -232,12 +298,16 @@ impl Separate {
         cap: usize,
     ) -> Poll<io::Result<Outgoing>> {
         self.stderr_first = !self.stderr_first;
-        for stderr in [self.stderr_first, !self.stderr_first] {
-            if let Poll::Ready(out) = self.poll_pipe(cx, buf, cap, stderr)? {
+        let order = if self.stderr_first { [1, 0] } else { [0, 1] };
+        for i in order {
+            let Some(slot) = self.pipes.get_mut(i) else {
+                continue;
+            };
+            if let Poll::Ready(out) = poll_pipe(slot, cx, buf, cap)? {
                 return Poll::Ready(Ok(out));
             }
         }
-        if self.stdout.is_some() || self.stderr.is_some() {
+        if self.pipes.iter().any(Option::is_some) {
             return Poll::Pending;
         }
         if self.exit_sent {
@@ -251,47 +321,41 @@ impl Separate {
             Bytes::from(text),
         )))
     }
+}
 
-    /// The next message from one pipe, its prefix first; Pending when the pipe has nothing
-    /// now or is closed.
-    fn poll_pipe(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-        cap: usize,
-        stderr: bool,
-    ) -> Poll<io::Result<Outgoing>> {
-        let (pipe, prefix) = match stderr {
-            true => (&mut self.stderr, &self.prefixes.stderr_prefix),
-            false => (&mut self.stdout, &self.prefixes.stdout_prefix),
-        };
-        let Some(reader) = pipe.as_mut() else {
-            return Poll::Pending;
-        };
-        // The real agent's chunks are the chunk size less the prefix.
-        let room = cap.saturating_sub(prefix.len()).max(1);
-        let Some(data) = std::task::ready!(reader.poll_chunk(cx, room))? else {
-            *pipe = None;
-            return Poll::Pending;
-        };
-        let mut message = Vec::with_capacity(prefix.len() + data.len());
-        message.extend_from_slice(prefix.as_bytes());
-        message.extend_from_slice(&data);
-        Poll::Ready(Ok(match stderr {
-            true => Outgoing::Payload(PayloadType::StdErr, Bytes::from(message)),
-            false => output(buf, &message),
-        }))
+/// The next message from one pipe, with its prefix when it starts a line; Pending when the
+/// pipe has nothing now or just closed (the slot is then emptied).
+fn poll_pipe(
+    slot: &mut Option<Pipe>,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+    cap: usize,
+) -> Poll<io::Result<Outgoing>> {
+    let Some(pipe) = slot.as_mut() else {
+        return Poll::Pending;
+    };
+    // The real agent reads the chunk size less the prefix at a time.
+    let room = cap.saturating_sub(pipe.prefix.len()).max(1);
+    let Some(data) = std::task::ready!(pipe.reader.poll_chunk(cx, room))? else {
+        *slot = None;
+        return Poll::Pending;
+    };
+    let mut message = Vec::with_capacity(pipe.prefix.len() + data.len());
+    if pipe.needs_prefix {
+        message.extend_from_slice(pipe.prefix.as_bytes());
     }
+    pipe.needs_prefix = data.last() == Some(&b'\n');
+    message.extend_from_slice(&data);
+    Poll::Ready(Ok(match pipe.ptype {
+        PayloadType::Output => output(buf, &message),
+        other => Outgoing::Payload(other, Bytes::from(message)),
+    }))
 }
 
 impl AppLayer for ExecLayer {
     fn poll_open(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let State::Starting(plan) = &self.state {
-            self.state = start(plan).unwrap_or_else(|e| {
-                tracing::debug!("sim agent: command {:?} did not start: {e}", plan.command);
-                let text = format!("failed to run commands: {e}\n");
-                State::Failed(Some(Bytes::from(text)))
-            });
+            self.state = start(plan);
         }
         Poll::Ready(Ok(()))
     }
@@ -304,8 +368,8 @@ impl AppLayer for ExecLayer {
         let cap = buf.len().min(self.chunk);
         match &mut self.state {
             State::Starting(_) => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
-            State::Failed(text) => Poll::Ready(Ok(match text.take() {
-                Some(t) => Outgoing::Payload(PayloadType::StdErr, t),
+            State::Failed(said) => Poll::Ready(Ok(match said.pop_front() {
+                Some((ptype, text)) => Outgoing::Payload(ptype, text),
                 None => Outgoing::End,
             })),
             State::Merged(m) => m.poll_next(cx, buf, cap),
@@ -313,17 +377,17 @@ impl AppLayer for ExecLayer {
         }
     }
 
-    /// Client bytes are only scanned for the control characters that become signals.
+    /// Client bytes are only scanned for the control characters that become signals (the
+    /// first one of what is delivered at once, as the agent takes the first of a message).
     fn poll_deliver(&mut self, _cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        if let Some(proc) = self.proc() {
-            for b in data {
-                match b {
-                    0x03 => proc.signal(libc::SIGINT),
-                    0x1c => proc.signal(libc::SIGQUIT),
-                    0x1a => proc.signal(libc::SIGTSTP),
-                    _ => {}
-                }
-            }
+        let signal = data.iter().find_map(|b| match b {
+            0x03 => Some(libc::SIGINT),
+            0x1c => Some(libc::SIGQUIT),
+            0x1a => Some(libc::SIGTSTP),
+            _ => None,
+        });
+        if let (Some(proc), Some(sig)) = (self.proc(), signal) {
+            proc.signal(sig);
         }
         self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
         Poll::Ready(Ok(data.len()))

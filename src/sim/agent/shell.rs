@@ -16,6 +16,9 @@
 //!
 //! The real agent waits 1 s before its first read of the pty; the simulator reads at once, so
 //! tests stay fast (the wait shows no behaviour a client depends on: output simply queues).
+//! The real agent also starts its pty a moment after the session is ready and refuses (does
+//! not acknowledge) input until then; here the pty starts as the session becomes ready, in
+//! the same step, so that window does not exist and early input is simply taken.
 
 use std::future::Future;
 use std::io;
@@ -103,11 +106,12 @@ struct Running {
     typing: Vec<u8>,
 }
 
-/// A terminal size as the client sends it.
+/// A terminal size as the client sends it (u32 on the wire; the pty takes u16, so larger
+/// values are clamped).
 #[derive(Deserialize)]
 struct TermSize {
-    cols: u16,
-    rows: u16,
+    cols: u32,
+    rows: u32,
 }
 
 impl ShellLayer {
@@ -190,7 +194,9 @@ impl Running {
         let sizes = serde_json::Deserializer::from_slice(data).into_iter::<TermSize>();
         match sizes.last() {
             Some(Ok(s)) => {
-                if let Err(e) = self.input.resize(pty_process::Size::new(s.rows, s.cols)) {
+                let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+                let size = pty_process::Size::new(clamp(s.rows), clamp(s.cols));
+                if let Err(e) = self.input.resize(size) {
                     tracing::debug!("sim agent: pty resize to {}x{} failed: {e}", s.cols, s.rows);
                 }
             }

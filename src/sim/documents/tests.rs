@@ -168,3 +168,44 @@ fn bad_document_parameters_are_invalid_parameters() {
         assert!(e.message.contains(want), "{}", e.message);
     }
 }
+
+#[test]
+fn created_session_documents_run_with_their_defaults_and_bad_ones_are_refused() {
+    let mut store = DocumentStore::default();
+    let req = |name: &str, content: &str, doc_type: Option<&str>| CreateDocument {
+        name: name.to_owned(),
+        content: content.to_owned(),
+        document_type: doc_type.map(str::to_owned),
+        document_format: None,
+    };
+    let content = json!({"schemaVersion": "1.0", "sessionType": "InteractiveCommands",
+        "parameters": {"cmd": {"type": "String", "default": "top"}},
+        "properties": {"linux": {"commands": "{{ cmd }} -b"}}})
+    .to_string();
+    store.create(req("Top", &content, Some("Session"))).unwrap();
+    let plan = store
+        .session_doc("Top")
+        .unwrap()
+        .plan(&HashMap::new())
+        .unwrap();
+    let command = "top -b".to_owned();
+    assert_eq!(plan.run, Run::Interactive { command });
+    let again = store.create(req("Top", &content, Some("Session")));
+    assert_eq!(again.unwrap_err().kind, kind::DOCUMENT_ALREADY_EXISTS);
+    let aws = store.create(req(SHELL_DOCUMENT, &content, Some("Session")));
+    assert_eq!(aws.unwrap_err().kind, kind::DOCUMENT_ALREADY_EXISTS);
+    let command_doc = store.create(req("Cmd", &content, None));
+    assert_eq!(command_doc.unwrap_err().kind, kind::INVALID_DOCUMENT_TYPE);
+    let bad = [
+        "not a document",
+        r#"{"schemaVersion": "1.0", "sessionType": "InteractiveCommands"}"#,
+        r#"{"schemaVersion": "2.2", "sessionType": "Standard_Stream"}"#,
+        r#"{"schemaVersion": "1.0", "sessionType": "Shell"}"#,
+    ];
+    for content in bad {
+        let e = store
+            .create(req("Bad", content, Some("Session")))
+            .unwrap_err();
+        assert_eq!(e.kind, kind::INVALID_DOCUMENT_CONTENT, "{content}");
+    }
+}
