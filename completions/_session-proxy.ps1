@@ -36,6 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('forward', 'forward', [CompletionResultType]::ParameterValue, 'Forward local ports to hosts the instance reaches (`ssh -L` over SSM port sessions)')
             [CompletionResult]::new('sim', 'sim', [CompletionResultType]::ParameterValue, 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command on an instance: its output on stdout, its exit status as ours')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the running master''s upstreams, forwards, connections and traffic (exits 68 while an upstream is down)')
             [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Bring an upstream of the running master up and wait for a ready connection, or start a forward again')
@@ -163,6 +164,28 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'session-proxy;exec' {
+            [CompletionResult]::new('--document', '--document', [CompletionResultType]::ParameterName, 'A separate-output session document (see --install-document); default: the config''s exec.document, else AWS-StartNonInteractiveCommand (merged output, wrapped)')
+            [CompletionResult]::new('--install-document', '--install-document', [CompletionResultType]::ParameterName, 'Create the separate-output session document NAME [default: SessionProxy-Exec] in the account (ssm:CreateDocument), or confirm it is there, and say how to use it')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'AWS profile (default: the alias''s, else AWS_PROFILE or the default profile)')
+            [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region (default: the alias''s, else AWS_REGION or the profile''s region)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.yaml, then the XDG config dir)')
+            [CompletionResult]::new('--control-socket', '--control-socket', [CompletionResultType]::ParameterName, 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)')
+            [CompletionResult]::new('--raw', '--raw', [CompletionResultType]::ParameterName, 'Send the command as is: no `sh -c`, no end marker (exit status unknown: exit 0)')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Run the command in a pty on the target (AWS-StartInteractiveCommand), stdin as typed')
+            [CompletionResult]::new('--tty', '--tty', [CompletionResultType]::ParameterName, 'Run the command in a pty on the target (AWS-StartInteractiveCommand), stdin as typed')
+            [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Forward stdin to the command, with EOF (like `docker exec -i`; the command runs in a pty, stdout and stderr merged)')
+            [CompletionResult]::new('--stdin', '--stdin', [CompletionResultType]::ParameterName, 'Forward stdin to the command, with EOF (like `docker exec -i`; the command runs in a pty, stdout and stderr merged)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -295,6 +318,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('forward', 'forward', [CompletionResultType]::ParameterValue, 'Forward local ports to hosts the instance reaches (`ssh -L` over SSM port sessions)')
             [CompletionResult]::new('sim', 'sim', [CompletionResultType]::ParameterValue, 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command on an instance: its output on stdout, its exit status as ours')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the running master''s upstreams, forwards, connections and traffic (exits 68 while an upstream is down)')
             [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Bring an upstream of the running master up and wait for a ready connection, or start a forward again')
@@ -320,6 +344,9 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             break
         }
         'session-proxy;help;serve' {
+            break
+        }
+        'session-proxy;help;exec' {
             break
         }
         'session-proxy;help;demo' {

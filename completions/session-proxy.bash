@@ -28,6 +28,9 @@ _session__proxy() {
             session__proxy,disconnect)
                 cmd="session__proxy__subcmd__disconnect"
                 ;;
+            session__proxy,exec)
+                cmd="session__proxy__subcmd__exec"
+                ;;
             session__proxy,forward)
                 cmd="session__proxy__subcmd__forward"
                 ;;
@@ -73,6 +76,9 @@ _session__proxy() {
             session__proxy__subcmd__help,disconnect)
                 cmd="session__proxy__subcmd__help__subcmd__disconnect"
                 ;;
+            session__proxy__subcmd__help,exec)
+                cmd="session__proxy__subcmd__help__subcmd__exec"
+                ;;
             session__proxy__subcmd__help,forward)
                 cmd="session__proxy__subcmd__help__subcmd__forward"
                 ;;
@@ -113,7 +119,7 @@ _session__proxy() {
 
     case "${cmd}" in
         session__proxy)
-            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version stdio shell forward sim serve demo status connect disconnect reload stop route generate completions help"
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version stdio shell forward sim serve exec demo status connect disconnect reload stop route generate completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -230,6 +236,44 @@ _session__proxy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        session__proxy__subcmd__exec)
+            opts="-t -i -v -q -h -V --document --raw --tty --stdin --install-document --profile --region --verbose --quiet --config --control-socket --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --document)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --install-document)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         session__proxy__subcmd__forward)
             opts="-v -q -h -V --via --sessions --allow-remote --profile --region --ready-file --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -303,7 +347,7 @@ _session__proxy() {
             return 0
             ;;
         session__proxy__subcmd__help)
-            opts="stdio shell forward sim serve demo status connect disconnect reload stop route generate completions help"
+            opts="stdio shell forward sim serve exec demo status connect disconnect reload stop route generate completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -359,6 +403,20 @@ _session__proxy() {
             return 0
             ;;
         session__proxy__subcmd__help__subcmd__disconnect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__proxy__subcmd__help__subcmd__exec)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -33,6 +33,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand forward 'Forward local ports to hosts the instance reaches (`ssh -L` over SSM port sessions)'
             cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
             cand serve 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
+            cand exec 'Run a command on an instance: its output on stdout, its exit status as ours'
             cand demo 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
             cand status 'Show the running master''s upstreams, forwards, connections and traffic (exits 68 while an upstream is down)'
             cand connect 'Bring an upstream of the running master up and wait for a ready connection, or start a forward again'
@@ -158,6 +159,27 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'session-proxy;exec'= {
+            cand --document 'A separate-output session document (see --install-document); default: the config''s exec.document, else AWS-StartNonInteractiveCommand (merged output, wrapped)'
+            cand --install-document 'Create the separate-output session document NAME [default: SessionProxy-Exec] in the account (ssm:CreateDocument), or confirm it is there, and say how to use it'
+            cand --profile 'AWS profile (default: the alias''s, else AWS_PROFILE or the default profile)'
+            cand --region 'AWS region (default: the alias''s, else AWS_REGION or the profile''s region)'
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand --raw 'Send the command as is: no `sh -c`, no end marker (exit status unknown: exit 0)'
+            cand -t 'Run the command in a pty on the target (AWS-StartInteractiveCommand), stdin as typed'
+            cand --tty 'Run the command in a pty on the target (AWS-StartInteractiveCommand), stdin as typed'
+            cand -i 'Forward stdin to the command, with EOF (like `docker exec -i`; the command runs in a pty, stdout and stderr merged)'
+            cand --stdin 'Forward stdin to the command, with EOF (like `docker exec -i`; the command runs in a pty, stdout and stderr merged)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'session-proxy;demo'= {
             cand --listen 'SOCKS5 listen address (loopback). Default: 127.0.0.1:1080, or the next free port up to 1099'
             cand --state-dir 'Directory for the demo keys, known_hosts, env file and ssh_config (default: $XDG_STATE_HOME/session-proxy/demo)'
@@ -277,6 +299,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand forward 'Forward local ports to hosts the instance reaches (`ssh -L` over SSM port sessions)'
             cand sim 'Run a local simulator of the AWS side of Session Manager (no AWS account needed)'
             cand serve 'SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject'
+            cand exec 'Run a command on an instance: its output on stdout, its exit status as ours'
             cand demo 'Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process'
             cand status 'Show the running master''s upstreams, forwards, connections and traffic (exits 68 while an upstream is down)'
             cand connect 'Bring an upstream of the running master up and wait for a ready connection, or start a forward again'
@@ -297,6 +320,8 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
         &'session-proxy;help;sim'= {
         }
         &'session-proxy;help;serve'= {
+        }
+        &'session-proxy;help;exec'= {
         }
         &'session-proxy;help;demo'= {
         }

@@ -61,7 +61,7 @@ Exit codes:
   76  data channel, SSH connection or control protocol failed
   77  AWS credentials missing or expired; SSH authentication or KMS key use refused
   78  bad configuration file; AWS profile not defined
-`serve` exits with the code of its first upstream's failure when none can connect.";
+`serve` exits with the code of its first upstream's failure when none can connect; `exec` with the remote command's status.";
 
 /// A usage or configuration problem found by a command (not by clap).
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +153,9 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if let Some(e) = e.downcast_ref::<HostKeyError>() {
         return Some(host_key_code(e));
     }
+    if let Some(e) = e.downcast_ref::<crate::cli::exec::ExecError>() {
+        return Some(exec_code(e));
+    }
     if e.is::<crate::cli::stdio::StdioError>() {
         // The destination port refused: like a bastion refusing a SOCKS destination.
         return Some(codes::NO_HOST);
@@ -182,6 +185,15 @@ fn classify_ssm(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
         return Some(codes::PROTOCOL);
     }
     None
+}
+
+fn exec_code(e: &crate::cli::exec::ExecError) -> u8 {
+    use crate::cli::exec::ExecError;
+    match e {
+        ExecError::DocumentConflict { .. } => codes::USAGE,
+        ExecError::Start { source, .. } => open_code(source),
+        ExecError::StatusLost | ExecError::BadExitCode(_) => codes::PROTOCOL,
+    }
 }
 
 fn serve_code(e: &ServeError) -> u8 {

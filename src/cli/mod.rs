@@ -4,6 +4,7 @@
 pub mod alias;
 pub mod ctl;
 pub mod demo;
+pub mod exec;
 pub mod forward;
 pub mod generate;
 pub mod load;
@@ -70,6 +71,8 @@ pub enum Command {
     Sim(sim::SimArgs),
     /// SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject.
     Serve(serve::ServeArgs),
+    /// Run a command on an instance: its output on stdout, its exit status as ours.
+    Exec(exec::ExecArgs),
     /// Try it without AWS: simulator + demo instance + SOCKS5 proxy in one process.
     Demo(demo::DemoArgs),
     /// Show the running master's upstreams, forwards, connections and traffic (exits 68 while an
@@ -96,7 +99,7 @@ pub enum Command {
 impl Command {
     /// Commands that move one stream and need no thread pool.
     pub fn is_single_stream(&self) -> bool {
-        matches!(self, Self::Stdio(_))
+        matches!(self, Self::Stdio(_) | Self::Exec(_))
     }
 
     /// The log filter when neither flags, environment nor config set one: `serve` is a daemon
@@ -123,6 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(a) => sim::run(&cli.global, a).await,
         Command::Serve(a) => serve::run(&cli.global, a).await,
         Command::Demo(a) => demo::run(&cli.global, a).await,
+        Command::Exec(a) => exec::run(&cli.global, a).await,
         Command::Status(a) => ctl::status(&cli.global, a).await,
         Command::Connect(a) => ctl::connect(&cli.global, a).await,
         Command::Disconnect(a) => ctl::disconnect(&cli.global, a).await,

@@ -176,6 +176,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Port forwards the master runs; listen sockets are unique, also against `listeners`.
     pub forwards: Vec<Forward>,
+    /// `exec.document`: the separate-output session document `exec` uses by default.
+    pub exec_document: Option<String>,
 }
 
 impl Default for Config {
@@ -198,6 +200,7 @@ impl Default for Config {
             log_level: None,
             drain_timeout: Duration::from_secs(DEFAULT_DRAIN_TIMEOUT_SECS),
             forwards: Vec::new(),
+            exec_document: None,
         }
     }
 }

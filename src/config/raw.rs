@@ -42,6 +42,13 @@ pub(crate) struct RawConfig {
     pub(crate) log_level: Option<String>,
     pub(crate) drain_timeout_secs: Option<u64>,
     pub(crate) forwards: Option<Vec<RawForward>>,
+    pub(crate) exec: Option<RawExec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(crate) struct RawExec {
+    pub(crate) document: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -86,6 +86,12 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
         .drain_timeout_secs
         .and_then(|s| v.check("drain_timeout_secs", drain_timeout(s)))
         .unwrap_or(Duration::from_secs(DEFAULT_DRAIN_TIMEOUT_SECS));
+    let exec_document = raw.exec.and_then(|e| e.document).and_then(|d| {
+        v.check(
+            "exec.document",
+            crate::exec::document::check_name(&d).map(|()| d.clone()),
+        )
+    });
     v.finish(Config {
         aws,
         listeners,
@@ -98,6 +104,7 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
         log_level,
         drain_timeout,
         forwards,
+        exec_document,
     })
 }
 

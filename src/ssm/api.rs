@@ -1,5 +1,6 @@
 //! The SSM API calls the client makes (StartSession, ResumeSession, TerminateSession,
-//! DescribeInstanceInformation) through aws-sdk-ssm, with credentials, profile, region, SSO and
+//! DescribeInstanceInformation, and CreateDocument/DescribeDocument for `exec
+//! --install-document`) through aws-sdk-ssm, with credentials, profile, region, SSO and
 //! endpoint overrides (`AWS_ENDPOINT_URL[_SSM]`, how the simulator is reached) from aws-config.
 //! Errors are turned into ones that say what to do next; tokens are never logged.
 
@@ -190,6 +191,23 @@ pub struct InstanceInfo {
     pub computer_name: Option<String>,
 }
 
+/// A session document as DescribeDocument reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentInfo {
+    /// SHA-256 of the content (lowercase hex), DescribeDocument's default `HashType`.
+    pub hash: String,
+    /// `Session`, `Command`, ...
+    pub document_type: String,
+}
+
+/// What CreateDocument did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    New,
+    /// A document of that name exists already (its content may differ).
+    AlreadyExists,
+}
+
 /// An SSM client bound to one profile/region.
 #[derive(Debug, Clone)]
 pub struct SsmApi {
@@ -360,6 +378,69 @@ impl SsmApi {
             .await
             .map(|_| ())
             .map_err(|e| classify("TerminateSession", e, &self.credentials))
+    }
+
+    /// Creates the Session document `name` with JSON `content`; an existing name is
+    /// [`Created::AlreadyExists`], not an error.
+    pub async fn create_document(&self, name: &str, content: &str) -> Result<Created, ApiError> {
+        use aws_sdk_ssm::types::{DocumentFormat, DocumentType};
+        let r = self
+            .client
+            .create_document()
+            .name(name)
+            .content(content)
+            .document_type(DocumentType::Session)
+            .document_format(DocumentFormat::Json)
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(Created::New),
+            Err(SdkError::ServiceError(se)) if se.err().is_document_already_exists() => {
+                Ok(Created::AlreadyExists)
+            }
+            Err(e) => Err(classify("CreateDocument", e, &self.credentials)),
+        }
+    }
+
+    /// The document `name`; `None` when the account has none of that name.
+    pub async fn describe_document(&self, name: &str) -> Result<Option<DocumentInfo>, ApiError> {
+        match self.client.describe_document().name(name).send().await {
+            Ok(out) => Ok(out.document().map(|d| DocumentInfo {
+                hash: d.hash().unwrap_or_default().to_ascii_lowercase(),
+                document_type: d
+                    .document_type()
+                    .map(|t| t.as_str().to_owned())
+                    .unwrap_or_default(),
+            })),
+            Err(SdkError::ServiceError(se)) if se.err().is_invalid_document() => Ok(None),
+            Err(e) => Err(classify("DescribeDocument", e, &self.credentials)),
+        }
+    }
+
+    /// The platform (`Linux`, `Windows`, `MacOS`) DescribeInstanceInformation reports for
+    /// `instance_id`; `None` when it reports none.
+    pub async fn platform(&self, instance_id: &str) -> Result<Option<String>, ApiError> {
+        let filter = InstanceInformationStringFilter::builder()
+            .key("InstanceIds")
+            .values(instance_id)
+            .build()
+            .map_err(|e| ApiError::Transport {
+                operation: "DescribeInstanceInformation",
+                message: e.to_string(),
+            })?;
+        let out = self
+            .client
+            .describe_instance_information()
+            .filters(filter)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeInstanceInformation", e, &self.credentials))?;
+        Ok(out
+            .instance_information_list()
+            .iter()
+            .find(|i| i.instance_id() == Some(instance_id))
+            .and_then(|i| i.platform_type())
+            .map(|p| p.as_str().to_owned()))
     }
 
     /// Managed instances matching one DescribeInstanceInformation filter (`tag:Name`, ...).
