@@ -243,13 +243,15 @@ fn stop_sleep_with(t: &Tmux, key: &str, n: u32) {
 }
 
 #[test]
-fn ctrl_c_and_ctrl_backslash_stop_sleep_remotely_and_the_shell_survives() {
+fn ctrl_c_ctrl_backslash_and_ctrl_z_stop_sleep_remotely_and_the_shell_survives() {
     let sim = shell_sim(FaultPlan::default());
     let t = Tmux::start(&sim);
     t.start_shell("");
     t.line("KEEP=k-$((3*4))");
     stop_sleep_with(&t, "C-c", 1);
     stop_sleep_with(&t, "C-\\", 2);
+    // Ctrl-Z stops it remotely (the remote shell has job control); the shell answers.
+    stop_sleep_with(&t, "C-z", 3);
 }
 
 #[test]
