@@ -243,13 +243,15 @@ fn stop_sleep_with(t: &Tmux, key: &str, n: u32) {
 }
 
 #[test]
-fn ctrl_c_and_ctrl_backslash_stop_sleep_remotely_and_the_shell_survives() {
+fn ctrl_c_ctrl_backslash_and_ctrl_z_stop_sleep_remotely_and_the_shell_survives() {
     let sim = shell_sim(FaultPlan::default());
     let t = Tmux::start(&sim);
     t.start_shell("");
     t.line("KEEP=k-$((3*4))");
     stop_sleep_with(&t, "C-c", 1);
     stop_sleep_with(&t, "C-\\", 2);
+    // Ctrl-Z stops it remotely (the remote shell has job control); the shell answers.
+    stop_sleep_with(&t, "C-z", 3);
 }
 
 #[test]
@@ -301,11 +303,11 @@ fn sigterm_terminates_the_session_restores_the_terminal_and_exits_143() {
     assert_eq!(sim.wait_no_open_sessions(GUARD), 0, "session left open");
 }
 
-#[test]
-fn piped_stdin_runs_the_script_and_its_end_ends_the_shell_with_0() {
-    let sim = shell_sim(FaultPlan::default());
+/// Runs `session-proxy shell ID ARGS…` with `input` piped to it; its output once it ends.
+fn run_piped(sim: &SimHandle, args: &[&str], input: &'static [u8]) -> std::process::Output {
     let mut child = Command::new(BIN)
         .args(["shell", ID])
+        .args(args)
         .envs(sim.env())
         .env("HOME", "/nonexistent")
         .stdin(Stdio::piped())
@@ -316,14 +318,19 @@ fn piped_stdin_runs_the_script_and_its_end_ends_the_shell_with_0() {
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(b"echo hi-$((2*3))\n").unwrap();
+        stdin.write_all(input).unwrap();
     }
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || tx.send(child.wait_with_output()));
-    let out = rx
-        .recv_timeout(GUARD)
+    rx.recv_timeout(GUARD)
         .expect("shell did not end at stdin EOF")
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn piped_stdin_runs_the_script_and_its_end_ends_the_shell_with_0() {
+    let sim = shell_sim(FaultPlan::default());
+    let out = run_piped(&sim, &[], b"echo hi-$((2*3))\n");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
@@ -333,4 +340,23 @@ fn piped_stdin_runs_the_script_and_its_end_ends_the_shell_with_0() {
         "notices stay off stdout: {stdout}"
     );
     assert!(stderr.contains("session closed"), "{stderr}");
+}
+
+#[test]
+fn an_interactive_commands_document_runs_its_command_parameter() {
+    let sim = shell_sim(FaultPlan::default());
+    let out = run_piped(
+        &sim,
+        &[
+            "--document",
+            "AWS-StartInteractiveCommand",
+            "--parameter",
+            "command=echo param-$((4*4))",
+        ],
+        b"",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("param-16"), "{stdout}");
 }

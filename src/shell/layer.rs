@@ -110,8 +110,9 @@ where
             return Poll::Ready(Ok(n));
         }
         tracing::debug!(
-            "ignoring {} bytes of {ptype:?} in a shell session",
-            data.len()
+            "ignoring {} bytes of payload type {} in a shell session",
+            data.len(),
+            ptype.to_u32()
         );
         Poll::Ready(Ok(data.len()))
     }
