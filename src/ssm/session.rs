@@ -34,6 +34,18 @@ pub enum OpenError {
     },
 }
 
+impl OpenError {
+    /// True when retrying cannot help until the user changes something: the API said so, or
+    /// the endpoint refused the signed upgrade (the credentials).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Api(a) => a.is_permanent(),
+            Self::UpgradeRefused { .. } => true,
+            Self::Connect { .. } => false,
+        }
+    }
+}
+
 /// Client-side session tunables.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {

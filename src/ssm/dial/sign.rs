@@ -6,7 +6,8 @@
 //! signed with the SDK's own signer: service `ssmmessages`, the client's region, signed
 //! headers `host;x-amz-date` (plus the session token header when there is one).
 
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_ssm::config::{Credentials, ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -26,11 +27,19 @@ pub enum SignError {
     Signer(String),
 }
 
+/// Credentials this close to their expiry are fetched again before signing.
+const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
+
 /// Signs upgrades with the credentials of the SDK config the SSM client was built from.
+///
+/// The config's provider is the bare chain (the SDK caches in front of it per client), so the
+/// signer keeps the last credentials itself: a resume then signs without another trip to
+/// SSO, STS or IMDS, and fetches again only near their expiry.
 #[derive(Debug, Clone)]
 pub struct UpgradeSigner {
     provider: SharedCredentialsProvider,
     region: String,
+    cached: Arc<Mutex<Option<Credentials>>>,
 }
 
 impl UpgradeSigner {
@@ -39,20 +48,43 @@ impl UpgradeSigner {
         Some(Self {
             provider: provider?,
             region: region?.to_owned(),
+            cached: Arc::default(),
         })
     }
 
     /// Signs `req` in place; leaves it unsigned when no credentials can be had (as before
     /// signing existed), since the service itself does not require the signature.
     pub async fn sign(&self, req: &mut Request<()>) -> Result<(), SignError> {
-        let creds = match self.provider.provide_credentials().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!("data-channel upgrade left unsigned: no credentials ({e})");
-                return Ok(());
-            }
+        let Some(creds) = self.credentials().await else {
+            return Ok(());
         };
         sign_request(req, &creds, &self.region, SystemTime::now())
+    }
+
+    /// The cached credentials while fresh, else the provider's (cached in turn).
+    async fn credentials(&self) -> Option<Credentials> {
+        let fresh = |c: &Credentials| {
+            c.expiry()
+                .is_none_or(|t| t > SystemTime::now() + REFRESH_BEFORE_EXPIRY)
+        };
+        let cached = self
+            .cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(c) = cached.filter(fresh) {
+            return Some(c);
+        }
+        match self.provider.provide_credentials().await {
+            Ok(c) => {
+                *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
+                Some(c)
+            }
+            Err(e) => {
+                tracing::debug!("data-channel upgrade left unsigned: no credentials ({e})");
+                None
+            }
+        }
     }
 }
 
