@@ -128,6 +128,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.yaml, then the XDG config dir)')
             [CompletionResult]::new('--control-socket', '--control-socket', [CompletionResultType]::ParameterName, 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)')
             [CompletionResult]::new('--legacy-agent', '--legacy-agent', [CompletionResultType]::ParameterName, 'Imitate agents that skip the handshake')
+            [CompletionResult]::new('--require-signed-upgrade', '--require-signed-upgrade', [CompletionResultType]::ParameterName, 'Refuse (HTTP 403) data-channel upgrades that are not SigV4-signed with the simulator''s credentials (the ones its environment lines print). Without it both forms are accepted (and counted in the stats)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr')

@@ -121,6 +121,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
             cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
             cand --legacy-agent 'Imitate agents that skip the handshake'
+            cand --require-signed-upgrade 'Refuse (HTTP 403) data-channel upgrades that are not SigV4-signed with the simulator''s credentials (the ones its environment lines print). Without it both forms are accepted (and counted in the stats)'
             cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
             cand -q 'Only errors on stderr'

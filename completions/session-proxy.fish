@@ -102,6 +102,7 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l stat
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l legacy-agent -d 'Imitate agents that skip the handshake'
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l require-signed-upgrade -d 'Refuse (HTTP 403) data-channel upgrades that are not SigV4-signed with the simulator\'s credentials (the ones its environment lines print). Without it both forms are accepted (and counted in the stats)'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -s q -l quiet -d 'Only errors on stderr'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -s h -l help -d 'Print help'

@@ -288,6 +288,7 @@ fn open_code(e: &OpenError) -> u8 {
     match e {
         OpenError::Api(a) => api_code(a),
         OpenError::Connect { .. } => codes::PROTOCOL,
+        OpenError::UpgradeRefused { .. } => codes::NO_PERM,
     }
 }
 

@@ -79,6 +79,11 @@ pub struct SimArgs {
     /// Close the client's WebSocket (code 1000) every this many seconds.
     #[arg(long)]
     pub kill_every_secs: Option<u64>,
+    /// Refuse (HTTP 403) data-channel upgrades that are not SigV4-signed with the simulator's
+    /// credentials (the ones its environment lines print). Without it both forms are accepted
+    /// (and counted in the stats).
+    #[arg(long)]
+    pub require_signed_upgrade: bool,
     /// Seconds a session may wait for its client to resume before it is closed.
     #[arg(long, default_value_t = 1200)]
     pub idle_timeout_secs: u64,
@@ -141,6 +146,7 @@ impl SimArgs {
                 kill_every: self.kill_every_secs.map(Duration::from_secs),
             },
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            require_signed_upgrade: self.require_signed_upgrade,
         })
     }
 }
@@ -198,7 +204,11 @@ pub async fn run(_g: &GlobalArgs, a: SimArgs) -> anyhow::Result<ExitCode> {
     }
     let stats = sim.stats();
     let open = sim.open_sessions();
-    let json = serde_json::json!({ "sessions": stats, "open_sessions": open });
+    let json = serde_json::json!({
+        "sessions": stats,
+        "open_sessions": open,
+        "upgrades": sim.upgrades(),
+    });
     let text = serde_json::to_string_pretty(&json)?;
     if let Some(p) = &a.stats_file {
         std::fs::write(p, &text).with_context(|| format!("writing {}", p.display()))?;

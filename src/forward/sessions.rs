@@ -189,8 +189,7 @@ impl Slot {
         let session = match Session::start_layer(t.api.clone(), &t.request, layer, opts).await {
             Ok(s) => s,
             Err(e) => {
-                let permanent =
-                    matches!(&e, crate::ssm::session::OpenError::Api(a) if a.is_permanent());
+                let permanent = e.is_permanent();
                 tracing::warn!(
                     "forward to {} (session {}): could not start a session: {e}",
                     t.label,

@@ -20,6 +20,7 @@ pub mod kms;
 pub mod memlink;
 pub mod registry;
 pub mod service;
+pub mod signed_upgrade;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::MaybeTlsStream;
 
@@ -39,6 +41,8 @@ use instances::Instance;
 pub use registry::SessionStats;
 use registry::{Registry, RelayHandle, SessionSpec};
 use service::{close_with, read_open_frame, relay, RelayParams};
+pub use signed_upgrade::UpgradeCounts;
+use signed_upgrade::{Gate, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 
 /// Path prefix of data-channel WebSockets (the real service's form, §1.4).
 pub const DATA_CHANNEL_PATH: &str = "/v1/data-channel/";
@@ -55,6 +59,8 @@ pub struct SimOptions {
     pub faults: FaultPlan,
     /// A session whose client is gone this long is closed (the service's idle timeout).
     pub idle_timeout: Duration,
+    /// Refuse data-channel upgrades that are not SigV4-signed with the simulator's key.
+    pub require_signed_upgrade: bool,
 }
 
 impl Default for SimOptions {
@@ -64,6 +70,7 @@ impl Default for SimOptions {
             knobs: AgentKnobs::default(),
             faults: FaultPlan::default(),
             idle_timeout: Duration::from_secs(20 * 60),
+            require_signed_upgrade: false,
         }
     }
 }
@@ -72,6 +79,7 @@ impl Default for SimOptions {
 pub struct Sim {
     addr: SocketAddr,
     registry: Registry,
+    gate: Arc<Gate>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -85,8 +93,10 @@ impl Sim {
             registry.kms().add_key(key);
         }
         let (shutdown, mut stop) = watch::channel(false);
+        let gate = Arc::new(Gate::new(opts.require_signed_upgrade));
         let ctx = Arc::new(Ctx {
             registry: registry.clone(),
+            gate: gate.clone(),
             opts,
         });
         let task = tokio::spawn(async move {
@@ -109,6 +119,7 @@ impl Sim {
         Ok(Self {
             addr,
             registry,
+            gate,
             shutdown,
             task,
         })
@@ -135,9 +146,14 @@ impl Sim {
     /// Shell lines a user can `eval` to point AWS tools at this simulator.
     pub fn env_lines(&self) -> String {
         format!(
-            "export AWS_ENDPOINT_URL={}\nexport AWS_ACCESS_KEY_ID=AKIASIMULATOR0000000\nexport AWS_SECRET_ACCESS_KEY=simulator-secret-key\nexport AWS_REGION=us-east-1\nexport AWS_EC2_METADATA_DISABLED=true\n",
+            "export AWS_ENDPOINT_URL={}\nexport AWS_ACCESS_KEY_ID={ACCESS_KEY_ID}\nexport AWS_SECRET_ACCESS_KEY={SECRET_ACCESS_KEY}\nexport AWS_REGION=us-east-1\nexport AWS_EC2_METADATA_DISABLED=true\n",
             self.endpoint_url()
         )
+    }
+
+    /// Data-channel upgrades seen so far: signed, unsigned, refused.
+    pub fn upgrades(&self) -> UpgradeCounts {
+        self.gate.counts()
     }
 
     /// Per-session counters, from the registry's session table.
@@ -154,6 +170,7 @@ impl Sim {
 
 struct Ctx {
     registry: Registry,
+    gate: Arc<Gate>,
     opts: SimOptions,
 }
 
@@ -170,7 +187,7 @@ impl Ctx {
     /// One data-channel connection: upgrade, check the open frame's token, then either hand the
     /// WebSocket to the session's running relay (a resume) or start the agent and its relay.
     async fn serve_websocket(self: Arc<Self>, stream: TcpStream) {
-        let Some((mut ws, session_id)) = upgrade(stream).await else {
+        let Some((mut ws, session_id)) = upgrade(stream, &self.gate).await else {
             return;
         };
         let open = match read_open_frame(&mut ws).await {
@@ -251,12 +268,19 @@ impl Ctx {
 }
 
 /// The WebSocket upgrade, bounded by [`UPGRADE_TIMEOUT`] so a client that sends half a request
-/// head cannot hold a task and a socket forever. Returns the socket and the session id from the
+/// head cannot hold a task and a socket forever; `gate` refuses badly signed upgrades with a 403
+/// naming the reason. Returns the socket and the session id from the
 /// request path.
 #[allow(clippy::result_large_err)] // the handshake callback's signature is tungstenite's
-async fn upgrade(stream: TcpStream) -> Option<(WsStream, String)> {
+async fn upgrade(stream: TcpStream, gate: &Gate) -> Option<(WsStream, String)> {
     let mut path = None;
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        if let Err(body) = gate.admit(req) {
+            tracing::debug!("sim: {body}");
+            let mut refusal = ErrorResponse::new(Some(body));
+            *refusal.status_mut() = StatusCode::FORBIDDEN;
+            return Err(refusal);
+        }
         path = Some(req.uri().path().to_owned());
         Ok(resp)
     };

@@ -84,10 +84,7 @@ impl SshError {
     /// short are worth another try.
     pub fn is_permanent(&self) -> bool {
         match self {
-            Self::Session {
-                source: OpenError::Api(a),
-                ..
-            } => a.is_permanent(),
+            Self::Session { source, .. } if source.is_permanent() => true,
             Self::Auth { .. } => true,
             Self::HostKey(h) => !matches!(h, HostKeyError::Io { .. }),
             Self::Session { .. }

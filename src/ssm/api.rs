@@ -10,6 +10,7 @@ use aws_sdk_ssm::types::InstanceInformationStringFilter;
 
 use crate::redact::Redacted;
 use crate::ssm::credentials::{self, Problem};
+use crate::ssm::dial::UpgradeSigner;
 
 /// An SSM API failure, phrased for the user.
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +216,8 @@ pub struct SsmApi {
     /// KMS with the same settings, for the data keys of encrypted sessions.
     kms: aws_sdk_kms::Client,
     credentials: CredentialsDiagnosis,
+    /// Signs data-channel upgrades with the config's credentials; `None` leaves them unsigned.
+    signer: Option<UpgradeSigner>,
 }
 
 /// Remembers the first credential problem of a client. The SDK's profile provider reports
@@ -297,6 +300,10 @@ impl SsmApi {
         Self {
             client: aws_sdk_ssm::Client::new(&conf),
             kms: aws_sdk_kms::Client::new(&conf),
+            signer: UpgradeSigner::new(
+                conf.credentials_provider(),
+                conf.region().map(|r| r.as_ref()),
+            ),
             credentials: CredentialsDiagnosis {
                 profile: s.profile.clone(),
                 first: Default::default(),
@@ -307,6 +314,11 @@ impl SsmApi {
     /// The KMS client built from the same settings (and endpoint override) as SSM's.
     pub fn kms_client(&self) -> aws_sdk_kms::Client {
         self.kms.clone()
+    }
+
+    /// The signer of data-channel upgrades (same credentials provider and region as SSM's).
+    pub fn upgrade_signer(&self) -> Option<&UpgradeSigner> {
+        self.signer.as_ref()
     }
 
     pub async fn start_session(&self, req: &SessionRequest) -> Result<SessionTicket, ApiError> {

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod channel;
 pub mod credentials;
+pub mod dial;
 pub mod driver;
 pub mod kms;
 pub mod message;

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::ssm::api::{ApiError, SessionRequest, SessionTicket, SsmApi};
 use crate::ssm::channel::{Channel, Config, Role};
+use crate::ssm::dial::{self, DialError};
 use crate::ssm::driver::{
     self, AppLayer, BoxFuture, ByteStream, Command, Control, DriverError, End, Options, Parts,
     ReconnectError, Status, Transport, WsStream,
@@ -24,6 +25,25 @@ pub enum OpenError {
     Api(#[from] ApiError),
     #[error("could not open the data channel WebSocket for session {session_id}: {message}")]
     Connect { session_id: String, message: String },
+    /// The endpoint refused the (signed) upgrade: the credentials, not the network.
+    #[error("could not open the data channel of session {session_id}: {source}")]
+    UpgradeRefused {
+        session_id: String,
+        #[source]
+        source: DialError,
+    },
+}
+
+impl OpenError {
+    /// True when retrying cannot help until the user changes something: the API said so, or
+    /// the endpoint refused the signed upgrade (the credentials).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Api(a) => a.is_permanent(),
+            Self::UpgradeRefused { .. } => true,
+            Self::Connect { .. } => false,
+        }
+    }
 }
 
 /// Client-side session tunables.
@@ -76,7 +96,11 @@ impl Transport<WsStream> for Resumer {
             }
             let mut last = None;
             for url in urls {
-                match driver::open(&url, t.token.expose(), &client_id, &version).await {
+                let client = dial::Client {
+                    client_id: &client_id,
+                    client_version: &version,
+                };
+                match dial::open(&url, t.token.expose(), &client, api.upgrade_signer()).await {
                     Ok(ws) => return Ok(ws),
                     Err(e) => last = Some(e),
                 }
@@ -149,7 +173,7 @@ impl Session {
     ) -> Result<Self, OpenError> {
         let client_id = uuid::Uuid::new_v4().to_string();
         let version = opts.channel.client_version.clone();
-        let ws = dial(&api, &ticket, &client_id, &version).await?;
+        let ws = first_dial(&api, &ticket, &client_id, &version).await?;
         let mut cfg = opts.channel;
         cfg.role = Role::Client;
         cfg.id_seed = rand::random();
@@ -240,24 +264,30 @@ fn with_key_service(
 }
 
 /// Opens the data channel of `ticket`, retrying the first dial with the same token as the
-/// plugin does (§9.3 item 5). When every try fails the session is terminated, not leaked.
-async fn dial(
+/// plugin does (§9.3 item 5), except after a refused upgrade (credentials: retrying cannot
+/// help). When every try fails the session is terminated, not leaked.
+async fn first_dial(
     api: &SsmApi,
     ticket: &SessionTicket,
     client_id: &str,
     client_version: &str,
 ) -> Result<driver::WsStream, OpenError> {
+    let client = dial::Client {
+        client_id,
+        client_version,
+    };
     let mut last = String::new();
     for attempt in 0..4u32 {
-        match driver::open(
-            &ticket.stream_url,
-            ticket.token.expose(),
-            client_id,
-            client_version,
-        )
-        .await
-        {
+        let token = ticket.token.expose();
+        match dial::open(&ticket.stream_url, token, &client, api.upgrade_signer()).await {
             Ok(ws) => return Ok(ws),
+            Err(e) if e.is_refused() => {
+                let _ = api.terminate_session(&ticket.session_id).await;
+                return Err(OpenError::UpgradeRefused {
+                    session_id: ticket.session_id.clone(),
+                    source: e,
+                });
+            }
             Err(e) => {
                 last = e.to_string();
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;

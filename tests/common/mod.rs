@@ -21,6 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use session_proxy::sim::instances::Instance;
+use session_proxy::sim::signed_upgrade::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use session_proxy::sim::{Sim, SimOptions};
 pub use sshd::{user, Sshd};
 
@@ -98,8 +99,8 @@ impl SimHandle {
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
             ("AWS_ENDPOINT_URL".into(), self.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID".into(), "AKIASIMULATOR0000000".into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), "simulator-secret".into()),
+            ("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY_ID.into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), SECRET_ACCESS_KEY.into()),
             ("AWS_REGION".into(), "us-east-1".into()),
             ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
             ("AWS_CONFIG_FILE".into(), "/dev/null".into()),

@@ -56,7 +56,7 @@ pub enum ReconnectError {
     Api(#[source] ApiError),
     /// The WebSocket to the stream URL could not be opened.
     #[error("could not reopen the data channel WebSocket")]
-    Dial(#[source] tokio_tungstenite::tungstenite::Error),
+    Dial(#[source] crate::ssm::dial::DialError),
     /// The session ended on the service side (terminated, expired, token refused).
     #[error("session {session_id} timed out or was terminated; start a new one")]
     SessionGone { session_id: String },
@@ -71,7 +71,8 @@ impl ReconnectError {
         match self {
             Self::SessionGone { .. } | Self::LinkClosed => true,
             Self::Api(e) => matches!(e, ApiError::SessionGone(_)),
-            Self::Dial(_) => false,
+            // A refused signature stays refused: stop rather than spend the whole budget.
+            Self::Dial(e) => e.is_refused(),
         }
     }
 }

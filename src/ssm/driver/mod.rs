@@ -33,7 +33,7 @@ pub(crate) use outbox::Outbox;
 use crate::ssm::channel::{Channel, SessionInfo, Stats};
 use crate::ssm::kms::KeyProvider;
 use crate::ssm::message::MAX_FRAME_LEN;
-use crate::ssm::payload::{Flag, OpenDataChannel};
+use crate::ssm::payload::Flag;
 
 /// The WebSocket type used on both ends (plain TCP on loopback, TLS to AWS).
 pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -183,26 +183,6 @@ pub fn unix_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(1)
-}
-
-/// Dials `url` (verbatim, §1.4) with Nagle off (§10 item 18) and sends the OpenDataChannel frame.
-pub async fn open(
-    url: &str,
-    token: &str,
-    client_id: &str,
-    client_version: &str,
-) -> Result<WsStream, tokio_tungstenite::tungstenite::Error> {
-    let (mut ws, _resp) =
-        tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true).await?;
-    let frame = OpenDataChannel {
-        message_schema_version: "1.0".into(),
-        request_id: uuid::Uuid::new_v4().to_string(),
-        token_value: token.to_owned(),
-        client_id: Some(client_id.to_owned()),
-        client_version: Some(client_version.to_owned()),
-    };
-    futures_util::SinkExt::send(&mut ws, WsMessage::text(frame.to_json())).await?;
-    Ok(ws)
 }
 
 /// What a driver runs: the channel core, the first link (None: ask the transport at once),
