@@ -44,6 +44,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('reload', 'reload', [CompletionResultType]::ParameterValue, 'Make the running master re-read its config and apply what changed')
             [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop the running master (drain, terminate every SSM session)')
             [CompletionResult]::new('route', 'route', [CompletionResultType]::ParameterValue, 'Show which route, upstream or default a destination takes (asks the running master)')
+            [CompletionResult]::new('ssh-config', 'ssh-config', [CompletionResultType]::ParameterValue, 'Print an ssh_config snippet (or write it with --write) so `ssh i-…` and `ssh <alias>` go through Session Manager')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write shell completions and man pages')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the completion script for a shell (`source <(session-proxy completions bash)`)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -285,6 +286,22 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'session-proxy;ssh-config' {
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'AWS profile for the ProxyCommand (default: each alias''s, else AWS_PROFILE or the default profile)')
+            [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region for the ProxyCommand (default: each alias''s, else AWS_REGION or the profile''s)')
+            [CompletionResult]::new('--write', '--write', [CompletionResultType]::ParameterName, 'Write the snippet to this file (atomically, mode 0644), e.g. ~/.ssh/config.d/session-proxy, and print the `Include` line ~/.ssh/config needs. The user''s own ~/.ssh/config is never changed')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.yaml, then the XDG config dir)')
+            [CompletionResult]::new('--control-socket', '--control-socket', [CompletionResultType]::ParameterName, 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors on stderr')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'session-proxy;generate' {
             [CompletionResult]::new('--completions', '--completions', [CompletionResultType]::ParameterName, 'Directory for completions (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('--man', '--man', [CompletionResultType]::ParameterName, 'Directory for man pages')
@@ -327,6 +344,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('reload', 'reload', [CompletionResultType]::ParameterValue, 'Make the running master re-read its config and apply what changed')
             [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop the running master (drain, terminate every SSM session)')
             [CompletionResult]::new('route', 'route', [CompletionResultType]::ParameterValue, 'Show which route, upstream or default a destination takes (asks the running master)')
+            [CompletionResult]::new('ssh-config', 'ssh-config', [CompletionResultType]::ParameterValue, 'Print an ssh_config snippet (or write it with --write) so `ssh i-…` and `ssh <alias>` go through Session Manager')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write shell completions and man pages')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the completion script for a shell (`source <(session-proxy completions bash)`)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -369,6 +387,9 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             break
         }
         'session-proxy;help;route' {
+            break
+        }
+        'session-proxy;help;ssh-config' {
             break
         }
         'session-proxy;help;generate' {

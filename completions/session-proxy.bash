@@ -55,6 +55,9 @@ _session__proxy() {
             session__proxy,sim)
                 cmd="session__proxy__subcmd__sim"
                 ;;
+            session__proxy,ssh-config)
+                cmd="session__proxy__subcmd__ssh__subcmd__config"
+                ;;
             session__proxy,status)
                 cmd="session__proxy__subcmd__status"
                 ;;
@@ -103,6 +106,9 @@ _session__proxy() {
             session__proxy__subcmd__help,sim)
                 cmd="session__proxy__subcmd__help__subcmd__sim"
                 ;;
+            session__proxy__subcmd__help,ssh-config)
+                cmd="session__proxy__subcmd__help__subcmd__ssh__subcmd__config"
+                ;;
             session__proxy__subcmd__help,status)
                 cmd="session__proxy__subcmd__help__subcmd__status"
                 ;;
@@ -119,7 +125,7 @@ _session__proxy() {
 
     case "${cmd}" in
         session__proxy)
-            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version stdio shell forward sim serve exec demo status connect disconnect reload stop route generate completions help"
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version stdio shell forward sim serve exec demo status connect disconnect reload stop route ssh-config generate completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -347,7 +353,7 @@ _session__proxy() {
             return 0
             ;;
         session__proxy__subcmd__help)
-            opts="stdio shell forward sim serve exec demo status connect disconnect reload stop route generate completions help"
+            opts="stdio shell forward sim serve exec demo status connect disconnect reload stop route ssh-config generate completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -529,6 +535,20 @@ _session__proxy() {
             return 0
             ;;
         session__proxy__subcmd__help__subcmd__sim)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__proxy__subcmd__help__subcmd__ssh__subcmd__config)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -828,6 +848,40 @@ _session__proxy() {
                     return 0
                     ;;
                 --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__proxy__subcmd__ssh__subcmd__config)
+            opts="-v -q -h -V --profile --region --write --verbose --quiet --config --control-socket --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --write)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

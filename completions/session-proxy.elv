@@ -41,6 +41,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand reload 'Make the running master re-read its config and apply what changed'
             cand stop 'Stop the running master (drain, terminate every SSM session)'
             cand route 'Show which route, upstream or default a destination takes (asks the running master)'
+            cand ssh-config 'Print an ssh_config snippet (or write it with --write) so `ssh i-…` and `ssh <alias>` go through Session Manager'
             cand generate 'Write shell completions and man pages'
             cand completions 'Print the completion script for a shell (`source <(session-proxy completions bash)`)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -268,6 +269,21 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'session-proxy;ssh-config'= {
+            cand --profile 'AWS profile for the ProxyCommand (default: each alias''s, else AWS_PROFILE or the default profile)'
+            cand --region 'AWS region for the ProxyCommand (default: each alias''s, else AWS_REGION or the profile''s)'
+            cand --write 'Write the snippet to this file (atomically, mode 0644), e.g. ~/.ssh/config.d/session-proxy, and print the `Include` line ~/.ssh/config needs. The user''s own ~/.ssh/config is never changed'
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'session-proxy;generate'= {
             cand --completions 'Directory for completions (bash, zsh, fish, elvish, powershell)'
             cand --man 'Directory for man pages'
@@ -308,6 +324,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand reload 'Make the running master re-read its config and apply what changed'
             cand stop 'Stop the running master (drain, terminate every SSM session)'
             cand route 'Show which route, upstream or default a destination takes (asks the running master)'
+            cand ssh-config 'Print an ssh_config snippet (or write it with --write) so `ssh i-…` and `ssh <alias>` go through Session Manager'
             cand generate 'Write shell completions and man pages'
             cand completions 'Print the completion script for a shell (`source <(session-proxy completions bash)`)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -337,6 +354,8 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
         &'session-proxy;help;stop'= {
         }
         &'session-proxy;help;route'= {
+        }
+        &'session-proxy;help;ssh-config'= {
         }
         &'session-proxy;help;generate'= {
         }

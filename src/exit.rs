@@ -123,6 +123,9 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
             DemoError::Generate(_) => codes::FAILURE,
         });
     }
+    if e.is::<crate::cli::ssh_config::WriteError>() {
+        return Some(codes::IO);
+    }
     if let Some(e) = e.downcast_ref::<ControlError>() {
         return Some(control_code(e));
     }

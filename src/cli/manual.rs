@@ -177,6 +177,16 @@ fn examples_of(sub: &str) -> &'static [(&'static str, &'static str)] {
             "eval \"$(session-proxy sim --target i-0123456789abcdef0=127.0.0.1:22)\"",
             "Run the simulator in front of a local sshd and point the AWS variables at it.",
         )],
+        "ssh-config" => &[
+            (
+                "session-proxy ssh-config --write ~/.ssh/config.d/session-proxy",
+                "Write the Host blocks to their own file; it prints the Include line for ~/.ssh/config.",
+            ),
+            (
+                "ssh ec2-user@i-0123456789abcdef0",
+                "Then plain ssh (scp, sftp, rsync, git) reaches instances and aliases.",
+            ),
+        ],
         "generate" => &[(
             "session-proxy generate --man /usr/local/share/man/man1",
             "Write the man pages (and completions) for installation.",

@@ -13,6 +13,7 @@ pub mod route;
 pub mod serve;
 pub mod shell;
 pub mod sim;
+pub mod ssh_config;
 
 pub mod stdio;
 
@@ -90,6 +91,9 @@ pub enum Command {
     Stop,
     /// Show which route, upstream or default a destination takes (asks the running master).
     Route(route::RouteArgs),
+    /// Print an ssh_config snippet (or write it with --write) so `ssh i-…` and `ssh <alias>` go
+    /// through Session Manager.
+    SshConfig(ssh_config::SshConfigArgs),
     /// Write shell completions and man pages.
     Generate(generate::GenerateArgs),
     /// Print the completion script for a shell (`source <(session-proxy completions bash)`).
@@ -133,6 +137,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reload => ctl::reload(&cli.global).await,
         Command::Stop => ctl::stop(&cli.global).await,
         Command::Route(a) => route::run(&cli.global, a).await,
+        Command::SshConfig(a) => ssh_config::run(&cli.global, a),
         Command::Generate(a) => generate::run(&cli.global, a),
         Command::Completions(a) => generate::completions(&cli.global, a),
     }
