@@ -177,6 +177,27 @@ fn examples_of(sub: &str) -> &'static [(&'static str, &'static str)] {
             "eval \"$(session-proxy sim --target i-0123456789abcdef0=127.0.0.1:22)\"",
             "Run the simulator in front of a local sshd and point the AWS variables at it.",
         )],
+        _ => tool_examples_of(sub),
+    }
+}
+
+/// Examples of the commands that set things up rather than carry traffic.
+fn tool_examples_of(sub: &str) -> &'static [(&'static str, &'static str)] {
+    match sub {
+        "shell" => &[(
+            "session-proxy shell i-0123456789abcdef0",
+            "An interactive shell on the instance; the terminal is restored however it ends.",
+        )],
+        "exec" => &[
+            (
+                "session-proxy exec web-1 -- systemctl is-active nginx",
+                "Run one command; its exit status is session-proxy's.",
+            ),
+            (
+                "session-proxy exec --install-document",
+                "Create the separate-output session document once per account and region.",
+            ),
+        ],
         "ssh-config" => &[
             (
                 "session-proxy ssh-config --write ~/.ssh/config.d/session-proxy",

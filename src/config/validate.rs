@@ -15,7 +15,7 @@ use super::check::{
     profile, region, socket_path, target, tcp_addr, Issues,
 };
 use super::forward::{clashes, forwards, socket_of, ViaNames};
-use super::raw::{RawConfig, RawHost, RawListener, RawMap, RawUser};
+use super::raw::{RawAws, RawConfig, RawHost, RawListener, RawMap, RawUser};
 use super::upstream::upstream;
 use super::{
     AwsDefaults, Config, HostAlias, HostKeyPolicy, Issue, Limits, Listener, User,
@@ -25,15 +25,7 @@ use crate::route::{Action, Matcher, Resolve, Router, Rule};
 
 pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Vec<Issue>> {
     let mut v = Issues::default();
-    let raw_aws = raw.aws.unwrap_or_default();
-    let aws = AwsDefaults {
-        profile: raw_aws
-            .profile
-            .and_then(|p| v.check("aws.profile", profile(&p))),
-        region: raw_aws
-            .region
-            .and_then(|r| v.check("aws.region", region(&r))),
-    };
+    let aws = aws_defaults(&mut v, raw.aws.unwrap_or_default());
     let listeners = match raw.listeners {
         None => Config::default().listeners,
         Some(list) => listeners(&mut v, list, home),
@@ -86,12 +78,10 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
         .drain_timeout_secs
         .and_then(|s| v.check("drain_timeout_secs", drain_timeout(s)))
         .unwrap_or(Duration::from_secs(DEFAULT_DRAIN_TIMEOUT_SECS));
-    let exec_document = raw.exec.and_then(|e| e.document).and_then(|d| {
-        v.check(
-            "exec.document",
-            crate::exec::document::check_name(&d).map(|()| d.clone()),
-        )
-    });
+    let exec_document = raw
+        .exec
+        .and_then(|e| e.document)
+        .and_then(|d| v.check("exec.document", exec_document(d)));
     v.finish(Config {
         aws,
         listeners,
@@ -106,6 +96,20 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
         forwards,
         exec_document,
     })
+}
+
+fn aws_defaults(v: &mut Issues, raw: RawAws) -> AwsDefaults {
+    AwsDefaults {
+        profile: raw
+            .profile
+            .and_then(|p| v.check("aws.profile", profile(&p))),
+        region: raw.region.and_then(|r| v.check("aws.region", region(&r))),
+    }
+}
+
+/// `exec.document`: a session document name as SSM spells them.
+fn exec_document(name: String) -> Result<String, String> {
+    crate::exec::document::check_name(&name).map(|()| name)
 }
 
 /// Every name declared in a mapping, valid or not: a reference to one with problems of its own
