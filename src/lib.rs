@@ -35,6 +35,7 @@ pub mod config;
 pub mod control;
 pub mod exit;
 pub mod forward;
+pub mod http_connect;
 pub mod logging;
 pub mod paths;
 pub mod port;
