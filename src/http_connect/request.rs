@@ -81,11 +81,12 @@ impl RequestParser {
     /// is spent; feeding it again starts from whatever it still holds (nothing useful).
     pub fn feed(&mut self, input: &[u8]) -> Result<Parse, RequestError> {
         self.buf.extend_from_slice(input);
-        let parsed = parse_head(&self.buf);
-        match parsed {
+        // Only the first MAX_HEAD bytes are ever parsed, so how the input was cut into chunks
+        // cannot change the outcome (a head past the cap is 431 whatever follows).
+        let head = self.buf.get(..MAX_HEAD).unwrap_or(&self.buf);
+        match parse_head(head) {
             Ok(None) if self.buf.len() >= MAX_HEAD => Err(RequestError::HeadTooLarge),
             Ok(None) => Ok(Parse::NeedMore),
-            Ok(Some((len, _))) if len > MAX_HEAD => Err(RequestError::HeadTooLarge),
             Ok(Some((len, (dest, credentials)))) => {
                 let leftover = self.buf.split_off(len.min(self.buf.len()));
                 self.buf.clear();

@@ -129,6 +129,23 @@ fn a_head_over_the_cap_is_431_and_the_buffer_stays_bounded() {
     );
 }
 
+#[test]
+fn a_malformed_byte_past_the_cap_is_431_however_the_input_is_cut() {
+    let mut wire = b"CONNECT h:1 HTTP/1.1\r\n".to_vec();
+    while wire.len() < MAX_HEAD + 100 {
+        wire.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaa\r\n");
+    }
+    wire.extend_from_slice(b"\x00bad\r\n\r\n");
+    let whole = parse_all(&wire);
+    assert_eq!(whole, Err(RequestError::HeadTooLarge));
+    let mut p = RequestParser::default();
+    let chunked = wire
+        .chunks(255)
+        .map(|c| p.feed(c))
+        .find(|r| *r != Ok(Parse::NeedMore));
+    assert_eq!(chunked, Some(whole));
+}
+
 proptest! {
     #[test]
     fn arbitrary_input_never_panics_and_stays_bounded(
