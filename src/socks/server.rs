@@ -578,6 +578,8 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod conn_log_tests;
 #[cfg(test)]
+mod http_tests;
+#[cfg(test)]
 mod limit_tests;
 #[cfg(test)]
 mod tests;
