@@ -39,11 +39,12 @@ fn example_config_parses_and_validates() {
             region: Some("eu-west-1".into())
         }
     );
-    assert_eq!(c.listeners.len(), 2);
+    assert_eq!(c.listeners.len(), 3);
     assert_eq!(c.listeners[0].users()[0].username, "alice");
     assert!(
         matches!(&c.listeners[1], Listener::Unix { path, .. } if path == Path::new("/home/t/.local/state/session-proxy/socks5.sock"))
     );
+    assert!(matches!(&c.listeners[2], Listener::Http { addr, .. } if addr.port() == 3128));
     let prod = c.upstream("bastion-prod").unwrap();
     assert_eq!(
         prod.targets,
