@@ -68,10 +68,7 @@ pub async fn bind_one(l: &Listener) -> Result<BoundListener, ServeError> {
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_else(|_| addr.to_string());
-            let scheme = match l {
-                Listener::Http { .. } => "http",
-                _ => "socks5",
-            };
+            let scheme = server_config(l).protocol.name();
             (t.into(), format!("{scheme}://{local}"))
         }
         Listener::Unix { path, .. } => {

@@ -352,6 +352,7 @@ impl Server {
     ) {
         let started = tokio::time::Instant::now();
         let inner = &*self.inner;
+        let proto = inner.cfg.protocol.name();
         let _active = ActiveGuard::new(&inner.stats);
         let Some((dest, leftover)) = self.bounded_handshake(&mut client, peer).await else {
             return;
@@ -359,7 +360,7 @@ impl Server {
         let upstream = match self.connect(&dest).await {
             Ok(upstream) => upstream,
             Err(e) => {
-                conn_log::refused(peer, &dest, &e, started.elapsed());
+                conn_log::refused(proto, peer, &dest, &e, started.elapsed());
                 inner.stats.record_reply(e.reply);
                 let answer = inner.cfg.protocol.reply(e.reply, None);
                 let _ = write_flush(&mut client, &answer).await;
@@ -367,7 +368,7 @@ impl Server {
             }
         };
         inner.stats.record_reply(Reply::Succeeded);
-        let line = conn_log::Closed::new(peer, &dest, upstream.via.as_ref());
+        let line = conn_log::Closed::new(proto, peer, &dest, upstream.via.as_ref());
         let answer = inner.cfg.protocol.reply(Reply::Succeeded, upstream.bound);
         if let Err(e) = write_flush(&mut client, &answer).await {
             line.log(&Err(e), &RelayCounters::default(), started.elapsed());
@@ -411,7 +412,8 @@ impl Server {
         peer: &str,
     ) {
         if let Some((dest, _)) = self.bounded_handshake(&mut client, peer).await {
-            conn_log::over_cap(peer, &dest, self.limits().max_connections.get());
+            let proto = self.inner.cfg.protocol.name();
+            conn_log::over_cap(proto, peer, &dest, self.limits().max_connections.get());
             self.inner.stats.record_reply(Reply::GeneralFailure);
             let _ = write_flush(&mut client, &self.inner.cfg.protocol.over_cap()).await;
         }

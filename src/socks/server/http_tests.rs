@@ -52,6 +52,19 @@ async fn connector_refusals_become_403_and_502_and_are_counted() {
 }
 
 #[tokio::test]
+async fn the_log_line_of_an_http_client_says_proto_http() {
+    let (log, _guard) = super::limit_tests::Captured::start();
+    let srv = start(http(&[]), FixedConnector(Reply::NotAllowed)).await;
+    let answer = exchange(srv.addr, "CONNECT 127.30.1:80 HTTP/1.1\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 403 "), "{answer}");
+    let refused = "connection refused";
+    eventually("the line", || !log.lines_with(refused).is_empty()).await;
+    let line = log.lines_with(refused).join("\n");
+    assert!(line.contains(" proto=http "), "{line}");
+    assert!(line.contains("destination=127.30.1:80"), "{line}");
+}
+
+#[tokio::test]
 async fn a_connect_that_does_not_finish_in_time_is_504() {
     let cfg = ServerConfig {
         connect_timeout: Duration::from_millis(100),

@@ -18,6 +18,14 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// The `proto=` field of the connection's log line (and the listener's address scheme).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Socks5 => "socks5",
+            Self::HttpConnect => "http",
+        }
+    }
+
     /// The answer to a connect that ended with `reply` (success or not).
     pub(super) fn reply(self, reply: Reply, bound: Option<SocketAddr>) -> Vec<u8> {
         match self {
