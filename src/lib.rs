@@ -36,6 +36,7 @@ pub mod control;
 pub mod exec;
 pub mod exit;
 pub mod forward;
+pub mod http_connect;
 pub mod logging;
 pub mod paths;
 pub mod port;

@@ -70,7 +70,9 @@ fn the_example_config_starts_serve_with_only_credentials_and_the_port_changed() 
     std::fs::copy(&demo.files.client_key, home.join(".ssh/id_ed25519")).unwrap();
     write_aws_profiles(home);
     let config = home.join("config.yaml");
-    let copy = EXAMPLE.replace("127.0.0.1:1080", "127.0.0.1:0");
+    let copy = EXAMPLE
+        .replace("127.0.0.1:1080", "127.0.0.1:0")
+        .replace("127.0.0.1:3128", "127.0.0.1:0");
     std::fs::write(&config, &copy).unwrap();
 
     let ready = home.join("ready");

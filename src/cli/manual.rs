@@ -148,6 +148,10 @@ fn examples_of(sub: &str) -> &'static [(&'static str, &'static str)] {
                 "curl --socks5-hostname 127.0.0.1:1080 http://10.0.1.20/",
                 "Use it from any SOCKS5 client.",
             ),
+            (
+                "https_proxy=http://127.0.0.1:3128 curl https://10.0.1.20/",
+                "The same through an http: listener (HTTP CONNECT), for tools that honour only https_proxy.",
+            ),
         ],
         "status" => &[(
             "session-proxy status --json",

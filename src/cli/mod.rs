@@ -70,7 +70,7 @@ pub enum Command {
     Forward(forward::ForwardArgs),
     /// Run a local simulator of the AWS side of Session Manager (no AWS account needed).
     Sim(sim::SimArgs),
-    /// SOCKS5 proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject.
+    /// SOCKS5 (and HTTP CONNECT) proxy routing destinations to SSH-over-SSM bastion pools, direct, or reject.
     Serve(serve::ServeArgs),
     /// Run a command on an instance: its output on stdout, its exit status as ours.
     Exec(exec::ExecArgs),

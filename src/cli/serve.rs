@@ -366,7 +366,12 @@ async fn foreground(
     );
     let sighup = signal(SignalKind::hangup())?;
     for addr in &bound.addresses {
-        eprintln!("session-proxy: SOCKS5 proxy listening on {addr}");
+        let kind = if addr.starts_with("http://") {
+            "HTTP CONNECT"
+        } else {
+            "SOCKS5"
+        };
+        eprintln!("session-proxy: {kind} proxy listening on {addr}");
     }
     for f in &bound.forwards {
         eprintln!("session-proxy: {}", f.describe());

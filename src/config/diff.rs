@@ -220,6 +220,7 @@ fn same_socket(a: &Listener, b: &Listener) -> bool {
     match (a, b) {
         (Listener::Tcp { addr: x, .. }, Listener::Tcp { addr: y, .. }) => x == y,
         (Listener::Unix { path: x, .. }, Listener::Unix { path: y, .. }) => x == y,
+        (Listener::Http { addr: x, .. }, Listener::Http { addr: y, .. }) => x == y,
         _ => false,
     }
 }

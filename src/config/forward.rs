@@ -80,7 +80,7 @@ pub(super) fn clashes(a: &ListenOn, b: &ListenOn) -> bool {
 /// The socket a SOCKS listener binds.
 pub(super) fn socket_of(l: &Listener) -> ListenOn {
     match l {
-        Listener::Tcp { addr, .. } => ListenOn::Tcp(*addr),
+        Listener::Tcp { addr, .. } | Listener::Http { addr, .. } => ListenOn::Tcp(*addr),
         Listener::Unix { path, .. } => ListenOn::Unix(path.clone()),
     }
 }

@@ -212,7 +212,7 @@ pub struct AwsDefaults {
     pub region: Option<String>,
 }
 
-/// A SOCKS5 listener.
+/// A SOCKS5 or HTTP CONNECT listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listener {
     /// A TCP address; non-loopback addresses passed validation only with `allow_remote: true`.
@@ -227,20 +227,29 @@ pub enum Listener {
         users: Vec<User>,
         limits: Limits,
     },
+    /// An HTTP CONNECT listener on a TCP address (`http:`), for tools that only honour
+    /// `https_proxy`; the same routing, users (Basic) and limits as a SOCKS5 one.
+    Http {
+        addr: SocketAddr,
+        users: Vec<User>,
+        limits: Limits,
+    },
 }
 
 impl Listener {
     /// RFC 1929 users; empty means no authentication. When non-empty, no-auth is refused.
     pub fn users(&self) -> &[User] {
         match self {
-            Self::Tcp { users, .. } | Self::Unix { users, .. } => users,
+            Self::Tcp { users, .. } | Self::Unix { users, .. } | Self::Http { users, .. } => users,
         }
     }
 
     /// `max_connections:` and `idle_timeout_secs:`; `reload` can change them in place.
     pub fn limits(&self) -> Limits {
         match self {
-            Self::Tcp { limits, .. } | Self::Unix { limits, .. } => *limits,
+            Self::Tcp { limits, .. } | Self::Unix { limits, .. } | Self::Http { limits, .. } => {
+                *limits
+            }
         }
     }
 }
@@ -250,6 +259,7 @@ impl fmt::Display for Listener {
         match self {
             Self::Tcp { addr, .. } => write!(f, "socks5 {addr}"),
             Self::Unix { path, .. } => write!(f, "socks5 unix:{}", path.display()),
+            Self::Http { addr, .. } => write!(f, "http {addr}"),
         }
     }
 }

@@ -63,6 +63,8 @@ pub(crate) struct RawAws {
 pub(crate) struct RawListener {
     pub(crate) socks5: Option<String>,
     pub(crate) socks5_unix: Option<String>,
+    /// An HTTP CONNECT listener (`http: 127.0.0.1:3128`).
+    pub(crate) http: Option<String>,
     pub(crate) allow_remote: Option<bool>,
     pub(crate) users: Option<Vec<RawUser>>,
     pub(crate) max_connections: Option<u64>,

@@ -39,11 +39,12 @@ fn example_config_parses_and_validates() {
             region: Some("eu-west-1".into())
         }
     );
-    assert_eq!(c.listeners.len(), 2);
+    assert_eq!(c.listeners.len(), 3);
     assert_eq!(c.listeners[0].users()[0].username, "alice");
     assert!(
         matches!(&c.listeners[1], Listener::Unix { path, .. } if path == Path::new("/home/t/.local/state/session-proxy/socks5.sock"))
     );
+    assert!(matches!(&c.listeners[2], Listener::Http { addr, .. } if addr.port() == 3128));
     let prod = c.upstream("bastion-prod").unwrap();
     assert_eq!(
         prod.targets,
@@ -249,7 +250,13 @@ fn validation_issue_vectors() {
         ("listeners: [{socks5: \"[::]:1080\"}]", "listeners[0].socks5", "listens on all interfaces"),
         ("listeners: [{socks5: 10.1.2.3:1080}]", "listeners[0].socks5", "not a loopback address"),
         ("listeners: [{socks5: localhost:1080}]", "listeners[0].socks5", "not an IP:port address"),
-        ("listeners: [{socks5: 127.0.0.1:1, socks5_unix: /s}]", "listeners[0]", "has both socks5 and socks5_unix"),
+        ("listeners: [{socks5: 127.0.0.1:1, socks5_unix: /s}]", "listeners[0]", "more than one of socks5, socks5_unix and http"),
+        ("listeners: [{http: 127.0.0.1:1, socks5: 127.0.0.1:2}]", "listeners[0]", "more than one of"),
+        ("listeners: [{http: 10.1.2.3:3128}]", "listeners[0].http", "not a loopback address"),
+        ("listeners: [{http: localhost:3128}]", "listeners[0].http", "not an IP:port address"),
+        ("listeners: [{http: 127.0.0.1:1, users: [{username: 'a:b', password: p}]}]",
+            "listeners[0].users[0].username", "HTTP Basic cannot carry"),
+        ("listeners: [{socks5: 127.0.0.1:3128}, {http: 127.0.0.1:3128}]", "listeners[1]", "same address as listeners[0]"),
         ("listeners: [{allow_remote: true}]", "listeners[0]", "needs socks5"),
         ("listeners: [{socks5_unix: /s, allow_remote: true}]", "listeners[0].allow_remote", "only to socks5"),
         ("listeners: [{socks5_unix: run/s.sock}]", "listeners[0].socks5_unix", "relative path"),
@@ -557,6 +564,31 @@ fn resolve_local_on_a_cidr_route_is_refused_with_the_key_path() {
 fn resolve_takes_only_local_or_remote() {
     let text = err("resolve: sometimes\n").to_string();
     assert!(text.contains("resolve"), "{text}");
+}
+
+#[test]
+fn an_http_listener_takes_users_limits_and_allow_remote_like_a_socks_one() {
+    let c = cfg("listeners:\n  - http: 0.0.0.0:3128\n    allow_remote: true\n    max_connections: 7\n    idle_timeout_secs: 60\n    users: [{username: a, password: b}]\n");
+    let Listener::Http {
+        addr,
+        users,
+        limits,
+    } = &c.listeners[0]
+    else {
+        panic!("{:?}", c.listeners)
+    };
+    assert_eq!(addr.port(), 3128);
+    assert_eq!(users[0].username, "a");
+    assert_eq!(limits.max_connections.get(), 7);
+    assert_eq!(limits.idle_timeout, Some(Duration::from_secs(60)));
+    assert!(c.warnings().is_empty());
+    assert_eq!(c.listeners[0].to_string(), "http 0.0.0.0:3128");
+    let c = cfg("listeners: [{http: 0.0.0.0:3128, allow_remote: true}]");
+    assert!(
+        c.warnings()[0].contains("without a password"),
+        "{:?}",
+        c.warnings()
+    );
 }
 
 #[test]

@@ -130,8 +130,21 @@ fn listeners(v: &mut Issues, list: Vec<RawListener>, home: Option<&Path>) -> Vec
         let p = format!("listeners[{i}]");
         let limits = listener_limits(v, &p, &l);
         let users = users(v, &p, l.users);
-        let listener = match (l.socks5, l.socks5_unix) {
-            (Some(addr), None) => {
+        let listener = match (l.socks5, l.socks5_unix, l.http) {
+            (None, None, Some(addr)) => {
+                let fix = "set allow_remote: true if you really mean it";
+                no_colon_in_usernames(v, &p, &users);
+                v.check(
+                    format!("{p}.http"),
+                    tcp_addr(&addr, l.allow_remote.unwrap_or(false), fix),
+                )
+                .map(|addr| Listener::Http {
+                    addr,
+                    users,
+                    limits,
+                })
+            }
+            (Some(addr), None, None) => {
                 let fix = "set allow_remote: true if you really mean it";
                 v.check(
                     format!("{p}.socks5"),
@@ -143,11 +156,11 @@ fn listeners(v: &mut Issues, list: Vec<RawListener>, home: Option<&Path>) -> Vec
                     limits,
                 })
             }
-            (None, Some(path)) => {
+            (None, Some(path), None) => {
                 if l.allow_remote.is_some() {
                     v.push(
                         format!("{p}.allow_remote"),
-                        "applies only to socks5 (TCP) listeners; remove it",
+                        "applies only to socks5 and http (TCP) listeners; remove it",
                     );
                 }
                 v.check(format!("{p}.socks5_unix"), socket_path(&path, home))
@@ -157,15 +170,18 @@ fn listeners(v: &mut Issues, list: Vec<RawListener>, home: Option<&Path>) -> Vec
                         limits,
                     })
             }
-            (Some(_), Some(_)) => {
+            (None, None, None) => {
                 v.push(
                     &p,
-                    "has both socks5 and socks5_unix; use one per list entry",
+                    "needs socks5: <ip:port>, socks5_unix: <path> or http: <ip:port>",
                 );
                 None
             }
-            (None, None) => {
-                v.push(&p, "needs socks5: <ip:port> or socks5_unix: <path>");
+            _ => {
+                v.push(
+                    &p,
+                    "has more than one of socks5, socks5_unix and http; use one per list entry",
+                );
                 None
             }
         };
@@ -176,6 +192,19 @@ fn listeners(v: &mut Issues, list: Vec<RawListener>, home: Option<&Path>) -> Vec
         out.push(listener);
     }
     out
+}
+
+/// HTTP Basic joins username and password with `:`, so a username holding one could never
+/// be sent.
+fn no_colon_in_usernames(v: &mut Issues, p: &str, users: &[User]) {
+    for (j, u) in users.iter().enumerate() {
+        if u.username.contains(':') {
+            v.push(
+                format!("{p}.users[{j}].username"),
+                "contains ':', which HTTP Basic cannot carry in a username; pick another",
+            );
+        }
+    }
 }
 
 fn listener_limits(v: &mut Issues, p: &str, l: &RawListener) -> Limits {
@@ -315,10 +344,10 @@ fn host(
 pub(super) fn warnings(cfg: &Config) -> Vec<String> {
     let mut out = Vec::new();
     for (i, l) in cfg.listeners.iter().enumerate() {
-        if let Listener::Tcp { addr, users, .. } = l {
+        if let Listener::Tcp { addr, users, .. } | Listener::Http { addr, users, .. } = l {
             if !addr.ip().is_loopback() && users.is_empty() {
                 out.push(format!(
-                    "listeners[{i}]: {addr} accepts SOCKS clients from other hosts without a password; add users:"
+                    "listeners[{i}]: {addr} accepts proxy clients from other hosts without a password; add users:"
                 ));
             }
         }

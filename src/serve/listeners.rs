@@ -1,4 +1,4 @@
-//! [shell] The master's SOCKS listeners: binding them (at start and on `reload`), the set that
+//! [shell] The master's SOCKS5 and HTTP CONNECT listeners: binding them (at start and on `reload`), the set that
 //! runs, and how a reload turns one set into the next.
 //!
 //! A reload keeps every listener whose socket (TCP address or Unix path) is still configured,
@@ -18,13 +18,16 @@ use super::ServeError;
 use crate::config::Listener;
 use crate::control::proto::MasterPhase;
 use crate::redact::Redacted;
-use crate::socks::server::{self as socks, Connector, Server, ServerConfig, StatsSnapshot};
+use crate::socks::server::{
+    self as socks, Connector, Protocol, Server, ServerConfig, StatsSnapshot,
+};
 
 /// One bound socket, not yet served.
 pub struct BoundListener {
     cfg: Listener,
     socket: socks::Listener,
-    /// `socks5://IP:PORT` (the port the kernel picked for `:0`) or `unix:PATH`.
+    /// `socks5://IP:PORT` or `http://IP:PORT` (the port the kernel picked for `:0`), or
+    /// `unix:PATH`.
     address: String,
 }
 
@@ -54,7 +57,7 @@ pub async fn bind(listeners: &[Listener]) -> Result<Bound, ServeError> {
 /// Binds one listener.
 pub async fn bind_one(l: &Listener) -> Result<BoundListener, ServeError> {
     let (socket, address) = match l {
-        Listener::Tcp { addr, .. } => {
+        Listener::Tcp { addr, .. } | Listener::Http { addr, .. } => {
             let t = TcpListener::bind(addr)
                 .await
                 .map_err(|error| ServeError::Bind {
@@ -65,7 +68,8 @@ pub async fn bind_one(l: &Listener) -> Result<BoundListener, ServeError> {
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_else(|_| addr.to_string());
-            (t.into(), format!("socks5://{local}"))
+            let scheme = server_config(l).protocol.name();
+            (t.into(), format!("{scheme}://{local}"))
         }
         Listener::Unix { path, .. } => {
             let u = crate::paths::bind_unix_socket(path).map_err(|error| ServeError::Bind {
@@ -99,6 +103,10 @@ fn server_config(l: &Listener) -> ServerConfig {
     ServerConfig {
         users: users(l),
         limits: l.limits(),
+        protocol: match l {
+            Listener::Http { .. } => Protocol::HttpConnect,
+            Listener::Tcp { .. } | Listener::Unix { .. } => Protocol::Socks5,
+        },
         ..ServerConfig::default()
     }
 }
@@ -137,7 +145,8 @@ pub struct ListenerSet {
 }
 
 impl BoundListener {
-    /// `socks5://IP:PORT` (the port the kernel picked for `:0`) or `unix:PATH`.
+    /// `socks5://IP:PORT`, `http://IP:PORT` (the port the kernel picked for `:0`) or
+    /// `unix:PATH`.
     pub fn address(&self) -> &str {
         &self.address
     }

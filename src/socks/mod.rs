@@ -4,6 +4,8 @@
 //! [`server`] is the thin tokio shell around it: accept, bounded handshake, ask a
 //! [`server::Connector`] for the upstream (routing lives with whoever implements that trait),
 //! reply, then hand both streams to [`crate::relay`].
+//! The same shell serves `http:` listeners ([`server::Protocol::HttpConnect`]): only the
+//! handshake and the replies differ, their wire side lives in [`crate::http_connect`].
 
 pub mod proto;
 pub mod server;

@@ -27,7 +27,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::proto::{
-    encode_reply, AuthPolicy, Credentials, Destination, Handshake, Host, ProtoError, Reply, Step,
+    AuthPolicy, Credentials, Destination, Handshake, Host, ProtoError, Reply, Step,
 };
 use crate::redact::Redacted;
 use crate::relay::{relay_with, RelayCounters};
@@ -39,8 +39,11 @@ pub use stats::{ServerStats, StatsSnapshot};
 
 mod accept;
 mod conn_log;
+mod http;
 mod limit;
+mod protocol;
 mod stats;
+pub use protocol::Protocol;
 
 pub use crate::relay::{AsyncStream, BoxedStream};
 
@@ -193,6 +196,8 @@ pub struct ServerConfig {
     pub connect_timeout: Duration,
     /// The connection cap and the tunnel idle timeout; [`Server::set_limits`] changes them.
     pub limits: Limits,
+    /// SOCKS5 or HTTP CONNECT on the wire; the rest of the server is the same.
+    pub protocol: Protocol,
 }
 
 impl Default for ServerConfig {
@@ -202,6 +207,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(30),
             limits: Limits::default(),
+            protocol: Protocol::Socks5,
         }
     }
 }
@@ -346,6 +352,7 @@ impl Server {
     ) {
         let started = tokio::time::Instant::now();
         let inner = &*self.inner;
+        let proto = inner.cfg.protocol.name();
         let _active = ActiveGuard::new(&inner.stats);
         let Some((dest, leftover)) = self.bounded_handshake(&mut client, peer).await else {
             return;
@@ -353,17 +360,17 @@ impl Server {
         let upstream = match self.connect(&dest).await {
             Ok(upstream) => upstream,
             Err(e) => {
-                conn_log::refused(peer, &dest, &e, started.elapsed());
+                conn_log::refused(proto, peer, &dest, &e, started.elapsed());
                 inner.stats.record_reply(e.reply);
-                let _ = write_flush(&mut client, &encode_reply(e.reply, None)).await;
+                let answer = inner.cfg.protocol.reply(e.reply, None);
+                let _ = write_flush(&mut client, &answer).await;
                 return;
             }
         };
         inner.stats.record_reply(Reply::Succeeded);
-        let line = conn_log::Closed::new(peer, &dest, upstream.via.as_ref());
-        if let Err(e) =
-            write_flush(&mut client, &encode_reply(Reply::Succeeded, upstream.bound)).await
-        {
+        let line = conn_log::Closed::new(proto, peer, &dest, upstream.via.as_ref());
+        let answer = inner.cfg.protocol.reply(Reply::Succeeded, upstream.bound);
+        if let Err(e) = write_flush(&mut client, &answer).await {
             line.log(&Err(e), &RelayCounters::default(), started.elapsed());
             return;
         }
@@ -405,9 +412,10 @@ impl Server {
         peer: &str,
     ) {
         if let Some((dest, _)) = self.bounded_handshake(&mut client, peer).await {
-            conn_log::over_cap(peer, &dest, self.limits().max_connections.get());
+            let proto = self.inner.cfg.protocol.name();
+            conn_log::over_cap(proto, peer, &dest, self.limits().max_connections.get());
             self.inner.stats.record_reply(Reply::GeneralFailure);
-            let _ = write_flush(&mut client, &encode_reply(Reply::GeneralFailure, None)).await;
+            let _ = write_flush(&mut client, &self.inner.cfg.protocol.over_cap()).await;
         }
     }
 
@@ -425,7 +433,12 @@ impl Server {
         } else {
             AuthPolicy::UserPass
         };
-        let handshake = handshake(client, policy, &users, &inner.stats);
+        let handshake = async {
+            match inner.cfg.protocol {
+                Protocol::Socks5 => handshake(client, policy, &users, &inner.stats).await,
+                Protocol::HttpConnect => http::handshake(client, &users, &inner.stats).await,
+            }
+        };
         let failure = match tokio::time::timeout(inner.cfg.handshake_timeout, handshake).await {
             Ok(Ok(done)) => return Some(done),
             Ok(Err(HandshakeError::AuthRejected { user })) => {
@@ -492,6 +505,10 @@ enum HandshakeError {
     ClosedEarly,
     #[error("authentication failed for user {user:?}")]
     AuthRejected { user: String },
+    #[error(transparent)]
+    Http(#[from] crate::http_connect::RequestError),
+    #[error("no Proxy-Authorization; the listener has users")]
+    NoCredentials,
 }
 
 /// Bytes read from the client per call: at least one full message of any kind, small enough
@@ -562,6 +579,8 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod conn_log_tests;
+#[cfg(test)]
+mod http_tests;
 #[cfg(test)]
 mod limit_tests;
 #[cfg(test)]

@@ -111,7 +111,7 @@ impl Server {
                 inner.stats.over_cap.fetch_add(1, Ordering::Relaxed);
                 if full.first {
                     tracing::warn!(
-                        "socks: connection cap reached ({} open); new clients get REP 0x01 until some close; raise max_connections for this listener, or set idle_timeout_secs to close idle tunnels",
+                        "socks: connection cap reached ({} open); new clients are refused (SOCKS REP 0x01, HTTP 503) until some close; raise max_connections for this listener, or set idle_timeout_secs to close idle tunnels",
                         full.max
                     );
                 }

@@ -1,6 +1,7 @@
 //! One log line per SOCKS connection, at info so that `serve`'s default filter shows it. It is
 //! written once, when the connection closes or is refused, and carries client, destination,
-//! route, upstream, result, bytes each way and duration as tracing fields (`key=value`,
+//! route, upstream, result, bytes each way and duration as tracing fields, and `proto` (socks5
+//! or http) for the listener's protocol (`key=value`,
 //! values through `Display`, never `Debug`). A watcher greps one line per connection instead
 //! of stitching together a handshake, a routing and a relay line.
 
@@ -36,6 +37,7 @@ fn outcome(result: &io::Result<()>) -> String {
 
 /// What the closing line needs, gathered once the stream is connected.
 pub(super) struct Closed<'a> {
+    proto: &'static str,
     peer: &'a str,
     dest: &'a Destination,
     route: &'a str,
@@ -43,9 +45,15 @@ pub(super) struct Closed<'a> {
 }
 
 impl<'a> Closed<'a> {
-    pub(super) fn new(peer: &'a str, dest: &'a Destination, via: Option<&'a Via>) -> Self {
+    pub(super) fn new(
+        proto: &'static str,
+        peer: &'a str,
+        dest: &'a Destination,
+        via: Option<&'a Via>,
+    ) -> Self {
         let (route, upstream) = via_fields(via);
         Self {
+            proto,
             peer,
             dest,
             route,
@@ -56,6 +64,7 @@ impl<'a> Closed<'a> {
     /// The line for a connection that was relayed (or lost before the relay began).
     pub(super) fn log(&self, result: &io::Result<()>, own: &RelayCounters, elapsed: Duration) {
         tracing::info!(
+            proto = %self.proto,
             client = %self.peer,
             destination = %self.dest,
             route = %self.route,
@@ -71,7 +80,13 @@ impl<'a> Closed<'a> {
 
 /// The line for a CONNECT that was refused by a rule (`result=rejected`) or could not be
 /// opened (`result=failed`), with the reply the client got and why.
-pub(super) fn refused(peer: &str, dest: &Destination, e: &ConnectError, elapsed: Duration) {
+pub(super) fn refused(
+    proto: &'static str,
+    peer: &str,
+    dest: &Destination,
+    e: &ConnectError,
+    elapsed: Duration,
+) {
     let (route, upstream) = via_fields(e.via.as_ref());
     let result = if e.reply == Reply::NotAllowed {
         "rejected"
@@ -79,6 +94,7 @@ pub(super) fn refused(peer: &str, dest: &Destination, e: &ConnectError, elapsed:
         "failed"
     };
     tracing::info!(
+        proto = %proto,
         client = %peer,
         destination = %dest,
         route = %route,
@@ -92,8 +108,9 @@ pub(super) fn refused(peer: &str, dest: &Destination, e: &ConnectError, elapsed:
 }
 
 /// The line for a client turned away because the listener is at `max_connections`.
-pub(super) fn over_cap(peer: &str, dest: &Destination, max: usize) {
+pub(super) fn over_cap(proto: &'static str, peer: &str, dest: &Destination, max: usize) {
     tracing::info!(
+        proto = %proto,
         client = %peer,
         destination = %dest,
         result = "refused",

@@ -131,7 +131,7 @@ fn auth_message(user: &str, pass: &str) -> Vec<u8> {
 }
 
 /// Answers every connect with a fixed outcome.
-struct FixedConnector(Reply);
+pub(super) struct FixedConnector(pub(super) Reply);
 
 impl Connector for FixedConnector {
     fn connect(&self, dest: Destination) -> ConnectFuture<'_> {
@@ -141,7 +141,7 @@ impl Connector for FixedConnector {
 }
 
 /// Never finishes connecting.
-struct HangingConnector;
+pub(super) struct HangingConnector;
 
 impl Connector for HangingConnector {
     fn connect(&self, _: Destination) -> ConnectFuture<'_> {
