@@ -7,6 +7,7 @@ pub mod demo;
 pub mod exec;
 pub mod forward;
 pub mod generate;
+pub mod instances;
 pub mod load;
 pub mod manual;
 pub mod route;
@@ -94,6 +95,9 @@ pub enum Command {
     /// Print an ssh_config snippet (or write it with --write) so `ssh i-…` and `ssh <alias>` go
     /// through Session Manager.
     SshConfig(ssh_config::SshConfigArgs),
+    /// List the managed instances Session Manager reaches, with the config aliases and
+    /// upstreams that point at each.
+    Instances(instances::InstancesArgs),
     /// Write shell completions and man pages.
     Generate(generate::GenerateArgs),
     /// Print the completion script for a shell (`source <(session-proxy completions bash)`).
@@ -138,6 +142,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stop => ctl::stop(&cli.global).await,
         Command::Route(a) => route::run(&cli.global, a).await,
         Command::SshConfig(a) => ssh_config::run(&cli.global, a),
+        Command::Instances(a) => instances::run(&cli.global, a).await,
         Command::Generate(a) => generate::run(&cli.global, a),
         Command::Completions(a) => generate::completions(&cli.global, a),
     }

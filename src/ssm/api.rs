@@ -12,6 +12,9 @@ use crate::redact::Redacted;
 use crate::ssm::credentials::{self, Problem};
 use crate::ssm::dial::UpgradeSigner;
 
+mod list;
+pub use list::{ListedInstance, Listing, LIST_CAP};
+
 /// An SSM API failure, phrased for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -1,0 +1,178 @@
+//! `instances`: the managed instances Session Manager can reach, as an aligned table or one
+//! JSON array, with the config's `hosts:` aliases and `upstreams:` that point at each one, so
+//! a user can see which names work before typing `ssh`.
+//!
+//! Name source: DescribeInstanceInformation's `Name` field, which AWS fills for hybrid
+//! (`mi-`) nodes only. An EC2 instance's Name tag lives in EC2; fetching it would need the
+//! EC2 SDK (a second large client) or one `tag:Name` query per candidate name, so the column
+//! stays empty for such instances. `--filter tag:Name=web` still selects by that tag, on the
+//! service side.
+
+mod render;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use globset::{Glob, GlobMatcher};
+
+use super::GlobalArgs;
+use crate::config::Config;
+use crate::exit::StdoutError;
+use crate::ssm::api::{AwsSettings, ListedInstance, SsmApi, LIST_CAP};
+
+/// Shown under `instances --help`: why the NAME column is often empty.
+const NAME_NOTE: &str = "NAME is the Name DescribeInstanceInformation reports: AWS fills it for hybrid (mi-) \
+nodes only, so it is empty (-) for EC2 instances; select those by tag with --filter tag:Name=VALUE.";
+
+#[derive(Debug, Clone, Args)]
+#[command(after_help = NAME_NOTE)]
+pub struct InstancesArgs {
+    /// Only instances whose Name, id or computer name matches this glob (`web-*`, `i-0abc*`),
+    /// matched locally after the service's filters.
+    pub pattern: Option<String>,
+    /// A DescribeInstanceInformation filter KEY=VALUE[,VALUE...], e.g. `tag:Env=prod`,
+    /// `tag-key=Team`, `PlatformTypes=Linux` (repeatable: all must match, values are OR-ed).
+    #[arg(long = "filter", value_name = "KEY=VALUES", value_parser = parse_filter)]
+    pub filters: Vec<(String, Vec<String>)>,
+    /// Only instances whose agent is connected (PingStatus Online).
+    #[arg(long)]
+    pub online: bool,
+    /// Print one JSON array (fields: id, name, ping_status, platform, agent_version,
+    /// ip_address, computer_name, last_ping, aliases, upstreams) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// AWS profile (default: the config's `aws.profile`, else AWS_PROFILE or the default).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// AWS region (default: the config's `aws.region`, else AWS_REGION or the profile's).
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+fn parse_filter(s: &str) -> Result<(String, Vec<String>), String> {
+    let bad = || format!("expected KEY=VALUE[,VALUE...] (e.g. tag:Env=prod), got `{s}`");
+    let (key, values) = s.split_once('=').ok_or_else(bad)?;
+    let values: Vec<String> = values.split(',').map(str::to_owned).collect();
+    if key.is_empty() || values.iter().any(String::is_empty) {
+        return Err(bad());
+    }
+    Ok((key.to_owned(), values))
+}
+
+/// One listed instance and the config names that point at it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    pub id: String,
+    pub name: Option<String>,
+    pub ping_status: Option<String>,
+    pub platform: Option<String>,
+    pub agent_version: Option<String>,
+    pub ip_address: Option<String>,
+    pub computer_name: Option<String>,
+    pub last_ping: Option<String>,
+    /// `hosts:` aliases whose target is this instance (by id, Name, IP or computer name).
+    pub aliases: Vec<String>,
+    /// `upstreams:` with this instance among their targets.
+    pub upstreams: Vec<String>,
+}
+
+pub async fn run(g: &GlobalArgs, a: InstancesArgs) -> anyhow::Result<ExitCode> {
+    let glob = a
+        .pattern
+        .as_deref()
+        .map(|p| Glob::new(p).map(|g| g.compile_matcher()))
+        .transpose()
+        .context("the name pattern is not a valid glob (use * ? [..])")?;
+    let cfg = super::load::optional(g)?;
+    let aws = cfg.as_ref().map(|c| c.aws.clone()).unwrap_or_default();
+    let api = SsmApi::new(&AwsSettings {
+        profile: a.profile.clone().or(aws.profile),
+        region: a.region.clone().or(aws.region),
+        credentials: None,
+        endpoint_url: None,
+    })
+    .await;
+    let listing = api
+        .list_instances(&a.filters)
+        .await
+        .context("listing managed instances")?;
+    if listing.truncated {
+        eprintln!(
+            "session-proxy: stopped after {LIST_CAP} instances; narrow the list with --filter"
+        );
+    }
+    let rows: Vec<Row> = listing
+        .instances
+        .into_iter()
+        .filter(|i| !a.online || i.ping_status.as_deref() == Some("Online"))
+        .filter(|i| glob.as_ref().is_none_or(|m| matches(m, i)))
+        .map(|i| row(i, cfg.as_ref()))
+        .collect();
+    let text = if a.json {
+        let mut s = serde_json::to_string_pretty(&rows).context("encoding JSON")?;
+        s.push('\n');
+        s
+    } else {
+        render::table(&rows)
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(StdoutError::from)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn matches(m: &GlobMatcher, i: &ListedInstance) -> bool {
+    [
+        Some(&i.instance_id),
+        i.name.as_ref(),
+        i.computer_name.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|s| m.is_match(s))
+}
+
+/// Whether a config target (an id, or a name `ssm::target::resolve` looks up by Name tag, IP
+/// address or computer name) designates `i`.
+fn designates(target: &str, i: &ListedInstance) -> bool {
+    [
+        Some(&i.instance_id),
+        i.name.as_ref(),
+        i.ip_address.as_ref(),
+        i.computer_name.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|s| s == target)
+}
+
+fn row(i: ListedInstance, cfg: Option<&Config>) -> Row {
+    let aliases = cfg
+        .iter()
+        .flat_map(|c| c.hosts.iter())
+        .filter(|(_, h)| designates(h.target.as_str(), &i))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let upstreams = cfg
+        .iter()
+        .flat_map(|c| c.upstreams.iter())
+        .filter(|u| u.targets.iter().any(|t| designates(t.as_str(), &i)))
+        .map(|u| u.name.clone())
+        .collect();
+    Row {
+        id: i.instance_id,
+        name: i.name,
+        ping_status: i.ping_status,
+        platform: i.platform,
+        agent_version: i.agent_version,
+        ip_address: i.ip_address,
+        computer_name: i.computer_name,
+        last_ping: i.last_ping,
+        aliases,
+        upstreams,
+    }
+}
