@@ -64,14 +64,8 @@ fn parse_filter(s: &str) -> Result<(String, Vec<String>), String> {
 /// One listed instance and the config names that point at it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Row {
-    pub id: String,
-    pub name: Option<String>,
-    pub ping_status: Option<String>,
-    pub platform: Option<String>,
-    pub agent_version: Option<String>,
-    pub ip_address: Option<String>,
-    pub computer_name: Option<String>,
-    pub last_ping: Option<String>,
+    #[serde(flatten)]
+    pub instance: ListedInstance,
     /// `hosts:` aliases whose target is this instance (by id, Name, IP or computer name).
     pub aliases: Vec<String>,
     /// `upstreams:` with this instance among their targets.
@@ -164,14 +158,7 @@ fn row(i: ListedInstance, cfg: Option<&Config>) -> Row {
         .map(|u| u.name.clone())
         .collect();
     Row {
-        id: i.instance_id,
-        name: i.name,
-        ping_status: i.ping_status,
-        platform: i.platform,
-        agent_version: i.agent_version,
-        ip_address: i.ip_address,
-        computer_name: i.computer_name,
-        last_ping: i.last_ping,
+        instance: i,
         aliases,
         upstreams,
     }

@@ -57,13 +57,13 @@ fn cells(r: &Row) -> Vec<String> {
         .chain(r.upstreams.iter().map(|u| format!("upstream:{u}")))
         .collect();
     vec![
-        Printable(&r.id).to_string(),
-        show(&r.name),
-        show(&r.ping_status),
-        show(&r.platform),
-        show(&r.agent_version),
-        show(&r.ip_address),
-        show(&r.last_ping),
+        Printable(&r.instance.instance_id).to_string(),
+        show(&r.instance.name),
+        show(&r.instance.ping_status),
+        show(&r.instance.platform),
+        show(&r.instance.agent_version),
+        show(&r.instance.ip_address),
+        show(&r.instance.last_ping),
         if used.is_empty() {
             "-".to_owned()
         } else {

@@ -15,9 +15,10 @@ pub const LIST_CAP: usize = 10_000;
 
 const OPERATION: &str = "DescribeInstanceInformation";
 
-/// One managed instance with the fields `instances` shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One managed instance with the fields `instances` shows (`--json` prints them as they are).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ListedInstance {
+    #[serde(rename = "id")]
     pub instance_id: String,
     /// The `Name` field of the answer: AWS fills it for hybrid (`mi-`) nodes only, not from
     /// an EC2 instance's Name tag (that lives in EC2, which this binary does not call).
