@@ -7,6 +7,8 @@ use std::path::Path;
 use super::*;
 use crate::route::HostRef;
 
+mod listeners;
+
 const EXAMPLE: &str = include_str!("../../config.example.yaml");
 const HOME: &str = "/home/t";
 
@@ -337,16 +339,6 @@ fn validation_issue_vectors() {
 }
 
 #[test]
-fn allow_remote_permits_non_loopback_listeners_and_warns_without_users() {
-    let c = cfg("listeners: [{socks5: 0.0.0.0:1080, allow_remote: true}]");
-    assert!(matches!(c.listeners[0], Listener::Tcp { addr, .. } if addr.port() == 1080));
-    assert_eq!(c.warnings().len(), 1);
-    assert!(c.warnings()[0].contains("without a password"));
-    let c = cfg("listeners: [{socks5: 0.0.0.0:1080, allow_remote: true, users: [{username: a, password: b}]}]");
-    assert!(c.warnings().is_empty());
-}
-
-#[test]
 fn unused_upstreams_and_disabled_host_keys_are_warnings() {
     let w = cfg(&UP.replace("ssh_agent: true", "ssh_agent: true, host_key_policy: off")).warnings();
     assert_eq!(w.len(), 2, "{w:?}");
@@ -564,46 +556,4 @@ fn resolve_local_on_a_cidr_route_is_refused_with_the_key_path() {
 fn resolve_takes_only_local_or_remote() {
     let text = err("resolve: sometimes\n").to_string();
     assert!(text.contains("resolve"), "{text}");
-}
-
-#[test]
-fn an_http_listener_takes_users_limits_and_allow_remote_like_a_socks_one() {
-    let c = cfg("listeners:\n  - http: 0.0.0.0:3128\n    allow_remote: true\n    max_connections: 7\n    idle_timeout_secs: 60\n    users: [{username: a, password: b}]\n");
-    let Listener::Http {
-        addr,
-        users,
-        limits,
-    } = &c.listeners[0]
-    else {
-        panic!("{:?}", c.listeners)
-    };
-    assert_eq!(addr.port(), 3128);
-    assert_eq!(users[0].username, "a");
-    assert_eq!(limits.max_connections.get(), 7);
-    assert_eq!(limits.idle_timeout, Some(Duration::from_secs(60)));
-    assert!(c.warnings().is_empty());
-    assert_eq!(c.listeners[0].to_string(), "http 0.0.0.0:3128");
-    let c = cfg("listeners: [{http: 0.0.0.0:3128, allow_remote: true}]");
-    assert!(
-        c.warnings()[0].contains("without a password"),
-        "{:?}",
-        c.warnings()
-    );
-}
-
-#[test]
-fn listener_limits_are_read_from_the_file() {
-    let c = cfg("listeners:\n  - socks5: 127.0.0.1:1080\n    max_connections: 10\n    idle_timeout_secs: 300\n  - socks5_unix: /tmp/s.sock\n    idle_timeout_secs: 0\n");
-    assert_eq!(c.listeners.len(), 2);
-    assert_eq!(
-        c.listeners[0].limits(),
-        Limits {
-            max_connections: NonZeroUsize::new(10).unwrap(),
-            idle_timeout: Some(Duration::from_secs(300)),
-        }
-    );
-    // Off by default; 0 says so explicitly.
-    assert_eq!(c.listeners[1].limits(), Limits::default());
-    assert_eq!(Limits::default().max_connections.get(), 1024);
-    assert_eq!(Limits::default().idle_timeout, None);
 }
