@@ -1,16 +1,16 @@
 //! The SSM API calls the client makes (StartSession, ResumeSession, TerminateSession,
 //! DescribeInstanceInformation, and CreateDocument/DescribeDocument for `exec
-//! --install-document`) through aws-sdk-ssm, with credentials, profile, region, SSO and
-//! endpoint overrides (`AWS_ENDPOINT_URL[_SSM]`, how the simulator is reached) from aws-config.
+//! --install-document`) through aws-sdk-ssm, built on the SDK configuration of [`sdk::load`].
 //! Errors are turned into ones that say what to do next; tokens are never logged.
 
-use aws_config::BehaviorVersion;
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types::InstanceInformationStringFilter;
 
 use crate::redact::Redacted;
 use crate::ssm::credentials::{self, Problem};
 use crate::ssm::dial::UpgradeSigner;
+use crate::ssm::sdk;
+pub use crate::ssm::sdk::{AwsSettings, InlineCredentials};
 
 mod list;
 pub use list::{ListedInstance, Listing, LIST_CAP};
@@ -252,54 +252,10 @@ impl CredentialsDiagnosis {
     }
 }
 
-/// AWS settings chosen by config file and flags (anything unset comes from the environment).
-#[derive(Debug, Clone, Default)]
-pub struct AwsSettings {
-    pub profile: Option<String>,
-    pub region: Option<String>,
-    pub credentials: Option<InlineCredentials>,
-    /// Endpoint override that wins over `AWS_ENDPOINT_URL`; lets `demo` point its in-process
-    /// SDK at its own simulator without touching the process environment.
-    pub endpoint_url: Option<String>,
-}
-
-/// Static AWS credentials given in the config file instead of a profile.
-///
-/// The one declaration: serde reads the `credentials:` mapping straight into it (the config
-/// validator then checks the values in place) and [`SsmApi::new`] hands it to the SDK. The
-/// secrets are [`Redacted`], so `Debug` and error messages never show them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct InlineCredentials {
-    /// Not secret on its own (it identifies the key), so it is not redacted.
-    pub access_key_id: String,
-    pub secret_access_key: Redacted<String>,
-    pub session_token: Option<Redacted<String>>,
-}
-
 impl SsmApi {
     /// Loads configuration the way the AWS CLI does (env, profile, SSO, IMDS) plus overrides.
     pub async fn new(s: &AwsSettings) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(p) = &s.profile {
-            loader = loader.profile_name(p);
-        }
-        if let Some(r) = &s.region {
-            loader = loader.region(aws_config::Region::new(r.clone()));
-        }
-        if let Some(c) = &s.credentials {
-            loader = loader.credentials_provider(aws_sdk_ssm::config::Credentials::new(
-                c.access_key_id.clone(),
-                c.secret_access_key.expose().clone(),
-                c.session_token.as_ref().map(|t| t.expose().clone()),
-                None,
-                "session-proxy-config",
-            ));
-        }
-        if let Some(u) = &s.endpoint_url {
-            loader = loader.endpoint_url(u);
-        }
-        let conf = loader.load().await;
+        let conf = sdk::load(s).await;
         Self {
             client: aws_sdk_ssm::Client::new(&conf),
             kms: aws_sdk_kms::Client::new(&conf),

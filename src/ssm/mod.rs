@@ -9,5 +9,6 @@ pub mod driver;
 pub mod kms;
 pub mod message;
 pub mod payload;
+pub mod sdk;
 pub mod session;
 pub mod target;
