@@ -16,6 +16,8 @@ use std::process::ExitCode;
 use crate::control::proto::ErrorKind as RemoteKind;
 use crate::control::ControlError;
 use crate::forward::listen::ListenError;
+use crate::instance_connect::key::KeyError;
+use crate::instance_connect::InstanceConnectError;
 use crate::serve::ServeError;
 use crate::sim::demo::DemoError;
 use crate::ssh::host_keys::HostKeyError;
@@ -176,6 +178,15 @@ fn classify_ssm(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if let Some(e) = e.downcast_ref::<ApiError>() {
         return Some(api_code(e));
     }
+    if let Some(e) = e.downcast_ref::<InstanceConnectError>() {
+        return Some(instance_connect_code(e));
+    }
+    if let Some(e) = e.downcast_ref::<KeyError>() {
+        return Some(match e {
+            KeyError::Read { .. } => codes::IO,
+            KeyError::Malformed { .. } | KeyError::NotFound { .. } => codes::USAGE,
+        });
+    }
     if let Some(DriverError::Kms(k)) = e.downcast_ref::<DriverError>() {
         // Not allowed to use the session's KMS key: a permission, like refused credentials.
         return Some(if k.is_refused() {
@@ -255,6 +266,7 @@ fn connect_code(e: &ConnectError) -> u8 {
         ConnectError::Target(t) => target_code(t),
         ConnectError::Ssh(s) => ssh_code(s),
         ConnectError::Timeout { .. } => codes::TEMP,
+        ConnectError::InstanceConnect(i) => instance_connect_code(i),
     }
 }
 
@@ -292,6 +304,20 @@ fn open_code(e: &OpenError) -> u8 {
         OpenError::Api(a) => api_code(a),
         OpenError::Connect { .. } => codes::PROTOCOL,
         OpenError::UpgradeRefused { .. } => codes::NO_PERM,
+    }
+}
+
+/// A refused permission is like refused credentials; a non-EC2 target or a key the service
+/// rejects is a usage problem; throttling may pass.
+fn instance_connect_code(e: &InstanceConnectError) -> u8 {
+    use InstanceConnectError as E;
+    match e {
+        E::NotEc2 { .. } | E::InvalidArgs { .. } => codes::USAGE,
+        E::Credentials(p) if p.is_config() => codes::CONFIG,
+        E::Denied { .. } | E::Credentials(_) => codes::NO_PERM,
+        E::NotFound { .. } | E::NotRunning { .. } => codes::NO_HOST,
+        E::Throttled { .. } => codes::TEMP,
+        E::Service { .. } | E::Transport { .. } => codes::UNAVAILABLE,
     }
 }
 

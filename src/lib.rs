@@ -37,6 +37,7 @@ pub mod exec;
 pub mod exit;
 pub mod forward;
 pub mod http_connect;
+pub mod instance_connect;
 pub mod logging;
 pub mod paths;
 pub mod port;

@@ -22,6 +22,7 @@ fn settings(key: &Path, known_hosts: &Path) -> SshSettings {
         user: "anyone".into(),
         identity_files: vec![key.to_owned()],
         ssh_agent: false,
+        pushed_key: None,
         host_key_policy: HostKeyPolicy::AcceptNew,
         known_hosts: KnownHosts::new(known_hosts),
         keepalive: Duration::from_secs(15),

@@ -57,6 +57,7 @@ fn config(sshd: &Sshd) -> Upstream {
             user: sshd.user.clone(),
             identity_files: vec![sshd.client_key.clone()],
             ssh_agent: false,
+            instance_connect: false,
             port: 22,
             pool_size: NonZeroUsize::new(2).unwrap(),
             host_key_policy: HostKeyPolicy::AcceptNew,

@@ -24,6 +24,7 @@ fn settings(sshd: &Sshd, known_hosts: PathBuf, policy: HostKeyPolicy) -> SshSett
         user: sshd.user.clone(),
         identity_files: vec![sshd.client_key.clone()],
         ssh_agent: false,
+        pushed_key: None,
         host_key_policy: policy,
         known_hosts: KnownHosts::new(known_hosts),
         keepalive: Duration::from_secs(15),

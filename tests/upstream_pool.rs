@@ -47,6 +47,7 @@ fn config(sshd: &Sshd, name: &str, targets: &[&str], pool_size: usize, lazy: boo
             user: sshd.user.clone(),
             identity_files: vec![sshd.client_key.clone()],
             ssh_agent: false,
+            instance_connect: false,
             port: 22,
             pool_size: NonZeroUsize::new(pool_size).unwrap(),
             host_key_policy: HostKeyPolicy::AcceptNew,

@@ -238,6 +238,7 @@ async fn start_sim(dir: &Path) -> anyhow::Result<(Demo, Sim)> {
         sim_listener,
         SimOptions {
             instances: vec![demo.instance()],
+            pushed_keys: demo.pushed_keys(),
             ..SimOptions::default()
         },
     )?;

@@ -147,6 +147,7 @@ impl SimArgs {
             },
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             require_signed_upgrade: self.require_signed_upgrade,
+            pushed_keys: Default::default(),
         })
     }
 }
@@ -157,6 +158,7 @@ pub async fn run(_g: &GlobalArgs, a: SimArgs) -> anyhow::Result<ExitCode> {
         let dir = a.state_dir.clone().unwrap_or_else(demo::default_dir);
         let d = Demo::start(&dir).await?;
         opts.instances.push(d.instance());
+        opts.pushed_keys = d.pushed_keys();
         eprintln!(
             "# no --target/--instances: running the demo instance {} ({})",
             demo::INSTANCE_NAME,

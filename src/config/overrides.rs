@@ -183,6 +183,7 @@ pub(super) fn ad_hoc(spec: &AdHoc, home: Option<&Path>) -> Result<Config, Vec<Is
             user,
             identity_files,
             ssh_agent: spec.ssh_agent,
+            instance_connect: false,
             port,
             pool_size,
             host_key_policy: spec.host_key_policy.unwrap_or_default(),

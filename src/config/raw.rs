@@ -89,6 +89,7 @@ pub(crate) struct RawUpstream {
     pub(crate) user: Option<String>,
     pub(crate) identity_files: Option<Vec<String>>,
     pub(crate) ssh_agent: Option<bool>,
+    pub(crate) instance_connect: Option<bool>,
     pub(crate) port: Option<u16>,
     pub(crate) pool_size: Option<u64>,
     pub(crate) host_key_policy: Option<HostKeyPolicy>,

@@ -60,6 +60,9 @@ pub struct SshUpstream {
     /// `~` already expanded; absolute.
     pub identity_files: Vec<PathBuf>,
     pub ssh_agent: bool,
+    /// Log in with a fresh in-memory key per connection, pushed with EC2 Instance Connect
+    /// (`instance_connect: true`); then there are no identity files and no agent.
+    pub instance_connect: bool,
     /// sshd port on the bastion (`portNumber` of `AWS-StartSSHSession`).
     pub port: u16,
     pub pool_size: NonZeroUsize,
@@ -151,6 +154,9 @@ pub(super) fn upstream(
         UpstreamProtocol::Ssh => ssh_settings(v, &p, raw, home).map(UpstreamKind::Ssh),
         UpstreamProtocol::SsmPort => port_settings(v, &p, &raw).map(UpstreamKind::SsmPort),
     };
+    if matches!(&kind, Some(UpstreamKind::Ssh(s)) if s.instance_connect) {
+        instance_connect_targets(v, &p, &targets);
+    }
     if v.count() != before {
         return None;
     }
@@ -190,11 +196,15 @@ fn ssh_settings(
         }
     };
     let ssh_agent = raw.ssh_agent.unwrap_or(false);
+    let instance_connect = raw.instance_connect.unwrap_or(false);
+    if instance_connect {
+        instance_connect_conflicts(v, p, raw.identity_files.is_some(), raw.ssh_agent);
+    }
     let identity_files = identity_files(
         v,
         p,
         raw.identity_files.unwrap_or_default(),
-        ssh_agent,
+        ssh_agent || instance_connect,
         home,
     );
     let port = raw
@@ -214,6 +224,7 @@ fn ssh_settings(
         user: user?,
         identity_files,
         ssh_agent,
+        instance_connect,
         port,
         pool_size: pool_size?,
         host_key_policy: raw.host_key_policy.unwrap_or_default(),
@@ -228,6 +239,7 @@ fn port_settings(v: &mut Issues, p: &str, raw: &RawUpstream) -> Option<SsmPortUp
         ("user", raw.user.is_some()),
         ("identity_files", raw.identity_files.is_some()),
         ("ssh_agent", raw.ssh_agent.is_some()),
+        ("instance_connect", raw.instance_connect.is_some()),
         ("port", raw.port.is_some()),
         ("host_key_policy", raw.host_key_policy.is_some()),
         ("keepalive_secs", raw.keepalive_secs.is_some()),
@@ -251,6 +263,36 @@ fn port_settings(v: &mut Issues, p: &str, raw: &RawUpstream) -> Option<SsmPortUp
         idle_timeout: idle_timeout?,
         sessions_per_destination: sessions_per_destination?,
     })
+}
+
+/// `instance_connect: true` brings its own key: own keys are refused rather than silently
+/// ignored.
+fn instance_connect_conflicts(v: &mut Issues, p: &str, files: bool, agent: Option<bool>) {
+    if files {
+        v.push(
+            format!("{p}.identity_files"),
+            "cannot be combined with instance_connect: true (it logs in with a fresh key pushed per connection); remove one",
+        );
+    }
+    if agent == Some(true) {
+        v.push(
+            format!("{p}.ssh_agent"),
+            "cannot be combined with instance_connect: true; remove one",
+        );
+    }
+}
+
+/// `instance_connect: true` needs EC2 targets; `mi-…` ids are refused (names are checked
+/// when they resolve).
+fn instance_connect_targets(v: &mut Issues, p: &str, targets: &[Target]) {
+    for (i, t) in targets.iter().enumerate() {
+        if matches!(t, Target::InstanceId(id) if id.starts_with("mi-")) {
+            v.push(
+                format!("{p}.targets[{i}]"),
+                format!("{t} is not an EC2 instance, and instance_connect needs one (i-…); use identity_files for it"),
+            );
+        }
+    }
 }
 
 /// One issue per key in `given` that is set but does not apply to an upstream of `kind`.

@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use crate::sim::aws_error::{kind, ApiError};
 use crate::sim::documents::store::MAX_CONTENT;
 use crate::sim::documents::CreateDocument;
+use crate::sim::instance_connect;
 use crate::sim::kms;
 use crate::sim::registry::{Filter, Registry, StartSessionRequest, StartSessionResponse};
 use crate::ssm::target::is_instance_id;
@@ -90,15 +91,22 @@ pub fn handle(
 ) -> ApiResponse {
     // KMS shares the port (`sim::kms`): the data keys of encrypted sessions.
     let kms_op = target_header.and_then(|t| t.trim().strip_prefix(kms::TARGET_PREFIX));
+    // So does EC2 Instance Connect (`sim::instance_connect`): SendSSHPublicKey.
+    let eic_prefix = instance_connect::TARGET_PREFIX;
+    let eic_op = target_header.and_then(|t| t.trim().strip_prefix(eic_prefix));
     let op = target_header
         .and_then(|t| t.trim().strip_prefix(TARGET_PREFIX))
         .or(kms_op)
+        .or(eic_op)
         .unwrap_or_default();
-    let result = match kms_op {
-        Some(op) => content_type_ok(content_type)
+    let result = match (kms_op, eic_op) {
+        (Some(op), _) => content_type_ok(content_type)
             .and_then(|()| authenticate(authorization))
             .and_then(|()| kms::dispatch(&registry.kms(), op, body)),
-        None => route(op, content_type)
+        (None, Some(op)) => content_type_ok(content_type)
+            .and_then(|()| authenticate(authorization))
+            .and_then(|()| instance_connect::dispatch(registry, op, body)),
+        (None, None) => route(op, content_type)
             .and_then(|()| authenticate(authorization))
             .and_then(|()| dispatch(registry, op, body)),
     };
@@ -193,7 +201,7 @@ fn dispatch(registry: &Registry, op: &str, body: &[u8]) -> Result<Value, ApiErro
 }
 
 /// An empty body is read as `{}`, like the service does for operations without required input.
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {

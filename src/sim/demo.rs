@@ -15,7 +15,6 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::PrivateKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,6 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::demo_ssh::SshServer;
+use super::instance_connect::PushedKeys;
 use super::instances::Instance;
 
 /// The demo instance's id (a well-formed EC2 id).
@@ -75,15 +75,6 @@ pub fn default_dir() -> PathBuf {
     crate::paths::state_dir().join("demo")
 }
 
-/// A fresh ed25519 key. Seeded from the OS here because ssh-key's own `random` wants a newer
-/// `rand_core` than this crate's `rand`.
-fn random_ed25519() -> PrivateKey {
-    use rand::RngCore;
-    let mut seed = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut seed);
-    PrivateKey::from(Ed25519Keypair::from_seed(&seed))
-}
-
 /// Loads the key at `path`, or generates an ed25519 key there (mode 0600, with a `.pub`).
 fn load_or_create_key(path: &Path, comment: &str) -> Result<PrivateKey, DemoError> {
     if path.exists() {
@@ -92,7 +83,7 @@ fn load_or_create_key(path: &Path, comment: &str) -> Result<PrivateKey, DemoErro
             message: e.to_string(),
         });
     }
-    let mut key = random_ed25519();
+    let mut key = crate::instance_connect::key::ephemeral();
     key.set_comment(comment);
     let pem = key
         .to_openssh(LineEnding::LF)
@@ -141,6 +132,8 @@ impl DemoFiles {
 pub struct Demo {
     pub files: DemoFiles,
     ssh: SshServer,
+    /// Keys pushed to the demo instance with EC2 Instance Connect; its SSH server takes them.
+    pushed_keys: PushedKeys,
     web_addr: SocketAddr,
     web_stop: watch::Sender<bool>,
     web_task: JoinHandle<()>,
@@ -166,11 +159,13 @@ impl Demo {
         let ssh_listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .map_err(DemoError::Bind)?;
+        let pushed_keys = PushedKeys::default();
         let ssh = SshServer::start(
             ssh_listener,
             host,
             client.public_key().clone(),
             files.home.clone(),
+            (pushed_keys.clone(), INSTANCE_ID.to_owned()),
         )
         .map_err(DemoError::Bind)?;
         let web = match TcpListener::bind((WEB_IP, 0)).await {
@@ -188,6 +183,7 @@ impl Demo {
         Ok(Self {
             files,
             ssh,
+            pushed_keys,
             web_addr,
             web_stop,
             web_task,
@@ -210,6 +206,12 @@ impl Demo {
     /// The port of the demo page on [`FORWARD_HOST`] (the kernel picks it at each start).
     pub fn forward_port(&self) -> u16 {
         self.web_addr.port()
+    }
+
+    /// The store to give the simulator ([`SimOptions`](crate::sim::SimOptions)`::pushed_keys`),
+    /// so keys pushed with SendSSHPublicKey log into the demo instance.
+    pub fn pushed_keys(&self) -> PushedKeys {
+        self.pushed_keys.clone()
     }
 
     pub fn ssh_addr(&self) -> SocketAddr {

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::demo_sftp::{DemoSftp, EndOnError, Jail};
+use super::instance_connect::PushedKeys;
 
 /// What every `exec` (other than `echo …`) and every shell prints.
 pub const BANNER: &str = "hello from the session-proxy demo instance";
@@ -58,6 +59,7 @@ impl SshServer {
         host_key: PrivateKey,
         client_key: PublicKey,
         sftp_root: PathBuf,
+        pushed: (PushedKeys, String),
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let config = Arc::new(server_config(host_key));
@@ -71,6 +73,7 @@ impl SshServer {
                             let _ = stream.set_nodelay(true);
                             let handler = DemoHandler {
                                 client_key: client_key.clone(),
+                                pushed: pushed.clone(),
                                 pty: HashSet::new(),
                                 sessions: HashMap::new(),
                                 sftp: HashSet::new(),
@@ -112,6 +115,9 @@ impl SshServer {
 
 struct DemoHandler {
     client_key: PublicKey,
+    /// Keys pushed with EC2 Instance Connect, and this instance's id: like a real instance's
+    /// `AuthorizedKeysCommand`, they are accepted for their 60 s.
+    pushed: (PushedKeys, String),
     /// Session channels that asked for a terminal, which needs `\r\n` line ends.
     pty: HashSet<ChannelId>,
     /// Open session channels, kept until they ask for a subsystem (or close).
@@ -123,12 +129,20 @@ struct DemoHandler {
 
 impl DemoHandler {
     fn verdict(&self, user: &str, key: &PublicKey) -> Auth {
-        if key.key_data() == self.client_key.key_data() {
+        if key.key_data() == self.client_key.key_data() || self.pushed_for(user, key) {
             Auth::Accept
         } else {
             tracing::info!("demo sshd: refused an unknown key for {user}");
             Auth::reject()
         }
+    }
+
+    fn pushed_for(&self, user: &str, key: &PublicKey) -> bool {
+        let (keys, instance) = &self.pushed;
+        let now = std::time::Instant::now();
+        keys.active(instance, user, now)
+            .iter()
+            .any(|line| PublicKey::from_openssh(line).is_ok_and(|k| k.key_data() == key.key_data()))
     }
 
     /// Writes `text` as the channel's whole output, then exit status 0, EOF and close.

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::sim::api::{self, ApiResponse, CONTENT_TYPE};
+use crate::sim::instance_connect;
 use crate::sim::registry::Registry;
 
 /// Largest request head (request line and headers).
@@ -79,6 +80,8 @@ pub async fn serve_api_connection<S: AsyncRead + AsyncWrite + Unpin>(
             let body = buf.get(head.len..end).unwrap_or_default();
             let (target, ct) = (head.target.as_deref(), head.content_type.as_deref());
             api::handle(&registry, target, ct, head.authorization.as_deref(), body)
+        } else if head.method == "GET" && head.path.starts_with(instance_connect::IMDS_PREFIX) {
+            imds_answer(&registry, &head.path)
         } else {
             let (method, path) = (&head.method, &head.path);
             let msg =
@@ -89,6 +92,19 @@ pub async fn serve_api_connection<S: AsyncRead + AsyncWrite + Unpin>(
         if respond(&mut stream, &response, connection).await.is_err() || close {
             return;
         }
+    }
+}
+
+/// An instance's metadata document (the keys pushed with EC2 Instance Connect), or 404.
+fn imds_answer(registry: &Registry, path: &str) -> ApiResponse {
+    let now = std::time::Instant::now();
+    match instance_connect::imds(registry, path, now) {
+        Some(text) => ApiResponse {
+            status: 200,
+            error_type: None,
+            body: text.into_bytes(),
+        },
+        None => refuse(404, &format!("no metadata document at {path}")),
     }
 }
 

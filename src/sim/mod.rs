@@ -15,6 +15,7 @@ pub mod destination;
 pub mod documents;
 pub mod faults;
 pub mod http;
+pub mod instance_connect;
 pub mod instances;
 pub mod kms;
 pub mod memlink;
@@ -61,6 +62,9 @@ pub struct SimOptions {
     pub idle_timeout: Duration,
     /// Refuse data-channel upgrades that are not SigV4-signed with the simulator's key.
     pub require_signed_upgrade: bool,
+    /// Keys pushed with EC2 Instance Connect and how long they last; pass the demo's store
+    /// so its SSH server honours them.
+    pub pushed_keys: instance_connect::PushedKeys,
 }
 
 impl Default for SimOptions {
@@ -71,6 +75,7 @@ impl Default for SimOptions {
             faults: FaultPlan::default(),
             idle_timeout: Duration::from_secs(20 * 60),
             require_signed_upgrade: false,
+            pushed_keys: instance_connect::PushedKeys::default(),
         }
     }
 }
@@ -92,6 +97,7 @@ impl Sim {
         if let Some(key) = &opts.knobs.kms_key_id {
             registry.kms().add_key(key);
         }
+        registry.use_pushed_keys(opts.pushed_keys.clone());
         let (shutdown, mut stop) = watch::channel(false);
         let gate = Arc::new(Gate::new(opts.require_signed_upgrade));
         let ctx = Arc::new(Ctx {

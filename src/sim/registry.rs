@@ -26,6 +26,7 @@ pub use crate::sim::destination::DialTarget;
 pub use crate::sim::documents::Run;
 use crate::sim::documents::{self, CreateDocument, DocumentStore, Plan};
 use crate::sim::faults::FaultCounts;
+use crate::sim::instance_connect::PushedKeys;
 use crate::sim::instances::Instance;
 use crate::sim::kms::Kms;
 use crate::ssm::channel::Stats;
@@ -169,6 +170,8 @@ struct Inner {
     order: VecDeque<String>,
     /// The simulated KMS (`sim --kms-key-id`).
     kms: Kms,
+    /// Keys pushed with EC2 Instance Connect.
+    pushed_keys: PushedKeys,
 }
 
 /// Shared handle to the simulator's state; clones share it.
@@ -198,7 +201,23 @@ impl Registry {
             sessions,
             order,
             kms: Kms::default(),
+            pushed_keys: PushedKeys::default(),
         })))
+    }
+
+    /// Keys pushed with EC2 Instance Connect (shared with the metadata path and the demo).
+    pub fn pushed_keys(&self) -> PushedKeys {
+        self.lock().pushed_keys.clone()
+    }
+
+    /// Serves `keys` instead of a store of its own (the demo's SSH server reads the same one).
+    pub fn use_pushed_keys(&self, keys: PushedKeys) {
+        self.lock().pushed_keys = keys;
+    }
+
+    /// True when `id` is one of the simulated instances.
+    pub fn has_instance(&self, id: &str) -> bool {
+        self.lock().instances.iter().any(|i| i.id == id)
     }
 
     /// The simulated KMS (shared: the API answers with it, agents decrypt with it).

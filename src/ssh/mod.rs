@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client::{self, DisconnectReason, Handle, Msg};
-use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::{ChannelOpenFailure, ChannelStream};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 use tokio::sync::watch;
 
+use crate::redact::Redacted;
 use crate::ssm::api::{SessionRequest, SsmApi};
 use crate::ssm::session::{OpenError, Session, SessionOptions};
 pub use host_keys::{HostKeyError, HostKeyPolicy, KnownHosts};
@@ -40,6 +41,8 @@ pub struct SshSettings {
     pub user: String,
     pub identity_files: Vec<PathBuf>,
     pub ssh_agent: bool,
+    /// An in-memory key pushed with EC2 Instance Connect for this connection; tried first.
+    pub pushed_key: Option<Redacted<Arc<PrivateKey>>>,
     pub host_key_policy: HostKeyPolicy,
     pub known_hosts: KnownHosts,
     /// Silence after which a keepalive is sent; [`KEEPALIVE_MAX`] unanswered ones end the link.
@@ -254,6 +257,14 @@ impl SshConnection {
     /// Tries every identity file, then every agent key, until one is accepted.
     async fn authenticate(&mut self, s: &SshSettings) -> Result<(), SshError> {
         let mut tried = Vec::new();
+        if let Some(key) = &s.pushed_key {
+            let key = PrivateKeyWithHashAlg::new(key.expose().clone(), None);
+            match self.handle.authenticate_publickey(&s.user, key).await {
+                Ok(r) if r.success() => return Ok(()),
+                Ok(_) => tried.push("the key pushed with EC2 Instance Connect (not accepted: is the instance's AuthorizedKeysCommand set up, ec2-instance-connect installed?)".into()),
+                Err(e) => return Err(self.closed_or(e.to_string())),
+            }
+        }
         for path in &s.identity_files {
             let shown = path.display();
             let key = match russh::keys::load_secret_key(path, None) {

@@ -80,7 +80,7 @@ const CREDENTIAL_CODES: &[&str] = &[
 
 /// `err` and its causes, `Display` only: `DisplayErrorContext` appends a `Debug` dump of the
 /// whole error, which must never reach a user.
-fn display_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn display_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut cause = err.source();
     while let Some(c) = cause {

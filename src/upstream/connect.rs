@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::instance_connect::{key, InstanceConnect, InstanceConnectError};
+use crate::redact::Redacted;
 use crate::ssh::{self, Bastion, SshError, SshSettings};
 use crate::ssm::api::{ApiError, SsmApi};
 use crate::ssm::session::{OpenError, SessionOptions};
@@ -19,6 +21,9 @@ pub enum ConnectError {
     Ssh(#[from] SshError),
     #[error("connecting to {target} timed out after {}s", .after.as_secs())]
     Timeout { target: String, after: Duration },
+    /// `instance_connect: true`: the ephemeral key could not be pushed.
+    #[error(transparent)]
+    InstanceConnect(#[from] crate::instance_connect::InstanceConnectError),
 }
 
 impl ConnectError {
@@ -30,6 +35,7 @@ impl ConnectError {
             Self::Target(t) => t.is_permanent(),
             Self::Ssh(s) => s.is_permanent(),
             Self::Timeout { .. } => false,
+            Self::InstanceConnect(i) => !i.is_transient(),
         }
     }
 }
@@ -57,4 +63,33 @@ pub(super) async fn dial(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `instance_connect: true`: a fresh ed25519 key for this one connection, its public half
+/// pushed for the upstream's user. Returns `settings` logging in with it; the private half
+/// lives only in memory (never written, never logged) and is dropped with the connection's
+/// settings.
+pub(super) async fn push_ephemeral_key(
+    eic: &InstanceConnect,
+    instance: &str,
+    settings: &SshSettings,
+) -> Result<SshSettings, ConnectError> {
+    let key = key::ephemeral();
+    let public = key::openssh_line(key.public_key()).map_err(|message| {
+        ConnectError::InstanceConnect(InstanceConnectError::InvalidArgs {
+            instance: instance.to_owned(),
+            user: settings.user.clone(),
+            message,
+        })
+    })?;
+    eic.send_key(instance, &settings.user, &public).await?;
+    tracing::debug!(
+        instance,
+        user = settings.user,
+        "pushed an ephemeral key with EC2 Instance Connect"
+    );
+    Ok(SshSettings {
+        pushed_key: Some(Redacted::new(Arc::new(key))),
+        ..settings.clone()
+    })
 }

@@ -226,6 +226,7 @@ mod tests {
             user: "ubuntu".into(),
             identity_files: vec!["/home/u/.ssh/id_ed25519".into()],
             ssh_agent: true,
+            instance_connect: false,
             port: 2222,
             pool_size: std::num::NonZeroUsize::new(3).unwrap(),
             host_key_policy: HostKeyPolicy::Strict,

@@ -25,6 +25,7 @@ pub use super::status::{ConnStatus, PoolStatus};
 use super::stream::{Conn, Lease, Totals, UpstreamStream};
 use super::UpstreamError;
 use crate::config::{SshUpstream, Upstream, UpstreamKind};
+use crate::instance_connect::InstanceConnect;
 use crate::ssh::{Bastion, KnownHosts, SshError, SshSettings};
 use crate::ssm::api::{AwsSettings, SsmApi};
 use crate::ssm::session::{Session, SessionOptions};
@@ -74,6 +75,7 @@ impl PoolOptions {
             user: login.user.clone(),
             identity_files: login.identity_files.clone(),
             ssh_agent: login.ssh_agent,
+            pushed_key: None,
             host_key_policy: login.host_key_policy,
             known_hosts: KnownHosts::new(self.known_hosts.clone()),
             // Zero is how `SshSettings` spells "keepalives off" (`keepalive_secs: 0`).
@@ -112,6 +114,8 @@ struct Inner {
     ssh: SshSettings,
     aws: AwsSettings,
     api: OnceCell<Arc<SsmApi>>,
+    /// `instance_connect: true` only: the client that pushes each connection's key.
+    eic: OnceCell<InstanceConnect>,
     slots: Mutex<Vec<SlotEntry>>,
     /// The configured number of slots (`pool_size`, changed by [`Pool::resize`]); slots at or
     /// past it are surplus and drain. Changed only while holding `slots`.
@@ -176,6 +180,7 @@ impl Pool {
             ssh,
             aws,
             api: OnceCell::new(),
+            eic: OnceCell::new(),
             slots: Mutex::new(slots),
             changed: watch::channel(0).0,
             stop: watch::channel(false).0,
@@ -523,11 +528,22 @@ impl Inner {
         let api = self.api().await;
         let instance = target::resolve(&api, target_name).await?;
         self.update(index, |e| e.instance = Some(instance.clone()));
+        let pushed;
+        let ssh = if self.login.instance_connect {
+            let eic = self
+                .eic
+                .get_or_init(|| InstanceConnect::new(&self.aws))
+                .await;
+            pushed = connect::push_ephemeral_key(eic, &instance, &self.ssh).await?;
+            &pushed
+        } else {
+            &self.ssh
+        };
         connect::dial(
             api,
             &instance,
             self.login.port,
-            &self.ssh,
+            ssh,
             self.opts.session.clone(),
         )
         .await

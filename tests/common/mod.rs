@@ -233,6 +233,12 @@ impl Serve {
     /// Starts `serve` on `config` (whose first listener may use port 0) and waits for its
     /// `--ready-file`, which names the address it bound.
     pub fn start(sim: &SimHandle, config: &Path) -> Self {
+        Self::start_with_env(sim, config, &[])
+    }
+
+    /// [`Serve::start`] with extra environment (`HOME`, `TMPDIR`, `SESSION_PROXY_LOG`, …); with
+    /// any, stderr goes to `serve.log` beside the config, for tests that read the log.
+    pub fn start_with_env(sim: &SimHandle, config: &Path, env: &[(&str, String)]) -> Self {
         let mut c = Command::new(BIN);
         // A control socket per test, next to its config, so tests run in parallel.
         let control = config.with_file_name("control.sock");
@@ -246,6 +252,10 @@ impl Serve {
             .stdin(Stdio::null());
         for (k, v) in sim.env() {
             c.env(k, v);
+        }
+        if !env.is_empty() {
+            let log = std::fs::File::create(config.with_file_name("serve.log")).unwrap();
+            c.envs(env.iter().map(|(k, v)| (k, v))).stderr(log);
         }
         let mut child = c.spawn().expect("start serve");
         let listeners = match wait_ready_file(&ready, &mut child, Duration::from_secs(60)) {
@@ -337,8 +347,13 @@ pub fn curl(socks: SocketAddr, url: &str, extra: &[&str]) -> (i32, Vec<u8>, Stri
 
 /// An SSM API client for the simulator at `endpoint` (the simulator takes any key).
 pub async fn sim_api(endpoint: Option<String>) -> session_proxy::ssm::api::SsmApi {
-    use session_proxy::ssm::api::{AwsSettings, InlineCredentials, SsmApi};
-    SsmApi::new(&AwsSettings {
+    session_proxy::ssm::api::SsmApi::new(&sim_settings(endpoint)).await
+}
+
+/// AWS settings for the simulator at `endpoint` (the simulator takes any key).
+pub fn sim_settings(endpoint: Option<String>) -> session_proxy::ssm::api::AwsSettings {
+    use session_proxy::ssm::api::{AwsSettings, InlineCredentials};
+    AwsSettings {
         profile: None,
         region: Some("us-east-1".into()),
         credentials: Some(InlineCredentials {
@@ -347,6 +362,5 @@ pub async fn sim_api(endpoint: Option<String>) -> session_proxy::ssm::api::SsmAp
             session_token: None,
         }),
         endpoint_url: endpoint,
-    })
-    .await
+    }
 }

@@ -32,6 +32,10 @@ pub struct SshConfigArgs {
     /// user's own ~/.ssh/config is never changed.
     #[arg(long, value_name = "PATH")]
     pub write: Option<PathBuf>,
+    /// Make the ProxyCommand push your public key with EC2 Instance Connect before each login
+    /// (`stdio --send-key --os-user %r`), for instances that have no key of yours.
+    #[arg(long)]
+    pub send_key: bool,
 }
 
 pub fn run(g: &GlobalArgs, a: SshConfigArgs) -> anyhow::Result<ExitCode> {
@@ -57,6 +61,7 @@ pub fn run(g: &GlobalArgs, a: SshConfigArgs) -> anyhow::Result<ExitCode> {
         config: config_path.as_deref(),
         profile: a.profile.as_deref(),
         region: a.region.as_deref(),
+        send_key: a.send_key,
         aliases,
     });
     let out = match &a.write {

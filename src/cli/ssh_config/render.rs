@@ -19,6 +19,8 @@ pub(super) struct Snippet<'a> {
     pub(super) config: Option<&'a Path>,
     pub(super) profile: Option<&'a str>,
     pub(super) region: Option<&'a str>,
+    /// Push the user's key with EC2 Instance Connect for ssh's login user (`%r`).
+    pub(super) send_key: bool,
     /// `hosts:` aliases with their port, in config order.
     pub(super) aliases: Vec<(&'a str, Option<u16>)>,
 }
@@ -49,6 +51,10 @@ pub(super) fn proxy_command(s: &Snippet<'_>) -> String {
     if let Some(r) = s.region {
         let _ = write!(cmd, " --region {}", word(r));
     }
+    if s.send_key {
+        // `%r` is the login ssh uses: the OS user the pushed key must be for.
+        cmd.push_str(" --send-key --os-user %r");
+    }
     cmd
 }
 
@@ -66,7 +72,17 @@ pub(super) fn snippet(s: &Snippet<'_>) -> String {
         }
         let _ = writeln!(out, "    ProxyCommand {proxy}");
     }
-    let _ = write!(out, "\nHost i-* mi-*\n    ProxyCommand {proxy}\n");
+    if s.send_key {
+        // Managed nodes (mi-…) are not EC2 instances: Instance Connect cannot reach them.
+        let plain = proxy_command(&Snippet {
+            send_key: false,
+            ..s.clone()
+        });
+        let _ = write!(out, "\nHost i-*\n    ProxyCommand {proxy}\n");
+        let _ = write!(out, "\nHost mi-*\n    ProxyCommand {plain}\n");
+    } else {
+        let _ = write!(out, "\nHost i-* mi-*\n    ProxyCommand {proxy}\n");
+    }
     out
 }
 
@@ -90,6 +106,7 @@ mod tests {
             config: None,
             profile: None,
             region: None,
+            send_key: false,
             aliases: Vec::new(),
         }
     }
@@ -131,6 +148,24 @@ mod tests {
         assert!(text.contains("\nHost web\n    Port 2222\n    ProxyCommand /b/sp stdio %h -p %p\n"));
         assert!(text.contains("\nHost db\n    ProxyCommand /b/sp stdio %h -p %p\n"));
         assert!(text.ends_with("\nHost i-* mi-*\n    ProxyCommand /b/sp stdio %h -p %p\n"));
+    }
+
+    #[test]
+    fn send_key_pushes_for_ssh_s_login_on_ec2_ids_only() {
+        let exe = Path::new("/b/sp");
+        let mut s = base(exe);
+        s.send_key = true;
+        let send = "/b/sp stdio %h -p %p --send-key --os-user %r";
+        assert_eq!(proxy_command(&s), send);
+        let text = snippet(&s);
+        assert!(
+            text.contains(&format!("\nHost i-*\n    ProxyCommand {send}\n")),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("\nHost mi-*\n    ProxyCommand /b/sp stdio %h -p %p\n"),
+            "{text}"
+        );
     }
 
     #[test]

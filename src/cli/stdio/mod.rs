@@ -8,6 +8,7 @@
 //! session, so the connection starts at once. Instance ids never take that path.
 
 mod pipe;
+mod send_key;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -47,6 +48,16 @@ pub struct StdioArgs {
     /// `--help`: the agent's own limit is what matters to users).
     #[arg(long, hide = true, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub chunk: u32,
+    /// Push a public key with EC2 Instance Connect (SendSSHPublicKey) before connecting, so
+    /// the instance accepts it for 60 s. Default key: the first of ~/.ssh/id_ed25519.pub,
+    /// id_ecdsa.pub, id_rsa.pub, else the first ssh-agent key. EC2 instances (i-…) only;
+    /// always opens its own session (never through a master).
+    #[arg(long, value_name = "PUBKEY_FILE", num_args = 0..=1, require_equals = true)]
+    pub send_key: Option<Option<std::path::PathBuf>>,
+    /// The OS user the pushed key is for: pass ssh's login (`--os-user %r` in a
+    /// ProxyCommand). Default: ec2-user.
+    #[arg(long, value_name = "USER", requires = "send_key")]
+    pub os_user: Option<String>,
 }
 
 pub async fn run(g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
@@ -59,7 +70,10 @@ pub async fn run(g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
         a.region.as_deref(),
     );
     let (name, port) = (dest.name, a.port.or(dest.alias_port).unwrap_or(22));
-    if !matches!(name.parse::<Target>(), Ok(Target::InstanceId(_))) {
+    // A pushed key is for the instance this process connects to, not for a master's bastion.
+    let direct =
+        a.send_key.is_some() || matches!(name.parse::<Target>(), Ok(Target::InstanceId(_)));
+    if !direct {
         let socket = control::socket_path(
             g.control_socket.as_deref(),
             cfg.as_ref().and_then(|c| c.control_socket.as_deref()),
@@ -71,6 +85,10 @@ pub async fn run(g: &GlobalArgs, a: StdioArgs) -> anyhow::Result<ExitCode> {
     let settings = dest.settings;
     let api = Arc::new(SsmApi::new(&settings).await);
     let instance = target::resolve(&api, &name).await?;
+    if let Some(file) = &a.send_key {
+        let user = a.os_user.as_deref().unwrap_or(send_key::DEFAULT_OS_USER);
+        send_key::push(&settings, &instance, user, file.as_deref()).await?;
+    }
     let mut req = SessionRequest::ssh(&instance, port);
     req.document = a.document.clone();
     let mut opts = SessionOptions::default();

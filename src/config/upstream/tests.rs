@@ -156,3 +156,33 @@ fn an_unknown_kind_is_a_syntax_error_with_its_position() {
         "{msg}"
     );
 }
+
+fn ssh_upstream(extra: &str) -> String {
+    format!("upstreams:\n  web: {{ user: ec2-user, targets: [i-0123456789abcdef0]{extra} }}\n")
+}
+
+#[test]
+fn an_instance_connect_upstream_needs_no_key_files() {
+    let c = cfg(&ssh_upstream(", instance_connect: true"));
+    let s = c.upstream("web").unwrap().ssh().unwrap().clone();
+    assert!(s.instance_connect);
+    assert!(s.identity_files.is_empty() && !s.ssh_agent);
+}
+
+#[test]
+fn instance_connect_refuses_own_keys_and_managed_nodes() {
+    let yaml = "upstreams:\n  web: { user: ec2-user, targets: [i-0123456789abcdef0, mi-0123456789abcdef0], \
+                instance_connect: true, identity_files: [~/.ssh/id], ssh_agent: true }\n";
+    let paths: Vec<String> = issues(yaml).into_iter().map(|i| i.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "upstreams.web.identity_files",
+            "upstreams.web.ssh_agent",
+            "upstreams.web.targets[1]"
+        ]
+    );
+    let port = issues(&port_upstream(", instance_connect: true"));
+    assert_eq!(port.len(), 1);
+    assert_eq!(port[0].path, "upstreams.db.instance_connect");
+}

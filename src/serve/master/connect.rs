@@ -154,6 +154,7 @@ mod tests {
                     user: "ec2-user".into(),
                     identity_files: vec![],
                     ssh_agent: true,
+                    instance_connect: false,
                     port: 22,
                     pool_size: std::num::NonZeroUsize::MIN,
                     host_key_policy: crate::config::HostKeyPolicy::AcceptNew,

@@ -192,6 +192,7 @@ mod tests {
                 user: "ubuntu".into(),
                 identity_files: vec!["/home/u/.ssh/id_ed25519".into()],
                 ssh_agent: false,
+                instance_connect: false,
                 port: 22,
                 pool_size: n(pool_size),
                 host_key_policy: HostKeyPolicy::Strict,
