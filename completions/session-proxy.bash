@@ -921,7 +921,7 @@ _session__proxy() {
             return 0
             ;;
         session__proxy__subcmd__ssh__subcmd__config)
-            opts="-v -q -h -V --profile --region --write --verbose --quiet --config --control-socket --help --version"
+            opts="-v -q -h -V --profile --region --write --send-key --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -977,7 +977,7 @@ _session__proxy() {
             return 0
             ;;
         session__proxy__subcmd__stdio)
-            opts="-p -v -q -h -V --port --profile --region --document --chunk --verbose --quiet --config --control-socket --help --version"
+            opts="-p -v -q -h -V --port --profile --region --document --chunk --send-key --os-user --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1004,6 +1004,14 @@ _session__proxy() {
                     return 0
                     ;;
                 --chunk)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --send-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-user)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

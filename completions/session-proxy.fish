@@ -53,6 +53,8 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l pr
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l region -d 'AWS region (default: AWS_REGION or the profile\'s region)' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l document -d 'Session document' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l chunk -d 'Bytes per outgoing data-channel message (a tuning knob for benchmarks, hidden from `--help`: the agent\'s own limit is what matters to users)' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l send-key -d 'Push a public key with EC2 Instance Connect (SendSSHPublicKey) before connecting, so the instance accepts it for 60 s. Default key: the first of ~/.ssh/id_ed25519.pub, id_ecdsa.pub, id_rsa.pub, else the first ssh-agent key. EC2 instances (i-…) only; always opens its own session (never through a master)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l os-user -d 'The OS user the pushed key is for: pass ssh\'s login (`--os-user %r` in a ProxyCommand). Default: ec2-user' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand stdio" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
@@ -196,6 +198,7 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand ssh-config" 
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand ssh-config" -l write -d 'Write the snippet to this file (atomically, mode 0644), e.g. ~/.ssh/config.d/session-proxy, and print the `Include` line ~/.ssh/config needs. The user\'s own ~/.ssh/config is never changed' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand ssh-config" -l config -d 'Configuration file (default: ./config.yaml, then the XDG config dir)' -r -F
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand ssh-config" -l control-socket -d 'Control socket of the master (default: the config\'s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)' -r -F
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand ssh-config" -l send-key -d 'Make the ProxyCommand push your public key with EC2 Instance Connect before each login (`stdio --send-key --os-user %r`), for instances that have no key of yours'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand ssh-config" -s v -l verbose -d 'More logging on stderr (-v info, -vv debug, -vvv trace)'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand ssh-config" -s q -l quiet -d 'Only errors on stderr'
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand ssh-config" -s h -l help -d 'Print help'
