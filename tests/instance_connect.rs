@@ -109,6 +109,68 @@ fn ssh_with_send_key_logs_into_an_sshd_that_has_no_authorized_keys() {
     assert!(active.iter().any(|k| k.contains(blob)), "{active:?}");
 }
 
+/// A real `ssh-agent` on a socket in `dir`, holding `key`; killed on drop.
+struct Agent(std::process::Child, PathBuf);
+
+impl Agent {
+    fn start(dir: &Path, key: &Path) -> Self {
+        let sock = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("ssh-agent (openssh-client)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !sock.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let add = Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &sock)
+            .output()
+            .unwrap();
+        assert!(
+            add.status.success(),
+            "{}",
+            String::from_utf8_lossy(&add.stderr)
+        );
+        Self(child, sock)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn send_key_without_key_files_pushes_the_ssh_agent_s_key() {
+    let r = rig(Duration::from_secs(60));
+    let empty_home = tempfile::tempdir().unwrap();
+    let agent = Agent::start(empty_home.path(), &r.sshd.client_key);
+    let mut c = ssh_cmd(
+        &r.sim,
+        &r.sshd,
+        ID,
+        &format!("--send-key --os-user {}", user()),
+    );
+    c.env("HOME", empty_home.path())
+        .env("SSH_AUTH_SOCK", &agent.1)
+        .arg("echo logged-in");
+    let out = c.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "ssh failed: {err}\nsshd: {}",
+        r.sshd.log()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "logged-in");
+}
+
 #[test]
 fn an_expired_push_is_refused() {
     let r = rig(Duration::from_secs(1));
