@@ -67,8 +67,8 @@ pub(super) async fn dial(
 
 /// `instance_connect: true`: a fresh ed25519 key for this one connection, its public half
 /// pushed for the upstream's user. Returns `settings` logging in with it; the private half
-/// lives only in memory (never written, never logged) and is dropped with the connection's
-/// settings.
+/// lives only in memory (never written, never logged) and is dropped once the login is done
+/// with these settings.
 pub(super) async fn push_ephemeral_key(
     eic: &InstanceConnect,
     instance: &str,
