@@ -314,3 +314,40 @@ fn the_readme_lists_the_same_exit_codes_as_help() {
         "README.md must contain exit::HELP verbatim (in its exit codes section)"
     );
 }
+
+#[test]
+fn instance_connect_failures_take_the_documented_codes_even_inside_a_pool_error() {
+    use crate::instance_connect::key::KeyError;
+    use crate::instance_connect::InstanceConnectError as E;
+    let (i, u) = (String::from("i-1"), String::from("ec2-user"));
+    let denied = E::Denied {
+        instance: i.clone(),
+        user: u,
+        message: "not authorized".into(),
+    };
+    let not_found = E::NotFound {
+        instance: i,
+        message: "no such instance".into(),
+    };
+    assert_eq!(
+        code(E::NotEc2 {
+            target: "mi-1".into()
+        }),
+        codes::USAGE
+    );
+    assert_eq!(
+        code(E::Throttled {
+            message: "slow down".into()
+        }),
+        codes::TEMP
+    );
+    assert_eq!(code(not_found), codes::NO_HOST);
+    assert_eq!(
+        code(KeyError::NotFound {
+            agent: "none".into()
+        }),
+        codes::USAGE
+    );
+    let pooled = not_ready(Some(ConnectError::InstanceConnect(denied)));
+    assert_eq!(code(pooled), codes::NO_PERM);
+}
