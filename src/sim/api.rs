@@ -26,6 +26,7 @@ use crate::sim::documents::store::MAX_CONTENT;
 use crate::sim::documents::CreateDocument;
 use crate::sim::kms;
 use crate::sim::registry::{Filter, Registry, StartSessionRequest, StartSessionResponse};
+use crate::sim::tagging;
 use crate::ssm::target::is_instance_id;
 
 /// The only request content type of AWS JSON 1.1, also used for every response.
@@ -88,17 +89,24 @@ pub fn handle(
     authorization: Option<&str>,
     body: &[u8],
 ) -> ApiResponse {
-    // KMS shares the port (`sim::kms`): the data keys of encrypted sessions.
-    let kms_op = target_header.and_then(|t| t.trim().strip_prefix(kms::TARGET_PREFIX));
-    let op = target_header
-        .and_then(|t| t.trim().strip_prefix(TARGET_PREFIX))
+    // KMS (`sim::kms`: the data keys of encrypted sessions) and the tagging API
+    // (`sim::tagging`: EC2 Name tags) share the port.
+    let target = target_header.map(str::trim).unwrap_or_default();
+    let kms_op = target.strip_prefix(kms::TARGET_PREFIX);
+    let tagging_op = target.strip_prefix(tagging::TARGET_PREFIX);
+    let op = target
+        .strip_prefix(TARGET_PREFIX)
         .or(kms_op)
+        .or(tagging_op)
         .unwrap_or_default();
-    let result = match kms_op {
-        Some(op) => content_type_ok(content_type)
+    let result = match (kms_op, tagging_op) {
+        (Some(op), _) => content_type_ok(content_type)
             .and_then(|()| authenticate(authorization))
             .and_then(|()| kms::dispatch(&registry.kms(), op, body)),
-        None => route(op, content_type)
+        (_, Some(op)) => content_type_ok(content_type)
+            .and_then(|()| authenticate(authorization))
+            .and_then(|()| tagging::dispatch(registry, op, body)),
+        _ => route(op, content_type)
             .and_then(|()| authenticate(authorization))
             .and_then(|()| dispatch(registry, op, body)),
     };

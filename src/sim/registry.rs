@@ -111,8 +111,8 @@ pub struct InstanceInfo {
     pub ip_address: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub computer_name: Option<String>,
-    /// AWS fills `Name` only for hybrid nodes; the simulator reports the Name tag so clients
-    /// can show it in candidate lists.
+    /// AWS fills `Name` only for hybrid (`mi-`) nodes, and so does the simulator (with the
+    /// Name tag); an EC2 instance's tag comes from the tagging API (`sim::tagging`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
@@ -347,6 +347,16 @@ impl Registry {
         matching.map(|i| info(i, now)).collect()
     }
 
+    /// `(instance id, Name tag)` of every named instance, in definition order: what the
+    /// tagging API reports (DescribeInstanceInformation shows the tag for `mi-` nodes only).
+    pub fn name_tags(&self) -> Vec<(String, String)> {
+        let inner = self.lock();
+        let named = inner.instances.iter();
+        named
+            .filter_map(|i| Some((i.id.clone(), i.name.clone()?)))
+            .collect()
+    }
+
     /// Called by the WebSocket side when a client presents `token` for `session_id` in its first
     /// frame. Succeeds once per token (a token is consumed by use); returns what the agent needs.
     pub fn attach(&self, session_id: &str, token: &str) -> Result<SessionSpec, AttachError> {
@@ -491,7 +501,7 @@ fn info(i: &Instance, now: Duration) -> InstanceInfo {
         resource_type: resource_type(i),
         ip_address: i.ip_address.clone(),
         computer_name: i.computer_name.clone(),
-        name: i.name.clone(),
+        name: i.name.clone().filter(|_| i.id.starts_with("mi-")),
     }
 }
 
