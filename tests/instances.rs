@@ -332,3 +332,31 @@ fn botocore_pages_the_simulated_get_resources() {
         "{stdout}"
     );
 }
+
+#[test]
+fn without_tag_get_resources_the_listing_keeps_ssm_names_and_names_the_permission() {
+    let (_, want) = big_named_fleet();
+    let instances = want
+        .iter()
+        .map(|(i, name)| parse_target_flag(&format!("{i}=127.0.0.1:9,name={name}")).unwrap())
+        .collect();
+    let sim = SimHandle::start(SimOptions {
+        instances,
+        deny: vec!["tag:GetResources".into()],
+        ..SimOptions::default()
+    });
+    let out = run(&sim, None, &["--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("grant tag:GetResources"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), want.len());
+    for r in &rows {
+        let hybrid = r["id"].as_str().unwrap().starts_with("mi-");
+        match hybrid {
+            true => assert_eq!(r["name"], "hybrid-1", "{r}"),
+            false => assert!(r["name"].is_null(), "{r}"),
+        }
+    }
+}

@@ -99,17 +99,23 @@ pub fn handle(
         .or(kms_op)
         .or(tagging_op)
         .unwrap_or_default();
-    let result = match (kms_op, tagging_op) {
-        (Some(op), _) => content_type_ok(content_type)
-            .and_then(|()| authenticate(authorization))
-            .and_then(|()| kms::dispatch(&registry.kms(), op, body)),
-        (_, Some(op)) => content_type_ok(content_type)
-            .and_then(|()| authenticate(authorization))
-            .and_then(|()| tagging::dispatch(registry, op, body)),
-        _ => route(op, content_type)
-            .and_then(|()| authenticate(authorization))
-            .and_then(|()| dispatch(registry, op, body)),
+    let service = match (kms_op, tagging_op) {
+        (Some(_), _) => "kms",
+        (_, Some(_)) => "tag",
+        _ => "ssm",
     };
+    let checked = match service {
+        "ssm" => route(op, content_type),
+        _ => content_type_ok(content_type),
+    };
+    let result = checked
+        .and_then(|()| authenticate(authorization))
+        .and_then(|()| allowed(registry, service, op))
+        .and_then(|()| match service {
+            "kms" => kms::dispatch(&registry.kms(), op, body),
+            "tag" => tagging::dispatch(registry, op, body),
+            _ => dispatch(registry, op, body),
+        });
     let response = match result {
         Ok(v) => ApiResponse::ok(&v),
         Err(e) => ApiResponse::error(&e),
@@ -121,6 +127,21 @@ pub fn handle(
         "sim: api request"
     );
     response
+}
+
+/// AccessDenied for the actions `sim --deny` names, in the words IAM uses.
+fn allowed(registry: &Registry, service: &str, op: &str) -> Result<(), ApiError> {
+    let action = format!("{service}:{op}");
+    if !registry.denies(&action) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        kind::ACCESS_DENIED,
+        format!(
+            "User: arn:aws:iam::123456789012:user/sim is not authorized to perform: {action} \
+             because no identity-based policy allows the {action} action"
+        ),
+    ))
 }
 
 fn route(op: &str, content_type: Option<&str>) -> Result<(), ApiError> {

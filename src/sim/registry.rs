@@ -12,7 +12,7 @@
 //! registry directly): errors carry the service's names ([`kind`]); what a document means for
 //! the agent comes from [`documents::plan`]; wire field limits are the API layer's.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -169,6 +169,8 @@ struct Inner {
     order: VecDeque<String>,
     /// The simulated KMS (`sim --kms-key-id`).
     kms: Kms,
+    /// IAM actions answered with AccessDenied (`sim --deny`).
+    denied: BTreeSet<String>,
 }
 
 /// Shared handle to the simulator's state; clones share it.
@@ -198,7 +200,20 @@ impl Registry {
             sessions,
             order,
             kms: Kms::default(),
+            denied: BTreeSet::new(),
         })))
+    }
+
+    /// Answers the IAM `actions` (`service:Operation`) with AccessDenied from now on.
+    pub fn deny(&self, actions: &[String]) {
+        self.lock().denied.extend(actions.iter().cloned());
+    }
+
+    /// Whether `action` (`ssm:StartSession`) is denied; names compare case-insensitively,
+    /// as IAM compares them.
+    pub fn denies(&self, action: &str) -> bool {
+        let inner = self.lock();
+        inner.denied.iter().any(|d| d.eq_ignore_ascii_case(action))
     }
 
     /// The simulated KMS (shared: the API answers with it, agents decrypt with it).

@@ -22,8 +22,9 @@ const MAX_MESSAGE: usize = 200;
 /// Why the Name tags could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum NameTagError {
-    #[error("reading Name tags was refused ({code}: {message}); grant tag:GetResources to see EC2 instances' names")]
-    Denied { code: String, message: String },
+    /// The service's message is left out: it repeats the action and the caller's ARN.
+    #[error("reading Name tags was refused ({code}); grant tag:GetResources to see EC2 instances' names")]
+    Denied { code: String },
     #[error("reading Name tags failed: {0}")]
     Failed(String),
 }
@@ -91,13 +92,12 @@ where
     let bounded = |s: &str| s.chars().take(MAX_MESSAGE).collect::<String>();
     if let SdkError::ServiceError(se) = &err {
         let code = se.err().code().unwrap_or("Unknown");
-        let message = bounded(se.err().message().unwrap_or_default());
         if code.contains("AccessDenied") || code.contains("UnauthorizedOperation") {
             return NameTagError::Denied {
                 code: code.to_owned(),
-                message,
             };
         }
+        let message = bounded(se.err().message().unwrap_or_default());
         return NameTagError::Failed(format!("{code}: {message}"));
     }
     let text = err.to_string();
