@@ -126,6 +126,7 @@ Register-ArgumentCompleter -Native -CommandName 'session-proxy' -ScriptBlock {
             [CompletionResult]::new('--delay-ms', '--delay-ms', [CompletionResultType]::ParameterName, 'Extra delay in milliseconds for every frame')
             [CompletionResult]::new('--kill-after-bytes', '--kill-after-bytes', [CompletionResultType]::ParameterName, 'Close the client''s WebSocket (code 1000) after this many bytes, repeatedly')
             [CompletionResult]::new('--kill-every-secs', '--kill-every-secs', [CompletionResultType]::ParameterName, 'Close the client''s WebSocket (code 1000) every this many seconds')
+            [CompletionResult]::new('--deny', '--deny', [CompletionResultType]::ParameterName, 'Answer this IAM action with AccessDenied, as an account whose policy lacks it would (repeatable): `ssm:StartSession`, `ssm:DescribeInstanceInformation`, `kms:Decrypt`, `tag:GetResources`')
             [CompletionResult]::new('--idle-timeout-secs', '--idle-timeout-secs', [CompletionResultType]::ParameterName, 'Seconds a session may wait for its client to resume before it is closed')
             [CompletionResult]::new('--stats-file', '--stats-file', [CompletionResultType]::ParameterName, 'Write per-session stats (JSON) here on exit')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory for the demo instance''s keys (default: $XDG_STATE_HOME/session-proxy/demo)')

@@ -119,6 +119,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --delay-ms 'Extra delay in milliseconds for every frame'
             cand --kill-after-bytes 'Close the client''s WebSocket (code 1000) after this many bytes, repeatedly'
             cand --kill-every-secs 'Close the client''s WebSocket (code 1000) every this many seconds'
+            cand --deny 'Answer this IAM action with AccessDenied, as an account whose policy lacks it would (repeatable): `ssm:StartSession`, `ssm:DescribeInstanceInformation`, `kms:Decrypt`, `tag:GetResources`'
             cand --idle-timeout-secs 'Seconds a session may wait for its client to resume before it is closed'
             cand --stats-file 'Write per-session stats (JSON) here on exit'
             cand --state-dir 'Directory for the demo instance''s keys (default: $XDG_STATE_HOME/session-proxy/demo)'

@@ -31,6 +31,11 @@ struct Rig {
 }
 
 fn rig(lifetime: Duration) -> Rig {
+    rig_denying(lifetime, &[])
+}
+
+/// [`rig`] whose simulator answers the IAM actions `deny` with a refusal (`sim --deny`).
+fn rig_denying(lifetime: Duration, deny: &[&str]) -> Rig {
     // sshd runs an AuthorizedKeysCommand only from a root-owned path that no group or other
     // user can write, all the way up: not under /tmp. Cargo's per-target scratch dir is.
     let script_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
@@ -47,6 +52,7 @@ fn rig(lifetime: Duration) -> Rig {
     let sim = SimHandle::start(SimOptions {
         instances: vec![instance(ID, sshd.addr)],
         pushed_keys: keys,
+        deny: deny.iter().map(|d| d.to_string()).collect(),
         ..SimOptions::default()
     });
     let url = format!(
@@ -209,6 +215,28 @@ fn send_key_to_a_managed_node_fails_naming_ec2_with_a_usage_code() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{err}");
     assert!(err.contains("needs an EC2 instance"), "{err}");
+}
+
+#[test]
+fn a_refused_push_names_the_permission_and_exits_77() {
+    let r = rig_denying(
+        Duration::from_secs(60),
+        &["ec2-instance-connect:SendSSHPublicKey"],
+    );
+    let home = home_with_key(&r);
+    let out = Command::new(common::BIN)
+        .args(["stdio", ID, "--send-key", "--os-user", "ec2-user"])
+        .envs(r.sim.env())
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(77), "{err}");
+    assert!(
+        err.contains("needs ec2-instance-connect:SendSSHPublicKey"),
+        "{err}"
+    );
+    assert!(!err.contains("AuthException {"), "no Debug dump: {err}");
 }
 
 const BOTOCORE_SCRIPT: &str = r#"

@@ -27,6 +27,7 @@ use crate::sim::documents::CreateDocument;
 use crate::sim::instance_connect;
 use crate::sim::kms;
 use crate::sim::registry::{Filter, Registry, StartSessionRequest, StartSessionResponse};
+use crate::sim::tagging;
 use crate::ssm::target::is_instance_id;
 
 /// The only request content type of AWS JSON 1.1, also used for every response.
@@ -89,27 +90,38 @@ pub fn handle(
     authorization: Option<&str>,
     body: &[u8],
 ) -> ApiResponse {
-    // KMS shares the port (`sim::kms`): the data keys of encrypted sessions.
-    let kms_op = target_header.and_then(|t| t.trim().strip_prefix(kms::TARGET_PREFIX));
-    // So does EC2 Instance Connect (`sim::instance_connect`): SendSSHPublicKey.
-    let eic_prefix = instance_connect::TARGET_PREFIX;
-    let eic_op = target_header.and_then(|t| t.trim().strip_prefix(eic_prefix));
-    let op = target_header
-        .and_then(|t| t.trim().strip_prefix(TARGET_PREFIX))
+    // KMS (`sim::kms`: the data keys of encrypted sessions), the tagging API (`sim::tagging`:
+    // EC2 Name tags) and EC2 Instance Connect (`sim::instance_connect`: SendSSHPublicKey)
+    // share the port.
+    let target = target_header.map(str::trim).unwrap_or_default();
+    let kms_op = target.strip_prefix(kms::TARGET_PREFIX);
+    let tagging_op = target.strip_prefix(tagging::TARGET_PREFIX);
+    let eic_op = target.strip_prefix(instance_connect::TARGET_PREFIX);
+    let op = target
+        .strip_prefix(TARGET_PREFIX)
         .or(kms_op)
+        .or(tagging_op)
         .or(eic_op)
         .unwrap_or_default();
-    let result = match (kms_op, eic_op) {
-        (Some(op), _) => content_type_ok(content_type)
-            .and_then(|()| authenticate(authorization))
-            .and_then(|()| kms::dispatch(&registry.kms(), op, body)),
-        (None, Some(op)) => content_type_ok(content_type)
-            .and_then(|()| authenticate(authorization))
-            .and_then(|()| instance_connect::dispatch(registry, op, body)),
-        (None, None) => route(op, content_type)
-            .and_then(|()| authenticate(authorization))
-            .and_then(|()| dispatch(registry, op, body)),
+    let service = match (kms_op, tagging_op, eic_op) {
+        (Some(_), _, _) => "kms",
+        (_, Some(_), _) => "tag",
+        (_, _, Some(_)) => instance_connect::IAM_SERVICE,
+        _ => "ssm",
     };
+    let checked = match service {
+        "ssm" => route(op, content_type),
+        _ => content_type_ok(content_type),
+    };
+    let result = checked
+        .and_then(|()| authenticate(authorization))
+        .and_then(|()| allowed(registry, service, op))
+        .and_then(|()| match service {
+            "kms" => kms::dispatch(&registry.kms(), op, body),
+            "tag" => tagging::dispatch(registry, op, body),
+            instance_connect::IAM_SERVICE => instance_connect::dispatch(registry, op, body),
+            _ => dispatch(registry, op, body),
+        });
     let response = match result {
         Ok(v) => ApiResponse::ok(&v),
         Err(e) => ApiResponse::error(&e),
@@ -121,6 +133,26 @@ pub fn handle(
         "sim: api request"
     );
     response
+}
+
+/// AccessDenied for the actions `sim --deny` names, in the words IAM uses.
+fn allowed(registry: &Registry, service: &str, op: &str) -> Result<(), ApiError> {
+    let action = format!("{service}:{op}");
+    if !registry.denies(&action) {
+        return Ok(());
+    }
+    // EC2 Instance Connect names a refused permission AuthException (botocore's model).
+    let name = match service {
+        instance_connect::IAM_SERVICE => instance_connect::kind::AUTH,
+        _ => kind::ACCESS_DENIED,
+    };
+    Err(ApiError::new(
+        name,
+        format!(
+            "User: arn:aws:iam::123456789012:user/sim is not authorized to perform: {action} \
+             because no identity-based policy allows the {action} action"
+        ),
+    ))
 }
 
 fn route(op: &str, content_type: Option<&str>) -> Result<(), ApiError> {

@@ -20,6 +20,8 @@ use serde_json::{json, Value};
 use crate::sim::aws_error::ApiError;
 use crate::sim::registry::Registry;
 
+/// The IAM service prefix of its actions (`sim --deny ec2-instance-connect:SendSSHPublicKey`).
+pub const IAM_SERVICE: &str = "ec2-instance-connect";
 /// `X-Amz-Target` prefix of the EC2 Instance Connect service.
 pub const TARGET_PREFIX: &str = "AWSEC2InstanceConnectService.";
 /// Operations answered.

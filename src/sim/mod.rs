@@ -22,6 +22,7 @@ pub mod memlink;
 pub mod registry;
 pub mod service;
 pub mod signed_upgrade;
+pub mod tagging;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -62,6 +63,9 @@ pub struct SimOptions {
     pub idle_timeout: Duration,
     /// Refuse data-channel upgrades that are not SigV4-signed with the simulator's key.
     pub require_signed_upgrade: bool,
+    /// IAM actions (`tag:GetResources`, `ssm:StartSession`) answered with AccessDenied, as an
+    /// account whose policy lacks them would: how tests and `doctor` runs inject a refusal.
+    pub deny: Vec<String>,
     /// Keys pushed with EC2 Instance Connect and how long they last; pass the demo's store
     /// so its SSH server honours them.
     pub pushed_keys: instance_connect::PushedKeys,
@@ -75,6 +79,7 @@ impl Default for SimOptions {
             faults: FaultPlan::default(),
             idle_timeout: Duration::from_secs(20 * 60),
             require_signed_upgrade: false,
+            deny: Vec::new(),
             pushed_keys: instance_connect::PushedKeys::default(),
         }
     }
@@ -97,6 +102,7 @@ impl Sim {
         if let Some(key) = &opts.knobs.kms_key_id {
             registry.kms().add_key(key);
         }
+        registry.deny(&opts.deny);
         registry.use_pushed_keys(opts.pushed_keys.clone());
         let (shutdown, mut stop) = watch::channel(false);
         let gate = Arc::new(Gate::new(opts.require_signed_upgrade));

@@ -255,16 +255,21 @@ impl CredentialsDiagnosis {
 impl SsmApi {
     /// Loads configuration the way the AWS CLI does (env, profile, SSO, IMDS) plus overrides.
     pub async fn new(s: &AwsSettings) -> Self {
-        let conf = sdk::load(s).await;
+        Self::from_config(&sdk::load(s).await, s.profile.clone())
+    }
+
+    /// Clients on an SDK configuration `sdk::load` made, shared with other AWS clients;
+    /// `profile` is the one it was loaded for (named in credential errors).
+    pub fn from_config(conf: &aws_config::SdkConfig, profile: Option<String>) -> Self {
         Self {
-            client: aws_sdk_ssm::Client::new(&conf),
-            kms: aws_sdk_kms::Client::new(&conf),
+            client: aws_sdk_ssm::Client::new(conf),
+            kms: aws_sdk_kms::Client::new(conf),
             signer: UpgradeSigner::new(
                 conf.credentials_provider(),
                 conf.region().map(|r| r.as_ref()),
             ),
             credentials: CredentialsDiagnosis {
-                profile: s.profile.clone(),
+                profile,
                 first: Default::default(),
             },
         }
