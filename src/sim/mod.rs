@@ -21,6 +21,7 @@ pub mod memlink;
 pub mod registry;
 pub mod service;
 pub mod signed_upgrade;
+pub mod sts;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
