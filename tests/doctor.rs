@@ -36,6 +36,17 @@ fn sim() -> SimHandle {
 /// `doctor ARGS` in an empty directory (no ./config.yaml, no XDG config, no default master),
 /// with the simulator's environment minus `unset`.
 fn doctor(sim: &SimHandle, dir: &Path, args: &[&str], unset: &[&str]) -> Output {
+    doctor_with(sim, dir, args, unset, &[])
+}
+
+/// [`doctor`] with `extra` variables set on top.
+fn doctor_with(
+    sim: &SimHandle,
+    dir: &Path,
+    args: &[&str],
+    unset: &[&str],
+    extra: &[(&str, &str)],
+) -> Output {
     let mut c = Command::new(BIN);
     c.current_dir(dir)
         .env("XDG_CONFIG_HOME", dir)
@@ -49,6 +60,7 @@ fn doctor(sim: &SimHandle, dir: &Path, args: &[&str], unset: &[&str]) -> Output 
             c.env(k, v);
         }
     }
+    c.envs(extra.iter().copied());
     c.output().unwrap()
 }
 
@@ -184,6 +196,41 @@ fn a_bad_config_fails_first_and_the_checks_that_do_not_need_it_still_run() {
         assert_eq!(status(&checks, later), "ok", "{later}: {checks:?}");
     }
     assert_eq!(status(&checks, "master"), "warn");
+}
+
+#[test]
+fn an_sso_profile_without_a_login_fails_with_the_exact_login_command() {
+    let sim = sim();
+    let dir = tempfile::tempdir().unwrap();
+    let aws_config = dir.path().join("aws-config");
+    std::fs::write(
+        &aws_config,
+        "[profile corp-dev]\nsso_session = corp\nsso_account_id = 123456789012\n\
+         sso_role_name = Dev\nregion = us-east-1\n[sso-session corp]\n\
+         sso_start_url = https://corp.awsapps.com/start\nsso_region = us-east-1\n",
+    )
+    .unwrap();
+    // No keys in the environment, and a HOME whose ~/.aws/sso/cache holds no token.
+    let unset = [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_CONFIG_FILE",
+    ];
+    let home = dir.path().to_str().unwrap();
+    let extra = [
+        ("AWS_CONFIG_FILE", aws_config.to_str().unwrap()),
+        ("AWS_PROFILE", "corp-dev"),
+        ("HOME", home),
+    ];
+    let out = doctor_with(&sim, dir.path(), &["--json"], &unset, &extra);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    let c = check(checks, "credentials");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert_eq!(c["fix"], "aws sso login --profile corp-dev", "{c}");
+    assert!(c["detail"].as_str().unwrap().contains("uses SSO"), "{c}");
+    assert_eq!(out.status.code(), Some(77));
+    assert_eq!(status(checks, "endpoint"), "skip");
 }
 
 #[test]

@@ -31,7 +31,7 @@ pub async fn check(path: &Path) -> Vec<Check> {
             )
         }
     };
-    if let Some(c) = socket_problem(&meta, unsafe_euid()) {
+    if let Some(c) = socket_problem(&meta, euid()) {
         return vec![
             c.with_path(&shown.to_string()),
             Check::skip(UPSTREAMS, "no master"),
@@ -72,7 +72,7 @@ fn failed(detail: String, fix: &str) -> Vec<Check> {
 }
 
 /// The effective uid, which owns the sockets this user's master creates.
-fn unsafe_euid() -> u32 {
+fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
@@ -188,7 +188,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("s.sock");
         let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-        let euid = unsafe_euid();
+        let euid = euid();
         std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
         let meta = std::fs::symlink_metadata(&sock).unwrap();
         assert_eq!(socket_problem(&meta, euid), None);
