@@ -54,9 +54,11 @@ pub async fn check(path_var: Option<&str>) -> Check {
     judge(&ssh, text.lines().next().unwrap_or_default().trim())
 }
 
-fn judge(ssh: &Path, banner: &str) -> Check {
+fn judge(ssh: &Path, raw: &str) -> Check {
     let shown = ssh.display();
-    match openssh_version(banner) {
+    // Whatever the program printed, shown without control characters.
+    let banner = crate::printable::Printable(raw);
+    match openssh_version(raw) {
         Some(v) if v >= INCLUDE_SINCE => Check::ok(
             NAME,
             format!("{shown}: {banner} (ProxyCommand and Include supported)"),
@@ -68,7 +70,7 @@ fn judge(ssh: &Path, banner: &str) -> Check {
         ),
         None => Check::warn(
             NAME,
-            format!("{shown}: not OpenSSH ({banner:?})"),
+            format!("{shown}: not OpenSSH (`ssh -V` says \"{banner}\")"),
             "session-proxy is tested with OpenSSH; other clients may treat ProxyCommand differently",
         ),
     }
