@@ -384,3 +384,28 @@ fn botocore_parses_the_simulated_get_caller_identity() {
     );
     assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
 }
+
+#[test]
+fn a_denied_describe_permission_fails_its_check_and_names_the_action_to_allow() {
+    let instances = vec![parse_target_flag(&format!("{ONLINE}=127.0.0.1:9,name=web")).unwrap()];
+    let sim = SimHandle::start(SimOptions {
+        instances,
+        deny: vec!["ssm:DescribeInstanceInformation".into()],
+        ..SimOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (code, checks) = json(&sim, dir.path(), &[], &[]);
+    assert_eq!(code, 77, "{checks:?}");
+    let p = check(&checks, "perm-describe");
+    assert_eq!(p["status"], "fail", "{p}");
+    assert!(
+        p["fix"]
+            .as_str()
+            .unwrap()
+            .contains("allow ssm:DescribeInstanceInformation"),
+        "{p}"
+    );
+    // The service answered, so the endpoint itself is fine.
+    assert_eq!(status(&checks, "endpoint"), "ok");
+    assert_eq!(status(&checks, "credentials"), "ok");
+}
