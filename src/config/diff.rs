@@ -196,6 +196,9 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     if old.state_dir != new.state_dir {
         changes.push(Change::RestartRequired("state_dir"));
     }
+    if old.proxy != new.proxy {
+        changes.push(Change::RestartRequired("proxy"));
+    }
     changes
 }
 

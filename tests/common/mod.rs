@@ -347,6 +347,7 @@ pub async fn sim_api(endpoint: Option<String>) -> session_proxy::ssm::api::SsmAp
             session_token: None,
         }),
         endpoint_url: endpoint,
+        ..Default::default()
     })
     .await
 }

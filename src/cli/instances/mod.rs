@@ -86,6 +86,7 @@ pub async fn run(g: &GlobalArgs, a: InstancesArgs) -> anyhow::Result<ExitCode> {
         region: a.region.clone().or(aws.region),
         credentials: None,
         endpoint_url: None,
+        proxy: cfg.as_ref().map(|c| c.proxy.clone()).unwrap_or_default(),
     })
     .await;
     let listing = api
