@@ -60,10 +60,11 @@ pub fn parse_reply(proxy: &ProxyUrl, target: &str, buf: &[u8]) -> Result<Reply, 
         Err(e) => Err(bad(format!("an answer that is not HTTP ({e})"))),
         Ok(httparse::Status::Complete(head_len)) => match resp.code.unwrap_or(0) {
             200..=299 => Ok(Reply::Open { head_len }),
-            407 if proxy.has_credentials() => Err(ProxyError::AuthRefused {
+            // Some proxies (tinyproxy) answer wrong credentials with 401 rather than 407.
+            401 | 407 if proxy.has_credentials() => Err(ProxyError::AuthRefused {
                 proxy: proxy.to_string(),
             }),
-            407 => Err(ProxyError::AuthRequired {
+            401 | 407 => Err(ProxyError::AuthRequired {
                 proxy: proxy.to_string(),
             }),
             status => Err(ProxyError::Refused {
@@ -184,6 +185,12 @@ mod tests {
         assert!(matches!(e, ProxyError::AuthRefused { .. }), "{e}");
         assert!(e.to_string().contains("http://***@p:3128"), "{e}");
         assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = parse_reply(
+            &url("http://u:pw@p:3128"),
+            "t:1",
+            b"HTTP/1.0 401 Unauthorized\r\n\r\n",
+        );
+        assert!(matches!(e, Err(ProxyError::AuthRefused { .. })), "{e:?}");
     }
 
     #[test]
