@@ -189,6 +189,15 @@ fn a_proxy_wanting_credentials_gets_a_redacted_error_and_works_with_them() {
     let sim = sim_for(&sshd, FaultPlan::default());
     let proxy = Tinyproxy::start(&[sim.sim().addr().port()], Some(("corp", "s3cr3t")));
     let bare = proxy.url(None);
+    // The API call's 407 (an absolute-form POST: the SDK sees the proxy's answer).
+    let out = instances(&sim, &[("HTTP_PROXY", bare.as_str())], None);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains(&format!("the proxy {bare} wants credentials")),
+        "{err}"
+    );
+    // The data channel's 407 (a CONNECT), with the API calls going direct.
     let out = stdio_via_proxy_for_the_data_channel(&sim, &bare);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{err}");
@@ -211,15 +220,23 @@ fn a_proxy_wanting_credentials_gets_a_redacted_error_and_works_with_them() {
     assert_eq!(tunnels, 2, "one refused CONNECT each, no retries");
     // Right credentials (%-escaped in the URL): the API calls and the data channel's CONNECT
     // both authenticate.
+    // At trace level, so the logs would show the password if anything logged it.
     let good = proxy.url(Some("corp:s3cr%33t"));
-    let out = ssh(
-        &sim,
-        &sshd,
-        &[("HTTP_PROXY", good.as_str())],
-        "echo authenticated",
-    );
-    assert!(out.status.success(), "ssh: {}", text(&out.stderr));
+    let mut c = ssh_cmd(&sim, &sshd, ID, "-vvv");
+    let out = with_env(&mut c, &sim, &[("HTTP_PROXY", good.as_str())])
+        .arg("echo authenticated")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "ssh: {err}");
     assert_eq!(text(&out.stdout).trim(), "authenticated");
+    assert!(
+        err.contains("through the proxy http://***@"),
+        "no trace of the proxy: {err}"
+    );
+    for secret in ["s3cr3t", "s3cr%33t", "Y29ycDpzM2NyM3Q="] {
+        assert!(!err.contains(secret), "{secret} in the logs");
+    }
     let reqs = proxy.requests();
     assert!(reqs.iter().any(|r| r.starts_with("POST ")), "{reqs:?}");
     // The sim saw the direct API calls of the refused attempts, and nothing else direct.

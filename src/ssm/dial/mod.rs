@@ -97,6 +97,7 @@ pub async fn open(
                 .trim_end_matches(']')
                 .to_owned();
             let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+            tracing::debug!("data channel to {host}:{port} through the proxy {proxy}");
             let tcp = connect::tunnel(proxy, &host, port).await?;
             tokio_tungstenite::client_async_tls_with_config(req, tcp, Some(ws_config()), None)
                 .await
