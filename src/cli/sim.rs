@@ -84,6 +84,11 @@ pub struct SimArgs {
     /// (and counted in the stats).
     #[arg(long)]
     pub require_signed_upgrade: bool,
+    /// Answer this IAM action with AccessDenied, as an account whose policy lacks it would
+    /// (repeatable): `ssm:StartSession`, `ssm:DescribeInstanceInformation`, `kms:Decrypt`,
+    /// `tag:GetResources`.
+    #[arg(long, value_name = "SERVICE:OPERATION", value_parser = parse_action)]
+    pub deny: Vec<String>,
     /// Seconds a session may wait for its client to resume before it is closed.
     #[arg(long, default_value_t = 1200)]
     pub idle_timeout_secs: u64,
@@ -147,7 +152,20 @@ impl SimArgs {
             },
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             require_signed_upgrade: self.require_signed_upgrade,
+            deny: self.deny.clone(),
         })
+    }
+}
+
+/// An IAM action as `--deny` takes it: `service:Operation`, both parts non-empty.
+fn parse_action(s: &str) -> Result<String, String> {
+    match s.split_once(':') {
+        Some((svc, op)) if !svc.is_empty() && !op.is_empty() && !op.contains(':') => {
+            Ok(s.to_owned())
+        }
+        _ => Err(format!(
+            "expected an IAM action SERVICE:OPERATION such as ssm:StartSession, got `{s}`"
+        )),
     }
 }
 

@@ -22,6 +22,8 @@ pub mod peers;
 pub mod registry;
 pub mod service;
 pub mod signed_upgrade;
+pub mod sts;
+pub mod tagging;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -62,6 +64,9 @@ pub struct SimOptions {
     pub idle_timeout: Duration,
     /// Refuse data-channel upgrades that are not SigV4-signed with the simulator's key.
     pub require_signed_upgrade: bool,
+    /// IAM actions (`tag:GetResources`, `ssm:StartSession`) answered with AccessDenied, as an
+    /// account whose policy lacks them would: how tests and `doctor` runs inject a refusal.
+    pub deny: Vec<String>,
 }
 
 impl Default for SimOptions {
@@ -72,6 +77,7 @@ impl Default for SimOptions {
             faults: FaultPlan::default(),
             idle_timeout: Duration::from_secs(20 * 60),
             require_signed_upgrade: false,
+            deny: Vec::new(),
         }
     }
 }
@@ -94,6 +100,7 @@ impl Sim {
         if let Some(key) = &opts.knobs.kms_key_id {
             registry.kms().add_key(key);
         }
+        registry.deny(&opts.deny);
         let (shutdown, mut stop) = watch::channel(false);
         let gate = Arc::new(Gate::new(opts.require_signed_upgrade));
         let ctx = Arc::new(Ctx {

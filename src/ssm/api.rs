@@ -14,6 +14,7 @@ use crate::ssm::sdk;
 pub use crate::ssm::sdk::{AwsSettings, InlineCredentials};
 
 mod list;
+mod probe;
 mod proxied;
 pub use list::{ListedInstance, Listing, LIST_CAP};
 
@@ -240,8 +241,8 @@ pub struct SsmApi {
     signer: Option<UpgradeSigner>,
     /// The proxies the SDK was given; data channels are dialled through the same.
     proxies: Proxies,
-    /// The proxy in front of the SSM endpoint, named in errors about API calls.
-    proxy: Option<ProxyUrl>,
+    /// The SSM endpoint URL (override or regional): which proxy API calls take, for errors.
+    endpoint: String,
 }
 
 /// Remembers the first credential problem of a client. The SDK's profile provider reports
@@ -278,17 +279,25 @@ impl SsmApi {
     pub async fn new(s: &AwsSettings) -> Self {
         let proxies = Proxies::from_env(&s.proxy);
         let conf = sdk::load_with(s, &proxies).await;
+        Self::from_config(&conf, s.profile.clone()).with_proxies(proxies)
+    }
+
+    /// Clients on an SDK configuration `sdk::load` made, shared with other AWS clients;
+    /// `profile` is the one it was loaded for (named in credential errors). Data channels
+    /// and errors assume the environment's proxies until [`Self::with_proxies`] names the ones
+    /// `conf` was loaded with.
+    pub fn from_config(conf: &aws_config::SdkConfig, profile: Option<String>) -> Self {
         Self {
-            proxy: proxied::for_ssm(&proxies, &conf),
-            proxies,
-            client: aws_sdk_ssm::Client::new(&conf),
-            kms: aws_sdk_kms::Client::new(&conf),
+            proxies: Proxies::from_env(&crate::proxy::ProxySetting::Environment),
+            endpoint: proxied::ssm_endpoint(conf),
+            client: aws_sdk_ssm::Client::new(conf),
+            kms: aws_sdk_kms::Client::new(conf),
             signer: UpgradeSigner::new(
                 conf.credentials_provider(),
                 conf.region().map(|r| r.as_ref()),
             ),
             credentials: CredentialsDiagnosis {
-                profile: s.profile.clone(),
+                profile,
                 first: Default::default(),
             },
         }
@@ -304,7 +313,19 @@ impl SsmApi {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        classify(operation, err, &self.credentials, self.proxy.as_ref())
+        classify(operation, err, &self.credentials, self.ssm_proxy())
+    }
+
+    /// The proxy SSM API calls go through (`None`: directly).
+    pub fn ssm_proxy(&self) -> Option<&crate::proxy::ProxyUrl> {
+        self.proxies.for_url(&self.endpoint)
+    }
+
+    /// The proxies the SDK configuration was loaded with (`sdk::load_with`, or `sdk::load`
+    /// from the same settings): data channels go through them and errors name them.
+    pub fn with_proxies(mut self, proxies: Proxies) -> Self {
+        self.proxies = proxies;
+        self
     }
 
     /// The proxies data channels are dialled through (the SDK's own).

@@ -8,6 +8,7 @@ pub mod dial;
 pub mod driver;
 pub mod kms;
 pub mod message;
+pub mod name_tags;
 pub mod payload;
 pub mod sdk;
 pub mod session;

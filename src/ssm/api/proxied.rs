@@ -5,16 +5,15 @@
 
 use aws_sdk_ssm::error::SdkError;
 
-use crate::proxy::{Proxies, ProxyError, ProxyUrl};
+use crate::proxy::{ProxyError, ProxyUrl};
 
-/// The proxy in front of the SSM endpoint of `conf` (its override, or the regional https one).
-pub(super) fn for_ssm(proxies: &Proxies, conf: &aws_config::SdkConfig) -> Option<ProxyUrl> {
+/// The SSM endpoint of `conf`: its override, or the regional https one.
+pub(super) fn ssm_endpoint(conf: &aws_config::SdkConfig) -> String {
     let region = conf.region().map_or("", |r| r.as_ref());
-    let endpoint = conf.endpoint_url().map_or_else(
+    conf.endpoint_url().map_or_else(
         || format!("https://ssm.{region}.amazonaws.com"),
         str::to_owned,
-    );
-    proxies.for_url(&endpoint).cloned()
+    )
 }
 
 /// The proxy's refusal hidden in `err` (whose display chain is `text`), if any.
