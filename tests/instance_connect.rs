@@ -320,11 +320,11 @@ fn an_instance_connect_upstream_carries_socks_traffic_with_no_key_files() {
     std::fs::write(&config, cfg).unwrap();
     let home = run.display().to_string();
     let env = [
-        ("HOME", home.clone()),
-        ("TMPDIR", home),
-        ("SESSION_PROXY_LOG", "debug".to_owned()),
+        ("HOME", home.as_str()),
+        ("TMPDIR", home.as_str()),
+        ("SESSION_PROXY_LOG", "debug"),
     ];
-    let serve = Serve::start_with_env(&r.sim, &config, &env);
+    let serve = Serve::start_logged(&r.sim, &config, &env);
     let (code, body, err) = common::curl(serve.socks, &format!("http://{web}/blob"), &[]);
     assert_eq!(code, 0, "curl: {err}\nsshd: {}", r.sshd.log());
     let got = dir.path().join("got.bin");

@@ -19,6 +19,7 @@ pub mod instance_connect;
 pub mod instances;
 pub mod kms;
 pub mod memlink;
+pub mod peers;
 pub mod registry;
 pub mod service;
 pub mod signed_upgrade;
@@ -91,6 +92,7 @@ pub struct Sim {
     addr: SocketAddr,
     registry: Registry,
     gate: Arc<Gate>,
+    peers: peers::Peers,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -112,12 +114,15 @@ impl Sim {
             gate: gate.clone(),
             opts,
         });
+        let peers = peers::Peers::default();
+        let seen = peers.clone();
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
                     () = async { let _ = stop.wait_for(|s| *s).await; } => break,
                     acc = listener.accept() => match acc {
-                        Ok((stream, _)) => {
+                        Ok((stream, from)) => {
+                            seen.record(from.ip());
                             let ctx = ctx.clone();
                             tokio::spawn(async move { ctx.serve(stream).await });
                         }
@@ -133,6 +138,7 @@ impl Sim {
             addr,
             registry,
             gate,
+            peers,
             shutdown,
             task,
         })
@@ -167,6 +173,11 @@ impl Sim {
     /// Data-channel upgrades seen so far: signed, unsigned, refused.
     pub fn upgrades(&self) -> UpgradeCounts {
         self.gate.counts()
+    }
+
+    /// Connections accepted so far (API calls and data channels), per peer IP address.
+    pub fn peers(&self) -> std::collections::BTreeMap<std::net::IpAddr, u64> {
+        self.peers.snapshot()
     }
 
     /// Per-session counters, from the registry's session table.

@@ -26,6 +26,7 @@ use super::stream::{Conn, Lease, Totals, UpstreamStream};
 use super::UpstreamError;
 use crate::config::{SshUpstream, Upstream, UpstreamKind};
 use crate::instance_connect::InstanceConnect;
+use crate::proxy::ProxySetting;
 use crate::ssh::{Bastion, KnownHosts, SshError, SshSettings};
 use crate::ssm::api::{AwsSettings, SsmApi};
 use crate::ssm::session::{Session, SessionOptions};
@@ -52,6 +53,8 @@ pub struct PoolOptions {
     /// SSM endpoint that wins over `AWS_ENDPOINT_URL`; `demo` points its pools at its own
     /// simulator with it, without touching the process environment.
     pub endpoint_url: Option<String>,
+    /// The config file's `proxy:` for the pools' SSM calls and data channels.
+    pub proxy: ProxySetting,
 }
 
 impl PoolOptions {
@@ -66,6 +69,7 @@ impl PoolOptions {
             session: SessionOptions::default(),
             known_hosts: state_dir.join("known_hosts"),
             endpoint_url: None,
+            proxy: ProxySetting::Environment,
         }
     }
 
@@ -90,6 +94,7 @@ impl PoolOptions {
             region: up.region.clone(),
             credentials: up.credentials.clone(),
             endpoint_url: self.endpoint_url.clone(),
+            proxy: self.proxy.clone(),
         }
     }
 }

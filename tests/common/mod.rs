@@ -13,6 +13,7 @@
 pub mod echo;
 pub mod socks;
 pub mod sshd;
+pub mod tinyproxy;
 
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -236,9 +237,18 @@ impl Serve {
         Self::start_with_env(sim, config, &[])
     }
 
-    /// [`Serve::start`] with extra environment (`HOME`, `TMPDIR`, `SESSION_PROXY_LOG`, …); with
-    /// any, stderr goes to `serve.log` beside the config, for tests that read the log.
-    pub fn start_with_env(sim: &SimHandle, config: &Path, env: &[(&str, String)]) -> Self {
+    /// [`Serve::start`] with `extra` environment variables on top of the simulator's.
+    pub fn start_with_env(sim: &SimHandle, config: &Path, extra: &[(&str, &str)]) -> Self {
+        Self::launch(sim, config, extra, false)
+    }
+
+    /// [`Serve::start_with_env`] with stderr in `serve.log` beside the config, for tests that
+    /// read the log.
+    pub fn start_logged(sim: &SimHandle, config: &Path, extra: &[(&str, &str)]) -> Self {
+        Self::launch(sim, config, extra, true)
+    }
+
+    fn launch(sim: &SimHandle, config: &Path, extra: &[(&str, &str)], log: bool) -> Self {
         let mut c = Command::new(BIN);
         // A control socket per test, next to its config, so tests run in parallel.
         let control = config.with_file_name("control.sock");
@@ -253,9 +263,12 @@ impl Serve {
         for (k, v) in sim.env() {
             c.env(k, v);
         }
-        if !env.is_empty() {
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        if log {
             let log = std::fs::File::create(config.with_file_name("serve.log")).unwrap();
-            c.envs(env.iter().map(|(k, v)| (k, v))).stderr(log);
+            c.stderr(log);
         }
         let mut child = c.spawn().expect("start serve");
         let listeners = match wait_ready_file(&ready, &mut child, Duration::from_secs(60)) {
@@ -362,5 +375,6 @@ pub fn sim_settings(endpoint: Option<String>) -> session_proxy::ssm::api::AwsSet
             session_token: None,
         }),
         endpoint_url: endpoint,
+        ..Default::default()
     }
 }
