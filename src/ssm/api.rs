@@ -255,12 +255,13 @@ impl CredentialsDiagnosis {
 impl SsmApi {
     /// Loads configuration the way the AWS CLI does (env, profile, SSO, IMDS) plus overrides.
     pub async fn new(s: &AwsSettings) -> Self {
-        let conf = sdk::load(s).await;
+        let (conf, cache) = sdk::load_with_cache(s).await;
         Self {
             client: aws_sdk_ssm::Client::new(&conf),
             kms: aws_sdk_kms::Client::new(&conf),
             signer: UpgradeSigner::new(
                 conf.credentials_provider(),
+                cache,
                 conf.region().map(|r| r.as_ref()),
             ),
             credentials: CredentialsDiagnosis {

@@ -7,6 +7,7 @@
 use aws_config::BehaviorVersion;
 
 use crate::redact::Redacted;
+use crate::ssm::identity_cache::CredentialsCache;
 
 /// AWS settings chosen by config file and flags (anything unset comes from the environment).
 #[derive(Debug, Clone, Default)]
@@ -35,7 +36,15 @@ pub struct InlineCredentials {
 
 /// The SDK configuration for `s`: the AWS CLI's resolution chain plus `s`'s overrides.
 pub async fn load(s: &AwsSettings) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    load_with_cache(s).await.0
+}
+
+/// [`load`], plus a handle on the credentials cache its clients share, for callers that
+/// sign outside an SDK call (the data-channel upgrade): they then refresh through the same
+/// cache as the SDK instead of running the chain again.
+pub async fn load_with_cache(s: &AwsSettings) -> (aws_config::SdkConfig, CredentialsCache) {
+    let cache = CredentialsCache::default();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).identity_cache(cache.clone());
     if let Some(p) = &s.profile {
         loader = loader.profile_name(p);
     }
@@ -54,5 +63,5 @@ pub async fn load(s: &AwsSettings) -> aws_config::SdkConfig {
     if let Some(u) = &s.endpoint_url {
         loader = loader.endpoint_url(u);
     }
-    loader.load().await
+    (loader.load().await, cache)
 }
