@@ -79,7 +79,10 @@ impl Minter {
 
     /// A fresh key triple, as `credential_process` output.
     pub fn issue(&self, now: SystemTime) -> Value {
-        let hex = uuid::Uuid::new_v4().simple().to_string().to_ascii_uppercase();
+        let hex = uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .to_ascii_uppercase();
         let key_id = format!("ASIASIM{}", hex.get(..13).unwrap_or_default());
         let minted = Minted {
             secret: uuid::Uuid::new_v4().simple().to_string(),
@@ -106,7 +109,12 @@ impl Minter {
     }
 
     /// The secret of `key_id` if it was minted, is unexpired at `now` and `token` is its own.
-    fn secret(&self, key_id: &str, token: Option<&str>, now: SystemTime) -> Result<String, ApiError> {
+    fn secret(
+        &self,
+        key_id: &str,
+        token: Option<&str>,
+        now: SystemTime,
+    ) -> Result<String, ApiError> {
         let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         let unrecognized = || {
             ApiError::new(

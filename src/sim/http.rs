@@ -48,7 +48,10 @@ struct Head {
 
 /// Serves API requests on `stream` until the peer closes, asks to close, idles out or breaks
 /// the protocol. IO errors end the connection quietly: the peer is gone.
-pub async fn serve_api_connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, registry: Registry) {
+pub async fn serve_api_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    registry: Registry,
+) {
     serve_checked_api_connection(stream, registry, None).await;
 }
 
@@ -210,7 +213,8 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, ApiResponse> {
         let Ok(value) = std::str::from_utf8(h.value).map(str::trim) else {
             return Err(refuse(400, &format!("header {} is not UTF-8", h.name)));
         };
-        head.headers.push((h.name.to_ascii_lowercase(), value.to_owned()));
+        head.headers
+            .push((h.name.to_ascii_lowercase(), value.to_owned()));
         match h.name.to_ascii_lowercase().as_str() {
             "content-length" => {
                 let n = value

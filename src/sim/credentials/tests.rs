@@ -35,10 +35,21 @@ fn signed_call(creds: &Credentials, body: &[u8], time: SystemTime) -> Vec<(Strin
 fn minted(m: &Minter, now: SystemTime) -> Credentials {
     let v = m.issue(now);
     let s = |k: &str| v[k].as_str().unwrap().to_owned();
-    Credentials::new(s("AccessKeyId"), s("SecretAccessKey"), Some(s("SessionToken")), None, "t")
+    Credentials::new(
+        s("AccessKeyId"),
+        s("SecretAccessKey"),
+        Some(s("SessionToken")),
+        None,
+        "t",
+    )
 }
 
-fn check(m: &Minter, headers: &[(String, String)], body: &[u8], now: SystemTime) -> Result<(), ApiError> {
+fn check(
+    m: &Minter,
+    headers: &[(String, String)],
+    body: &[u8],
+    now: SystemTime,
+) -> Result<(), ApiError> {
     let req = SignedRequest {
         method: "POST",
         path: "/",
@@ -67,7 +78,10 @@ fn a_call_signed_with_expired_keys_is_expired_token_exception() {
     let e = check(&m, &headers, b"{}", now + Duration::from_secs(5)).unwrap_err();
     assert_eq!(e.kind, "ExpiredTokenException");
     assert_eq!(e.status, 400);
-    assert_eq!(e.message, "The security token included in the request is expired");
+    assert_eq!(
+        e.message,
+        "The security token included in the request is expired"
+    );
 }
 
 #[test]
