@@ -322,3 +322,76 @@ fn stdio_with_credentials_needing_a_login_exits_77_naming_the_command() {
     assert!(err.contains("aws sso login --profile flaky"), "{err}");
     assert_eq!(profiles.calls("flaky"), 1, "failed fast, without retries");
 }
+
+/// botocore against `sim --credential-lifetime`: minted keys work until their `Expiration`,
+/// then the call is `ExpiredTokenException`; keys the simulator never minted and a wrong
+/// secret get the service's codes, HTTP 400. botocore signs differently from the Rust SDK
+/// (other headers), so this pins that the check follows the client's `SignedHeaders`.
+const BOTOCORE_SCRIPT: &str = r#"
+import datetime, json, os, sys, time, urllib.request
+import botocore.session
+from botocore.exceptions import ClientError
+endpoint = os.environ["AWS_ENDPOINT_URL"]
+session = botocore.session.get_session()
+def client(key, secret, token):
+    return session.create_client("ssm", region_name="us-east-1", endpoint_url=endpoint,
+        aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token)
+def call(c, label):
+    try:
+        c.describe_instance_information()
+        print(label, "ok")
+    except ClientError as e:
+        err = e.response["Error"]
+        status = e.response["ResponseMetadata"]["HTTPStatusCode"]
+        print(label, err["Code"], status, err["Message"])
+client("warm", "up", None)  # loads the service model before the clock matters
+fresh = False
+for _ in range(5):  # a slow start may see a key expire before its first use: take another
+    creds = json.load(urllib.request.urlopen(endpoint + "/_sim/credentials"))
+    c = client(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    try:
+        c.describe_instance_information()
+        fresh = True
+        break
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ExpiredTokenException":
+            raise
+print("fresh", "ok" if fresh else "never")
+call(client(creds["AccessKeyId"], "wrong", creds["SessionToken"]), "badsig")
+call(client("AKIASIMULATOR0000000", "simulator-secret-key", None), "unknown")
+expires = datetime.datetime.strptime(creds["Expiration"], "%Y-%m-%dT%H:%M:%SZ")
+expires = expires.replace(tzinfo=datetime.timezone.utc).timestamp()
+time.sleep(max(0.0, expires - time.time()) + 0.5)
+call(c, "expired")
+"#;
+
+#[test]
+fn botocore_gets_the_services_codes_for_minted_expired_unknown_and_badly_signed_keys() {
+    let sim = SimHandle::start(SimOptions {
+        credential_lifetime: Some(Duration::from_secs(3)),
+        ..SimOptions::default()
+    });
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(BOTOCORE_SCRIPT)
+        .env("AWS_ENDPOINT_URL", &sim.endpoint)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("python3 (with botocore: pip install boto3) is needed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "botocore failed:\n{stdout}\n{stderr}");
+    for want in [
+        "fresh ok",
+        "badsig InvalidSignatureException 400",
+        "unknown UnrecognizedClientException 400",
+        "expired ExpiredTokenException 400 The security token included in the request is expired",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(want)),
+            "{want}:\n{stdout}"
+        );
+    }
+}

@@ -87,7 +87,7 @@ impl Minter {
         let minted = Minted {
             secret: uuid::Uuid::new_v4().simple().to_string(),
             token: format!("simtoken-{}", uuid::Uuid::new_v4().simple()),
-            expires: now + self.lifetime,
+            expires: whole_seconds(now + self.lifetime),
         };
         let out = json!({
             "Version": 1,
@@ -232,6 +232,12 @@ fn signature(
     .ok()?;
     let (_, sig) = sign(signable, &params).ok()?.into_parts();
     Some(sig)
+}
+
+/// `t` rounded down to the second, so the `Expiration` a client reads is the exact instant
+/// the key stops working (RFC 3339 here has no fractions).
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs())
 }
 
 /// `2026-11-30T21:30:00Z`: the `Expiration` form `credential_process` output uses.

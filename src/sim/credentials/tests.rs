@@ -33,7 +33,10 @@ fn signed_call(creds: &Credentials, body: &[u8], time: SystemTime) -> Vec<(Strin
 }
 
 fn minted(m: &Minter, now: SystemTime) -> Credentials {
-    let v = m.issue(now);
+    minted_from(&m.issue(now))
+}
+
+fn minted_from(v: &Value) -> Credentials {
     let s = |k: &str| v[k].as_str().unwrap().to_owned();
     Credentials::new(
         s("AccessKeyId"),
@@ -76,6 +79,16 @@ fn a_call_signed_with_expired_keys_is_expired_token_exception() {
     let creds = minted(&m, now);
     let headers = signed_call(&creds, b"{}", now);
     let e = check(&m, &headers, b"{}", now + Duration::from_secs(5)).unwrap_err();
+    // The advertised Expiration is the very instant: a second before it the key still works.
+    let v = m.issue(now);
+    let at = v["Expiration"].as_str().unwrap().to_owned();
+    let fresh = minted_from(&v);
+    let expiry = whole_seconds(now + Duration::from_secs(5));
+    assert_eq!(rfc3339(expiry), at);
+    let h = signed_call(&fresh, b"{}", now);
+    check(&m, &h, b"{}", expiry - Duration::from_millis(1)).unwrap();
+    let late = check(&m, &h, b"{}", expiry).unwrap_err();
+    assert_eq!(late.kind, "ExpiredTokenException");
     assert_eq!(e.kind, "ExpiredTokenException");
     assert_eq!(e.status, 400);
     assert_eq!(
