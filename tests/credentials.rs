@@ -298,8 +298,11 @@ fn credentials_needing_a_login_show_as_expired_while_other_upstreams_serve_then_
     // Refused, not held until a timeout (curl's 28 would mean it hung).
     let (code, _, err) = curl(master.socks, &urls[1], &["--max-time", "30"]);
     assert!(code != 0 && code != 28, "exit {code}: {err}");
+    // The refusal's own log line (it names the destination) says what to run.
     let log = master.log_text();
-    assert!(log.contains("aws sso login --profile flaky"), "{log}");
+    let refusal =
+        |l: &&str| l.contains("127.20.0.1") && l.contains("aws sso login --profile flaky");
+    assert!(log.lines().any(|l| refusal(&l)), "{log}");
 
     profiles.set_failing("flaky", false);
     master.wait_state("flaky", "up");
