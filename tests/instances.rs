@@ -3,7 +3,8 @@
 //! `--online` and the name glob narrow locally, `--json` is one parseable array, and the
 //! config's `hosts:` aliases and `upstreams:` are marked on the instances they point at. Also
 //! botocore's own paginator walks the simulator's pages, so their shape is what AWS clients
-//! expect.
+//! expect. Names come from Name tags through the tagging API (the simulator, like AWS, reports
+//! DescribeInstanceInformation's `Name` for hybrid nodes only), over as many pages as it takes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -246,4 +247,116 @@ fn botocore_pages_the_simulated_describe_instance_information() {
         stdout.contains(&format!("sizes [50, {}] ids {FLEET}", FLEET - 50)),
         "{stdout}"
     );
+}
+
+/// Named EC2 instances over three tagging pages (100 each), and a hybrid node.
+fn big_named_fleet() -> (SimHandle, Vec<(String, String)>) {
+    let mut want: Vec<(String, String)> =
+        (0..230).map(|n| (id(n), format!("node-{n:03}"))).collect();
+    want.push(("mi-0123456789abcdef0".into(), "hybrid-1".into()));
+    let instances = want
+        .iter()
+        .map(|(i, name)| parse_target_flag(&format!("{i}=127.0.0.1:9,name={name}")).unwrap())
+        .collect();
+    let sim = SimHandle::start(SimOptions {
+        instances,
+        ..SimOptions::default()
+    });
+    (sim, want)
+}
+
+#[test]
+fn ec2_names_come_from_name_tags_over_every_tagging_page() {
+    let (sim, want) = big_named_fleet();
+    let rows = json(&sim, None, &[]);
+    let mut got: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            let name = r["name"].as_str().unwrap_or_else(|| panic!("no name: {r}"));
+            (r["id"].as_str().unwrap().to_owned(), name.to_owned())
+        })
+        .collect();
+    got.sort();
+    let mut want = want;
+    want.sort();
+    assert_eq!(got, want);
+    // The glob matches the tag names too.
+    assert_eq!(ids(&json(&sim, None, &["node-2*"])).len(), 30);
+}
+
+const BOTOCORE_TAGS: &str = r#"
+import os
+import botocore.session
+tags = botocore.session.get_session().create_client("resourcegroupstaggingapi",
+    region_name="us-east-1", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+pages = tags.get_paginator("get_resources").paginate(
+    ResourceTypeFilters=["ec2:instance", "ssm:managed-instance"],
+    TagFilters=[{"Key": "Name"}], ResourcesPerPage=100)
+sizes, arns = [], set()
+for page in pages:
+    items = page["ResourceTagMappingList"]
+    sizes.append(len(items))
+    for m in items:
+        arns.add(m["ResourceARN"])
+        assert m["Tags"][0]["Key"] == "Name", m
+one = tags.get_resources(TagFilters=[{"Key": "Name", "Values": ["node-007"]}])
+print("sizes", sizes, "arns", len(arns), "one", one["ResourceTagMappingList"][0]["ResourceARN"])
+try:
+    tags.get_resources(ResourcesPerPage=500)
+except tags.exceptions.InvalidParameterException as e:
+    print("refused", e.response["Error"]["Code"])
+"#;
+
+#[test]
+fn botocore_pages_the_simulated_get_resources() {
+    let (sim, _) = big_named_fleet();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(BOTOCORE_TAGS)
+        .envs(sim.env())
+        .output()
+        .expect("python3 (with botocore: pip install boto3) is needed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "botocore failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = format!(
+        "sizes [100, 100, 31] arns 231 one arn:aws:ec2:us-east-1:123456789012:instance/{}",
+        id(7)
+    );
+    assert!(stdout.contains(&want), "{stdout}");
+    assert!(
+        stdout.contains("refused InvalidParameterException"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn without_tag_get_resources_the_listing_keeps_ssm_names_and_names_the_permission() {
+    let (_, want) = big_named_fleet();
+    let instances = want
+        .iter()
+        .map(|(i, name)| parse_target_flag(&format!("{i}=127.0.0.1:9,name={name}")).unwrap())
+        .collect();
+    let sim = SimHandle::start(SimOptions {
+        instances,
+        deny: vec!["tag:GetResources".into()],
+        ..SimOptions::default()
+    });
+    let out = run(&sim, None, &["--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("grant tag:GetResources"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), want.len());
+    for r in &rows {
+        let hybrid = r["id"].as_str().unwrap().starts_with("mi-");
+        match hybrid {
+            true => assert_eq!(r["name"], "hybrid-1", "{r}"),
+            false => assert!(r["name"].is_null(), "{r}"),
+        }
+    }
 }

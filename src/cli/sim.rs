@@ -90,6 +90,11 @@ pub struct SimArgs {
     /// ExpiredTokenException. Tests refreshes of expiring credentials.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub credential_lifetime: Option<u64>,
+    /// Answer this IAM action with AccessDenied, as an account whose policy lacks it would
+    /// (repeatable): `ssm:StartSession`, `ssm:DescribeInstanceInformation`, `kms:Decrypt`,
+    /// `tag:GetResources`.
+    #[arg(long, value_name = "SERVICE:OPERATION", value_parser = parse_action)]
+    pub deny: Vec<String>,
     /// Seconds a session may wait for its client to resume before it is closed.
     #[arg(long, default_value_t = 1200)]
     pub idle_timeout_secs: u64,
@@ -154,7 +159,20 @@ impl SimArgs {
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             require_signed_upgrade: self.require_signed_upgrade,
             credential_lifetime: self.credential_lifetime.map(Duration::from_secs),
+            deny: self.deny.clone(),
         })
+    }
+}
+
+/// An IAM action as `--deny` takes it: `service:Operation`, both parts non-empty.
+fn parse_action(s: &str) -> Result<String, String> {
+    match s.split_once(':') {
+        Some((svc, op)) if !svc.is_empty() && !op.is_empty() && !op.contains(':') => {
+            Ok(s.to_owned())
+        }
+        _ => Err(format!(
+            "expected an IAM action SERVICE:OPERATION such as ssm:StartSession, got `{s}`"
+        )),
     }
 }
 

@@ -26,6 +26,7 @@ use crate::sim::documents::store::MAX_CONTENT;
 use crate::sim::documents::CreateDocument;
 use crate::sim::kms;
 use crate::sim::registry::{Filter, Registry, StartSessionRequest, StartSessionResponse};
+use crate::sim::tagging;
 use crate::ssm::target::is_instance_id;
 
 /// The only request content type of AWS JSON 1.1, also used for every response.
@@ -88,20 +89,33 @@ pub fn handle(
     authorization: Option<&str>,
     body: &[u8],
 ) -> ApiResponse {
-    // KMS shares the port (`sim::kms`): the data keys of encrypted sessions.
-    let kms_op = target_header.and_then(|t| t.trim().strip_prefix(kms::TARGET_PREFIX));
-    let op = target_header
-        .and_then(|t| t.trim().strip_prefix(TARGET_PREFIX))
+    // KMS (`sim::kms`: the data keys of encrypted sessions) and the tagging API
+    // (`sim::tagging`: EC2 Name tags) share the port.
+    let target = target_header.map(str::trim).unwrap_or_default();
+    let kms_op = target.strip_prefix(kms::TARGET_PREFIX);
+    let tagging_op = target.strip_prefix(tagging::TARGET_PREFIX);
+    let op = target
+        .strip_prefix(TARGET_PREFIX)
         .or(kms_op)
+        .or(tagging_op)
         .unwrap_or_default();
-    let result = match kms_op {
-        Some(op) => content_type_ok(content_type)
-            .and_then(|()| authenticate(authorization))
-            .and_then(|()| kms::dispatch(&registry.kms(), op, body)),
-        None => route(op, content_type)
-            .and_then(|()| authenticate(authorization))
-            .and_then(|()| dispatch(registry, op, body)),
+    let service = match (kms_op, tagging_op) {
+        (Some(_), _) => "kms",
+        (_, Some(_)) => "tag",
+        _ => "ssm",
     };
+    let checked = match service {
+        "ssm" => route(op, content_type),
+        _ => content_type_ok(content_type),
+    };
+    let result = checked
+        .and_then(|()| authenticate(authorization))
+        .and_then(|()| allowed(registry, service, op))
+        .and_then(|()| match service {
+            "kms" => kms::dispatch(&registry.kms(), op, body),
+            "tag" => tagging::dispatch(registry, op, body),
+            _ => dispatch(registry, op, body),
+        });
     let response = match result {
         Ok(v) => ApiResponse::ok(&v),
         Err(e) => ApiResponse::error(&e),
@@ -113,6 +127,21 @@ pub fn handle(
         "sim: api request"
     );
     response
+}
+
+/// AccessDenied for the actions `sim --deny` names, in the words IAM uses.
+fn allowed(registry: &Registry, service: &str, op: &str) -> Result<(), ApiError> {
+    let action = format!("{service}:{op}");
+    if !registry.denies(&action) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        kind::ACCESS_DENIED,
+        format!(
+            "User: arn:aws:iam::123456789012:user/sim is not authorized to perform: {action} \
+             because no identity-based policy allows the {action} action"
+        ),
+    ))
 }
 
 fn route(op: &str, content_type: Option<&str>) -> Result<(), ApiError> {

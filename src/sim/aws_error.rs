@@ -32,6 +32,11 @@ pub mod kind {
     pub const KMS_NOT_FOUND:          &str = "NotFoundException";
     pub const KMS_INVALID_CIPHERTEXT: &str = "InvalidCiphertextException";
     pub const KMS_INCORRECT_KEY:      &str = "IncorrectKeyException";
+    // Any service, for `sim --deny`.
+    pub const ACCESS_DENIED:          &str = "AccessDeniedException";
+    // Resource Groups Tagging API (sim::tagging).
+    pub const INVALID_PARAMETER:      &str = "InvalidParameterException";
+    pub const PAGINATION_TOKEN_EXPIRED: &str = "PaginationTokenExpiredException";
 }
 
 /// An SSM API error in AWS's shape: `__type` name, message and HTTP status.

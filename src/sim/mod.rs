@@ -22,6 +22,7 @@ pub mod memlink;
 pub mod registry;
 pub mod service;
 pub mod signed_upgrade;
+pub mod tagging;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -66,6 +67,9 @@ pub struct SimOptions {
     /// Mint credentials that live this long on `GET /_sim/credentials` and accept only
     /// those ([`credentials`]); `None` accepts any SigV4-shaped call, as before.
     pub credential_lifetime: Option<Duration>,
+    /// IAM actions (`tag:GetResources`, `ssm:StartSession`) answered with AccessDenied, as an
+    /// account whose policy lacks them would: how tests and `doctor` runs inject a refusal.
+    pub deny: Vec<String>,
 }
 
 impl Default for SimOptions {
@@ -77,6 +81,7 @@ impl Default for SimOptions {
             idle_timeout: Duration::from_secs(20 * 60),
             require_signed_upgrade: false,
             credential_lifetime: None,
+            deny: Vec::new(),
         }
     }
 }
@@ -99,6 +104,7 @@ impl Sim {
         if let Some(key) = &opts.knobs.kms_key_id {
             registry.kms().add_key(key);
         }
+        registry.deny(&opts.deny);
         let (shutdown, mut stop) = watch::channel(false);
         let minter = opts.credential_lifetime.map(|l| Arc::new(Minter::new(l)));
         let gate = Arc::new(Gate::new(opts.require_signed_upgrade, minter.clone()));

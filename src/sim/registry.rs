@@ -12,7 +12,7 @@
 //! registry directly): errors carry the service's names ([`kind`]); what a document means for
 //! the agent comes from [`documents::plan`]; wire field limits are the API layer's.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -111,8 +111,8 @@ pub struct InstanceInfo {
     pub ip_address: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub computer_name: Option<String>,
-    /// AWS fills `Name` only for hybrid nodes; the simulator reports the Name tag so clients
-    /// can show it in candidate lists.
+    /// AWS fills `Name` only for hybrid (`mi-`) nodes, and so does the simulator (with the
+    /// Name tag); an EC2 instance's tag comes from the tagging API (`sim::tagging`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
@@ -169,6 +169,8 @@ struct Inner {
     order: VecDeque<String>,
     /// The simulated KMS (`sim --kms-key-id`).
     kms: Kms,
+    /// IAM actions answered with AccessDenied (`sim --deny`).
+    denied: BTreeSet<String>,
 }
 
 /// Shared handle to the simulator's state; clones share it.
@@ -198,7 +200,20 @@ impl Registry {
             sessions,
             order,
             kms: Kms::default(),
+            denied: BTreeSet::new(),
         })))
+    }
+
+    /// Answers the IAM `actions` (`service:Operation`) with AccessDenied from now on.
+    pub fn deny(&self, actions: &[String]) {
+        self.lock().denied.extend(actions.iter().cloned());
+    }
+
+    /// Whether `action` (`ssm:StartSession`) is denied; names compare case-insensitively,
+    /// as IAM compares them.
+    pub fn denies(&self, action: &str) -> bool {
+        let inner = self.lock();
+        inner.denied.iter().any(|d| d.eq_ignore_ascii_case(action))
     }
 
     /// The simulated KMS (shared: the API answers with it, agents decrypt with it).
@@ -347,6 +362,16 @@ impl Registry {
         matching.map(|i| info(i, now)).collect()
     }
 
+    /// `(instance id, Name tag)` of every named instance, in definition order: what the
+    /// tagging API reports (DescribeInstanceInformation shows the tag for `mi-` nodes only).
+    pub fn name_tags(&self) -> Vec<(String, String)> {
+        let inner = self.lock();
+        let named = inner.instances.iter();
+        named
+            .filter_map(|i| Some((i.id.clone(), i.name.clone()?)))
+            .collect()
+    }
+
     /// Called by the WebSocket side when a client presents `token` for `session_id` in its first
     /// frame. Succeeds once per token (a token is consumed by use); returns what the agent needs.
     pub fn attach(&self, session_id: &str, token: &str) -> Result<SessionSpec, AttachError> {
@@ -491,7 +516,7 @@ fn info(i: &Instance, now: Duration) -> InstanceInfo {
         resource_type: resource_type(i),
         ip_address: i.ip_address.clone(),
         computer_name: i.computer_name.clone(),
-        name: i.name.clone(),
+        name: i.name.clone().filter(|_| i.id.starts_with("mi-")),
     }
 }
 

@@ -9,6 +9,7 @@ use aws_sdk_ssm::types::InstanceInformationStringFilter;
 use crate::redact::Redacted;
 use crate::ssm::credentials::{self, Problem};
 use crate::ssm::dial::UpgradeSigner;
+use crate::ssm::identity_cache::CredentialsCache;
 use crate::ssm::sdk;
 pub use crate::ssm::sdk::{AwsSettings, InlineCredentials};
 
@@ -256,16 +257,27 @@ impl SsmApi {
     /// Loads configuration the way the AWS CLI does (env, profile, SSO, IMDS) plus overrides.
     pub async fn new(s: &AwsSettings) -> Self {
         let (conf, cache) = sdk::load_with_cache(s).await;
+        Self::from_config(&conf, cache, s.profile.clone())
+    }
+
+    /// Clients on an SDK configuration `sdk::load_with_cache` made, shared with other AWS
+    /// clients; `cache` is the credentials cache it returned with it (the upgrade signer
+    /// refreshes through it), `profile` the one it was loaded for (named in credential errors).
+    pub fn from_config(
+        conf: &aws_config::SdkConfig,
+        cache: CredentialsCache,
+        profile: Option<String>,
+    ) -> Self {
         Self {
-            client: aws_sdk_ssm::Client::new(&conf),
-            kms: aws_sdk_kms::Client::new(&conf),
+            client: aws_sdk_ssm::Client::new(conf),
+            kms: aws_sdk_kms::Client::new(conf),
             signer: UpgradeSigner::new(
                 conf.credentials_provider(),
                 cache,
                 conf.region().map(|r| r.as_ref()),
             ),
             credentials: CredentialsDiagnosis {
-                profile: s.profile.clone(),
+                profile,
                 first: Default::default(),
             },
         }

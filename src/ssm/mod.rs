@@ -9,6 +9,7 @@ pub mod driver;
 pub mod identity_cache;
 pub mod kms;
 pub mod message;
+pub mod name_tags;
 pub mod payload;
 pub mod sdk;
 pub mod session;

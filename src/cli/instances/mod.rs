@@ -2,11 +2,10 @@
 //! JSON array, with the config's `hosts:` aliases and `upstreams:` that point at each one, so
 //! a user can see which names work before typing `ssh`.
 //!
-//! Name source: DescribeInstanceInformation's `Name` field, which AWS fills for hybrid
-//! (`mi-`) nodes only. An EC2 instance's Name tag lives in EC2; fetching it would need the
-//! EC2 SDK (a second large client) or one `tag:Name` query per candidate name, so the column
-//! stays empty for such instances. `--filter tag:Name=web` still selects by that tag, on the
-//! service side.
+//! Name source: the instance's Name tag from the Resource Groups Tagging API
+//! ([`NameTags`]), else DescribeInstanceInformation's `Name` field (which AWS fills for hybrid
+//! `mi-` nodes only). Without `tag:GetResources` the listing still succeeds, with SSM's names
+//! and a notice saying which permission shows the rest.
 
 mod render;
 
@@ -20,11 +19,14 @@ use globset::{Glob, GlobMatcher};
 use super::GlobalArgs;
 use crate::config::Config;
 use crate::exit::StdoutError;
-use crate::ssm::api::{AwsSettings, ListedInstance, SsmApi, LIST_CAP};
+use crate::ssm::api::{AwsSettings, ListedInstance, Listing, SsmApi, LIST_CAP};
+use crate::ssm::name_tags::NameTags;
+use crate::ssm::sdk;
 
-/// Shown under `instances --help`: why the NAME column is often empty.
-const NAME_NOTE: &str = "NAME is the Name DescribeInstanceInformation reports: AWS fills it for hybrid (mi-) \
-nodes only, so it is empty (-) for EC2 instances; select those by tag with --filter tag:Name=VALUE.";
+/// Shown under `instances --help`: where the NAME column comes from.
+const NAME_NOTE: &str = "NAME is the instance's Name tag (read with tag:GetResources), else the Name SSM \
+reports for hybrid (mi-) nodes. Without that permission EC2 instances show -, with a notice; select them \
+by tag with --filter tag:Name=VALUE.";
 
 #[derive(Debug, Clone, Args)]
 #[command(after_help = NAME_NOTE)]
@@ -81,17 +83,13 @@ pub async fn run(g: &GlobalArgs, a: InstancesArgs) -> anyhow::Result<ExitCode> {
         .context("the name pattern is not a valid glob (use * ? [..])")?;
     let cfg = super::load::optional(g)?;
     let aws = cfg.as_ref().map(|c| c.aws.clone()).unwrap_or_default();
-    let api = SsmApi::new(&AwsSettings {
+    let settings = AwsSettings {
         profile: a.profile.clone().or(aws.profile),
         region: a.region.clone().or(aws.region),
         credentials: None,
         endpoint_url: None,
-    })
-    .await;
-    let listing = api
-        .list_instances(&a.filters)
-        .await
-        .context("listing managed instances")?;
+    };
+    let listing = list(&settings, &a.filters).await?;
     if listing.truncated {
         eprintln!(
             "session-proxy: stopped after {LIST_CAP} instances; narrow the list with --filter"
@@ -117,6 +115,30 @@ pub async fn run(g: &GlobalArgs, a: InstancesArgs) -> anyhow::Result<ExitCode> {
         .and_then(|()| stdout.flush())
         .map_err(StdoutError::from)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The fleet with Name tags filled in; the tags are read alongside the listing and only
+/// cost a notice when they cannot be (the listing itself is what the user asked for).
+async fn list(
+    settings: &AwsSettings,
+    filters: &[(String, Vec<String>)],
+) -> anyhow::Result<Listing> {
+    let (conf, cache) = sdk::load_with_cache(settings).await;
+    let api = SsmApi::from_config(&conf, cache, settings.profile.clone());
+    let tags = NameTags::new(&conf);
+    let (listing, names) = tokio::join!(api.list_instances(filters), tags.fetch(LIST_CAP));
+    let mut listing = listing.context("listing managed instances")?;
+    match names {
+        Ok(names) => {
+            for i in &mut listing.instances {
+                if let Some(n) = names.get(&i.instance_id) {
+                    i.name = Some(n.clone());
+                }
+            }
+        }
+        Err(e) => eprintln!("session-proxy: {e}; NAME shows only the names SSM reports"),
+    }
+    Ok(listing)
 }
 
 fn matches(m: &GlobMatcher, i: &ListedInstance) -> bool {

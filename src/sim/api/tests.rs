@@ -227,3 +227,18 @@ fn describe_filters_are_checked_like_the_service() {
         assert_eq!(kind_of(&r, DESCRIBE, &body), want, "{body}");
     }
 }
+
+#[test]
+fn a_denied_action_is_access_denied_naming_it_and_other_actions_still_answer() {
+    let r = registry(2);
+    r.deny(&["ssm:StartSession".to_owned()]);
+    let body = json!({"Target": WEB, "DocumentName": "AWS-StartSSHSession"}).to_string();
+    let (kind, message) = error(&r, "StartSession", &body);
+    assert_eq!(kind, "AccessDeniedException");
+    assert!(
+        message.contains("not authorized to perform: ssm:StartSession"),
+        "{message}"
+    );
+    let (status, v) = call(&r, DESCRIBE, "{}");
+    assert_eq!(status, 200, "{v}");
+}

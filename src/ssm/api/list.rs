@@ -20,8 +20,8 @@ const OPERATION: &str = "DescribeInstanceInformation";
 pub struct ListedInstance {
     #[serde(rename = "id")]
     pub instance_id: String,
-    /// The `Name` field of the answer: AWS fills it for hybrid (`mi-`) nodes only, not from
-    /// an EC2 instance's Name tag (that lives in EC2, which this binary does not call).
+    /// The Name tag when `instances` could read it, else the `Name` field of the answer
+    /// (which AWS fills for hybrid `mi-` nodes only).
     pub name: Option<String>,
     /// `Online`, `ConnectionLost` or `Inactive`.
     pub ping_status: Option<String>,
