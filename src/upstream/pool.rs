@@ -127,8 +127,8 @@ struct Inner {
     stop: watch::Sender<bool>,
     totals: Arc<Totals>,
     cursor: AtomicUsize,
-    /// Bumped when a client asks for a stream while the credentials need a human: slots
-    /// waiting for credentials try them again at once instead of at their slow retry.
+    /// Bumped when a client asks for a stream while the credentials need a human: the slots
+    /// waiting for them try again at once.
     retry_credentials: watch::Sender<u64>,
 }
 
@@ -253,8 +253,8 @@ impl Pool {
             if slots.iter().any(Slot::is_up) {
                 return Ok(());
             }
-            // The credentials need a human: one attempt now (the user may have logged in),
-            // then refuse with the command to run; the slots keep retrying meanwhile.
+            // The credentials need a human: wait for one attempt now (the user may have logged
+            // in), then refuse with the command to run; the slots keep retrying meanwhile.
             if state::awaiting_credentials(&slots) {
                 if nudged {
                     return Err(self.inner.gave_up_error(started.elapsed()));
@@ -268,7 +268,7 @@ impl Pool {
             if state::gave_up(&slots) {
                 return Err(self.inner.gave_up_error(started.elapsed()));
             }
-            if fail_fast && state::failing_persistently(&slots) {
+            if fail_fast && !nudged && state::failing_persistently(&slots) {
                 return Err(self.inner.not_ready(started.elapsed()));
             }
             if tokio::time::timeout_at(deadline, rx.changed())
