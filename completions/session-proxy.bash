@@ -28,6 +28,9 @@ _session__proxy() {
             session__proxy,disconnect)
                 cmd="session__proxy__subcmd__disconnect"
                 ;;
+            session__proxy,doctor)
+                cmd="session__proxy__subcmd__doctor"
+                ;;
             session__proxy,exec)
                 cmd="session__proxy__subcmd__exec"
                 ;;
@@ -82,6 +85,9 @@ _session__proxy() {
             session__proxy__subcmd__help,disconnect)
                 cmd="session__proxy__subcmd__help__subcmd__disconnect"
                 ;;
+            session__proxy__subcmd__help,doctor)
+                cmd="session__proxy__subcmd__help__subcmd__doctor"
+                ;;
             session__proxy__subcmd__help,exec)
                 cmd="session__proxy__subcmd__help__subcmd__exec"
                 ;;
@@ -131,7 +137,7 @@ _session__proxy() {
 
     case "${cmd}" in
         session__proxy)
-            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version stdio shell forward sim serve exec demo status connect disconnect reload stop route ssh-config instances generate completions help"
+            opts="-v -q -h -V --verbose --quiet --config --control-socket --help --version stdio shell forward sim serve exec demo status connect disconnect reload stop route ssh-config instances doctor generate completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -233,6 +239,36 @@ _session__proxy() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__proxy__subcmd__doctor)
+            opts="-v -q -h -V --json --profile --region --verbose --quiet --config --control-socket --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -359,7 +395,7 @@ _session__proxy() {
             return 0
             ;;
         session__proxy__subcmd__help)
-            opts="stdio shell forward sim serve exec demo status connect disconnect reload stop route ssh-config instances generate completions help"
+            opts="stdio shell forward sim serve exec demo status connect disconnect reload stop route ssh-config instances doctor generate completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -415,6 +451,20 @@ _session__proxy() {
             return 0
             ;;
         session__proxy__subcmd__help__subcmd__disconnect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        session__proxy__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -43,6 +43,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand route 'Show which route, upstream or default a destination takes (asks the running master)'
             cand ssh-config 'Print an ssh_config snippet (or write it with --write) so `ssh i-…` and `ssh <alias>` go through Session Manager'
             cand instances 'List the managed instances Session Manager reaches, with the config aliases and upstreams that point at each'
+            cand doctor 'Check config, credentials, region, endpoint, permissions, a target, the master and ssh, naming the fix for each failure'
             cand generate 'Write shell completions and man pages'
             cand completions 'Print the completion script for a shell (`source <(session-proxy completions bash)`)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -304,6 +305,21 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'session-proxy;doctor'= {
+            cand --profile 'AWS profile (default: the alias''s, the config''s `aws.profile`, else AWS_PROFILE or the default)'
+            cand --region 'AWS region (default: the alias''s, the config''s `aws.region`, else AWS_REGION or the profile''s)'
+            cand --config 'Configuration file (default: ./config.yaml, then the XDG config dir)'
+            cand --control-socket 'Control socket of the master (default: the config''s control_socket, else $XDG_RUNTIME_DIR/session-proxy/control.sock)'
+            cand --json 'Print one JSON object {"ok": bool, "checks": [{name, status, detail, fix}]} instead of the text'
+            cand -v 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More logging on stderr (-v info, -vv debug, -vvv trace)'
+            cand -q 'Only errors on stderr'
+            cand --quiet 'Only errors on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'session-proxy;generate'= {
             cand --completions 'Directory for completions (bash, zsh, fish, elvish, powershell)'
             cand --man 'Directory for man pages'
@@ -346,6 +362,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand route 'Show which route, upstream or default a destination takes (asks the running master)'
             cand ssh-config 'Print an ssh_config snippet (or write it with --write) so `ssh i-…` and `ssh <alias>` go through Session Manager'
             cand instances 'List the managed instances Session Manager reaches, with the config aliases and upstreams that point at each'
+            cand doctor 'Check config, credentials, region, endpoint, permissions, a target, the master and ssh, naming the fix for each failure'
             cand generate 'Write shell completions and man pages'
             cand completions 'Print the completion script for a shell (`source <(session-proxy completions bash)`)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -379,6 +396,8 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
         &'session-proxy;help;ssh-config'= {
         }
         &'session-proxy;help;instances'= {
+        }
+        &'session-proxy;help;doctor'= {
         }
         &'session-proxy;help;generate'= {
         }

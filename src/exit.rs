@@ -61,7 +61,7 @@ Exit codes:
   76  data channel, SSH connection or control protocol failed
   77  AWS credentials missing or expired; SSH authentication or KMS key use refused
   78  bad configuration file; AWS profile not defined
-`serve` exits with the code of its first upstream's failure when none can connect; `exec` with the remote command's status.";
+`serve` exits with the code of its first upstream's failure when none can connect; `exec` with the remote command's status; `doctor` with its first failed check's.";
 
 /// A usage or configuration problem found by a command (not by clap).
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +109,9 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
             UsageError::Usage(_) => codes::USAGE,
             UsageError::Config(_) => codes::CONFIG,
         });
+    }
+    if let Some(f) = e.downcast_ref::<crate::doctor::Failed>() {
+        return Some(f.code);
     }
     if e.is::<crate::config::ConfigError>() || e.is::<crate::sim::instances::InstanceError>() {
         return Some(codes::CONFIG);

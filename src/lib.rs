@@ -33,6 +33,7 @@ pub mod upstream;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod doctor;
 pub mod exec;
 pub mod exit;
 pub mod forward;

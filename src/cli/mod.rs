@@ -4,6 +4,7 @@
 pub mod alias;
 pub mod ctl;
 pub mod demo;
+pub mod doctor;
 pub mod exec;
 pub mod forward;
 pub mod generate;
@@ -98,6 +99,9 @@ pub enum Command {
     /// List the managed instances Session Manager reaches, with the config aliases and
     /// upstreams that point at each.
     Instances(instances::InstancesArgs),
+    /// Check config, credentials, region, endpoint, permissions, a target, the master and ssh,
+    /// naming the fix for each failure.
+    Doctor(doctor::DoctorArgs),
     /// Write shell completions and man pages.
     Generate(generate::GenerateArgs),
     /// Print the completion script for a shell (`source <(session-proxy completions bash)`).
@@ -143,6 +147,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Route(a) => route::run(&cli.global, a).await,
         Command::SshConfig(a) => ssh_config::run(&cli.global, a),
         Command::Instances(a) => instances::run(&cli.global, a).await,
+        Command::Doctor(a) => doctor::run(&cli.global, a).await,
         Command::Generate(a) => generate::run(&cli.global, a),
         Command::Completions(a) => generate::completions(&cli.global, a),
     }

@@ -29,7 +29,7 @@ pub use self::mux::MuxLayer;
 pub const MUX_CLIENT_VERSION: &str = "1.2.650.0";
 
 /// Agents above this multiplex LocalPortForwarding sessions (the plugin's gate, §4.3).
-const MUX_AGENT_VERSION: &str = "3.0.196.0";
+pub const MUX_AGENT_VERSION: &str = "3.0.196.0";
 
 /// Agents above this have their smux keepalive off given our ClientVersion; older ones close
 /// a session that hears nothing for 30 s, so we send NOPs to them (§7.3).

@@ -175,7 +175,7 @@ fn content_type_ok(content_type: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn authenticate(authorization: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn authenticate(authorization: Option<&str>) -> Result<(), ApiError> {
     let Some(auth) = authorization.map(str::trim).filter(|a| !a.is_empty()) else {
         let mut e = ApiError::new(kind::MISSING_AUTH_TOKEN, "Missing Authentication Token");
         e.status = 403;

@@ -17,6 +17,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 use crate::sim::api::{self, ApiResponse, CONTENT_TYPE};
 use crate::sim::credentials::{self, Minter, SignedRequest};
 use crate::sim::registry::Registry;
+use crate::sim::sts;
 
 /// Largest request head (request line and headers).
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -69,7 +70,7 @@ pub async fn serve_checked_api_connection<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(None) => return,
             Err(refusal) => {
                 // The framing can no longer be trusted: answer and close.
-                let _ = respond(&mut stream, &refusal, Some("close")).await;
+                let _ = respond(&mut stream, &refusal, CONTENT_TYPE, Some("close")).await;
                 return;
             }
         };
@@ -90,11 +91,17 @@ pub async fn serve_checked_api_connection<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let body = buf.get(head.len..end).unwrap_or_default();
         let minted = minter.as_deref().and_then(|m| minted(m, &head, body));
+        let mut content_type = CONTENT_TYPE;
         let response = if let Some(r) = minted {
             r
         } else if head.method == "POST" && (head.path == "/" || head.path.starts_with("/?")) {
             let (target, ct) = (head.target.as_deref(), head.content_type.as_deref());
-            api::handle(&registry, target, ct, head.authorization.as_deref(), body)
+            if sts::is_query(ct) {
+                content_type = sts::CONTENT_TYPE;
+                sts::handle(head.authorization.as_deref(), body)
+            } else {
+                api::handle(&registry, target, ct, head.authorization.as_deref(), body)
+            }
         } else {
             let (method, path) = (&head.method, &head.path);
             let msg =
@@ -102,7 +109,8 @@ pub async fn serve_checked_api_connection<S: AsyncRead + AsyncWrite + Unpin>(
             refuse(404, &msg)
         };
         buf.drain(..end.min(buf.len()));
-        if respond(&mut stream, &response, connection).await.is_err() || close {
+        let sent = respond(&mut stream, &response, content_type, connection).await;
+        if sent.is_err() || close {
             return;
         }
     }
@@ -300,11 +308,12 @@ fn reason(status: u16) -> &'static str {
 async fn respond<S: AsyncWrite + Unpin>(
     stream: &mut S,
     r: &ApiResponse,
+    content_type: &str,
     connection: Option<&str>,
 ) -> std::io::Result<()> {
     let (status, reason, len) = (r.status, reason(r.status), r.body.len());
     let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {len}\r\n\
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\n\
          x-amzn-RequestId: {}\r\n",
         uuid::Uuid::new_v4()
     );

@@ -22,6 +22,7 @@ pub mod memlink;
 pub mod registry;
 pub mod service;
 pub mod signed_upgrade;
+pub mod sts;
 pub mod tagging;
 
 use std::net::SocketAddr;

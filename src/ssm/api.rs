@@ -14,6 +14,7 @@ use crate::ssm::sdk;
 pub use crate::ssm::sdk::{AwsSettings, InlineCredentials};
 
 mod list;
+mod probe;
 pub use list::{ListedInstance, Listing, LIST_CAP};
 
 /// An SSM API failure, phrased for the user.
