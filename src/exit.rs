@@ -42,7 +42,7 @@ pub mod codes {
     pub const TEMP: u8        = 75;  // timed out; trying again later may work
     pub const PROTOCOL: u8    = 76;  // data channel, SSH connection or control protocol failed
     pub const NO_PERM: u8     = 77;  // AWS credentials, SSH authentication or a KMS key refused
-    pub const CONFIG: u8      = 78;  // bad configuration file; AWS profile not defined
+    pub const CONFIG: u8      = 78;  // bad configuration file; AWS profile not defined; proxy wants credentials
 }
 
 /// The exit-code table shown by `--help`, in the man page and (verbatim) in the README.
@@ -54,13 +54,13 @@ Exit codes:
   64  arguments that parse but do not make sense together
   65  SSH host key refused: it does not match known_hosts, or is unknown under strict
   68  target or upstream unknown, ambiguous or not connected; destination or port refused
-  69  AWS API error or unreachable; no master running; the master failed the request
+  69  AWS API error or unreachable (directly or through the proxy); no master running; the master failed the request
   71  cannot listen: address or control socket in use or not permitted
   74  local I/O error (stdout, known_hosts file, control socket)
   75  timed out; trying again later may work
   76  data channel, SSH connection or control protocol failed
   77  AWS credentials missing or expired; SSH authentication or KMS key use refused
-  78  bad configuration file; AWS profile not defined
+  78  bad configuration file; AWS profile not defined; the HTTP proxy wants other credentials
 `serve` exits with the code of its first upstream's failure when none can connect; `exec` with the remote command's status; `doctor` with its first failed check's.";
 
 /// A usage or configuration problem found by a command (not by clap).
@@ -294,6 +294,10 @@ fn open_code(e: &OpenError) -> u8 {
     match e {
         OpenError::Api(a) => api_code(a),
         OpenError::Connect { .. } => codes::PROTOCOL,
+        OpenError::UpgradeRefused {
+            source: crate::ssm::dial::DialError::Proxy(_),
+            ..
+        } => codes::CONFIG,
         OpenError::UpgradeRefused { .. } => codes::NO_PERM,
     }
 }
@@ -307,6 +311,8 @@ fn api_code(e: &ApiError) -> u8 {
         | ApiError::SessionGone(_)
         | ApiError::Service { .. }
         | ApiError::Transport { .. } => codes::UNAVAILABLE,
+        ApiError::Proxy(p) if p.is_auth() => codes::CONFIG,
+        ApiError::Proxy(_) => codes::UNAVAILABLE,
     }
 }
 

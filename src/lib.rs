@@ -42,6 +42,7 @@ pub mod logging;
 pub mod paths;
 pub mod port;
 pub mod printable;
+pub mod proxy;
 pub mod redact;
 pub mod relay;
 pub mod route;

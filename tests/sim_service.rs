@@ -198,6 +198,7 @@ async fn client_core_moves_data_exactly_under_faults_and_websocket_kills() {
                 session_token: None,
             }),
             endpoint_url: Some(sim.endpoint_url()),
+            ..Default::default()
         })
         .await,
     );

@@ -37,6 +37,7 @@ pub fn destination(
                 .or_else(|| alias.and_then(|h| h.region.clone())),
             credentials: None,
             endpoint_url: None,
+            proxy: cfg.map(|c| c.proxy.clone()).unwrap_or_default(),
         },
     }
 }

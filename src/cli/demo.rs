@@ -282,6 +282,8 @@ pub async fn run(g: &GlobalArgs, a: DemoArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("writing the demo's env and ssh_config in {}", dir.display()))?;
     let opts = PoolOptions {
         endpoint_url: Some(sim.endpoint_url()),
+        // The simulator is in this process on loopback: no corporate proxy can reach it.
+        proxy: crate::proxy::ProxySetting::Disabled,
         ..PoolOptions::new(&serve_state)
     };
     let ups = serve::start_upstreams(&cfg, &opts).await?;

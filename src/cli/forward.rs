@@ -174,6 +174,7 @@ fn direct_target(a: &ForwardArgs, cfg: Option<&Config>) -> (String, AwsSettings)
         region: None,
         credentials: None,
         endpoint_url: None,
+        proxy: cfg.map(|c| c.proxy.clone()).unwrap_or_default(),
     };
     if let Some(u) = cfg.and_then(|c| c.upstream(&a.via)) {
         settings.profile = u.profile.clone();

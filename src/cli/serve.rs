@@ -353,7 +353,10 @@ async fn foreground(
     // Claim the control socket first, so a second master fails before dialling anything.
     let control = control::server::bind(socket)?;
     let bound = serve::bind(&cfg).await?;
-    let opts = PoolOptions::new(state_dir);
+    let opts = PoolOptions {
+        proxy: cfg.proxy.clone(),
+        ..PoolOptions::new(state_dir)
+    };
     let ups = serve::start_upstreams(&cfg, &opts).await?;
     std::fs::write(pid_path, format!("{}\n", std::process::id()))
         .with_context(|| format!("writing pid file {}", pid_path.display()))?;

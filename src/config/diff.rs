@@ -196,6 +196,9 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     if old.state_dir != new.state_dir {
         changes.push(Change::RestartRequired("state_dir"));
     }
+    if old.proxy != new.proxy {
+        changes.push(Change::RestartRequired("proxy"));
+    }
     changes
 }
 
@@ -376,6 +379,7 @@ hosts:
             ("log level", &format!("{BASE}log_level: debug\n"), vec![LogLevelChanged]),
             ("restart-only keys", &format!("{BASE}control_socket: /tmp/c.sock\nstate_dir: /tmp/s\n"),
                 vec![RestartRequired("control_socket"), RestartRequired("state_dir")]),
+            ("proxy is restart-only", &format!("{BASE}proxy: http://127.0.0.1:3128\n"), vec![RestartRequired("proxy")]),
             ("everything at once", &(BASE
                 .replace("a: { targets", "a: { lazy: true, targets")
                 .replace("  b: {", "  z: {").replace("via: b }", "via: z }")

@@ -41,6 +41,7 @@ pub use self::discover::{discover, search_paths};
 pub use self::forward::{Forward, Via};
 pub use self::upstream::{SshUpstream, SsmPortUpstream, Upstream, UpstreamKind, UpstreamProtocol};
 pub use crate::forward::spec::ListenOn;
+pub use crate::proxy::ProxySetting;
 use crate::redact::Redacted;
 pub use crate::route::{Action, Router};
 pub use crate::socks::proto::{Destination, Host};
@@ -178,6 +179,9 @@ pub struct Config {
     pub forwards: Vec<Forward>,
     /// `exec.document`: the separate-output session document `exec` uses by default.
     pub exec_document: Option<String>,
+    /// `proxy:`: the HTTP proxy for AWS API calls and data channels (the environment's when
+    /// not given).
+    pub proxy: ProxySetting,
 }
 
 impl Default for Config {
@@ -201,6 +205,7 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(DEFAULT_DRAIN_TIMEOUT_SECS),
             forwards: Vec::new(),
             exec_document: None,
+            proxy: ProxySetting::Environment,
         }
     }
 }

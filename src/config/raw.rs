@@ -43,6 +43,15 @@ pub(crate) struct RawConfig {
     pub(crate) drain_timeout_secs: Option<u64>,
     pub(crate) forwards: Option<Vec<RawForward>>,
     pub(crate) exec: Option<RawExec>,
+    /// `proxy:`: absent (`None`), present but empty (`Some(None)`: no proxy at all), or a URL.
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) proxy: Option<Option<String>>,
+}
+
+/// Reads a key that is present, null or not, as `Some`: `proxy:` left empty means "no proxy",
+/// which must not read as "not given" (the environment's proxy).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,6 +8,7 @@ use super::*;
 use crate::route::HostRef;
 
 mod listeners;
+mod proxy;
 
 const EXAMPLE: &str = include_str!("../../config.example.yaml");
 const HOME: &str = "/home/t";

@@ -18,7 +18,7 @@ use super::forward::{clashes, forwards, socket_of, ViaNames};
 use super::raw::{RawAws, RawConfig, RawHost, RawListener, RawMap, RawUser};
 use super::upstream::upstream;
 use super::{
-    AwsDefaults, Config, HostAlias, HostKeyPolicy, Issue, Limits, Listener, User,
+    AwsDefaults, Config, HostAlias, HostKeyPolicy, Issue, Limits, Listener, ProxySetting, User,
     DEFAULT_DRAIN_TIMEOUT_SECS,
 };
 use crate::route::{Action, Matcher, Resolve, Router, Rule};
@@ -82,6 +82,10 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
         .exec
         .and_then(|e| e.document)
         .and_then(|d| v.check("exec.document", exec_document(d)));
+    let proxy = match raw.proxy {
+        None => ProxySetting::Environment,
+        Some(p) => v.check("proxy", proxy(p.as_deref())).unwrap_or_default(),
+    };
     v.finish(Config {
         aws,
         listeners,
@@ -95,6 +99,18 @@ pub(super) fn validate(raw: RawConfig, home: Option<&Path>) -> Result<Config, Ve
         drain_timeout,
         forwards,
         exec_document,
+        proxy,
+    })
+}
+
+/// `proxy:`: empty or `none`, or `http://[user:password@]host:port` (never echoed with its
+/// credentials).
+fn proxy(value: Option<&str>) -> Result<ProxySetting, String> {
+    ProxySetting::parse(value).map_err(|e| match e {
+        crate::proxy::ProxyError::InvalidUrl { url, reason, .. } => {
+            format!("{url} is not a usable proxy URL: {reason}; write http://[user:password@]host:port, or none")
+        }
+        other => other.to_string(),
     })
 }
 

@@ -6,15 +6,15 @@
 //! ResumeSession and TerminateSession have no dry run, so they are reported as not checked,
 //! with the policy they need.
 //!
-//! Proxies: the proxy environment variables seen are listed (credentials in their URLs
-//! redacted). Whether AWS calls go through them is the HTTP client's business, not this
-//! check's; [`route`] says which path the call took.
+//! Proxies: [`route`] says which path the call took (the proxy `crate::proxy` chose, or
+//! directly) and lists the proxy environment variables seen (credentials redacted).
 
 use std::time::{Duration, Instant};
 
 use super::identity::CALL_TIMEOUT;
 use super::report::Check;
 use crate::exit::codes;
+use crate::proxy::ProxyUrl;
 use crate::ssm::api::{ApiError, SsmApi};
 
 /// Variables proxy-aware HTTP clients read, in the order they are listed.
@@ -53,10 +53,15 @@ pub async fn probe(api: &SsmApi) -> Probe {
 }
 
 /// The endpoint line: reached (and in how long) or not.
-pub fn endpoint(p: &Probe, url: &str, proxy_env: &[(String, String)]) -> Check {
+pub fn endpoint(
+    p: &Probe,
+    url: &str,
+    via: Option<&ProxyUrl>,
+    proxy_env: &[(String, String)],
+) -> Check {
     const NAME: &str = "endpoint";
     let ms = p.elapsed.as_millis();
-    let how = route(proxy_env);
+    let how = route(via, proxy_env);
     match &p.result {
         Ok(_) | Err(ApiError::Service { .. } | ApiError::Credentials(_)) => {
             Check::ok(NAME, format!("{url} answered in {ms} ms, {how}"))
@@ -71,18 +76,19 @@ pub fn endpoint(p: &Probe, url: &str, proxy_env: &[(String, String)]) -> Check {
     }
 }
 
-/// How the call travelled. The SDK's HTTP client here is built without proxy support, so
-/// calls go directly; the proxy variables seen are named so a user behind a proxy sees why
-/// the endpoint may be unreachable.
-fn route(proxy_env: &[(String, String)]) -> String {
-    if proxy_env.is_empty() {
-        return "directly (no proxy variables set)".to_owned();
-    }
+/// How the call travelled: through `via` (the proxy the config's `proxy:` or the environment
+/// chose for the endpoint) or directly; the proxy variables seen are named either way.
+fn route(via: Option<&ProxyUrl>, proxy_env: &[(String, String)]) -> String {
     let seen: Vec<String> = proxy_env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!(
-        "directly (proxy variables seen, not used for AWS calls: {})",
-        seen.join(" ")
-    )
+    match (via, seen.is_empty()) {
+        (Some(p), true) => format!("through the proxy {p} (the config's proxy:)"),
+        (Some(p), false) => format!("through the proxy {p} (variables seen: {})", seen.join(" ")),
+        (None, true) => "directly (no proxy variables set)".to_owned(),
+        (None, false) => format!(
+            "directly (NO_PROXY or proxy: none; variables seen: {})",
+            seen.join(" ")
+        ),
+    }
 }
 
 /// The proxy variables set in `env`, with any `user:password@` in their values redacted.
@@ -199,8 +205,15 @@ mod tests {
                 ),
             ]
         );
-        assert!(!route(&seen).contains("s3cret"));
-        assert_eq!(route(&[]), "directly (no proxy variables set)");
+        assert!(!route(None, &seen).contains("s3cret"));
+        assert_eq!(route(None, &[]), "directly (no proxy variables set)");
+        let p = ProxyUrl::parse("HTTPS_PROXY", "http://u:s3cret@proxy.corp:3128").unwrap();
+        let how = route(Some(&p), &seen);
+        assert!(
+            how.starts_with("through the proxy http://***@proxy.corp:3128"),
+            "{how}"
+        );
+        assert!(!how.contains("s3cret"), "{how}");
     }
 
     #[test]
@@ -214,7 +227,7 @@ mod tests {
             }),
         };
         assert_eq!(
-            endpoint(&service, "u", &[]).status,
+            endpoint(&service, "u", None, &[]).status,
             super::super::Status::Ok
         );
         assert_eq!(describe_permission(&service).code, codes::NO_PERM);
@@ -225,7 +238,7 @@ mod tests {
                 message: "connection refused".into(),
             }),
         };
-        let c = endpoint(&down, "http://127.0.0.1:9", &[]);
+        let c = endpoint(&down, "http://127.0.0.1:9", None, &[]);
         assert_eq!(
             (c.status, c.code),
             (super::super::Status::Fail, codes::UNAVAILABLE)

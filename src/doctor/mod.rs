@@ -123,7 +123,7 @@ async fn aws_checks(
 ) {
     let probe = endpoint::probe(api).await;
     let proxies = endpoint::proxy_env(|k| std::env::var(k).ok());
-    r.push(endpoint::endpoint(&probe, url, &proxies));
+    r.push(endpoint::endpoint(&probe, url, api.ssm_proxy(), &proxies));
     r.push(endpoint::describe_permission(&probe));
     let reached = matches!(probe.result, Ok(_) | Err(ApiError::Service { .. }));
     if reached {

@@ -77,6 +77,8 @@ pub struct ForwardContext {
     pub upstreams: Arc<tokio::sync::RwLock<Upstreams>>,
     /// The SSM endpoint override of the master's pools (the `demo` simulator).
     pub endpoint_url: Option<String>,
+    /// The config file's `proxy:` (the master's pools use the same).
+    pub proxy: crate::proxy::ProxySetting,
     pub phase: watch::Receiver<MasterPhase>,
 }
 
@@ -427,6 +429,7 @@ async fn carrier(cfg: &Forward, ctx: &ForwardContext) -> Carrier {
                 region: region.clone(),
                 credentials: None,
                 endpoint_url: ctx.endpoint_url.clone(),
+                proxy: ctx.proxy.clone(),
             };
             let api = Arc::new(SsmApi::new(&settings).await);
             match crate::ssm::target::resolve(&api, target.as_str()).await {

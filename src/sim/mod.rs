@@ -19,6 +19,7 @@ pub mod http;
 pub mod instances;
 pub mod kms;
 pub mod memlink;
+pub mod peers;
 pub mod registry;
 pub mod service;
 pub mod signed_upgrade;
@@ -93,6 +94,7 @@ pub struct Sim {
     registry: Registry,
     gate: Arc<Gate>,
     minter: Option<Arc<Minter>>,
+    peers: peers::Peers,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -115,12 +117,15 @@ impl Sim {
             minter: minter.clone(),
             opts,
         });
+        let peers = peers::Peers::default();
+        let seen = peers.clone();
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
                     () = async { let _ = stop.wait_for(|s| *s).await; } => break,
                     acc = listener.accept() => match acc {
-                        Ok((stream, _)) => {
+                        Ok((stream, from)) => {
+                            seen.record(from.ip());
                             let ctx = ctx.clone();
                             tokio::spawn(async move { ctx.serve(stream).await });
                         }
@@ -137,6 +142,7 @@ impl Sim {
             registry,
             gate,
             minter,
+            peers,
             shutdown,
             task,
         })
@@ -176,6 +182,11 @@ impl Sim {
     /// How many credentials `GET /_sim/credentials` handed out (0 without a lifetime).
     pub fn credentials_issued(&self) -> u64 {
         self.minter.as_ref().map_or(0, |m| m.issued())
+    }
+
+    /// Connections accepted so far (API calls and data channels), per peer IP address.
+    pub fn peers(&self) -> std::collections::BTreeMap<std::net::IpAddr, u64> {
+        self.peers.snapshot()
     }
 
     /// Per-session counters, from the registry's session table.

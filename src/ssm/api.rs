@@ -6,6 +6,7 @@
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types::InstanceInformationStringFilter;
 
+use crate::proxy::{Proxies, ProxyError, ProxyUrl};
 use crate::redact::Redacted;
 use crate::ssm::credentials::{self, Problem};
 use crate::ssm::dial::UpgradeSigner;
@@ -15,6 +16,7 @@ pub use crate::ssm::sdk::{AwsSettings, InlineCredentials};
 
 mod list;
 mod probe;
+mod proxied;
 pub use list::{ListedInstance, Listing, LIST_CAP};
 
 /// An SSM API failure, phrased for the user.
@@ -40,6 +42,9 @@ pub enum ApiError {
         operation: &'static str,
         message: String,
     },
+    /// The HTTP proxy refused the call (it wants other credentials).
+    #[error(transparent)]
+    Proxy(ProxyError),
 }
 
 impl ApiError {
@@ -62,6 +67,7 @@ impl ApiError {
     pub fn is_permanent(&self) -> bool {
         match self {
             Self::Credentials(_) | Self::InvalidDocument(_) => true,
+            Self::Proxy(p) => p.is_auth(),
             Self::Service { code, .. } => {
                 code.contains("AccessDenied")
                     || code.contains("Validation")
@@ -96,11 +102,19 @@ fn display_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-fn classify<E>(operation: &'static str, err: SdkError<E>, creds: &CredentialsDiagnosis) -> ApiError
+fn classify<E>(
+    operation: &'static str,
+    err: SdkError<E>,
+    creds: &CredentialsDiagnosis,
+    proxy: Option<&ProxyUrl>,
+) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let text = display_chain(&err);
+    if let Some(p) = proxied::refusal(&err, &text, proxy) {
+        return ApiError::Proxy(p);
+    }
     match &err {
         SdkError::ServiceError(se) => {
             let e = se.err();
@@ -118,7 +132,10 @@ where
         _ if looks_like_credentials(&text) => creds.error(&text),
         _ => ApiError::Transport {
             operation,
-            message: text.lines().next().unwrap_or_default().to_owned(),
+            message: proxied::transport_message(
+                text.lines().next().unwrap_or_default().to_owned(),
+                proxy,
+            ),
         },
     }
 }
@@ -223,6 +240,10 @@ pub struct SsmApi {
     credentials: CredentialsDiagnosis,
     /// Signs data-channel upgrades with the config's credentials; `None` leaves them unsigned.
     signer: Option<UpgradeSigner>,
+    /// The proxies the SDK was given; data channels are dialled through the same.
+    proxies: Proxies,
+    /// The SSM endpoint URL (override or regional): which proxy API calls take, for errors.
+    endpoint: String,
 }
 
 /// Remembers the first credential problem of a client. The SDK's profile provider reports
@@ -257,19 +278,24 @@ impl CredentialsDiagnosis {
 impl SsmApi {
     /// Loads configuration the way the AWS CLI does (env, profile, SSO, IMDS) plus overrides.
     pub async fn new(s: &AwsSettings) -> Self {
-        let (conf, cache) = sdk::load_with_cache(s).await;
-        Self::from_config(&conf, cache, s.profile.clone())
+        let proxies = Proxies::from_env(&s.proxy);
+        let (conf, cache) = sdk::load_with_cache(s, &proxies).await;
+        Self::from_config(&conf, cache, s.profile.clone()).with_proxies(proxies)
     }
 
     /// Clients on an SDK configuration `sdk::load_with_cache` made, shared with other AWS
     /// clients; `cache` is the credentials cache it returned with it (the upgrade signer
-    /// refreshes through it), `profile` the one it was loaded for (named in credential errors).
+    /// refreshes through it), `profile` the one it was loaded for (named in credential
+    /// errors). Data channels and errors assume the environment's proxies until
+    /// [`Self::with_proxies`] names the ones `conf` was loaded with.
     pub fn from_config(
         conf: &aws_config::SdkConfig,
         cache: CredentialsCache,
         profile: Option<String>,
     ) -> Self {
         Self {
+            proxies: Proxies::from_env(&crate::proxy::ProxySetting::Environment),
+            endpoint: proxied::ssm_endpoint(conf),
             client: aws_sdk_ssm::Client::new(conf),
             kms: aws_sdk_kms::Client::new(conf),
             signer: UpgradeSigner::new(
@@ -287,6 +313,31 @@ impl SsmApi {
     /// The KMS client built from the same settings (and endpoint override) as SSM's.
     pub fn kms_client(&self) -> aws_sdk_kms::Client {
         self.kms.clone()
+    }
+
+    /// `err` of `operation` phrased for the user.
+    fn fail<E>(&self, operation: &'static str, err: SdkError<E>) -> ApiError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        classify(operation, err, &self.credentials, self.ssm_proxy())
+    }
+
+    /// The proxy SSM API calls go through (`None`: directly).
+    pub fn ssm_proxy(&self) -> Option<&crate::proxy::ProxyUrl> {
+        self.proxies.for_url(&self.endpoint)
+    }
+
+    /// The proxies the SDK configuration was loaded with (`sdk::load_with`, or `sdk::load`
+    /// from the same settings): data channels go through them and errors name them.
+    pub fn with_proxies(mut self, proxies: Proxies) -> Self {
+        self.proxies = proxies;
+        self
+    }
+
+    /// The proxies data channels are dialled through (the SDK's own).
+    pub fn proxies(&self) -> &Proxies {
+        &self.proxies
     }
 
     /// The signer of data-channel upgrades (same credentials provider and region as SSM's).
@@ -318,7 +369,7 @@ impl SsmApi {
                         ));
                     }
                 }
-                return Err(classify("StartSession", e, &self.credentials));
+                return Err(self.fail("StartSession", e));
             }
         };
         Ok(SessionTicket {
@@ -351,7 +402,7 @@ impl SsmApi {
             Err(SdkError::ServiceError(se)) if se.err().is_does_not_exist_exception() => {
                 Err(ApiError::SessionGone(session_id.to_owned()))
             }
-            Err(e) => Err(classify("ResumeSession", e, &self.credentials)),
+            Err(e) => Err(self.fail("ResumeSession", e)),
         }
     }
 
@@ -362,7 +413,7 @@ impl SsmApi {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("TerminateSession", e, &self.credentials))
+            .map_err(|e| self.fail("TerminateSession", e))
     }
 
     /// Creates the Session document `name` with JSON `content`; an existing name is
@@ -383,7 +434,7 @@ impl SsmApi {
             Err(SdkError::ServiceError(se)) if se.err().is_document_already_exists() => {
                 Ok(Created::AlreadyExists)
             }
-            Err(e) => Err(classify("CreateDocument", e, &self.credentials)),
+            Err(e) => Err(self.fail("CreateDocument", e)),
         }
     }
 
@@ -398,7 +449,7 @@ impl SsmApi {
                     .unwrap_or_default(),
             })),
             Err(SdkError::ServiceError(se)) if se.err().is_invalid_document() => Ok(None),
-            Err(e) => Err(classify("DescribeDocument", e, &self.credentials)),
+            Err(e) => Err(self.fail("DescribeDocument", e)),
         }
     }
 
@@ -419,7 +470,7 @@ impl SsmApi {
             .filters(filter)
             .send()
             .await
-            .map_err(|e| classify("DescribeInstanceInformation", e, &self.credentials))?;
+            .map_err(|e| self.fail("DescribeInstanceInformation", e))?;
         Ok(out
             .instance_information_list()
             .iter()
@@ -451,8 +502,7 @@ impl SsmApi {
             .send();
         let mut out = Vec::new();
         while let Some(item) = pages.next().await {
-            let i =
-                item.map_err(|e| classify("DescribeInstanceInformation", e, &self.credentials))?;
+            let i = item.map_err(|e| self.fail("DescribeInstanceInformation", e))?;
             out.push(InstanceInfo {
                 instance_id: i.instance_id().unwrap_or_default().to_owned(),
                 online: i.ping_status().is_some_and(|p| p.as_str() == "Online"),

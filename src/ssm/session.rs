@@ -100,7 +100,8 @@ impl Transport<WsStream> for Resumer {
                     client_id: &client_id,
                     client_version: &version,
                 };
-                match dial::open(&url, t.token.expose(), &client, api.upgrade_signer()).await {
+                let signer = api.upgrade_signer();
+                match dial::open(&url, t.token.expose(), &client, signer, api.proxies()).await {
                     Ok(ws) => return Ok(ws),
                     Err(e) => last = Some(e),
                 }
@@ -279,7 +280,8 @@ async fn first_dial(
     let mut last = String::new();
     for attempt in 0..4u32 {
         let token = ticket.token.expose();
-        match dial::open(&ticket.stream_url, token, &client, api.upgrade_signer()).await {
+        let (signer, proxies) = (api.upgrade_signer(), api.proxies());
+        match dial::open(&ticket.stream_url, token, &client, signer, proxies).await {
             Ok(ws) => return Ok(ws),
             Err(e) if e.is_refused() => {
                 let _ = api.terminate_session(&ticket.session_id).await;

@@ -25,6 +25,7 @@ pub use super::status::{ConnStatus, PoolStatus};
 use super::stream::{Conn, Lease, Totals, UpstreamStream};
 use super::UpstreamError;
 use crate::config::{SshUpstream, Upstream, UpstreamKind};
+use crate::proxy::ProxySetting;
 use crate::ssh::{Bastion, KnownHosts, SshError, SshSettings};
 use crate::ssm::api::{AwsSettings, SsmApi};
 use crate::ssm::session::{Session, SessionOptions};
@@ -54,6 +55,8 @@ pub struct PoolOptions {
     /// How often a slot whose credentials need a human tries them again (besides on every
     /// client request): 30 s, or `SESSION_PROXY_CREDENTIALS_RETRY_SECS`.
     pub credentials_retry: Duration,
+    /// The config file's `proxy:` for the pools' SSM calls and data channels.
+    pub proxy: ProxySetting,
 }
 
 impl PoolOptions {
@@ -71,6 +74,7 @@ impl PoolOptions {
             credentials_retry: state::credentials_retry(
                 std::env::var(state::CREDENTIALS_RETRY_ENV).ok().as_deref(),
             ),
+            proxy: ProxySetting::Environment,
         }
     }
 
@@ -94,6 +98,7 @@ impl PoolOptions {
             region: up.region.clone(),
             credentials: up.credentials.clone(),
             endpoint_url: self.endpoint_url.clone(),
+            proxy: self.proxy.clone(),
         }
     }
 }

@@ -13,6 +13,7 @@
 pub mod echo;
 pub mod socks;
 pub mod sshd;
+pub mod tinyproxy;
 
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -233,6 +234,11 @@ impl Serve {
     /// Starts `serve` on `config` (whose first listener may use port 0) and waits for its
     /// `--ready-file`, which names the address it bound.
     pub fn start(sim: &SimHandle, config: &Path) -> Self {
+        Self::start_with_env(sim, config, &[])
+    }
+
+    /// [`Serve::start`] with `extra` environment variables on top of the simulator's.
+    pub fn start_with_env(sim: &SimHandle, config: &Path, extra: &[(&str, &str)]) -> Self {
         let mut c = Command::new(BIN);
         // A control socket per test, next to its config, so tests run in parallel.
         let control = config.with_file_name("control.sock");
@@ -245,6 +251,9 @@ impl Serve {
             .arg(&ready)
             .stdin(Stdio::null());
         for (k, v) in sim.env() {
+            c.env(k, v);
+        }
+        for (k, v) in extra {
             c.env(k, v);
         }
         let mut child = c.spawn().expect("start serve");
@@ -347,6 +356,7 @@ pub async fn sim_api(endpoint: Option<String>) -> session_proxy::ssm::api::SsmAp
             session_token: None,
         }),
         endpoint_url: endpoint,
+        ..Default::default()
     })
     .await
 }

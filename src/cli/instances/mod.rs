@@ -88,6 +88,7 @@ pub async fn run(g: &GlobalArgs, a: InstancesArgs) -> anyhow::Result<ExitCode> {
         region: a.region.clone().or(aws.region),
         credentials: None,
         endpoint_url: None,
+        proxy: cfg.as_ref().map(|c| c.proxy.clone()).unwrap_or_default(),
     };
     let listing = list(&settings, &a.filters).await?;
     if listing.truncated {
@@ -123,8 +124,9 @@ async fn list(
     settings: &AwsSettings,
     filters: &[(String, Vec<String>)],
 ) -> anyhow::Result<Listing> {
-    let (conf, cache) = sdk::load_with_cache(settings).await;
-    let api = SsmApi::from_config(&conf, cache, settings.profile.clone());
+    let proxies = crate::proxy::Proxies::from_env(&settings.proxy);
+    let (conf, cache) = sdk::load_with_cache(settings, &proxies).await;
+    let api = SsmApi::from_config(&conf, cache, settings.profile.clone()).with_proxies(proxies);
     let tags = NameTags::new(&conf);
     let (listing, names) = tokio::join!(api.list_instances(filters), tags.fetch(LIST_CAP));
     let mut listing = listing.context("listing managed instances")?;

@@ -22,6 +22,7 @@ impl Master {
         ForwardContext {
             upstreams: self.upstreams.clone(),
             endpoint_url: self.opts.endpoint_url.clone(),
+            proxy: self.opts.proxy.clone(),
             phase: self.phase.subscribe(),
         }
     }

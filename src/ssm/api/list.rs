@@ -5,7 +5,7 @@
 use aws_sdk_ssm::primitives::DateTimeFormat;
 use aws_sdk_ssm::types::{InstanceInformation, InstanceInformationStringFilter};
 
-use super::{classify, ApiError, SsmApi};
+use super::{ApiError, SsmApi};
 
 /// Page size asked for: the API's maximum, so a fleet costs as few calls as possible.
 const PAGE: i32 = 50;
@@ -72,7 +72,7 @@ impl SsmApi {
                 .set_next_token(token.take())
                 .send()
                 .await
-                .map_err(|e| classify(OPERATION, e, &self.credentials))?;
+                .map_err(|e| self.fail(OPERATION, e))?;
             out.instances
                 .extend(page.instance_information_list().iter().map(listed));
             token = page

@@ -2,7 +2,7 @@
 //! Any answer from the service proves the endpoint is reachable; a successful one also proves
 //! the `ssm:DescribeInstanceInformation` permission that name lookups need.
 
-use super::{classify, ApiError, SsmApi};
+use super::{ApiError, SsmApi};
 
 /// The smallest page the API accepts.
 const PROBE_PAGE: i32 = 5;
@@ -16,7 +16,7 @@ impl SsmApi {
             .max_results(PROBE_PAGE)
             .send()
             .await
-            .map_err(|e| classify("DescribeInstanceInformation", e, &self.credentials))?;
+            .map_err(|e| self.fail("DescribeInstanceInformation", e))?;
         Ok(page.instance_information_list().len())
     }
 }

@@ -1,6 +1,7 @@
 //! Dialing the data-channel WebSocket: the upgrade request for the stream URL (verbatim,
 //! §1.4), signed when credentials are at hand ([`sign`]), Nagle off (§10 item 18), then the
-//! OpenDataChannel frame. Used for the first dial and for every resume, so resumes re-sign.
+//! OpenDataChannel frame. Used for the first dial and for every resume, so resumes re-sign
+//! and go through the same HTTP proxy (CONNECT, then TLS inside the tunnel) as API calls.
 
 pub mod sign;
 
@@ -11,6 +12,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 pub use sign::{SignError, UpgradeSigner};
 
 use crate::printable::Printable;
+use crate::proxy::{connect, Proxies, ProxyError};
 use crate::ssm::driver::{ws_config, WsStream};
 use crate::ssm::payload::OpenDataChannel;
 
@@ -26,6 +28,9 @@ pub enum DialError {
     Refused { status: u16, body: String },
     #[error(transparent)]
     Sign(#[from] SignError),
+    /// The HTTP proxy in the way could not be used (unreachable, wants credentials, refused).
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
     #[error(transparent)]
     WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
 }
@@ -33,13 +38,11 @@ pub enum DialError {
 impl DialError {
     /// True when the endpoint refused the credentials (HTTP 401/403): no retry helps.
     pub fn is_refused(&self) -> bool {
-        matches!(
-            self,
-            Self::Refused {
-                status: 401 | 403,
-                ..
-            }
-        )
+        match self {
+            Self::Refused { status, .. } => matches!(status, 401 | 403),
+            Self::Proxy(p) => p.is_auth(),
+            _ => false,
+        }
     }
 
     fn from_ws(e: tokio_tungstenite::tungstenite::Error) -> Self {
@@ -65,21 +68,43 @@ pub struct Client<'a> {
     pub client_version: &'a str,
 }
 
-/// Dials `url`, signing the upgrade with `signer` if any, and sends the OpenDataChannel frame.
+/// Dials `url` (through the proxy `proxies` pick for it, if any), signing the upgrade with
+/// `signer` if any, and sends the OpenDataChannel frame.
 pub async fn open(
     url: &str,
     token: &str,
     client: &Client<'_>,
     signer: Option<&UpgradeSigner>,
+    proxies: &Proxies,
 ) -> Result<WsStream, DialError> {
     let mut req = url.into_client_request()?;
     if let Some(s) = signer {
         s.sign(&mut req).await?;
     }
-    let (mut ws, _resp) =
-        tokio_tungstenite::connect_async_with_config(req, Some(ws_config()), true)
-            .await
-            .map_err(DialError::from_ws)?;
+    let mut ws = match proxies.for_url(url) {
+        None => {
+            tokio_tungstenite::connect_async_with_config(req, Some(ws_config()), true)
+                .await
+                .map_err(DialError::from_ws)?
+                .0
+        }
+        Some(proxy) => {
+            let uri = req.uri();
+            let tls = uri.scheme_str() == Some("wss");
+            let host = uri.host().unwrap_or_default();
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+            tracing::debug!("data channel to {host}:{port} through the proxy {proxy}");
+            let tcp = connect::tunnel(proxy, &host, port).await?;
+            tokio_tungstenite::client_async_tls_with_config(req, tcp, Some(ws_config()), None)
+                .await
+                .map_err(DialError::from_ws)?
+                .0
+        }
+    };
     let frame = OpenDataChannel {
         message_schema_version: "1.0".into(),
         request_id: uuid::Uuid::new_v4().to_string(),
