@@ -869,7 +869,7 @@ _session__proxy() {
             return 0
             ;;
         session__proxy__subcmd__sim)
-            opts="-v -q -h -V --listen --target --instances --pace-ms --chunk --agent-version --legacy-agent --write-rate --ack-race-every --kms-key-id --shell-command --seed --drop --duplicate --reorder --delay-ms --kill-after-bytes --kill-every-secs --require-signed-upgrade --deny --idle-timeout-secs --stats-file --state-dir --verbose --quiet --config --control-socket --help --version"
+            opts="-v -q -h -V --listen --target --instances --pace-ms --chunk --agent-version --legacy-agent --write-rate --ack-race-every --kms-key-id --shell-command --seed --drop --duplicate --reorder --delay-ms --kill-after-bytes --kill-every-secs --require-signed-upgrade --credential-lifetime --deny --idle-timeout-secs --stats-file --state-dir --verbose --quiet --config --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -940,6 +940,10 @@ _session__proxy() {
                     return 0
                     ;;
                 --kill-every-secs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credential-lifetime)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -120,6 +120,7 @@ set edit:completion:arg-completer[session-proxy] = {|@words|
             cand --delay-ms 'Extra delay in milliseconds for every frame'
             cand --kill-after-bytes 'Close the client''s WebSocket (code 1000) after this many bytes, repeatedly'
             cand --kill-every-secs 'Close the client''s WebSocket (code 1000) every this many seconds'
+            cand --credential-lifetime 'Mint credentials that expire after SECS on `GET /_sim/credentials` (credential_process JSON, e.g. `credential_process = curl -s http://ADDR/_sim/credentials`) and accept only those: an unknown key is UnrecognizedClientException, an expired one ExpiredTokenException. Tests refreshes of expiring credentials'
             cand --deny 'Answer this IAM action with AccessDenied, as an account whose policy lacks it would (repeatable): `ssm:StartSession`, `ssm:DescribeInstanceInformation`, `kms:Decrypt`, `tag:GetResources`'
             cand --idle-timeout-secs 'Seconds a session may wait for its client to resume before it is closed'
             cand --stats-file 'Write per-session stats (JSON) here on exit'

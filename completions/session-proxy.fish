@@ -101,6 +101,7 @@ complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l reor
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l delay-ms -d 'Extra delay in milliseconds for every frame' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l kill-after-bytes -d 'Close the client\'s WebSocket (code 1000) after this many bytes, repeatedly' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l kill-every-secs -d 'Close the client\'s WebSocket (code 1000) every this many seconds' -r
+complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l credential-lifetime -d 'Mint credentials that expire after SECS on `GET /_sim/credentials` (credential_process JSON, e.g. `credential_process = curl -s http://ADDR/_sim/credentials`) and accept only those: an unknown key is UnrecognizedClientException, an expired one ExpiredTokenException. Tests refreshes of expiring credentials' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l deny -d 'Answer this IAM action with AccessDenied, as an account whose policy lacks it would (repeatable): `ssm:StartSession`, `ssm:DescribeInstanceInformation`, `kms:Decrypt`, `tag:GetResources`' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l idle-timeout-secs -d 'Seconds a session may wait for its client to resume before it is closed' -r
 complete -c session-proxy -n "__fish_session_proxy_using_subcommand sim" -l stats-file -d 'Write per-session stats (JSON) here on exit' -r -F

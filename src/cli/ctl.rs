@@ -14,6 +14,7 @@ use crate::control::proto::{Request, Response, StatusReport};
 use crate::control::{self, ControlError};
 use crate::exit::StdoutError;
 use crate::upstream::status::{ConnStatus, DestinationStatus, PoolStatus};
+use crate::upstream::PoolState;
 
 mod forwards;
 
@@ -37,7 +38,7 @@ pub struct UpstreamsDown {
 pub fn down_upstreams(r: &StatusReport) -> Vec<String> {
     r.upstreams
         .iter()
-        .filter(|u| u.state == crate::upstream::PoolState::Down)
+        .filter(|u| matches!(u.state, PoolState::Down | PoolState::CredentialsExpired))
         .map(|u| u.name.clone())
         .collect()
 }
@@ -293,6 +294,15 @@ pub fn render_table(r: &StatusReport, now_unix: u64) -> String {
         out.push_str(&table(&connections));
     }
     out.push_str(&forwards::render(&r.forwards, now_unix));
+    // The table cuts errors short; the command that renews credentials must show in full.
+    for u in &r.upstreams {
+        if let (PoolState::CredentialsExpired, Some(e)) = (u.state, &u.last_error) {
+            out.push_str(&format!(
+                "\nupstream {}: credentials expired: {e}\n",
+                u.name
+            ));
+        }
+    }
     out
 }
 

@@ -84,6 +84,12 @@ pub struct SimArgs {
     /// (and counted in the stats).
     #[arg(long)]
     pub require_signed_upgrade: bool,
+    /// Mint credentials that expire after SECS on `GET /_sim/credentials` (credential_process
+    /// JSON, e.g. `credential_process = curl -s http://ADDR/_sim/credentials`) and accept only
+    /// those: an unknown key is UnrecognizedClientException, an expired one
+    /// ExpiredTokenException. Tests refreshes of expiring credentials.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub credential_lifetime: Option<u64>,
     /// Answer this IAM action with AccessDenied, as an account whose policy lacks it would
     /// (repeatable): `ssm:StartSession`, `ssm:DescribeInstanceInformation`, `kms:Decrypt`,
     /// `tag:GetResources`.
@@ -152,6 +158,7 @@ impl SimArgs {
             },
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             require_signed_upgrade: self.require_signed_upgrade,
+            credential_lifetime: self.credential_lifetime.map(Duration::from_secs),
             deny: self.deny.clone(),
             pushed_keys: Default::default(),
         })
@@ -210,6 +217,14 @@ pub async fn run(_g: &GlobalArgs, a: SimArgs) -> anyhow::Result<ExitCode> {
             .and_then(|()| out.flush())
             .map_err(StdoutError::from)?;
     }
+    if let Some(l) = opts.credential_lifetime {
+        eprintln!(
+            "# credentials expire after {}s; only minted ones work: credential_process = curl -sf {}{}",
+            l.as_secs(),
+            sim.endpoint_url(),
+            crate::sim::credentials::PATH
+        );
+    }
     for i in &opts.instances {
         eprintln!(
             "# instance {} → {}{}",
@@ -228,6 +243,7 @@ pub async fn run(_g: &GlobalArgs, a: SimArgs) -> anyhow::Result<ExitCode> {
         "sessions": stats,
         "open_sessions": open,
         "upgrades": sim.upgrades(),
+        "credentials_issued": sim.credentials_issued(),
     });
     let text = serde_json::to_string_pretty(&json)?;
     if let Some(p) = &a.stats_file {

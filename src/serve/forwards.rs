@@ -508,7 +508,9 @@ fn upstream_state(name: &str, pools: &[PoolStatus]) -> (ForwardState, Option<Str
         // A lazy upstream connects on the forward's first connection.
         PoolState::Up | PoolState::Degraded | PoolState::Idle => (ForwardState::Up, None),
         PoolState::Connecting => (ForwardState::Connecting, p.last_error.clone()),
-        PoolState::Down => (ForwardState::Failed, p.last_error.clone()),
+        PoolState::Down | PoolState::CredentialsExpired => {
+            (ForwardState::Failed, p.last_error.clone())
+        }
         PoolState::Stopped => (
             ForwardState::Failed,
             Some(format!("upstream {name} is disconnected")),

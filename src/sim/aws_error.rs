@@ -11,6 +11,10 @@ pub mod kind {
     pub const UNKNOWN_OPERATION:      &str = "UnknownOperationException";
     pub const MISSING_AUTH_TOKEN:     &str = "MissingAuthenticationTokenException";
     pub const INCOMPLETE_SIGNATURE:   &str = "IncompleteSignatureException";
+    // Credential checks of `sim --credential-lifetime` (sim::credentials).
+    pub const EXPIRED_TOKEN:          &str = "ExpiredTokenException";
+    pub const UNRECOGNIZED_CLIENT:    &str = "UnrecognizedClientException";
+    pub const INVALID_SIGNATURE:      &str = "InvalidSignatureException";
     pub const INVALID_DOCUMENT:       &str = "InvalidDocument";
     pub const INVALID_PARAMETERS:     &str = "InvalidParameters";
     pub const TARGET_NOT_CONNECTED:   &str = "TargetNotConnected";

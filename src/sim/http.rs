@@ -8,12 +8,14 @@
 //! ([`Sim`](crate::sim::Sim)); this file never sees them. Request heads are parsed with
 //! `httparse` from a buffer, so partial reads and pipelined requests are handled by one loop.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::sim::api::{self, ApiResponse, CONTENT_TYPE};
+use crate::sim::credentials::{self, Minter, SignedRequest};
 use crate::sim::instance_connect;
 use crate::sim::registry::Registry;
 use crate::sim::sts;
@@ -42,13 +44,25 @@ struct Head {
     target: Option<String>,
     content_type: Option<String>,
     authorization: Option<String>,
+    /// Every header (at most `MAX_HEADERS`), for [`Minter::check_api`]'s signature check.
+    headers: Vec<(String, String)>,
 }
 
 /// Serves API requests on `stream` until the peer closes, asks to close, idles out or breaks
 /// the protocol. IO errors end the connection quietly: the peer is gone.
 pub async fn serve_api_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    registry: Registry,
+) {
+    serve_checked_api_connection(stream, registry, None).await;
+}
+
+/// [`serve_api_connection`], with `sim --credential-lifetime`'s `minter`: it answers
+/// `GET /_sim/credentials` and checks every call's signature against the keys it minted.
+pub async fn serve_checked_api_connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     registry: Registry,
+    minter: Option<Arc<Minter>>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     loop {
@@ -76,10 +90,12 @@ pub async fn serve_api_connection<S: AsyncRead + AsyncWrite + Unpin>(
         ) {
             return;
         }
+        let body = buf.get(head.len..end).unwrap_or_default();
+        let minted = minter.as_deref().and_then(|m| minted(m, &head, body));
         let mut content_type = CONTENT_TYPE;
-        let response = if head.method == "POST" && (head.path == "/" || head.path.starts_with("/?"))
-        {
-            let body = buf.get(head.len..end).unwrap_or_default();
+        let response = if let Some(r) = minted {
+            r
+        } else if head.method == "POST" && (head.path == "/" || head.path.starts_with("/?")) {
             let (target, ct) = (head.target.as_deref(), head.content_type.as_deref());
             if sts::is_query(ct) {
                 content_type = sts::CONTENT_TYPE;
@@ -101,6 +117,30 @@ pub async fn serve_api_connection<S: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
     }
+}
+
+/// What `minter` answers itself: the credentials it mints, or a call whose signature fails
+/// its check; `None` lets the API answer.
+fn minted(minter: &Minter, head: &Head, body: &[u8]) -> Option<ApiResponse> {
+    let now = SystemTime::now();
+    if head.method == "GET" && head.path == credentials::PATH {
+        let body = minter.issue(now).to_string().into_bytes();
+        return Some(ApiResponse {
+            status: 200,
+            error_type: None,
+            body,
+        });
+    }
+    let req = SignedRequest {
+        method: &head.method,
+        path: &head.path,
+        headers: &head.headers,
+        body,
+    };
+    (head.method == "POST")
+        .then(|| minter.check_api(&req, now).err())
+        .flatten()
+        .map(|e| ApiResponse::error(&e))
 }
 
 /// An instance's metadata document (the keys pushed with EC2 Instance Connect), or 404.
@@ -197,6 +237,8 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, ApiResponse> {
         let Ok(value) = std::str::from_utf8(h.value).map(str::trim) else {
             return Err(refuse(400, &format!("header {} is not UTF-8", h.name)));
         };
+        head.headers
+            .push((h.name.to_ascii_lowercase(), value.to_owned()));
         match h.name.to_ascii_lowercase().as_str() {
             "content-length" => {
                 let n = value

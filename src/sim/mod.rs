@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod api;
 pub mod aws_error;
+pub mod credentials;
 pub mod demo;
 pub mod demo_sftp;
 pub mod demo_ssh;
@@ -40,6 +41,7 @@ use tokio_tungstenite::MaybeTlsStream;
 
 use crate::ssm::driver::{ws_config, Status, WsStream};
 use agent::AgentKnobs;
+use credentials::Minter;
 use faults::{FaultCounts, FaultPlan};
 use instances::Instance;
 pub use registry::SessionStats;
@@ -65,6 +67,9 @@ pub struct SimOptions {
     pub idle_timeout: Duration,
     /// Refuse data-channel upgrades that are not SigV4-signed with the simulator's key.
     pub require_signed_upgrade: bool,
+    /// Mint credentials that live this long on `GET /_sim/credentials` and accept only
+    /// those ([`credentials`]); `None` accepts any SigV4-shaped call, as before.
+    pub credential_lifetime: Option<Duration>,
     /// IAM actions (`tag:GetResources`, `ssm:StartSession`) answered with AccessDenied, as an
     /// account whose policy lacks them would: how tests and `doctor` runs inject a refusal.
     pub deny: Vec<String>,
@@ -81,6 +86,7 @@ impl Default for SimOptions {
             faults: FaultPlan::default(),
             idle_timeout: Duration::from_secs(20 * 60),
             require_signed_upgrade: false,
+            credential_lifetime: None,
             deny: Vec::new(),
             pushed_keys: instance_connect::PushedKeys::default(),
         }
@@ -92,6 +98,7 @@ pub struct Sim {
     addr: SocketAddr,
     registry: Registry,
     gate: Arc<Gate>,
+    minter: Option<Arc<Minter>>,
     peers: peers::Peers,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -108,10 +115,12 @@ impl Sim {
         registry.deny(&opts.deny);
         registry.use_pushed_keys(opts.pushed_keys.clone());
         let (shutdown, mut stop) = watch::channel(false);
-        let gate = Arc::new(Gate::new(opts.require_signed_upgrade));
+        let minter = opts.credential_lifetime.map(|l| Arc::new(Minter::new(l)));
+        let gate = Arc::new(Gate::new(opts.require_signed_upgrade, minter.clone()));
         let ctx = Arc::new(Ctx {
             registry: registry.clone(),
             gate: gate.clone(),
+            minter: minter.clone(),
             opts,
         });
         let peers = peers::Peers::default();
@@ -138,6 +147,7 @@ impl Sim {
             addr,
             registry,
             gate,
+            minter,
             peers,
             shutdown,
             task,
@@ -175,6 +185,11 @@ impl Sim {
         self.gate.counts()
     }
 
+    /// How many credentials `GET /_sim/credentials` handed out (0 without a lifetime).
+    pub fn credentials_issued(&self) -> u64 {
+        self.minter.as_ref().map_or(0, |m| m.issued())
+    }
+
     /// Connections accepted so far (API calls and data channels), per peer IP address.
     pub fn peers(&self) -> std::collections::BTreeMap<std::net::IpAddr, u64> {
         self.peers.snapshot()
@@ -195,6 +210,7 @@ impl Sim {
 struct Ctx {
     registry: Registry,
     gate: Arc<Gate>,
+    minter: Option<Arc<Minter>>,
     opts: SimOptions,
 }
 
@@ -203,7 +219,10 @@ impl Ctx {
         let _ = stream.set_nodelay(true);
         match sniff_websocket(&stream).await {
             Some(true) => self.serve_websocket(stream).await,
-            Some(false) => http::serve_api_connection(stream, self.registry.clone()).await,
+            Some(false) => {
+                let (registry, minter) = (self.registry.clone(), self.minter.clone());
+                http::serve_checked_api_connection(stream, registry, minter).await
+            }
             None => {}
         }
     }

@@ -8,11 +8,13 @@
 //! use other secrets keep working).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ssm::config::Credentials;
 use tokio_tungstenite::tungstenite::http::Request;
 
+use crate::sim::credentials::Minter;
 use crate::ssm::dial::sign::{sign_request, SERVICE};
 
 /// The access key id the simulator accepts (and prints in its environment lines).
@@ -44,6 +46,9 @@ pub struct UpgradeCounts {
 #[derive(Debug, Default)]
 pub struct Gate {
     required: bool,
+    /// With `sim --credential-lifetime`: upgrades are checked against the minted keys, and
+    /// a signed upgrade with an unknown or expired key is refused even when not `required`.
+    minter: Option<Arc<Minter>>,
     signed: AtomicU64,
     unsigned: AtomicU64,
     invalid: AtomicU64,
@@ -51,27 +56,38 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// `required`: refuse unsigned and wrongly signed upgrades; otherwise admit all.
-    pub fn new(required: bool) -> Self {
+    /// `required`: refuse unsigned and wrongly signed upgrades; otherwise admit all (but see
+    /// `minter`: with it, signatures are checked against its short-lived keys).
+    pub fn new(required: bool, minter: Option<Arc<Minter>>) -> Self {
         Self {
             required,
+            minter,
             ..Self::default()
         }
     }
 
     /// `Err(body of the 403)` when the upgrade must be refused.
     pub fn admit(&self, req: &Request<()>) -> Result<(), String> {
-        let (counter, why) = match verify(req) {
-            Verdict::Valid => (&self.signed, None),
+        let verdict = match &self.minter {
+            Some(m) => verify_with(req, &|key, token| m.upgrade_secret(key, token)),
+            None => verify(req),
+        };
+        let (counter, why, refuse) = match verdict {
+            Verdict::Valid => (&self.signed, None, false),
             Verdict::Unsigned => (
                 &self.unsigned,
                 Some("the request is not signed (SigV4 required)".to_owned()),
+                self.required,
             ),
-            Verdict::Invalid(why) => (&self.invalid, Some(why)),
+            Verdict::Invalid(why) => (
+                &self.invalid,
+                Some(why),
+                self.required || self.minter.is_some(),
+            ),
         };
         counter.fetch_add(1, Ordering::Relaxed);
         match why {
-            Some(why) if self.required => {
+            Some(why) if refuse => {
                 self.refused.fetch_add(1, Ordering::Relaxed);
                 Err(format!("data-channel upgrade refused: {why}"))
             }
@@ -89,12 +105,23 @@ impl Gate {
     }
 }
 
-/// Checks the SigV4 signature of an upgrade request.
+/// Checks the SigV4 signature of an upgrade request against the simulator's fixed key.
 pub fn verify(req: &Request<()>) -> Verdict {
+    verify_with(req, &|key, _| match key {
+        ACCESS_KEY_ID => Ok(SECRET_ACCESS_KEY.to_owned()),
+        other => Err(format!("unknown access key id {other}")),
+    })
+}
+
+/// The secret of an access key id (given the session token sent), or why it is refused.
+type SecretOf<'a> = dyn Fn(&str, Option<&str>) -> Result<String, String> + 'a;
+
+/// Checks the SigV4 signature of an upgrade request, finding secrets with `secret_of`.
+pub fn verify_with(req: &Request<()>, secret_of: &SecretOf<'_>) -> Verdict {
     let Some(auth) = header(req, "authorization") else {
         return Verdict::Unsigned;
     };
-    match check(req, auth) {
+    match check(req, auth, secret_of) {
         Ok(()) => Verdict::Valid,
         Err(why) => Verdict::Invalid(why),
     }
@@ -104,7 +131,7 @@ fn header<'a>(req: &'a Request<()>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-fn check(req: &Request<()>, auth: &str) -> Result<(), String> {
+fn check(req: &Request<()>, auth: &str, secret_of: &SecretOf<'_>) -> Result<(), String> {
     let scope = auth
         .split_once("Credential=")
         .and_then(|(_, rest)| rest.split(',').next())
@@ -116,13 +143,11 @@ fn check(req: &Request<()>, auth: &str) -> Result<(), String> {
     if *service != SERVICE {
         return Err(format!("signed for service {service}, not {SERVICE}"));
     }
-    if *key_id != ACCESS_KEY_ID {
-        return Err(format!("unknown access key id {key_id}"));
-    }
+    let token = header(req, "x-amz-security-token").map(str::to_owned);
+    let secret = secret_of(key_id, token.as_deref())?;
     let date = header(req, "x-amz-date").ok_or("the X-Amz-Date header is missing")?;
     let time = parse_amz_date(date).ok_or_else(|| format!("malformed X-Amz-Date {date}"))?;
-    let token = header(req, "x-amz-security-token").map(str::to_owned);
-    let creds = Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, token, None, "sim");
+    let creds = Credentials::new(*key_id, secret, token, None, "sim");
     let mut expected = Request::builder()
         .uri(req.uri().clone())
         .header("host", header(req, "host").unwrap_or_default())
@@ -137,7 +162,7 @@ fn check(req: &Request<()>, auth: &str) -> Result<(), String> {
 }
 
 /// `20261130T193000Z` → the instant it names (UTC).
-fn parse_amz_date(s: &str) -> Option<SystemTime> {
+pub(crate) fn parse_amz_date(s: &str) -> Option<SystemTime> {
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
     if s.len() != 16 || s.get(8..9) != Some("T") || s.get(15..16) != Some("Z") {
         return None;

@@ -10,6 +10,7 @@ use crate::proxy::{Proxies, ProxyError, ProxyUrl};
 use crate::redact::Redacted;
 use crate::ssm::credentials::{self, Problem};
 use crate::ssm::dial::UpgradeSigner;
+use crate::ssm::identity_cache::CredentialsCache;
 use crate::ssm::sdk;
 pub use crate::ssm::sdk::{AwsSettings, InlineCredentials};
 
@@ -278,15 +279,20 @@ impl SsmApi {
     /// Loads configuration the way the AWS CLI does (env, profile, SSO, IMDS) plus overrides.
     pub async fn new(s: &AwsSettings) -> Self {
         let proxies = Proxies::from_env(&s.proxy);
-        let conf = sdk::load_with(s, &proxies).await;
-        Self::from_config(&conf, s.profile.clone()).with_proxies(proxies)
+        let (conf, cache) = sdk::load_with_cache(s, &proxies).await;
+        Self::from_config(&conf, cache, s.profile.clone()).with_proxies(proxies)
     }
 
-    /// Clients on an SDK configuration `sdk::load` made, shared with other AWS clients;
-    /// `profile` is the one it was loaded for (named in credential errors). Data channels
-    /// and errors assume the environment's proxies until [`Self::with_proxies`] names the ones
-    /// `conf` was loaded with.
-    pub fn from_config(conf: &aws_config::SdkConfig, profile: Option<String>) -> Self {
+    /// Clients on an SDK configuration `sdk::load_with_cache` made, shared with other AWS
+    /// clients; `cache` is the credentials cache it returned with it (the upgrade signer
+    /// refreshes through it), `profile` the one it was loaded for (named in credential
+    /// errors). Data channels and errors assume the environment's proxies until
+    /// [`Self::with_proxies`] names the ones `conf` was loaded with.
+    pub fn from_config(
+        conf: &aws_config::SdkConfig,
+        cache: CredentialsCache,
+        profile: Option<String>,
+    ) -> Self {
         Self {
             proxies: Proxies::from_env(&crate::proxy::ProxySetting::Environment),
             endpoint: proxied::ssm_endpoint(conf),
@@ -294,6 +300,7 @@ impl SsmApi {
             kms: aws_sdk_kms::Client::new(conf),
             signer: UpgradeSigner::new(
                 conf.credentials_provider(),
+                cache,
                 conf.region().map(|r| r.as_ref()),
             ),
             credentials: CredentialsDiagnosis {

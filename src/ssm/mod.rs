@@ -6,6 +6,7 @@ pub mod channel;
 pub mod credentials;
 pub mod dial;
 pub mod driver;
+pub mod identity_cache;
 pub mod kms;
 pub mod message;
 pub mod name_tags;

@@ -8,6 +8,7 @@ use aws_config::BehaviorVersion;
 
 use crate::proxy::{Proxies, ProxySetting};
 use crate::redact::Redacted;
+use crate::ssm::identity_cache::CredentialsCache;
 
 /// AWS settings chosen by config file and flags (anything unset comes from the environment).
 #[derive(Debug, Clone, Default)]
@@ -44,8 +45,20 @@ pub async fn load(s: &AwsSettings) -> aws_config::SdkConfig {
 /// [`load`] with the proxies already resolved (the caller dials data channels through the
 /// same ones).
 pub async fn load_with(s: &AwsSettings, proxies: &Proxies) -> aws_config::SdkConfig {
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).http_client(http_client(proxies));
+    load_with_cache(s, proxies).await.0
+}
+
+/// [`load_with`], plus a handle on the credentials cache its clients share, for callers that
+/// sign outside an SDK call (the data-channel upgrade): they then refresh through the same
+/// cache as the SDK instead of running the chain again.
+pub async fn load_with_cache(
+    s: &AwsSettings,
+    proxies: &Proxies,
+) -> (aws_config::SdkConfig, CredentialsCache) {
+    let cache = CredentialsCache::default();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client(proxies))
+        .identity_cache(cache.clone());
     if let Some(p) = &s.profile {
         loader = loader.profile_name(p);
     }
@@ -64,7 +77,7 @@ pub async fn load_with(s: &AwsSettings, proxies: &Proxies) -> aws_config::SdkCon
     if let Some(u) = &s.endpoint_url {
         loader = loader.endpoint_url(u);
     }
-    loader.load().await
+    (loader.load().await, cache)
 }
 
 /// The SDK's default HTTPS client (rustls with aws-lc, as `default_https_client` builds it)

@@ -8,6 +8,7 @@ use crate::instance_connect::{key, InstanceConnect, InstanceConnectError};
 use crate::redact::Redacted;
 use crate::ssh::{self, Bastion, SshError, SshSettings};
 use crate::ssm::api::{ApiError, SsmApi};
+use crate::ssm::credentials::Problem;
 use crate::ssm::session::{OpenError, SessionOptions};
 use crate::ssm::target;
 
@@ -36,6 +37,24 @@ impl ConnectError {
             Self::Ssh(s) => s.is_permanent(),
             Self::Timeout { .. } => false,
             Self::InstanceConnect(i) => !i.is_transient(),
+        }
+    }
+
+    /// The credential problem behind this failure when a human must fix it (log in again,
+    /// MFA, a failing `credential_process`, expired keys) and then the slot can retry: not
+    /// an unknown profile, which is a configuration error.
+    pub fn credentials_problem(&self) -> Option<&Problem> {
+        let api = match self {
+            Self::Target(target::TargetError::Api(a)) => a,
+            Self::Ssh(SshError::Session {
+                source: OpenError::Api(a),
+                ..
+            }) => a,
+            _ => return None,
+        };
+        match api {
+            ApiError::Credentials(p) if !p.is_config() => Some(p),
+            _ => None,
         }
     }
 }

@@ -53,6 +53,9 @@ pub struct PoolOptions {
     /// SSM endpoint that wins over `AWS_ENDPOINT_URL`; `demo` points its pools at its own
     /// simulator with it, without touching the process environment.
     pub endpoint_url: Option<String>,
+    /// How often a slot whose credentials need a human tries them again (besides on every
+    /// client request): 30 s, or `SESSION_PROXY_CREDENTIALS_RETRY_SECS`.
+    pub credentials_retry: Duration,
     /// The config file's `proxy:` for the pools' SSM calls and data channels.
     pub proxy: ProxySetting,
 }
@@ -69,6 +72,9 @@ impl PoolOptions {
             session: SessionOptions::default(),
             known_hosts: state_dir.join("known_hosts"),
             endpoint_url: None,
+            credentials_retry: state::credentials_retry(
+                std::env::var(state::CREDENTIALS_RETRY_ENV).ok().as_deref(),
+            ),
             proxy: ProxySetting::Environment,
         }
     }
@@ -130,6 +136,9 @@ struct Inner {
     stop: watch::Sender<bool>,
     totals: Arc<Totals>,
     cursor: AtomicUsize,
+    /// Bumped when a client asks for a stream while the credentials need a human: the slots
+    /// waiting for them try again at once.
+    retry_credentials: watch::Sender<u64>,
 }
 
 /// A pool of SSH connections for one upstream.
@@ -191,6 +200,7 @@ impl Pool {
             stop: watch::channel(false).0,
             totals: Arc::default(),
             cursor: AtomicUsize::new(0),
+            retry_credentials: watch::channel(0).0,
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -243,6 +253,7 @@ impl Pool {
         let started = tokio::time::Instant::now();
         let deadline = started + timeout;
         let mut rx = self.inner.changed.subscribe();
+        let mut nudged = false;
         loop {
             rx.borrow_and_update();
             if *self.inner.stop.borrow() {
@@ -252,11 +263,22 @@ impl Pool {
             if slots.iter().any(Slot::is_up) {
                 return Ok(());
             }
+            // The credentials need a human: wait for one attempt now (the user may have logged
+            // in), then refuse with the command to run; the slots keep retrying meanwhile.
+            if state::awaiting_credentials(&slots) {
+                if nudged {
+                    return Err(self.inner.gave_up_error(started.elapsed()));
+                }
+                nudged = true;
+                self.inner
+                    .retry_credentials
+                    .send_modify(|n| *n = n.wrapping_add(1));
+            }
             // Every slot gave up: nothing will change until the pool is rebuilt.
             if state::gave_up(&slots) {
                 return Err(self.inner.gave_up_error(started.elapsed()));
             }
-            if fail_fast && state::failing_persistently(&slots) {
+            if fail_fast && !nudged && state::failing_persistently(&slots) {
                 return Err(self.inner.not_ready(started.elapsed()));
             }
             if tokio::time::timeout_at(deadline, rx.changed())
@@ -475,14 +497,17 @@ impl Inner {
     fn connect_failed(&self, index: usize, target: &str, e: ConnectError) -> Option<Duration> {
         let text = e.to_string();
         let permanent = e.is_permanent();
-        let policy = self.opts.backoff;
+        let credentials = e.credentials_problem().is_some();
+        let (policy, retry) = (self.opts.backoff, self.opts.credentials_retry);
         let now = Instant::now();
         let (delay, all_gave_up, before, after) = {
             let mut slots = lock(&self.slots);
             let before = copies_of(&slots);
             let delay = slots.get_mut(index).and_then(|s| {
                 s.failure = Some(Arc::new(e));
-                if permanent {
+                if credentials {
+                    Some(s.slot.on_credentials_expired(now, text.clone(), retry))
+                } else if permanent {
                     s.slot
                         .on_permanent_failure(now, text.clone(), &policy, unit())
                 } else {
@@ -498,6 +523,9 @@ impl Inner {
         self.bump();
         let name = &self.cfg.name;
         match delay {
+            Some(d) if credentials => {
+                tracing::warn!(upstream = %name, "connection {index}: {text}; trying again in {}s and on the next request", d.as_secs())
+            }
             Some(d) => {
                 tracing::warn!(upstream = %name, "connection {index} to {target} failed: {text}; retrying in {:.1}s", d.as_secs_f64())
             }

@@ -49,6 +49,18 @@ impl BackoffPolicy {
     }
 }
 
+/// Overrides the retry period of credentials that need a human (seconds), so tests need
+/// not wait the default 30 s.
+pub const CREDENTIALS_RETRY_ENV: &str = "SESSION_PROXY_CREDENTIALS_RETRY_SECS";
+
+/// The retry period for credentials that need a human: `env` seconds if a positive number,
+/// else 30 s (slow: each attempt may run `credential_process` or an SSO round trip).
+pub fn credentials_retry(env: Option<&str>) -> Duration {
+    env.and_then(|v| v.trim().parse().ok())
+        .filter(|&secs| secs > 0)
+        .map_or(Duration::from_secs(30), Duration::from_secs)
+}
+
 /// Where a connection slot is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -63,6 +75,10 @@ pub enum Phase {
     /// Gave up: every target failed with an error that will not fix itself (credentials,
     /// an unknown instance, keys refused). Only a new pool (`connect`, `reload`) tries again.
     Failed,
+    /// The credentials need a human (SSO login, MFA, a failing `credential_process`, expired
+    /// keys). Unlike `Failed` the slot keeps trying, on a slow schedule and whenever a client
+    /// asks for a stream, so the upstream comes back by itself once the user has logged in.
+    CredentialsExpired { until: Instant },
     /// Shut down for good.
     Stopped,
 }
@@ -76,6 +92,7 @@ impl Phase {
             Self::Up => "up",
             Self::Waiting { .. } => "backoff",
             Self::Failed => "failed",
+            Self::CredentialsExpired { .. } => "credentials expired",
             Self::Stopped => "stopped",
         }
     }
@@ -167,6 +184,29 @@ impl Slot {
         None
     }
 
+    /// A connect attempt failed on credentials a human must renew: no failover (every target
+    /// shares the credentials), retry after `retry` (slow: each attempt may run an SSO or
+    /// `credential_process` round trip). Returns the delay.
+    pub fn on_credentials_expired(
+        &mut self,
+        now: Instant,
+        error: String,
+        retry: Duration,
+    ) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        self.permanent = 0;
+        self.up_since = None;
+        self.last_error = Some(error);
+        self.failed_at = Some(now);
+        self.phase = Phase::CredentialsExpired { until: now + retry };
+        retry
+    }
+
+    /// True while the slot waits for credentials to work again.
+    pub fn awaits_credentials(&self) -> bool {
+        matches!(self.phase, Phase::CredentialsExpired { .. })
+    }
+
     /// A connection that was up died. A long-lived one restarts the backoff schedule.
     pub fn on_lost(
         &mut self,
@@ -237,11 +277,13 @@ pub enum PoolState {
     Degraded,
     /// No slot up and at least one has failed.
     Down,
+    /// No slot up, and the credentials need a human (`last_error` names the command).
+    CredentialsExpired,
     Stopped,
 }
 
 impl PoolState {
-    /// The name `status` shows (the same as the JSON form).
+    /// The name `status` shows (the JSON form, but with a space in "credentials expired").
     pub fn label(self) -> &'static str {
         match self {
             Self::Idle => "idle",
@@ -249,6 +291,7 @@ impl PoolState {
             Self::Up => "up",
             Self::Degraded => "degraded",
             Self::Down => "down",
+            Self::CredentialsExpired => "credentials expired",
             Self::Stopped => "stopped",
         }
     }
@@ -273,6 +316,8 @@ pub fn pool_state(slots: &[Slot]) -> PoolState {
         PoolState::Up
     } else if up > 0 {
         PoolState::Degraded
+    } else if slots.iter().any(Slot::awaits_credentials) {
+        PoolState::CredentialsExpired
     } else if slots.iter().all(|s| s.failures == 0) {
         PoolState::Connecting
     } else {
@@ -305,6 +350,12 @@ pub fn failing_persistently(slots: &[Slot]) -> bool {
 /// rebuilt, so waiting for it is pointless.
 pub fn gave_up(slots: &[Slot]) -> bool {
     !slots.is_empty() && slots.iter().all(|s| s.phase == Phase::Failed)
+}
+
+/// True when every slot waits for credentials: a client asking for a stream is refused at
+/// once with the command to run, rather than waiting for a login that takes a human.
+pub fn awaiting_credentials(slots: &[Slot]) -> bool {
+    !slots.is_empty() && slots.iter().all(Slot::awaits_credentials)
 }
 
 /// What stream placement needs to know about a connection.
@@ -340,248 +391,4 @@ pub fn pick_from(conns: &[ConnView], start: usize) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
-
-    #[test]
-    fn backoff_doubles_from_half_a_second_to_thirty_seconds_with_jitter_in_the_upper_half() {
-        let p = BackoffPolicy::default();
-        // (failures, unit, expected)
-        let cases = [
-            (1, 0.0, ms(250)),
-            (1, 0.999_999, ms(500)),
-            (2, 0.0, ms(500)),
-            (2, 0.5, ms(750)),
-            (3, 0.0, ms(1000)),
-            (4, 1.0, ms(4000)),
-            (6, 0.0, ms(8_000)),
-            (7, 0.0, ms(15_000)), // 32 s capped at 30 s
-            (8, 0.0, ms(15_000)),
-            (8, 1.0, ms(30_000)),
-            (1000, 1.0, ms(30_000)),
-            (0, 0.0, ms(250)),
-        ];
-        for (failures, unit, want) in cases {
-            let got = p.delay(failures, unit);
-            assert!(
-                got.abs_diff(want) <= ms(1),
-                "failures={failures} unit={unit}: {got:?} != {want:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn backoff_tolerates_bad_randomness() {
-        let p = BackoffPolicy::default();
-        assert_eq!(p.delay(1, f64::NAN), ms(250));
-        assert_eq!(p.delay(1, -3.0), ms(250));
-        assert_eq!(p.delay(1, 7.0), ms(500));
-    }
-
-    #[test]
-    fn slots_start_round_robin_over_targets_and_fail_over_to_the_next() {
-        let starts: Vec<usize> = (0..5).map(|i| Slot::new(i, 3).target).collect();
-        assert_eq!(starts, [0, 1, 2, 0, 1]);
-        let p = BackoffPolicy::default();
-        let now = Instant::now();
-        let mut s = Slot::new(2, 3);
-        s.on_connecting();
-        s.on_connect_failed(now, "boom".into(), &p, 0.0);
-        assert_eq!(s.target, 0);
-        assert_eq!(s.last_error.as_deref(), Some("boom"));
-        s.on_connect_failed(now, "boom".into(), &p, 0.0);
-        assert_eq!(s.target, 1);
-        // A single target fails over to itself.
-        let mut one = Slot::new(3, 1);
-        one.on_connect_failed(now, "x".into(), &p, 0.0);
-        assert_eq!(one.target, 0);
-    }
-
-    #[test]
-    fn consecutive_failures_grow_the_delay_and_a_stable_connection_resets_it() {
-        let p = BackoffPolicy::default();
-        let t0 = Instant::now();
-        let mut s = Slot::new(0, 1);
-        let d: Vec<Duration> = (0..4)
-            .map(|_| s.on_connect_failed(t0, "e".into(), &p, 0.0))
-            .collect();
-        assert_eq!(d, [ms(250), ms(500), ms(1000), ms(2000)]);
-        assert_eq!(
-            s.phase,
-            Phase::Waiting {
-                until: t0 + ms(2000)
-            }
-        );
-        // Up briefly, then lost: still backing off.
-        s.on_up(t0);
-        assert!(s.is_up());
-        assert_eq!(s.on_lost(t0 + ms(100), "lost".into(), &p, 0.0), ms(4000));
-        // Up for longer than `stable_after`, then lost: back to the first step.
-        s.on_up(t0);
-        assert_eq!(
-            s.on_lost(t0 + p.stable_after, "lost".into(), &p, 0.0),
-            ms(250)
-        );
-        assert_eq!(s.connects, 2);
-    }
-
-    fn slot(phase: Phase, failures: u32) -> Slot {
-        Slot {
-            phase,
-            failures,
-            ..Slot::new(0, 1)
-        }
-    }
-
-    #[test]
-    fn pool_state_summarises_slots() {
-        let w = Phase::Waiting {
-            until: Instant::now(),
-        };
-        let cases = [
-            (vec![], PoolState::Stopped),
-            (
-                vec![slot(Phase::Idle, 0), slot(Phase::Idle, 0)],
-                PoolState::Idle,
-            ),
-            (
-                vec![slot(Phase::Connecting, 0), slot(Phase::Idle, 0)],
-                PoolState::Connecting,
-            ),
-            (vec![slot(Phase::Up, 0), slot(Phase::Up, 0)], PoolState::Up),
-            (vec![slot(Phase::Up, 0), slot(w, 1)], PoolState::Degraded),
-            (
-                vec![slot(Phase::Connecting, 2), slot(w, 1)],
-                PoolState::Down,
-            ),
-            (
-                vec![slot(Phase::Stopped, 0), slot(Phase::Stopped, 3)],
-                PoolState::Stopped,
-            ),
-        ];
-        for (slots, want) in cases {
-            assert_eq!(pool_state(&slots), want, "{slots:?}");
-        }
-    }
-
-    #[test]
-    fn pool_state_labels_are_its_json_names() {
-        use PoolState::*;
-        for st in [Idle, Connecting, Up, Degraded, Down, Stopped] {
-            let json = serde_json::to_value(st).unwrap();
-            assert_eq!(json, st.label(), "{st:?}");
-            assert_eq!(serde_json::from_value::<PoolState>(json).unwrap(), st);
-        }
-    }
-
-    #[test]
-    fn up_since_and_reconnects_follow_the_slot_life() {
-        let p = BackoffPolicy::default();
-        let t0 = Instant::now();
-        let mut s = Slot::new(0, 1);
-        assert_eq!((s.up_since(), s.reconnects()), (None, 0));
-        s.on_up(t0);
-        assert_eq!((s.up_since(), s.reconnects()), (Some(t0), 0));
-        s.on_lost(t0 + ms(10), "lost".into(), &p, 0.0);
-        assert_eq!(s.up_since(), None);
-        s.on_up(t0 + ms(20));
-        assert_eq!((s.up_since(), s.reconnects()), (Some(t0 + ms(20)), 1));
-    }
-
-    #[test]
-    fn last_error_is_the_most_recent_failure_of_any_slot() {
-        let p = BackoffPolicy::default();
-        let t0 = Instant::now();
-        let mut a = Slot::new(0, 2);
-        let mut b = Slot::new(1, 2);
-        assert_eq!(last_error(&[a.clone(), b.clone()]), None);
-        b.on_connect_failed(t0 + ms(5), "newer".into(), &p, 0.0);
-        a.on_connect_failed(t0, "older".into(), &p, 0.0);
-        assert_eq!(last_error(&[a.clone(), b.clone()]), Some("newer"));
-        assert_eq!(last_failure(&[a, b]), Some((t0 + ms(5), "newer")));
-    }
-
-    #[test]
-    fn only_repeated_failures_of_every_slot_count_as_persistent() {
-        let cases = [
-            (vec![], false),
-            (
-                vec![slot(Phase::Connecting, 2), slot(Phase::Connecting, 3)],
-                true,
-            ),
-            (
-                vec![slot(Phase::Connecting, 2), slot(Phase::Connecting, 1)],
-                false,
-            ),
-            (vec![slot(Phase::Up, 2), slot(Phase::Connecting, 3)], false),
-            (vec![slot(Phase::Idle, 0)], false),
-        ];
-        for (slots, want) in cases {
-            assert_eq!(failing_persistently(&slots), want, "{slots:?}");
-        }
-    }
-
-    #[test]
-    fn a_permanent_error_tries_each_target_once_then_gives_up() {
-        let p = BackoffPolicy::default();
-        let t0 = Instant::now();
-        let mut s = Slot::new(0, 2);
-        assert_eq!(
-            s.on_permanent_failure(t0, "no".into(), &p, 0.0),
-            Some(ms(250))
-        );
-        assert_eq!(s.target, 1);
-        assert_eq!(s.on_permanent_failure(t0, "no".into(), &p, 0.0), None);
-        assert_eq!(s.phase, Phase::Failed);
-        assert_eq!(s.phase.label(), "failed");
-        assert_eq!(s.last_error.as_deref(), Some("no"));
-        assert!(gave_up(&[s.clone()]));
-        // A transient failure in between restarts the count: target 0 may have been down.
-        let mut t = Slot::new(0, 2);
-        t.on_permanent_failure(t0, "no".into(), &p, 0.0);
-        t.on_connect_failed(t0, "net".into(), &p, 0.0);
-        assert!(t.on_permanent_failure(t0, "no".into(), &p, 0.0).is_some());
-        // One target: the first permanent error is the last.
-        let mut one = Slot::new(0, 1);
-        assert_eq!(one.on_permanent_failure(t0, "no".into(), &p, 0.0), None);
-        assert!(!gave_up(&[one, Slot::new(1, 1)]));
-        assert!(!gave_up(&[]));
-    }
-
-    fn c(healthy: bool, open_streams: usize) -> ConnView {
-        ConnView {
-            healthy,
-            open_streams,
-        }
-    }
-
-    #[test]
-    fn pick_chooses_the_least_loaded_healthy_connection() {
-        let cases: [(&[ConnView], Option<usize>); 6] = [
-            (&[], None),
-            (&[c(false, 0), c(false, 0)], None),
-            (&[c(true, 3), c(true, 1), c(true, 2)], Some(1)),
-            (&[c(false, 0), c(true, 5)], Some(1)),
-            (&[c(true, 2), c(true, 2)], Some(0)),
-            (&[c(true, 1), c(false, 0), c(true, 1)], Some(0)),
-        ];
-        for (conns, want) in cases {
-            assert_eq!(pick(conns), want, "{conns:?}");
-        }
-    }
-
-    #[test]
-    fn pick_from_breaks_ties_round_robin_from_the_cursor() {
-        let conns = [c(true, 0), c(false, 0), c(true, 0)];
-        assert_eq!(pick_from(&conns, 0), Some(0));
-        assert_eq!(pick_from(&conns, 1), Some(2));
-        assert_eq!(pick_from(&conns, 2), Some(2));
-        assert_eq!(pick_from(&conns, 3), Some(0));
-        // Load still wins over the cursor.
-        assert_eq!(pick_from(&[c(true, 0), c(true, 1)], 1), Some(0));
-    }
-}
+mod tests;

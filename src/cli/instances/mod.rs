@@ -124,9 +124,9 @@ async fn list(
     settings: &AwsSettings,
     filters: &[(String, Vec<String>)],
 ) -> anyhow::Result<Listing> {
-    let conf = sdk::load(settings).await;
-    let api = SsmApi::from_config(&conf, settings.profile.clone())
-        .with_proxies(crate::proxy::Proxies::from_env(&settings.proxy));
+    let proxies = crate::proxy::Proxies::from_env(&settings.proxy);
+    let (conf, cache) = sdk::load_with_cache(settings, &proxies).await;
+    let api = SsmApi::from_config(&conf, cache, settings.profile.clone()).with_proxies(proxies);
     let tags = NameTags::new(&conf);
     let (listing, names) = tokio::join!(api.list_instances(filters), tags.fetch(LIST_CAP));
     let mut listing = listing.context("listing managed instances")?;

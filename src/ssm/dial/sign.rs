@@ -6,13 +6,14 @@
 //! signed with the SDK's own signer: service `ssmmessages`, the client's region, signed
 //! headers `host;x-amz-date` (plus the session token header when there is one).
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use aws_sdk_ssm::config::{Credentials, ProvideCredentials, SharedCredentialsProvider};
+use aws_sdk_ssm::config::{Credentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Request};
+
+use crate::ssm::identity_cache::CredentialsCache;
 
 /// The signing name of the data-channel endpoints.
 pub const SERVICE: &str = "ssmmessages";
@@ -27,64 +28,43 @@ pub enum SignError {
     Signer(String),
 }
 
-/// Credentials this close to their expiry are fetched again before signing.
-const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
-
 /// Signs upgrades with the credentials of the SDK config the SSM client was built from.
 ///
-/// The config's provider is the bare chain (the SDK caches in front of it per client), so the
-/// signer keeps the last credentials itself: a resume then signs without another trip to
-/// SSO, STS or IMDS, and fetches again only near their expiry.
+/// It asks the SDK's own credentials cache ([`CredentialsCache`]), the one StartSession and
+/// ResumeSession just went through: no second copy of the credentials, and a refresh (say
+/// `credential_process` handing out keys that expire in minutes) happens once, in the SDK,
+/// for the API call and the upgrade that follows it.
 #[derive(Debug, Clone)]
 pub struct UpgradeSigner {
-    provider: SharedCredentialsProvider,
+    cache: CredentialsCache,
     region: String,
-    cached: Arc<Mutex<Option<Credentials>>>,
 }
 
 impl UpgradeSigner {
     /// `None` when the config has no credentials provider or no region: upgrades stay unsigned.
-    pub fn new(provider: Option<SharedCredentialsProvider>, region: Option<&str>) -> Option<Self> {
+    pub fn new(
+        provider: Option<SharedCredentialsProvider>,
+        cache: CredentialsCache,
+        region: Option<&str>,
+    ) -> Option<Self> {
+        provider?;
         Some(Self {
-            provider: provider?,
+            cache,
             region: region?.to_owned(),
-            cached: Arc::default(),
         })
     }
 
     /// Signs `req` in place; leaves it unsigned when no credentials can be had (as before
     /// signing existed), since the service itself does not require the signature.
     pub async fn sign(&self, req: &mut Request<()>) -> Result<(), SignError> {
-        let Some(creds) = self.credentials().await else {
-            return Ok(());
-        };
-        sign_request(req, &creds, &self.region, SystemTime::now())
-    }
-
-    /// The cached credentials while fresh, else the provider's (cached in turn).
-    async fn credentials(&self) -> Option<Credentials> {
-        let fresh = |c: &Credentials| {
-            c.expiry()
-                .is_none_or(|t| t > SystemTime::now() + REFRESH_BEFORE_EXPIRY)
-        };
-        let cached = self
-            .cached
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(c) = cached.filter(fresh) {
-            return Some(c);
-        }
-        match self.provider.provide_credentials().await {
-            Ok(c) => {
-                *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
-                Some(c)
-            }
+        let creds = match self.cache.credentials().await {
+            Ok(c) => c,
             Err(e) => {
                 tracing::debug!("data-channel upgrade left unsigned: no credentials ({e})");
-                None
+                return Ok(());
             }
-        }
+        };
+        sign_request(req, &creds, &self.region, SystemTime::now())
     }
 }
 

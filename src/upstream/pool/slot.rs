@@ -43,6 +43,8 @@ pub(super) async fn run_slot(inner: Arc<Inner>, index: usize) {
         let Some(target_name) = inner.cfg.targets.get(target_index).cloned() else {
             break;
         };
+        // Subscribed before the attempt, so a client's nudge during it is not lost.
+        let mut nudges = inner.retry_credentials.subscribe();
         let attempt = tokio::time::timeout(
             inner.opts.connect_timeout,
             inner.connect(index, target_name.as_str()),
@@ -70,8 +72,12 @@ pub(super) async fn run_slot(inner: Arc<Inner>, index: usize) {
             }
         };
         let Some(delay) = delay else { break };
+        let awaits_credentials = super::lock(&inner.slots)
+            .get(index)
+            .is_some_and(|e| e.slot.awaits_credentials());
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
+            Ok(()) = nudges.changed(), if awaits_credentials => {}
             _ = stop.wait_for(|s| *s) => break,
             () = inner.surplus(index) => {}
         }
