@@ -374,18 +374,15 @@ fn botocore_gets_the_services_codes_for_minted_expired_unknown_and_badly_signed_
         credential_lifetime: Some(Duration::from_secs(3)),
         ..SimOptions::default()
     });
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(BOTOCORE_SCRIPT)
-        .env("AWS_ENDPOINT_URL", &sim.endpoint)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("python3 (with botocore: pip install boto3) is needed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "botocore failed:\n{stdout}\n{stderr}");
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", sim.endpoint.as_str()),
+        ("AWS_CONFIG_FILE", "/dev/null"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec();
+    let stdout = botocore(BOTOCORE_SCRIPT, &[], &env);
     for want in [
         "fresh ok",
         "badsig InvalidSignatureException 400",

@@ -362,16 +362,7 @@ print("ok")
 #[test]
 fn botocore_parses_the_simulated_get_caller_identity() {
     let sim = sim();
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(BOTOCORE_STS)
-        .arg(&sim.endpoint)
-        .envs(sim.env())
-        .output()
-        .expect("python3 (with botocore: pip install boto3) is needed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "botocore failed:\n{stdout}\n{stderr}");
+    let stdout = botocore(BOTOCORE_STS, &[&sim.endpoint], &sim.env());
     assert!(
         stdout.contains(
             "identity 123456789012 arn:aws:iam::123456789012:user/session-proxy-sim AKIASIMULATOR0000000"

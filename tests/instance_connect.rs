@@ -13,8 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    http_server, instance, random_file, sha256_file, sim_settings, ssh_cmd, user, Serve, SimHandle,
-    Sshd,
+    botocore, http_server, instance, random_file, sha256_file, sim_settings, ssh_cmd, user, Serve,
+    SimHandle, Sshd,
 };
 use session_proxy::instance_connect::{key, InstanceConnect};
 use session_proxy::sim::instance_connect::PushedKeys;
@@ -264,17 +264,7 @@ print("ok")
 fn botocore_parses_send_ssh_public_key_answers_and_errors() {
     let r = rig(Duration::from_secs(60));
     let public = key::openssh_line(key::ephemeral().public_key()).unwrap();
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(BOTOCORE_SCRIPT)
-        .arg(&public)
-        .arg(ID)
-        .envs(r.sim.env())
-        .output()
-        .expect("python3 (with botocore: pip install boto3) is needed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "botocore failed:\n{stdout}\n{stderr}");
+    let stdout = botocore(BOTOCORE_SCRIPT, &[&public, ID], &r.sim.env());
     assert!(
         stdout.contains("unknown EC2InstanceNotFoundException"),
         "{stdout}"

@@ -231,18 +231,7 @@ print("sizes", sizes, "ids", len(ids))
 #[test]
 fn botocore_pages_the_simulated_describe_instance_information() {
     let sim = fleet();
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(BOTOCORE_PAGES)
-        .envs(sim.env())
-        .output()
-        .expect("python3 (with botocore: pip install boto3) is needed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "botocore failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = botocore(BOTOCORE_PAGES, &[], &sim.env());
     assert!(
         stdout.contains(&format!("sizes [50, {}] ids {FLEET}", FLEET - 50)),
         "{stdout}"
@@ -310,18 +299,7 @@ except tags.exceptions.InvalidParameterException as e:
 #[test]
 fn botocore_pages_the_simulated_get_resources() {
     let (sim, _) = big_named_fleet();
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(BOTOCORE_TAGS)
-        .envs(sim.env())
-        .output()
-        .expect("python3 (with botocore: pip install boto3) is needed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "botocore failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = botocore(BOTOCORE_TAGS, &[], &sim.env());
     let want = format!(
         "sizes [100, 100, 31] arns 231 one arn:aws:ec2:us-east-1:123456789012:instance/{}",
         id(7)

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::botocore;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -69,16 +71,7 @@ print("ok")
 #[test]
 fn botocore_parses_the_simulated_kms_and_gets_its_error_codes() {
     let sim = sim_with_kms();
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(BOTOCORE_SCRIPT)
-        .arg(ARN)
-        .envs(sim.env())
-        .output()
-        .expect("python3 (with botocore: pip install boto3) is needed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "botocore failed:\n{stdout}\n{stderr}");
+    let stdout = botocore(BOTOCORE_SCRIPT, &[ARN], &sim.env());
     assert!(
         stdout.contains("wrong-context InvalidCiphertextException"),
         "{stdout}"

@@ -378,3 +378,20 @@ pub fn sim_settings(endpoint: Option<String>) -> session_proxy::ssm::api::AwsSet
         ..Default::default()
     }
 }
+
+/// Runs the botocore `script` (`python3 -c script args...`) with `env` and returns its
+/// stdout; fails the test with both streams when the script fails. botocore is the reference
+/// parser the simulator's answers are checked against (`.ci/run` installs it).
+pub fn botocore(script: &str, args: &[&str], env: &[(String, String)]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("python3 (with botocore: pip install boto3) is needed");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "botocore failed:\n{stdout}\n{stderr}");
+    stdout
+}
