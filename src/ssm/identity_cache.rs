@@ -73,24 +73,12 @@ impl CredentialsCache {
             .inner
             .resolve_cached_identity(last.resolver, &last.components, &bag)
             .await
-            .map_err(|e| CacheError::Provider(error_chain(e.as_ref())))?;
+            .map_err(|e| CacheError::Provider(crate::ssm::api::display_chain(e.as_ref())))?;
         identity
             .data::<Credentials>()
             .cloned()
             .ok_or(CacheError::NotCredentials)
     }
-}
-
-/// `e` and its sources on one line (`Display` only, never `Debug`).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 impl ResolveCachedIdentity for CredentialsCache {

@@ -184,13 +184,7 @@ where
         let code = e.code().unwrap_or("Unknown");
         return KmsError::from_code(operation, key_id, code, e.message().unwrap_or_default());
     }
-    let mut message = err.to_string();
-    let mut cause = std::error::Error::source(&err);
-    while let Some(c) = cause {
-        message.push_str(": ");
-        message.push_str(&c.to_string());
-        cause = c.source();
-    }
+    let message = crate::ssm::api::display_chain(&err);
     KmsError::Transport { operation, message }
 }
 

@@ -167,7 +167,7 @@ pub async fn run(
         {
             e.to_string()
         }
-        Err(e) => error_chain(&e),
+        Err(e) => crate::ssm::api::display_chain(&e),
     }
 }
 
@@ -190,16 +190,4 @@ fn kms_offer(key_id: String) -> KmsOffer {
 /// the session is KMS-encrypted (the handshake carries the KMS action).
 pub fn needs_handshake(session_type: &str, kms: bool) -> bool {
     kms || !matches!(session_type, "Standard_Stream" | "InteractiveCommands")
-}
-
-/// `e` and its causes on one line, as the service's channel_closed Output.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }
