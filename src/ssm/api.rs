@@ -278,23 +278,30 @@ impl CredentialsDiagnosis {
 impl SsmApi {
     /// Loads configuration the way the AWS CLI does (env, profile, SSO, IMDS) plus overrides.
     pub async fn new(s: &AwsSettings) -> Self {
-        let proxies = Proxies::from_env(&s.proxy);
-        let (conf, cache) = sdk::load_with_cache(s, &proxies).await;
-        Self::from_config(&conf, cache, s.profile.clone()).with_proxies(proxies)
+        Self::load(s).await.0
     }
 
-    /// Clients on an SDK configuration `sdk::load_with_cache` made, shared with other AWS
-    /// clients; `cache` is the credentials cache it returned with it (the upgrade signer
-    /// refreshes through it), `profile` the one it was loaded for (named in credential
-    /// errors). Data channels and errors assume the environment's proxies until
-    /// [`Self::with_proxies`] names the ones `conf` was loaded with.
-    pub fn from_config(
+    /// [`Self::new`], also returning the SDK configuration, so another client (the tagging
+    /// API of `instances`) shares its credentials cache, proxies and endpoint.
+    pub async fn load(s: &AwsSettings) -> (Self, aws_config::SdkConfig) {
+        let proxies = Proxies::from_env(&s.proxy);
+        let (conf, cache) = sdk::load_with_cache(s, &proxies).await;
+        let api = Self::from_config(&conf, cache, s.profile.clone(), proxies);
+        (api, conf)
+    }
+
+    /// Clients on `conf`; `cache` is the credentials cache `sdk::load_with_cache` returned
+    /// with it (the upgrade signer refreshes through it), `profile` the one it was loaded
+    /// for (named in credential errors), `proxies` the ones it was loaded with (data channels
+    /// go through them and errors name them).
+    fn from_config(
         conf: &aws_config::SdkConfig,
         cache: CredentialsCache,
         profile: Option<String>,
+        proxies: Proxies,
     ) -> Self {
         Self {
-            proxies: Proxies::from_env(&crate::proxy::ProxySetting::Environment),
+            proxies,
             endpoint: proxied::ssm_endpoint(conf),
             client: aws_sdk_ssm::Client::new(conf),
             kms: aws_sdk_kms::Client::new(conf),
@@ -326,13 +333,6 @@ impl SsmApi {
     /// The proxy SSM API calls go through (`None`: directly).
     pub fn ssm_proxy(&self) -> Option<&crate::proxy::ProxyUrl> {
         self.proxies.for_url(&self.endpoint)
-    }
-
-    /// The proxies the SDK configuration was loaded with (`sdk::load_with`, or `sdk::load`
-    /// from the same settings): data channels go through them and errors name them.
-    pub fn with_proxies(mut self, proxies: Proxies) -> Self {
-        self.proxies = proxies;
-        self
     }
 
     /// The proxies data channels are dialled through (the SDK's own).

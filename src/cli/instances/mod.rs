@@ -21,7 +21,6 @@ use crate::config::Config;
 use crate::exit::StdoutError;
 use crate::ssm::api::{AwsSettings, ListedInstance, Listing, SsmApi, LIST_CAP};
 use crate::ssm::name_tags::NameTags;
-use crate::ssm::sdk;
 
 /// Shown under `instances --help`: where the NAME column comes from.
 const NAME_NOTE: &str = "NAME is the instance's Name tag (read with tag:GetResources), else the Name SSM \
@@ -124,9 +123,7 @@ async fn list(
     settings: &AwsSettings,
     filters: &[(String, Vec<String>)],
 ) -> anyhow::Result<Listing> {
-    let proxies = crate::proxy::Proxies::from_env(&settings.proxy);
-    let (conf, cache) = sdk::load_with_cache(settings, &proxies).await;
-    let api = SsmApi::from_config(&conf, cache, settings.profile.clone()).with_proxies(proxies);
+    let (api, conf) = SsmApi::load(settings).await;
     let tags = NameTags::new(&conf);
     let (listing, names) = tokio::join!(api.list_instances(filters), tags.fetch(LIST_CAP));
     let mut listing = listing.context("listing managed instances")?;
