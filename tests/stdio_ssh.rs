@@ -419,3 +419,48 @@ fn a_closed_port_on_the_instance_is_one_line_naming_instance_and_port_and_68() {
     );
     assert!(out.stdout.is_empty(), "nothing on stdout");
 }
+
+/// A number in `stdio -v`'s summary line, by its label ("messages received", "link reads").
+fn summary_count(stderr: &str, label: &str) -> Option<u64> {
+    let line = stderr.lines().find(|l| l.contains(" summary: "))?;
+    let field = line.split(", ").find(|f| f.ends_with(label))?;
+    field
+        .strip_suffix(label)?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+}
+
+/// The real agent sends a 1 KiB message, sleeps 1 ms, and sends the next. Once such a stream
+/// is steady the client raises its socket's receive low-water mark and reads several messages
+/// per wake-up (`driver::batch`): far fewer link reads than messages, and the file arrives
+/// byte-exact. One wake-up per message, as before batching, fails the ratio.
+#[test]
+fn a_download_at_the_agents_pace_is_read_several_messages_per_wake_up() {
+    let sshd = Sshd::start();
+    let mut opts = SimOptions {
+        instances: vec![instance(ID, sshd.addr)],
+        ..SimOptions::default()
+    };
+    opts.knobs.pace = Some(Duration::from_millis(1));
+    let sim = SimHandle::start(opts);
+    let file = random_file(sshd.dir.path(), "paced.bin", 2);
+    let out = ssh_cmd(&sim, &sshd, ID, "-v")
+        .env_remove("SESSION_PROXY_LOG")
+        .arg(format!("cat {}", file.display()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ssh failed: {err}");
+    let got = sshd.dir.path().join("paced-down.bin");
+    std::fs::write(&got, &out.stdout).unwrap();
+    assert_eq!(sha256_file(&got), sha256_file(&file), "download corrupted");
+    let messages = summary_count(&err, "messages received").expect("message count");
+    let reads = summary_count(&err, "link reads").expect("link read count");
+    assert!(messages >= 2048, "2 MiB in 1 KiB messages: {err}");
+    assert!(
+        reads * 3 < messages,
+        "{reads} link reads for {messages} messages: not batched"
+    );
+}

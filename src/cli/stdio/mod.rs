@@ -164,11 +164,12 @@ fn port_failure(instance: &str, port: u16, end: &End, delivered: u64) -> Option<
 /// The one-line account `stdio -v` gives on exit.
 fn summary(session_id: &str, st: &Status, elapsed: std::time::Duration) -> String {
     format!(
-        "session {session_id} summary: {} bytes sent, {} bytes received, {} messages sent, {} messages received, {} resumes, {} retransmits, {:.1}s",
+        "session {session_id} summary: {} bytes sent, {} bytes received, {} messages sent, {} messages received, {} link reads, {} resumes, {} retransmits, {:.1}s",
         st.stats.bytes_sent,
         st.stats.bytes_delivered,
         st.stats.messages_sent,
         st.stats.messages_received,
+        st.link_reads,
         st.reconnects,
         st.stats.retransmits,
         elapsed.as_secs_f64()
@@ -268,18 +269,19 @@ mod tests {
     }
 
     #[test]
-    fn summary_names_bytes_messages_resumes_retransmits_and_duration() {
+    fn summary_names_bytes_messages_reads_resumes_retransmits_and_duration() {
         let mut st = Status::default();
         st.stats.bytes_sent = 1200;
         st.stats.bytes_delivered = 34_000;
         st.stats.retransmits = 5;
         st.stats.messages_sent = 3;
         st.stats.messages_received = 40;
+        st.link_reads = 9;
         st.reconnects = 2;
         let line = summary("s-1", &st, std::time::Duration::from_millis(2500));
         assert_eq!(
             line,
-            "session s-1 summary: 1200 bytes sent, 34000 bytes received, 3 messages sent, 40 messages received, 2 resumes, 5 retransmits, 2.5s"
+            "session s-1 summary: 1200 bytes sent, 34000 bytes received, 3 messages sent, 40 messages received, 9 link reads, 2 resumes, 5 retransmits, 2.5s"
         );
     }
 }

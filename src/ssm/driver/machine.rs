@@ -17,6 +17,7 @@ use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::app::{AppLayer, Outgoing};
+use super::batch::{Batching, LowWater, LOW_WATER};
 use super::error::{DriverError, ReconnectError};
 use super::outbox::Outbox;
 use super::pace::Pacer;
@@ -54,6 +55,8 @@ pub(super) struct Driver<P, T, L: Link> {
     app: AppPort<P>,
     pacer: Option<Pacer>,
     link: Option<L>,
+    /// Whether the link's reads are batched (raised receive low-water mark).
+    batching: Batching,
     outbox: Outbox,
     resume: Resume<L>,
     transport: T,
@@ -89,6 +92,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
             app: AppPort::new(parts.app, opts.io_buffer),
             pacer: opts.pace.map(|(every, chunk)| Pacer::new(every, chunk)),
             link: None,
+            batching: Batching::default(),
             outbox: Outbox::default(),
             resume: Resume::new(),
             transport: parts.transport,
@@ -188,10 +192,18 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
             return Poll::Pending;
         };
         if let Poll::Ready(m) = Pin::new(&mut *link).poll_next(cx) {
+            self.batching.on_message();
             return Poll::Ready(Step::WsMessage(m));
         }
+        let now = Instant::now();
+        if let Some(change) = self.batching.on_dry(now) {
+            Self::set_low_water(&mut self.batching, link, change);
+        }
+        if self.batching.is_batching() {
+            self.outbox.release_held();
+        }
         // Held acknowledgements wait for their deadline in `next_deadline`.
-        if !self.outbox.is_due(Instant::now()) {
+        if !self.outbox.is_due(now) {
             return Poll::Pending;
         }
         self.outbox.poll_pump(cx, link).map(Step::LinkWritten)
@@ -205,10 +217,24 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         if let Poll::Ready(r) = self.app.poll_input(cx, cap) {
             return Poll::Ready(Step::AppReadable(r));
         }
+        // Taken from the channel only now, once the link has run dry: a batched read then goes
+        // to the application in one write, not its first message alone and then the rest.
+        self.app.refill(&mut self.ch);
         if let Poll::Ready(d) = self.app.poll_delivery(cx) {
             return Poll::Ready(Step::AppDelivered(d));
         }
         self.app.poll_progress(cx).map(|()| Step::AppProgress)
+    }
+
+    /// Applies a batching decision to the link's socket.
+    fn set_low_water(batching: &mut Batching, link: &mut L, change: LowWater) {
+        let bytes = match change {
+            LowWater::Raise => LOW_WATER,
+            LowWater::Lower => 1,
+        };
+        if !link.set_read_low_water(bytes) && change == LowWater::Raise {
+            batching.on_refused();
+        }
     }
 
     /// How much application input the channel can take now (0: read nothing).
@@ -229,7 +255,14 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
             return Poll::Pending;
         };
         let at = tokio::time::Instant::from_std(at);
-        if self.timer.deadline() != at {
+        let armed = self.timer.deadline();
+        if at > armed {
+            // tokio moves a timer later lazily: the old entry still wakes the task at the old
+            // deadline, only to find it moved. A deadline that moves on with every batch (see
+            // `batch`) made that a second wake-up per batch; a fresh timer wakes only when due
+            // (dropping the old one takes it off the wheel).
+            self.timer = Box::pin(tokio::time::sleep_until(at));
+        } else if at < armed {
             self.timer.as_mut().reset(at);
         }
         self.timer.as_mut().poll(cx)
@@ -243,9 +276,11 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
             .and_then(|p| p.wait_until(now));
         let ping = self.link.as_ref().map(|_| self.next_ping);
         let acks = self.link.as_ref().and_then(|_| self.outbox.hold_deadline());
+        let batch = self.link.as_ref().and_then(|_| self.batching.deadline());
         [
             self.ch.poll_timeout(),
             acks,
+            batch,
             self.resume.deadline(),
             pace,
             ping,
@@ -299,6 +334,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
     /// already said channel_closed (it then hangs up on purpose).
     fn on_link_lost(&mut self, why: &str) {
         self.link = None;
+        self.batching.reset();
         self.outbox.clear();
         self.ch.on_disconnect();
         if self.closed_output.is_none() {
@@ -355,6 +391,11 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         if self.ch.poll_timeout().is_some_and(|t| t <= now) {
             self.ch.handle_timeout(now);
         }
+        if let Some(link) = self.link.as_mut() {
+            if let Some(change) = self.batching.on_timeout(now) {
+                Self::set_low_water(&mut self.batching, link, change);
+            }
+        }
         self.resume.start_if_due(now, &mut self.transport);
         if self.next_ping <= now {
             self.next_ping = now + self.opts.ping_interval;
@@ -370,6 +411,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         match r {
             Ok(link) => {
                 self.link = Some(link);
+                self.batching.reset();
                 self.outbox.clear();
                 self.ch.on_reconnect(now);
                 self.resume.on_success();
@@ -418,7 +460,6 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         while let Some(ev) = self.ch.poll_event() {
             self.on_channel_event(ev);
         }
-        self.app.refill(&mut self.ch);
         self.check_closed().await;
         let now = Instant::now();
         let flushed = self.ch.is_flushed();
@@ -477,8 +518,10 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         let connected = self.link.is_some();
         let state_changed = std::mem::take(&mut self.status_changed);
         let (status, stats) = (&self.status, self.ch.stats());
+        let link_reads = self.batching.reads();
         self.status_tx.send_if_modified(|s| {
             s.stats.clone_from(stats);
+            s.link_reads = link_reads;
             if !state_changed && s.connected == connected {
                 return false;
             }
@@ -501,6 +544,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         }
         self.app.flush().await;
         self.status.stats = self.ch.stats().clone();
+        self.status.link_reads = self.batching.reads();
         self.status.connected = false;
         self.status_tx.send_replace(self.status);
         (end, self.link)
@@ -508,62 +552,4 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use std::time::{Duration, Instant};
-
-    use tokio::sync::{mpsc, watch};
-
-    use super::*;
-    use crate::sim::memlink::{self, MemLink};
-    use crate::ssm::channel::{Config, Role};
-    use crate::ssm::driver::{BoxFuture, ByteStream, Control, Options, Parts, Status, Transport};
-
-    struct NoReconnect;
-
-    impl Transport<MemLink> for NoReconnect {
-        fn reconnect(&mut self, _attempt: u32) -> BoxFuture<Result<MemLink, ReconnectError>> {
-            Box::pin(async { Err(ReconnectError::LinkClosed) })
-        }
-    }
-
-    /// A paced agent whose last read was at `t0`: its next read slot is `t0 + 1 ms`. A step
-    /// that holds the read back must also arm the timer for that slot; with two clock
-    /// readings per step, a slot passing between them left only the 30 s ping to wake a
-    /// paced transfer (`--pace-ms 1` downloads stalled for ~30 s).
-    #[tokio::test]
-    async fn a_read_held_back_by_the_pacer_arms_the_timer_for_its_slot() {
-        let (link, _peer) = memlink::pair(8);
-        let (_user, app) = tokio::io::duplex(1024);
-        let opts = Options {
-            pace: Some((Duration::from_millis(1), 1024)),
-            ..Options::default()
-        };
-        let parts = Parts {
-            channel: Channel::new(Config::new(Role::Agent), Instant::now()),
-            link: Some(link),
-            app: ByteStream::ready(app),
-            transport: NoReconnect,
-            opts,
-        };
-        let (_tx, commands) = mpsc::channel(1);
-        let control = Control {
-            commands,
-            status: watch::channel(Status::default()).0,
-            shutdown: Box::pin(std::future::pending()),
-        };
-        let mut d = Driver::new(parts, control);
-        let t0 = Instant::now();
-        d.pacer.as_mut().unwrap().on_read(t0);
-        let slot = t0 + Duration::from_millis(1);
-        for early in [1, 10, 500, 999] {
-            let now = slot - Duration::from_micros(early);
-            assert_eq!(d.read_cap(now), 0, "{early} µs before the slot: no read");
-            let wake = d.next_deadline(now).unwrap();
-            assert!(
-                wake <= slot,
-                "{early} µs before the slot: woken {wake:?} after it"
-            );
-        }
-    }
-}
+mod tests;

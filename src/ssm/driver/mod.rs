@@ -8,6 +8,7 @@
 //! [`AppLayer`], resuming in `resume`, and the errors in `error`.
 
 mod app;
+mod batch;
 mod error;
 mod machine;
 mod outbox;
@@ -97,10 +98,27 @@ pub trait Link:
     + 'static
 {
     type Err: std::fmt::Display + Send;
+
+    /// Asks the kernel not to wake a reader until `bytes` are queued (see `batch`); false when
+    /// the link has no socket of its own (the simulator's in-process link) or refused.
+    fn set_read_low_water(&mut self, _bytes: usize) -> bool {
+        false
+    }
 }
 
 impl Link for WsStream {
     type Err = tokio_tungstenite::tungstenite::Error;
+
+    fn set_read_low_water(&mut self, bytes: usize) -> bool {
+        let socket = self.get_ref().get_ref();
+        match batch::set_receive_low_water(socket, bytes) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!("cannot batch data-channel reads: SO_RCVLOWAT: {e}");
+                false
+            }
+        }
+    }
 }
 
 /// Produces replacement links after a drop; the returned link is ready for binary frames
@@ -126,6 +144,9 @@ pub struct Status {
     pub reconnects: u32,
     pub session: Option<SessionInfo>,
     pub stats: Stats,
+    /// Link reads that gave messages: one per wake-up of the reader, so fewer than the
+    /// messages received when reads are batched (see `batch`).
+    pub link_reads: u64,
 }
 
 /// Tunables of the shell.

@@ -48,6 +48,14 @@ impl Outbox {
         self.held_since.get_or_insert(now);
     }
 
+    /// Sends held acknowledgements now: a batched read ended, and its acks already share a
+    /// write (holding them on would only cost a wake-up of its own, see `batch`).
+    pub(crate) fn release_held(&mut self) {
+        if !self.q.is_empty() {
+            self.urgent = true;
+        }
+    }
+
     /// Nothing queued and nothing left unflushed.
     pub(crate) fn is_idle(&self) -> bool {
         self.q.is_empty() && !self.dirty
@@ -144,6 +152,18 @@ mod tests {
         assert!(o.is_due(t0 + ACK_HOLD));
         // Data (or a ping, or a flag) takes the held acks along at once.
         o.push(WsMessage::Binary(Bytes::from_static(b"data")));
+        assert!(o.is_due(t0));
+    }
+
+    #[test]
+    fn released_acks_are_due_at_once_and_an_empty_outbox_stays_idle() {
+        let t0 = Instant::now();
+        let mut o = Outbox::default();
+        o.release_held();
+        assert!(!o.is_due(t0) && o.is_idle());
+        o.push_ack(ack(), t0);
+        assert!(!o.is_due(t0));
+        o.release_held();
         assert!(o.is_due(t0));
     }
 
