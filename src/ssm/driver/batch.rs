@@ -15,10 +15,15 @@
 //! wakes us then. So while a stream is steady, nothing waits longer than [`FLUSH_EVERY`], and
 //! the process wakes about once per [`FLUSH_EVERY`] instead of once per message.
 //!
-//! A flush that finds fewer than [`MIN_FLUSH`] messages means the stream slowed: batching ends
-//! and the mark stays at one byte. Interactive traffic (keystrokes, prompts) never comes fast
-//! enough to start batching; a reply that comes right after a burst can wait up to one
-//! [`FLUSH_EVERY`].
+//! Batching is for a peer that streams on its own, not for one that answers us: only reads
+//! with nothing sent in between count toward starting, so request/response traffic (an
+//! upload's acks included) never batches, however fast it is. Once a stream batches, sending
+//! does not stop it: OpenSSH sends a window adjust every few batches during a download, and
+//! ending the batch for each made the reader wake for every message again for a while. So an
+//! answer to something sent *during* a stream, like a keystroke's echo in a terminal that is
+//! busy printing, waits for the next flush. A flush that finds fewer than [`MIN_FLUSH`]
+//! messages means the stream slowed: batching ends and the mark stays at one byte. The added
+//! wait is at most one [`FLUSH_EVERY`], and only while the peer streams.
 //!
 //! The agent's RTT samples grow by at most [`FLUSH_EVERY`], which its RTO follows (SRTT plus
 //! four times the variation, reference §6.3), and the acks of a batch leave at the end of that
@@ -151,6 +156,15 @@ impl Batching {
                 Some(LowWater::Lower)
             }
             _ => None,
+        }
+    }
+
+    /// The application sent something: before batching, the streak starts over (answers are
+    /// not a stream). A stream that already batches goes on.
+    pub(super) fn on_sent(&mut self) {
+        if self.mode == Mode::Single {
+            self.streak = 0;
+            self.last_dry = None;
         }
     }
 
@@ -292,6 +306,28 @@ mod tests {
         assert!(!b.is_batching() && b.deadline().is_none());
         let (_, asked) = wakes(&mut b, now, ENTER_STREAK - 2, 1, MS);
         assert!(asked.is_empty() && !b.is_batching());
+    }
+
+    #[test]
+    fn ping_pong_never_batches_however_fast() {
+        let mut b = Batching::default();
+        let mut now = Instant::now();
+        for _ in 0..10 * ENTER_STREAK {
+            b.on_sent();
+            now += Duration::from_micros(200);
+            b.on_message();
+            assert_eq!(b.on_dry(now), None);
+        }
+        assert!(!b.is_batching());
+    }
+
+    #[test]
+    fn sending_does_not_stop_a_stream_that_batches() {
+        let mut b = Batching::default();
+        let (now, _) = wakes(&mut b, Instant::now(), ENTER_STREAK, 1, MS);
+        b.on_sent();
+        assert!(b.is_batching());
+        assert_eq!(b.deadline(), Some(now + FLUSH_EVERY));
     }
 
     #[test]

@@ -351,6 +351,9 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
 
     fn on_app_readable(&mut self, r: io::Result<Outgoing>) {
         let now = Instant::now();
+        if matches!(r, Ok(Outgoing::Data(_) | Outgoing::Payload(..))) {
+            self.batching.on_sent();
+        }
         match r {
             Ok(Outgoing::Data(n)) => {
                 let taken = self.ch.write(now, self.app.input(n));
