@@ -345,6 +345,18 @@ fn scp_and_sftp_copy_files_byte_exactly() {
     assert_eq!(sim.wait_no_open_sessions(Duration::from_secs(10)), 0);
 }
 
+/// Downloads `file` with `cat` through `stdio -v`: what came, and stdio's log.
+fn verbose_cat(sim: &SimHandle, sshd: &Sshd, file: &std::path::Path) -> (Vec<u8>, String) {
+    let out = ssh_cmd(sim, sshd, ID, "-v")
+        .env_remove("SESSION_PROXY_LOG")
+        .arg(format!("cat {}", file.display()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "ssh failed: {err}");
+    (out.stdout, err)
+}
+
 /// Numbers in `stdio -v`'s one-line summary, by their label.
 fn summary_numbers(stderr: &str) -> Option<(u64, u64, u64, u64, f64)> {
     let line = stderr.lines().find(|l| l.contains(" summary: "))?;
@@ -376,14 +388,8 @@ fn verbose_stdio_prints_a_session_summary_with_real_counters_on_exit() {
     let sshd = Sshd::start();
     let sim = sim_for(&sshd, FaultPlan::default());
     let file = random_file(sshd.dir.path(), "summary.bin", 1);
-    let out = ssh_cmd(&sim, &sshd, ID, "-v")
-        .env_remove("SESSION_PROXY_LOG")
-        .arg(format!("cat {}", file.display()))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "ssh failed: {err}");
-    assert_eq!(out.stdout.len(), 1024 * 1024, "download length");
+    let (got, err) = verbose_cat(&sim, &sshd, &file);
+    assert_eq!(got.len(), 1024 * 1024, "download length");
     assert_eq!(
         err.lines().filter(|l| l.contains(" summary: ")).count(),
         1,
@@ -446,16 +452,10 @@ fn a_download_at_the_agents_pace_is_read_several_messages_per_wake_up() {
     opts.knobs.pace = Some(Duration::from_millis(1));
     let sim = SimHandle::start(opts);
     let file = random_file(sshd.dir.path(), "paced.bin", 2);
-    let out = ssh_cmd(&sim, &sshd, ID, "-v")
-        .env_remove("SESSION_PROXY_LOG")
-        .arg(format!("cat {}", file.display()))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "ssh failed: {err}");
-    let got = sshd.dir.path().join("paced-down.bin");
-    std::fs::write(&got, &out.stdout).unwrap();
-    assert_eq!(sha256_file(&got), sha256_file(&file), "download corrupted");
+    let (got, err) = verbose_cat(&sim, &sshd, &file);
+    let down = sshd.dir.path().join("paced-down.bin");
+    std::fs::write(&down, got).unwrap();
+    assert_eq!(sha256_file(&down), sha256_file(&file), "download corrupted");
     let messages = summary_count(&err, "messages received").expect("message count");
     let reads = summary_count(&err, "link reads").expect("link read count");
     assert!(messages >= 2048, "2 MiB in 1 KiB messages: {err}");
