@@ -76,6 +76,17 @@ fn rig_denying(lifetime: Duration, deny: &[&str]) -> Rig {
 }
 
 /// `ssh … true` through `stdio` with `proxy_args`; HOME is `home` (where `--send-key` looks).
+/// The `echo logged-in` login succeeded (sshd's log in the message when not).
+fn assert_logged_in(r: &Rig, out: &std::process::Output) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "ssh failed: {err}\nsshd: {}",
+        r.sshd.log()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "logged-in");
+}
+
 fn ssh_login(r: &Rig, home: &Path, proxy_args: &str) -> std::process::Output {
     let mut c = ssh_cmd(&r.sim, &r.sshd, ID, proxy_args);
     c.env("HOME", home).arg("echo logged-in");
@@ -101,13 +112,7 @@ fn ssh_with_send_key_logs_into_an_sshd_that_has_no_authorized_keys() {
         "without --send-key the login must fail (no authorized_keys)"
     );
     let ok = ssh_login(&r, home.path(), &format!("--send-key --os-user {}", user()));
-    let err = String::from_utf8_lossy(&ok.stderr);
-    assert!(
-        ok.status.success(),
-        "ssh failed: {err}\nsshd: {}",
-        r.sshd.log()
-    );
-    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "logged-in");
+    assert_logged_in(&r, &ok);
     let pushed = r.sim.sim().registry().pushed_keys();
     let active = pushed.active(ID, &user(), Instant::now());
     let mine = std::fs::read_to_string(home.path().join(".ssh/id_ed25519.pub")).unwrap();
@@ -167,14 +172,7 @@ fn send_key_without_key_files_pushes_the_ssh_agent_s_key() {
     c.env("HOME", empty_home.path())
         .env("SSH_AUTH_SOCK", &agent.1)
         .arg("echo logged-in");
-    let out = c.output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "ssh failed: {err}\nsshd: {}",
-        r.sshd.log()
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "logged-in");
+    assert_logged_in(&r, &c.output().unwrap());
 }
 
 #[test]

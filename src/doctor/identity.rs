@@ -54,12 +54,11 @@ pub fn region(conf: &SdkConfig, source: RegionSource) -> Check {
 /// known) which identity STS says they are. `true` when they resolved.
 pub async fn credentials(conf: &SdkConfig, explicit_profile: Option<&str>) -> (Check, bool) {
     const NAME: &str = "credentials";
-    let env_profile = std::env::var("AWS_PROFILE").ok();
-    let profile = credentials::effective_profile(explicit_profile, env_profile.as_deref());
+    let profile = credentials::profile_from_env(explicit_profile);
     let Some(provider) = conf.credentials_provider() else {
         let p = Problem::NoneFound {
             profile,
-            imds: !imds_disabled(),
+            imds: !credentials::imds_disabled(),
         };
         return (problem(NAME, &p), false);
     };
@@ -67,7 +66,7 @@ pub async fn credentials(conf: &SdkConfig, explicit_profile: Option<&str>) -> (C
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             let text = crate::exit::render(&anyhow::Error::new(e));
-            let p = credentials::diagnose(&text, &profile, imds_disabled());
+            let p = credentials::diagnose(&text, &profile, credentials::imds_disabled());
             return (problem(NAME, &p), false);
         }
         Err(_) => {
@@ -148,7 +147,7 @@ fn sts_failure(e: SdkError<GetCallerIdentityError>, profile: &str) -> Check {
     if lower.contains("credential") || lower.contains("sso") {
         return problem(
             "credentials",
-            &credentials::diagnose(&text, profile, imds_disabled()),
+            &credentials::diagnose(&text, profile, credentials::imds_disabled()),
         );
     }
     let first = text.lines().next().unwrap_or_default();
@@ -184,10 +183,6 @@ fn problem(name: &'static str, p: &Problem) -> Check {
         codes::NO_PERM
     };
     Check::fail(name, p.to_string(), fix, code)
-}
-
-fn imds_disabled() -> bool {
-    std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
 /// The providers that produced the credentials, as the SDK records them.

@@ -146,12 +146,7 @@ impl InstanceConnect {
     }
 
     fn diagnose(&self, text: &str) -> Problem {
-        let env_profile = std::env::var("AWS_PROFILE").ok();
-        let profile =
-            credentials::effective_profile(self.profile.as_deref(), env_profile.as_deref());
-        let imds_off = std::env::var("AWS_EC2_METADATA_DISABLED")
-            .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-        credentials::diagnose(text, &profile, imds_off)
+        credentials::diagnose_env(text, self.profile.as_deref())
     }
 }
 

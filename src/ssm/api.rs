@@ -257,12 +257,7 @@ struct CredentialsDiagnosis {
 
 impl CredentialsDiagnosis {
     fn error(&self, text: &str) -> ApiError {
-        let env_profile = std::env::var("AWS_PROFILE").ok();
-        let profile =
-            credentials::effective_profile(self.profile.as_deref(), env_profile.as_deref());
-        let imds_off = std::env::var("AWS_EC2_METADATA_DISABLED")
-            .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-        let found = credentials::diagnose(text, &profile, imds_off);
+        let found = credentials::diagnose_env(text, self.profile.as_deref());
         let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
         let problem = match (&found, first.as_ref()) {
             (Problem::Other { .. }, Some(known)) => known.clone(),

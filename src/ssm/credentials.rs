@@ -33,6 +33,21 @@ pub fn effective_profile(explicit: Option<&str>, env_profile: Option<&str>) -> S
         .to_owned()
 }
 
+/// [`effective_profile`] with `AWS_PROFILE` read from the environment, as the SDK reads it.
+pub fn profile_from_env(explicit: Option<&str>) -> String {
+    effective_profile(explicit, std::env::var("AWS_PROFILE").ok().as_deref())
+}
+
+/// `AWS_EC2_METADATA_DISABLED=true` takes instance metadata out of the SDK's chain.
+pub fn imds_disabled() -> bool {
+    std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// [`diagnose`] with the profile and the metadata setting read from the environment.
+pub fn diagnose_env(text: &str, explicit_profile: Option<&str>) -> Problem {
+    diagnose(text, &profile_from_env(explicit_profile), imds_disabled())
+}
+
 /// Longest reason kept from an unrecognised SDK message.
 const MAX_REASON: usize = 200;
 
