@@ -8,12 +8,13 @@
 //!
 //! So once wake-ups have come close together for a while ([`ENTER_STREAK`] link reads, each
 //! within [`FAST_GAP`] of the one before), the socket's receive low-water mark (`SO_RCVLOWAT`)
-//! is raised to [`LOW_WATER`]: the kernel stops waking us for every message. Every
-//! [`FLUSH_EVERY`] the mark drops back to one byte, which makes the kernel wake us at once if
-//! anything is queued; that read delivers and acknowledges everything that came meanwhile in
-//! one go, and the mark goes up again. A stream fast enough to queue [`LOW_WATER`] bytes sooner
-//! wakes us then. So while a stream is steady, nothing waits longer than [`FLUSH_EVERY`], and
-//! the process wakes about once per [`FLUSH_EVERY`] instead of once per message.
+//! is raised to [`LOW_WATER`]: the kernel stops waking us for every message. At each flush
+//! the mark drops back to one byte, which makes the kernel wake us at once if anything is
+//! queued; that read delivers and acknowledges everything that came meanwhile in one go, and
+//! the mark goes up again. A stream fast enough to queue [`LOW_WATER`] bytes sooner wakes us
+//! then. The first flush comes [`FIRST_FLUSH`] after batching starts, and the interval doubles
+//! with each flush that finds the stream still steady, up to [`MAX_FLUSH`]: a burst is held
+//! back little, and a long download wakes the process about once per [`MAX_FLUSH`].
 //!
 //! Batching is for a peer that streams on its own, not for one that answers us: only reads
 //! with nothing sent in between count toward starting, so request/response traffic (an
@@ -23,11 +24,13 @@
 //! answer to something sent *during* a stream, like a keystroke's echo in a terminal that is
 //! busy printing, waits for the next flush. A flush that finds fewer than [`MIN_FLUSH`]
 //! messages means the stream slowed: batching ends and the mark stays at one byte. The added
-//! wait is at most one [`FLUSH_EVERY`], and only while the peer streams.
+//! wait is at most one flush interval, and only while the peer streams.
 //!
-//! The agent's RTT samples grow by at most [`FLUSH_EVERY`], which its RTO follows (SRTT plus
-//! four times the variation, reference §6.3), and the acks of a batch leave at the end of that
-//! batch, never held for a later one.
+//! The acks of a batch leave together at its end, in order. The real agent's RTO follows
+//! its last few RTT samples (reference §6.3), and a batch ends on samples near zero, so its
+//! 100 ms resend tick can find the first message of the next batch held past that RTO and
+//! resend it: a model of §6.3 puts that at about four messages a second at a 50 ms hold and
+//! six at 100 ms, out of a thousand (each duplicate is discarded and acknowledged again).
 //!
 //! This is the state machine only; the driver applies its answers to the link
 //! ([`super::Link::set_read_low_water`]) and arms its timer from [`Batching::deadline`].
@@ -40,12 +43,23 @@ pub(super) const FAST_GAP: Duration = Duration::from_millis(3);
 /// Consecutive close reads that start batching.
 pub(super) const ENTER_STREAK: u32 = 8;
 
-/// How long a batching reader lets messages queue before it reads them: the latency it adds.
-pub(super) const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// How long a reader that has just started to batch lets messages queue before it reads
+/// them: short, so a burst (a screen redraw, a directory listing) is held back little.
+pub(super) const FIRST_FLUSH: Duration = Duration::from_millis(25);
 
-/// Bytes queued that wake a batching reader before [`FLUSH_EVERY`]: a fast stream is read in
-/// pieces this size (the agent's 1 KiB messages come about 1.1 KiB framed).
-pub(super) const LOW_WATER: usize = 64 * 1024;
+/// The longest a batching reader lets messages queue: the interval doubles with each full
+/// flush up to this (25, 50, 100 ms), so only a stream steady for about 75 ms gets here. A
+/// wake-up costs about the same whatever it brings, so a download at the agent's pace costs
+/// about a fifth less CPU per message at 100 ms than at 50 (`bench/paced.sh`).
+pub(super) const MAX_FLUSH: Duration = Duration::from_millis(100);
+
+/// Bytes queued that wake a batching reader before its flush: a fast stream is read in pieces
+/// this size. At the agent's pace (1 KiB messages, about 1.1 KiB framed, one a millisecond) a
+/// [`MAX_FLUSH`] brings about 115 KiB, so the timer, not the mark, ends those batches. The
+/// kernel also wakes the reader once the peer has all but filled the TCP receive window,
+/// whatever the mark: on loopback that comes at about 64 KiB (some 57 ms at the agent's
+/// pace), so there a long download is read in window-sized pieces and the timer rarely fires.
+pub(super) const LOW_WATER: usize = 128 * 1024;
 
 /// A flush that finds fewer messages than this ends batching: the stream has slowed.
 pub(super) const MIN_FLUSH: u32 = 4;
@@ -72,6 +86,8 @@ pub(super) struct Batching {
     last_dry: Option<Instant>,
     /// Consecutive dry points within [`FAST_GAP`] of the one before.
     streak: u32,
+    /// The current flush interval, from [`FIRST_FLUSH`] to [`MAX_FLUSH`].
+    every: Duration,
     /// The link cannot batch (no socket of its own, or the mark was refused): stop asking.
     refused: bool,
     /// Link reads that gave messages, over the session (one per wake-up of the reader).
@@ -110,11 +126,14 @@ impl Batching {
             _ if self.refused => None,
             Mode::Batching { .. } => {
                 self.mode = Mode::Batching {
-                    flush_at: now + FLUSH_EVERY,
+                    flush_at: now + self.every,
                 };
                 None
             }
-            Mode::Flushing if taken >= MIN_FLUSH => self.start(now),
+            Mode::Flushing if taken >= MIN_FLUSH => {
+                self.every = (self.every * 2).min(MAX_FLUSH);
+                self.start(now)
+            }
             Mode::Flushing => {
                 self.mode = Mode::Single;
                 self.streak = 1;
@@ -126,16 +145,18 @@ impl Batching {
                 } else {
                     1
                 };
-                (self.streak >= ENTER_STREAK)
-                    .then(|| self.start(now))
-                    .flatten()
+                if self.streak < ENTER_STREAK {
+                    return None;
+                }
+                self.every = FIRST_FLUSH;
+                self.start(now)
             }
         }
     }
 
     fn start(&mut self, now: Instant) -> Option<LowWater> {
         self.mode = Mode::Batching {
-            flush_at: now + FLUSH_EVERY,
+            flush_at: now + self.every,
         };
         Some(LowWater::Raise)
     }
@@ -255,11 +276,11 @@ mod tests {
         assert!(asked.is_empty() && !b.is_batching());
         let (now, asked) = wakes(&mut b, now, 1, 1, MS);
         assert_eq!(asked, [LowWater::Raise]);
-        assert_eq!(b.deadline(), Some(now + FLUSH_EVERY));
+        assert_eq!(b.deadline(), Some(now + FIRST_FLUSH));
         // A fast stream that reaches the mark first only moves the next flush on.
         let (now, asked) = wakes(&mut b, now, 3, 50, 5 * MS);
         assert!(asked.is_empty());
-        assert_eq!(b.deadline(), Some(now + FLUSH_EVERY));
+        assert_eq!(b.deadline(), Some(now + FIRST_FLUSH));
     }
 
     #[test]
@@ -284,7 +305,7 @@ mod tests {
     fn each_flush_lowers_the_mark_and_a_full_flush_raises_it_again() {
         let mut b = Batching::default();
         let (now, _) = wakes(&mut b, Instant::now(), ENTER_STREAK, 1, MS);
-        let flush_at = now + FLUSH_EVERY;
+        let flush_at = now + FIRST_FLUSH;
         assert_eq!(b.on_timeout(flush_at - MS), None, "not yet");
         assert_eq!(b.on_timeout(flush_at), Some(LowWater::Lower));
         assert_eq!(b.deadline(), None, "the flush read decides what next");
@@ -292,14 +313,51 @@ mod tests {
         // The flush read brings what queued meanwhile: the stream is still steady.
         let (now, asked) = wakes(&mut b, flush_at, 1, 30, Duration::ZERO);
         assert_eq!(asked, [LowWater::Raise]);
-        assert_eq!(b.deadline(), Some(now + FLUSH_EVERY));
+        assert_eq!(b.deadline(), Some(now + FIRST_FLUSH * 2));
+    }
+
+    /// Flushes a batching reader at its deadline `n` times, each read bringing `per`
+    /// messages, the first deadline counting from `since` (the last read); returns the last
+    /// read's instant and how long each flush let messages queue.
+    fn flushes(b: &mut Batching, since: Instant, n: u32, per: u32) -> (Instant, Vec<Duration>) {
+        let mut last = since;
+        let mut waited = Vec::new();
+        for _ in 0..n {
+            let Some(due) = b.deadline() else { break };
+            waited.push(due - last);
+            assert_eq!(b.on_timeout(due), Some(LowWater::Lower));
+            (last, _) = wakes(b, due, 1, per, Duration::ZERO);
+        }
+        (last, waited)
+    }
+
+    #[test]
+    fn a_steady_stream_waits_longer_with_each_full_flush_up_to_the_cap() {
+        let mut b = Batching::default();
+        let (now, _) = wakes(&mut b, Instant::now(), ENTER_STREAK, 1, MS);
+        let (_, waited) = flushes(&mut b, now, 5, 40);
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(waited, [ms(25), ms(50), ms(100), ms(100), ms(100)]);
+        assert_eq!((FIRST_FLUSH, MAX_FLUSH), (ms(25), ms(100)));
+    }
+
+    #[test]
+    fn a_stream_that_batches_again_starts_from_the_short_interval() {
+        let mut b = Batching::default();
+        let (now, _) = wakes(&mut b, Instant::now(), ENTER_STREAK, 1, MS);
+        let (last, _) = flushes(&mut b, now, 3, 40);
+        let (_, waited) = flushes(&mut b, last, 1, MIN_FLUSH - 1);
+        assert_eq!(waited, [MAX_FLUSH]);
+        assert!(!b.is_batching());
+        let (now, _) = wakes(&mut b, now + Duration::from_secs(1), ENTER_STREAK, 1, MS);
+        assert_eq!(b.deadline(), Some(now + FIRST_FLUSH));
     }
 
     #[test]
     fn a_thin_flush_ends_batching_and_it_takes_a_new_streak_to_start_again() {
         let mut b = Batching::default();
         let (now, _) = wakes(&mut b, Instant::now(), ENTER_STREAK, 1, MS);
-        let flush_at = now + FLUSH_EVERY;
+        let flush_at = now + FIRST_FLUSH;
         assert_eq!(b.on_timeout(flush_at), Some(LowWater::Lower));
         let (now, asked) = wakes(&mut b, flush_at, 1, MIN_FLUSH - 1, Duration::ZERO);
         assert!(asked.is_empty(), "the mark is already down");
@@ -327,7 +385,7 @@ mod tests {
         let (now, _) = wakes(&mut b, Instant::now(), ENTER_STREAK, 1, MS);
         b.on_sent();
         assert!(b.is_batching());
-        assert_eq!(b.deadline(), Some(now + FLUSH_EVERY));
+        assert_eq!(b.deadline(), Some(now + FIRST_FLUSH));
     }
 
     #[test]
