@@ -14,7 +14,8 @@
 //! the mark goes up again. A stream fast enough to queue [`LOW_WATER`] bytes sooner wakes us
 //! then. The first flush comes [`FIRST_FLUSH`] after batching starts, and the interval doubles
 //! with each flush that finds the stream still steady, up to [`MAX_FLUSH`]: a burst is held
-//! back little, and a long download wakes the process about once per [`MAX_FLUSH`].
+//! back little, and a long download wakes the process about once per [`MAX_FLUSH`], or
+//! each time it fills the TCP receive window, if that comes sooner (see [`LOW_WATER`]).
 //!
 //! Batching is for a peer that streams on its own, not for one that answers us: only reads
 //! with nothing sent in between count toward starting, so request/response traffic (an
@@ -48,9 +49,10 @@ pub(super) const ENTER_STREAK: u32 = 8;
 pub(super) const FIRST_FLUSH: Duration = Duration::from_millis(25);
 
 /// The longest a batching reader lets messages queue: the interval doubles with each full
-/// flush up to this (25, 50, 100 ms), so only a stream steady for about 75 ms gets here. A
-/// wake-up costs about the same whatever it brings, so a download at the agent's pace costs
-/// about a fifth less CPU per message at 100 ms than at 50 (`bench/paced.sh`).
+/// flush up to this (25, 50, 100 ms), so only a stream steady for about 75 ms gets here. With
+/// this cap instead of a fixed 50 ms, a download at the agent's pace costs about a fifth less
+/// CPU per message (`bench/paced.sh`): fewer wake-ups, and on loopback the window-full wake-up
+/// (see [`LOW_WATER`]) replaces the timer's, with its two mark changes.
 pub(super) const MAX_FLUSH: Duration = Duration::from_millis(100);
 
 /// Bytes queued that wake a batching reader before its flush: a fast stream is read in pieces
