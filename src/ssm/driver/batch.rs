@@ -14,8 +14,7 @@
 //! the mark goes up again. A stream fast enough to queue [`LOW_WATER`] bytes sooner wakes us
 //! then. The first flush comes [`FIRST_FLUSH`] after batching starts, and the interval doubles
 //! with each flush that finds the stream still steady, up to [`MAX_FLUSH`]: a burst is held
-//! back little, and a long download wakes the process about once per [`MAX_FLUSH`], or
-//! each time it fills the TCP receive window, if that comes sooner (see [`LOW_WATER`]).
+//! back little, and a long download wakes the process about once per [`MAX_FLUSH`].
 //!
 //! Batching is for a peer that streams on its own, not for one that answers us: only reads
 //! with nothing sent in between count toward starting, so request/response traffic (an
@@ -50,17 +49,13 @@ pub(super) const FIRST_FLUSH: Duration = Duration::from_millis(25);
 
 /// The longest a batching reader lets messages queue: the interval doubles with each full
 /// flush up to this (25, 50, 100 ms), so only a stream steady for about 75 ms gets here. With
-/// this cap instead of a fixed 50 ms, a download at the agent's pace costs about a fifth less
-/// CPU per message (`bench/paced.sh`): fewer wake-ups, and on loopback the window-full wake-up
-/// (see [`LOW_WATER`]) replaces the timer's, with its two mark changes.
+/// this cap instead of a fixed 50 ms, a download at the agent's pace wakes the reader about
+/// 40 % less often and costs about a fifth less CPU per message (`bench/paced.sh`).
 pub(super) const MAX_FLUSH: Duration = Duration::from_millis(100);
 
 /// Bytes queued that wake a batching reader before its flush: a fast stream is read in pieces
 /// this size. At the agent's pace (1 KiB messages, about 1.1 KiB framed, one a millisecond) a
-/// [`MAX_FLUSH`] brings about 115 KiB, so the timer, not the mark, ends those batches. The
-/// kernel also wakes the reader once the peer has all but filled the TCP receive window,
-/// whatever the mark: on loopback that comes at about 64 KiB (some 57 ms at the agent's
-/// pace), so there a long download is read in window-sized pieces and the timer rarely fires.
+/// [`MAX_FLUSH`] brings about 115 KiB, so the timer, not the mark, ends those batches.
 pub(super) const LOW_WATER: usize = 128 * 1024;
 
 /// A flush that finds fewer messages than this ends batching: the stream has slowed.
