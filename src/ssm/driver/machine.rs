@@ -32,11 +32,19 @@ use crate::ssm::payload::Flag;
 /// How long `Terminate` waits for the TerminateSession flag to be acknowledged.
 const TERMINATE_GRACE: Duration = Duration::from_secs(1);
 
+/// At most this many link messages, or [`STEP_BYTES`] of them, are taken in one step. A batched
+/// read brings a hundred messages at once, and one step for each (status publish, queue and
+/// timer polls, bookkeeping) cost more than the rest of the step; the caps keep one step's
+/// share of the link small, whatever size of message a peer sends.
+const STEP_MESSAGES: usize = 64;
+const STEP_BYTES: usize = 64 * 1024;
+
 /// Something that happened, found by [`Driver::poll_step`].
 enum Step<L: Link> {
     Shutdown,
     Command(Option<Command>),
-    WsMessage(Option<Result<WsMessage, L::Err>>),
+    /// Messages the link had ready, in `Driver::arrived`.
+    WsMessages,
     LinkWritten(Result<(), L::Err>),
     AppOpened(io::Result<()>),
     AppReadable(io::Result<Outgoing>),
@@ -70,6 +78,12 @@ pub(super) struct Driver<P, T, L: Link> {
     status_changed: bool,
     shutdown: Option<BoxFuture<()>>,
     timer: Pin<Box<Sleep>>,
+    /// When the current step was found: one clock reading serves the step's handler and the
+    /// bookkeeping after it. A paced download is one step per message, and reading the clock
+    /// again in each of those places was a measurable share of the CPU per message.
+    woke: Instant,
+    /// What the link gave in this step, oldest first; `None` or an error is always last.
+    arrived: Vec<Option<Result<WsMessage, L::Err>>>,
     next_ping: Instant,
     /// Terminate: end once the flag is acknowledged, or at this instant.
     terminating: Option<Instant>,
@@ -102,6 +116,8 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
             status_changed: true,
             shutdown: Some(control.shutdown),
             timer: Box::pin(tokio::time::sleep_until(now.into())),
+            woke: now,
+            arrived: Vec::new(),
             next_ping: now + opts.ping_interval,
             opts,
             terminating: None,
@@ -137,7 +153,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         match step {
             Step::Shutdown => self.on_shutdown(),
             Step::Command(c) => self.on_command(c),
-            Step::WsMessage(m) => self.on_ws_message(m),
+            Step::WsMessages => self.on_ws_messages(),
             Step::LinkWritten(r) => self.on_link_written(r),
             Step::AppOpened(r) => self.on_app_opened(r),
             Step::AppReadable(r) => self.on_app_readable(r),
@@ -155,6 +171,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         // that wakes us for it (next_deadline) must agree, or a read slot passing between two
         // readings leaves no wake-up but the 30 s ping (a stalled paced transfer).
         let now = Instant::now();
+        self.woke = now;
         if let Some(f) = self.shutdown.as_mut() {
             if f.as_mut().poll(cx).is_ready() {
                 self.shutdown = None;
@@ -191,9 +208,26 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         let Some(link) = self.link.as_mut() else {
             return Poll::Pending;
         };
-        if let Poll::Ready(m) = Pin::new(&mut *link).poll_next(cx) {
+        let mut bytes = 0;
+        while self.arrived.len() < STEP_MESSAGES && bytes < STEP_BYTES {
+            let Poll::Ready(m) = Pin::new(&mut *link).poll_next(cx) else {
+                break;
+            };
             self.batching.on_message();
-            return Poll::Ready(Step::WsMessage(m));
+            let more = match &m {
+                Some(Ok(m)) => {
+                    bytes += m.len();
+                    !m.is_close()
+                }
+                _ => false,
+            };
+            self.arrived.push(m);
+            if !more {
+                break;
+            }
+        }
+        if !self.arrived.is_empty() {
+            return Poll::Ready(Step::WsMessages);
         }
         let now = Instant::now();
         if let Some(change) = self.batching.on_dry(now) {
@@ -309,6 +343,15 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
         }
     }
 
+    fn on_ws_messages(&mut self) {
+        let mut arrived = std::mem::take(&mut self.arrived);
+        for m in arrived.drain(..) {
+            self.on_ws_message(m);
+        }
+        // The buffer goes back to be reused: no allocation per step.
+        self.arrived = arrived;
+    }
+
     fn on_ws_message(&mut self, m: Option<Result<WsMessage, L::Err>>) {
         match m {
             Some(Ok(WsMessage::Binary(b))) => self.on_ws_frame(&b),
@@ -321,7 +364,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
 
     fn on_ws_frame(&mut self, frame: &[u8]) {
         // Undecodable frames are counted in the channel's stats and otherwise ignored.
-        let _ = self.ch.handle_frame(Instant::now(), frame);
+        let _ = self.ch.handle_frame(self.woke, frame);
     }
 
     fn on_link_written(&mut self, r: Result<(), L::Err>) {
@@ -450,7 +493,7 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
     /// After every event: queue the channel's frames, react to its events, move delivered
     /// bytes toward the application, and see whether the session is over.
     async fn after_step(&mut self) {
-        let now = Instant::now();
+        let now = self.woke;
         while let Some(frame) = self.ch.poll_transmit() {
             // The client holds its acks briefly to send several per write (see `outbox`); the
             // agent role acknowledges at once, as the real agent does.
@@ -464,6 +507,9 @@ impl<P: AppLayer, T: Transport<L>, L: Link> Driver<P, T, L> {
             self.on_channel_event(ev);
         }
         self.check_closed().await;
+        if self.terminating.is_none() && self.draining.is_none() {
+            return;
+        }
         let now = Instant::now();
         let flushed = self.ch.is_flushed();
         if self.terminating.is_some_and(|t| flushed || now >= t) {
