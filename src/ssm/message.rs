@@ -362,6 +362,14 @@ impl Message {
     /// Appends the wire form to `out` (HeaderLength 116, type padded with spaces, digest computed).
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.reserve(self.encoded_len());
+        self.encode_with(out, |o| o.extend_from_slice(&self.payload));
+    }
+
+    /// Appends the wire form of this header with the payload that `payload` appends to `out`
+    /// (`self.payload` is not used): a payload built for one frame, such as an acknowledge,
+    /// is written in place instead of in a buffer of its own. The digest and length are
+    /// filled in once it is written.
+    pub fn encode_with(&self, out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
         out.extend_from_slice(&layout::HEADER_LENGTH.to_be_bytes());
         let t = self.message_type.as_str().as_bytes();
         let t = t.get(..layout::TYPE_LEN).unwrap_or(t);
@@ -372,10 +380,19 @@ impl Message {
         out.extend_from_slice(&self.sequence_number.to_be_bytes());
         out.extend_from_slice(&self.flags.to_be_bytes());
         out.extend_from_slice(&uuid_to_wire(&self.message_id));
-        out.extend_from_slice(&Sha256::digest(&self.payload));
+        let digest_at = out.len();
+        out.extend_from_slice(&[0; 32]);
         out.extend_from_slice(&self.payload_type.to_u32().to_be_bytes());
-        out.extend_from_slice(&(self.payload.len() as u32).to_be_bytes());
-        out.extend_from_slice(&self.payload);
+        let len_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        payload(out);
+        let (head, body) = out.split_at_mut(len_at + 4);
+        if let Some(d) = head.get_mut(digest_at..digest_at + 32) {
+            d.copy_from_slice(&Sha256::digest(&*body));
+        }
+        if let Some(l) = head.get_mut(len_at..) {
+            l.copy_from_slice(&(body.len() as u32).to_be_bytes());
+        }
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {

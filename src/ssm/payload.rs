@@ -4,8 +4,6 @@
 //! byte-identical to theirs (pinned by the §11 golden vectors). Decoding is lenient about extra
 //! fields, strict about types, and bounded by the message payload cap.
 
-use std::io::Write as _;
-
 use serde::{Deserialize, Serialize};
 
 /// Errors turning payload bytes into a typed payload.
@@ -44,22 +42,50 @@ pub struct Acknowledge {
 }
 
 impl Acknowledge {
-    /// The JSON, byte for byte what serde_json writes. Every received stream message gets
-    /// one, so the usual case (strings that need no escaping: the message type's name and a
-    /// hyphenated UUID) is written directly; serde_json's escaping scan of each string was a
-    /// few per cent of the client's CPU per message. Anything else goes through serde_json.
+    /// The JSON, byte for byte what serde_json writes (see [`Acknowledge::write`]).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let plain = |s: &str| !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\');
-        if !(plain(&self.message_type) && plain(&self.message_id)) {
-            return to_json(self);
-        }
         let mut v = Vec::with_capacity(160 + self.message_type.len() + self.message_id.len());
-        let _ = write!(
-            v,
-            r#"{{"AcknowledgedMessageType":"{}","AcknowledgedMessageId":"{}","AcknowledgedMessageSequenceNumber":{},"IsSequentialMessage":{}}}"#,
-            self.message_type, self.message_id, self.sequence_number, self.is_sequential
+        Self::write(
+            &mut v,
+            &self.message_type,
+            &self.message_id,
+            self.sequence_number,
+            self.is_sequential,
         );
         v
+    }
+
+    /// Appends the JSON of an acknowledge with these fields to `out`, byte for byte what
+    /// serde_json writes. Every received stream message gets one, so the usual case (strings
+    /// that need no escaping: the message type's name and a hyphenated UUID) is written
+    /// directly, with no allocation; serde_json's escaping scan and the formatting machinery
+    /// were a few per cent of the CPU per message. Anything else goes through serde_json.
+    pub fn write(
+        out: &mut Vec<u8>,
+        message_type: &str,
+        message_id: &str,
+        sequence_number: i64,
+        is_sequential: bool,
+    ) {
+        let plain = |s: &str| !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\');
+        if !(plain(message_type) && plain(message_id)) {
+            let ack = Self {
+                message_type: message_type.to_owned(),
+                message_id: message_id.to_owned(),
+                sequence_number,
+                is_sequential,
+            };
+            out.extend_from_slice(&to_json(&ack));
+            return;
+        }
+        out.extend_from_slice(br#"{"AcknowledgedMessageType":""#);
+        out.extend_from_slice(message_type.as_bytes());
+        out.extend_from_slice(br#"","AcknowledgedMessageId":""#);
+        out.extend_from_slice(message_id.as_bytes());
+        out.extend_from_slice(br#"","AcknowledgedMessageSequenceNumber":"#);
+        out.extend_from_slice(itoa::Buffer::new().format(sequence_number).as_bytes());
+        out.extend_from_slice(br#","IsSequentialMessage":"#);
+        out.extend_from_slice(if is_sequential { b"true}" } else { b"false}" });
     }
     pub fn from_bytes(b: &[u8]) -> Result<Self, PayloadError> {
         from_json("acknowledge", b)

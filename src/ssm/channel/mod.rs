@@ -47,7 +47,7 @@ pub use handshake::{agent_judge, agent_request, client_response, HandshakeFailur
 pub use kms::{EncryptionFailure, KeyRequest, KmsOffer, ENCRYPTED_MESSAGE, KMS_ACTION};
 pub use stats::Stats;
 
-use crate::ssm::message::{flags, DecodeError, Message, MessageType, PayloadType};
+use crate::ssm::message::{self, flags, DecodeError, Message, MessageType, PayloadType};
 use crate::ssm::payload::{Acknowledge, ChannelClosed, Flag, HandshakeRequest};
 use recv::RecvBuffer;
 use rtt::RttEstimator;
@@ -56,6 +56,10 @@ use send::SendBuffer;
 /// ClientVersion we report. Below 1.1.70 the agent never switches a port session to smux
 /// multiplexing (§4.3, §7), so SSH and port sessions stay plain byte streams.
 pub const CLIENT_VERSION: &str = "1.1.0.0";
+
+/// Room for a whole acknowledge frame (header, and the JSON with the longest message type
+/// name, a UUID and a 20-digit sequence number), so that writing one never reallocates.
+const ACK_FRAME_CAPACITY: usize = message::HEADER_SIZE + 224;
 
 /// Which end of the data channel this core plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -537,13 +541,7 @@ impl Channel {
     }
 
     fn send_ack(&mut self, now: Instant, of: &Message) {
-        let ack = Acknowledge {
-            message_type: of.message_type.as_str().to_owned(),
-            message_id: of.message_id.hyphenated().to_string(),
-            sequence_number: of.sequence_number,
-            is_sequential: true,
-        };
-        let msg = Message {
+        let header = Message {
             message_type: MessageType::Acknowledge,
             schema_version: 1,
             created_date: self.created_ms(now),
@@ -551,11 +549,18 @@ impl Channel {
             flags: flags::SYN_FIN,
             message_id: self.next_id(),
             payload_type: PayloadType::Undefined,
-            payload: Bytes::from(ack.to_bytes()),
+            payload: Bytes::new(),
         };
         self.stats.acks_sent += 1;
         if self.connected {
-            self.outbox.push_back(Bytes::from(msg.to_bytes()));
+            let mut id = Uuid::encode_buffer();
+            let id = of.message_id.hyphenated().encode_lower(&mut id);
+            let mut frame = Vec::with_capacity(ACK_FRAME_CAPACITY);
+            header.encode_with(&mut frame, |out| {
+                let kind = of.message_type.as_str();
+                Acknowledge::write(out, kind, id, of.sequence_number, true);
+            });
+            self.outbox.push_back(Bytes::from(frame));
         }
     }
 

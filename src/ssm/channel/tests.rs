@@ -379,6 +379,38 @@ fn many_small_seeds_with_faults_deliver_exactly() {
     }
 }
 
+/// The acknowledge is written in place (no `Acknowledge` value, no payload buffer); its bytes
+/// must still be the plugin's: the header and the serde_json form of the fields it answers.
+#[test]
+fn an_ack_written_in_place_is_the_same_bytes_as_one_built_from_its_fields() {
+    let now = Instant::now();
+    let mut agent = Channel::new(
+        Config {
+            require_handshake: false,
+            ..Config::new(Role::Agent)
+        },
+        now,
+    );
+    let mut client = Channel::new(Config::new(Role::Client), now);
+    agent.write(now, b"hello");
+    let data = Message::decode(&agent.poll_transmit().unwrap()).unwrap();
+    client.handle_frame(now, &data.to_bytes()).unwrap();
+    let sent = client.poll_transmit().unwrap();
+    let ack = Message::decode(&sent).unwrap();
+    let fields = Acknowledge {
+        message_type: data.message_type.as_str().to_owned(),
+        message_id: data.message_id.hyphenated().to_string(),
+        sequence_number: data.sequence_number,
+        is_sequential: true,
+    };
+    let built = Message {
+        payload: Bytes::from(fields.to_bytes()),
+        ..ack.clone()
+    };
+    assert_eq!(sent.as_ref(), built.to_bytes().as_slice());
+    assert_eq!(Acknowledge::from_bytes(&ack.payload).unwrap(), fields);
+}
+
 #[test]
 fn duplicate_of_delivered_message_is_reacked_not_redelivered() {
     let now = Instant::now();
