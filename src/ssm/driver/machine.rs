@@ -33,9 +33,9 @@ use crate::ssm::payload::Flag;
 const TERMINATE_GRACE: Duration = Duration::from_secs(1);
 
 /// At most this many link messages, or [`STEP_BYTES`] of them, are taken in one step. A batched
-/// read brings a hundred messages at once, and one step for each (status publish, queue and
-/// timer polls, bookkeeping) cost more than the rest of the step; the caps keep one step's
-/// share of the link small, whatever size of message a peer sends.
+/// read brings a hundred messages at once, and a step for each (status publish, queue and
+/// timer polls, bookkeeping) was a measurable share of the CPU per message; the caps keep one
+/// step's share of the link small, whatever size of message a peer sends.
 const STEP_MESSAGES: usize = 64;
 const STEP_BYTES: usize = 64 * 1024;
 
@@ -82,7 +82,8 @@ pub(super) struct Driver<P, T, L: Link> {
     /// bookkeeping after it. A paced download is one step per message, and reading the clock
     /// again in each of those places was a measurable share of the CPU per message.
     woke: Instant,
-    /// What the link gave in this step, oldest first; `None` or an error is always last.
+    /// What the link gave in this step, oldest first; a close, an error or the end (`None`)
+    /// is always last.
     arrived: Vec<Option<Result<WsMessage, L::Err>>>,
     next_ping: Instant,
     /// Terminate: end once the flag is acknowledged, or at this instant.
