@@ -379,18 +379,23 @@ fn many_small_seeds_with_faults_deliver_exactly() {
     }
 }
 
-/// The acknowledge is written in place (no `Acknowledge` value, no payload buffer); its bytes
-/// must still be the plugin's: the header and the serde_json form of the fields it answers.
-#[test]
-fn an_ack_written_in_place_is_the_same_bytes_as_one_built_from_its_fields() {
-    let now = Instant::now();
-    let mut agent = Channel::new(
+/// An agent that sends data at once: the tests that use it are about data, not the handshake.
+pub(super) fn agent_without_handshake(now: Instant) -> Channel {
+    Channel::new(
         Config {
             require_handshake: false,
             ..Config::new(Role::Agent)
         },
         now,
-    );
+    )
+}
+
+/// The acknowledge is written in place (no `Acknowledge` value, no payload buffer); its bytes
+/// must still be the plugin's: the header and the serde_json form of the fields it answers.
+#[test]
+fn an_ack_written_in_place_is_the_same_bytes_as_one_built_from_its_fields() {
+    let now = Instant::now();
+    let mut agent = agent_without_handshake(now);
     let mut client = Channel::new(Config::new(Role::Client), now);
     agent.write(now, b"hello");
     let data = Message::decode(&agent.poll_transmit().unwrap()).unwrap();
@@ -414,13 +419,7 @@ fn an_ack_written_in_place_is_the_same_bytes_as_one_built_from_its_fields() {
 #[test]
 fn duplicate_of_delivered_message_is_reacked_not_redelivered() {
     let now = Instant::now();
-    let mut agent = Channel::new(
-        Config {
-            require_handshake: false,
-            ..Config::new(Role::Agent)
-        },
-        now,
-    );
+    let mut agent = agent_without_handshake(now);
     let mut client = Channel::new(Config::new(Role::Client), now);
     agent.write(now, b"hello");
     let frame = agent.poll_transmit().unwrap();
@@ -484,13 +483,7 @@ fn channel_closed_is_reported_once() {
 #[test]
 fn paused_channel_holds_data_until_start_publication() {
     let now = Instant::now();
-    let mut agent = Channel::new(
-        Config {
-            require_handshake: false,
-            ..Config::new(Role::Agent)
-        },
-        now,
-    );
+    let mut agent = agent_without_handshake(now);
     let ctl = |t: MessageType| {
         Message {
             message_type: t,
@@ -518,13 +511,7 @@ fn paused_channel_holds_data_until_start_publication() {
 #[test]
 fn reconnect_resends_everything_unacked_with_same_bytes() {
     let now = Instant::now();
-    let mut agent = Channel::new(
-        Config {
-            require_handshake: false,
-            ..Config::new(Role::Agent)
-        },
-        now,
-    );
+    let mut agent = agent_without_handshake(now);
     agent.write(now, &[7u8; 3000]);
     let first: Vec<_> = std::iter::from_fn(|| agent.poll_transmit()).collect();
     assert_eq!(first.len(), 3);

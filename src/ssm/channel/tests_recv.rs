@@ -4,18 +4,13 @@
 
 use std::time::Instant;
 
+use super::tests::agent_without_handshake;
 use super::*;
 
 #[test]
 fn an_in_order_flag_does_not_release_early_data_past_the_ready_cap() {
     let now = Instant::now();
-    let mut agent = Channel::new(
-        Config {
-            require_handshake: false,
-            ..Config::new(Role::Agent)
-        },
-        now,
-    );
+    let mut agent = agent_without_handshake(now);
     agent.write(now, &[1u8; 2048]); // seq 0, 1
     agent.send_flag(now, Flag::Unknown(7)); // seq 2
     let early: Vec<u8> = (0..6144u32).map(|i| (i % 251) as u8).collect();
@@ -67,13 +62,7 @@ fn an_in_order_flag_does_not_release_early_data_past_the_ready_cap() {
 #[test]
 fn stderr_and_exit_code_reach_a_client_in_stream_order_and_apart_from_output() {
     let now = Instant::now();
-    let mut agent = Channel::new(
-        Config {
-            require_handshake: false,
-            ..Config::new(Role::Agent)
-        },
-        now,
-    );
+    let mut agent = agent_without_handshake(now);
     agent.write(now, b"out1 ");
     agent.send_payload(now, PayloadType::StdErr, Bytes::from_static(b"err1"));
     agent.write(now, b"out2");
